@@ -1,0 +1,22 @@
+"""``GET /api/v1/ingestion/health``: SPEC §4's document, the same bytes ``market status --json`` prints."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+
+from api.auth import require_user
+from market_assets.clock import Clock
+from market_assets.health import HealthDocument, read_health
+from market_assets.memory import open_memory
+from market_assets.settings import Settings
+
+
+class IngestionHealthController(Controller):
+    path = "/api/v1/ingestion"
+    tags = ["ingestion"]
+
+    @get("/health", guards=[require_user], sync_to_thread=True)
+    def health(self, settings: Settings, clock: Clock) -> HealthDocument:
+        """Health of every registered channel. Requires the ``x-user-id`` header (401 without it)."""
+        with open_memory(settings.db_path) as conn:
+            return read_health(conn, clock()).document()

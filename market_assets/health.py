@@ -1,0 +1,201 @@
+"""Health evaluation: the SPEC §4 contract as a pure function of (registry, latest runs, now).
+
+Where ``ageSec`` is measured from:
+
+* a completed run (``succeeded`` or ``failed``): from ``finished_at`` — how long ago the channel
+  last delivered (or last tried to);
+* a ``running`` run: from ``started_at`` — how long it has been in flight, so a run killed
+  mid-way ages like any other and turns ``stale`` past the threshold.
+
+``ageSec`` is whole seconds, floored, never negative (a clock a little behind a writer's reads
+0). Statuses compare that same integer with ``staleAfterSec``: a run is within the threshold
+while ``ageSec <= staleAfterSec`` and stale from ``staleAfterSec + 1``, so the document a
+monitor reads is always consistent with itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+import msgspec
+
+from market_assets.memory import runs
+from market_assets.memory.runs import RunRecord, RunStatus
+from market_assets.registry import REGISTRY, Channel
+
+
+class Status(StrEnum):
+    OK = "ok"
+    RUNNING = "running"
+    MISSING = "missing"
+    FAILED = "failed"
+    STALE = "stale"
+
+
+BAD_STATUSES = frozenset({Status.MISSING, Status.FAILED, Status.STALE})
+"""Any of these makes the document's ``ok`` false."""
+
+
+class Severity(IntEnum):
+    """How bad a channel is, for ranking and for ``market check``'s exit code (higher is worse).
+
+    ``failed`` outranks ``stale`` (SPEC §6): a source is refusing or the code is broken, while
+    stale may be a slow source. ``missing`` is a setup/configuration failure (nothing has ever
+    run) and sits between them.
+    """
+
+    OK = 0
+    STALE = 3
+    MISSING = 4
+    FAILED = 5
+
+
+SEVERITY = {
+    Status.OK: Severity.OK,
+    Status.RUNNING: Severity.OK,
+    Status.STALE: Severity.STALE,
+    Status.MISSING: Severity.MISSING,
+    Status.FAILED: Severity.FAILED,
+}
+
+
+class HealthRow(msgspec.Struct, rename="camel"):
+    """One channel of the health document; field order is the SPEC's key order."""
+
+    source: str
+    channel: str
+    status: str
+    expected_cadence_sec: int
+    stale_after_sec: int
+    age_sec: int | None
+    rows_written: int | None
+
+
+class HealthDocument(msgspec.Struct):
+    ok: bool
+    rows: list[HealthRow]
+
+
+@dataclass(frozen=True)
+class ChannelHealth:
+    """A channel's evaluation, with the run behind it for the human-readable outputs."""
+
+    channel: Channel
+    status: Status
+    age_sec: int | None
+    run: RunRecord | None
+
+    @property
+    def severity(self) -> Severity:
+        return SEVERITY[self.status]
+
+    def row(self) -> HealthRow:
+        return HealthRow(
+            source=self.channel.source,
+            channel=self.channel.name,
+            status=self.status.value,
+            expected_cadence_sec=self.channel.expected_cadence_sec,
+            stale_after_sec=self.channel.stale_after_sec,
+            age_sec=self.age_sec,
+            rows_written=None if self.run is None else self.run.rows_written,
+        )
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    channels: tuple[ChannelHealth, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.status in BAD_STATUSES for c in self.channels)
+
+    @property
+    def severity(self) -> Severity:
+        return max((c.severity for c in self.channels), default=Severity.OK)
+
+    def document(self) -> HealthDocument:
+        return HealthDocument(ok=self.ok, rows=[c.row() for c in self.channels])
+
+
+def evaluate_channel(channel: Channel, run: RunRecord | None, now_ms: int) -> ChannelHealth:
+    if run is None:
+        return ChannelHealth(channel, Status.MISSING, None, None)
+    if run.status is RunStatus.RUNNING or run.finished_at_ms is None:
+        age = _age_sec(run.started_at_ms, now_ms)
+        within = Status.RUNNING
+    else:
+        age = _age_sec(run.finished_at_ms, now_ms)
+        within = Status.OK
+    if run.status is RunStatus.FAILED:
+        return ChannelHealth(channel, Status.FAILED, age, run)
+    status = within if age <= channel.stale_after_sec else Status.STALE
+    return ChannelHealth(channel, status, age, run)
+
+
+def evaluate_health(
+    registry: Sequence[Channel],
+    latest_runs: Mapping[tuple[str, str], RunRecord],
+    now_ms: int,
+) -> HealthReport:
+    """Every registered channel, in registry order, judged by its latest run at ``now_ms``."""
+    return HealthReport(
+        tuple(
+            evaluate_channel(channel, latest_runs.get((channel.source, channel.name)), now_ms)
+            for channel in registry
+        )
+    )
+
+
+def read_health(
+    conn: sqlite3.Connection, now_ms: int, registry: Sequence[Channel] = REGISTRY
+) -> HealthReport:
+    """Evaluate the memory behind ``conn`` at ``now_ms``."""
+    latest = runs.latest_runs(conn, ((c.source, c.name) for c in registry))
+    return evaluate_health(registry, latest, now_ms)
+
+
+def encode_document(document: HealthDocument) -> bytes:
+    """The health document's one JSON encoding, shared by the CLI and the API (byte-identical)."""
+    return msgspec.json.encode(document)
+
+
+def explain(health: ChannelHealth, memory_age_sec: int) -> str:
+    """Why a channel is not healthy, in one line for a person; empty for a healthy channel.
+
+    ``missing`` is always a setup/configuration failure: the channel has never recorded a run.
+    On a memory younger than the channel's stale threshold that is the expected state of a fresh
+    deploy whose scheduler or streamer is not running (yet); past it, the channel has never run.
+    """
+    channel = health.channel
+    run = health.run
+    if health.status is Status.MISSING:
+        if memory_age_sec <= channel.stale_after_sec:
+            return (
+                f"setup/configuration failure: no run recorded on this fresh memory "
+                f"(created {memory_age_sec}s ago); is its scheduler or the streamer running?"
+            )
+        return (
+            f"setup/configuration failure: no run ever recorded in {memory_age_sec}s since the "
+            f"memory was created; the channel is not scheduled or cannot start"
+        )
+    if health.status is Status.FAILED and run is not None:
+        return f"latest run failed {health.age_sec}s ago: {_first_line(run.error)}"
+    if health.status is Status.STALE and run is not None:
+        what = "still running since" if run.status is RunStatus.RUNNING else "last run finished"
+        return (
+            f"{what} {health.age_sec}s ago, over its {channel.stale_after_sec}s stale threshold "
+            f"(cadence {channel.expected_cadence_sec}s)"
+        )
+    return ""
+
+
+def _age_sec(since_ms: int, now_ms: int) -> int:
+    return max(0, (now_ms - since_ms) // 1000)
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else "no error text recorded"

@@ -1,0 +1,21 @@
+"""The market memory: one SQLite file shared by the streamer, Dagster runs, the API and the CLI.
+
+Every SQL statement of the platform lives in this package (a test enforces it), written in the
+dialect SQLite and PostgreSQL share wherever that costs nothing.
+"""
+
+from market_assets.memory.connection import close, connect, open_memory, write_transaction
+from market_assets.memory.errors import MarketMemoryError
+from market_assets.memory.runs import RunRecord, RunStatus
+from market_assets.memory.schema import SCHEMA_VERSION
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MarketMemoryError",
+    "RunRecord",
+    "RunStatus",
+    "close",
+    "connect",
+    "open_memory",
+    "write_transaction",
+]

@@ -1,0 +1,146 @@
+"""SQL of the ingestion ledger (``ingestion_runs``). The run API over it is ``market_assets.ledger``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from market_assets.memory.connection import write_transaction
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: int
+    source: str
+    channel: str
+    started_at_ms: int
+    finished_at_ms: int | None
+    status: RunStatus
+    rows_written: int
+    error: str | None
+    retries: int
+    throttles: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+_COLUMNS = (
+    "run_id, source, channel, started_at_ms, finished_at_ms, status, "
+    "rows_written, error, retries, throttles, metadata"
+)
+
+LATEST_RUN_SQL = (
+    f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? "
+    "ORDER BY started_at_ms DESC, run_id DESC LIMIT 1"
+)
+"""The latest run of one channel: the most recently started (ties: the later insert)."""
+
+
+def insert_running(
+    conn: sqlite3.Connection,
+    source: str,
+    channel: str,
+    started_at_ms: int,
+    metadata: Mapping[str, Any],
+) -> int:
+    with write_transaction(conn):
+        cursor = conn.execute(
+            "INSERT INTO ingestion_runs (source, channel, started_at_ms, status, metadata) "
+            "VALUES (?, ?, ?, 'running', ?)",
+            (source, channel, started_at_ms, _json(metadata)),
+        )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def finish(
+    conn: sqlite3.Connection,
+    run_id: int,
+    *,
+    status: RunStatus,
+    finished_at_ms: int,
+    rows_written: int,
+    error: str | None,
+    retries: int,
+    throttles: int,
+    metadata: Mapping[str, Any],
+) -> None:
+    with write_transaction(conn):
+        cursor = conn.execute(
+            "UPDATE ingestion_runs SET status = ?, finished_at_ms = ?, rows_written = ?, "
+            "error = ?, retries = ?, throttles = ?, metadata = ? "
+            "WHERE run_id = ? AND status = 'running'",
+            (
+                status.value,
+                finished_at_ms,
+                rows_written,
+                error,
+                retries,
+                throttles,
+                _json(metadata),
+                run_id,
+            ),
+        )
+    if cursor.rowcount != 1:
+        raise RuntimeError(f"ledger run {run_id} is not running; it cannot be finished twice")
+
+
+def latest_runs(
+    conn: sqlite3.Connection, channels: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], RunRecord]:
+    """The latest run of each (source, channel) that has one; one index seek per channel."""
+    latest: dict[tuple[str, str], RunRecord] = {}
+    for key in channels:
+        row = conn.execute(LATEST_RUN_SQL, key).fetchone()
+        if row is not None:
+            latest[key] = _record(row)
+    return latest
+
+
+def get_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM ingestion_runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else _record(row)
+
+
+def runs_of(conn: sqlite3.Connection, source: str, channel: str) -> list[RunRecord]:
+    """Every run of one channel, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? "
+        "ORDER BY started_at_ms, run_id",
+        (source, channel),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def memory_created_at_ms(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM memory_info WHERE key = 'created_at_ms'").fetchone()
+    return int(row[0])
+
+
+def _json(metadata: Mapping[str, Any]) -> str:
+    return json.dumps(metadata, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        source=row[1],
+        channel=row[2],
+        started_at_ms=row[3],
+        finished_at_ms=row[4],
+        status=RunStatus(row[5]),
+        rows_written=row[6],
+        error=row[7],
+        retries=row[8],
+        throttles=row[9],
+        metadata=json.loads(row[10]),
+    )

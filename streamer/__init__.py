@@ -1,0 +1,1 @@
+"""The standalone asyncio WebSocket process for Hyperliquid 1-minute candles (``market stream``)."""
