@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 
 from api.auth import require_user
 from market_assets.clock import Clock
@@ -16,7 +17,7 @@ class IngestionHealthController(Controller):
     tags = ["ingestion"]
 
     @get("/health", guards=[require_user], sync_to_thread=True)
-    def health(self, settings: Settings, clock: Clock) -> HealthDocument:
+    def health(self, settings: NamedDependency[Settings], clock: NamedDependency[Clock]) -> HealthDocument:
         """Health of every registered channel. Requires the ``x-user-id`` header (401 without it)."""
         with open_memory(settings.db_path) as conn:
             return read_health(conn, clock()).document()

@@ -84,7 +84,7 @@ def status(
         sys.stdout.buffer.write(encode_document(report.document()) + b"\n")
         return
     table = Table(title=f"market memory {_settings(ctx).db_path}", title_justify="left")
-    for column in ("source", "channel", "status", "age", "stale after", "rows", "why"):
+    for column in ("source", "channel", "status", "age", "stale after", "rows"):
         table.add_column(column, justify="right" if column in {"age", "stale after", "rows"} else "left")
     for health in report.channels:
         row = health.row()
@@ -95,10 +95,13 @@ def status(
             "-" if row.age_sec is None else f"{row.age_sec}s",
             f"{row.stale_after_sec}s",
             "-" if row.rows_written is None else str(row.rows_written),
-            explain(health, memory_age_sec),
         )
     console = Console()
     console.print(table)
+    for health in report.channels:
+        if why := explain(health, memory_age_sec):
+            style = _STATUS_STYLE[health.status]
+            console.print(f"[{style}]{health.channel.key}[/]: {why}", highlight=False)
     verdict = "[green]ok[/]" if report.ok else "[bold red]not ok[/]"
     console.print(f"overall: {verdict}")
 

@@ -79,7 +79,7 @@ class HealthDocument(msgspec.Struct):
     rows: list[HealthRow]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChannelHealth:
     """A channel's evaluation, with the run behind it for the human-readable outputs."""
 
@@ -104,7 +104,7 @@ class ChannelHealth:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthReport:
     channels: tuple[ChannelHealth, ...]
 
@@ -174,12 +174,12 @@ def explain(health: ChannelHealth, memory_age_sec: int) -> str:
     if health.status is Status.MISSING:
         if memory_age_sec <= channel.stale_after_sec:
             return (
-                f"setup/configuration failure: no run recorded on this fresh memory "
-                f"(created {memory_age_sec}s ago); is its scheduler or the streamer running?"
+                f"setup/configuration failure: no run yet on this fresh memory "
+                f"(created {memory_age_sec}s ago); is {channel.producer.value} running?"
             )
         return (
-            f"setup/configuration failure: no run ever recorded in {memory_age_sec}s since the "
-            f"memory was created; the channel is not scheduled or cannot start"
+            f"setup/configuration failure: no run in the {memory_age_sec}s since the memory "
+            f"was created; {channel.producer.value} is not running or not configured"
         )
     if health.status is Status.FAILED and run is not None:
         return f"latest run failed {health.age_sec}s ago: {_first_line(run.error)}"

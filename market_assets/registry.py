@@ -28,6 +28,13 @@ class ExpectedSubjects(StrEnum):
     """Polymarket markets kept in the discovery registry."""
 
 
+class Producer(StrEnum):
+    """Which process writes a channel's runs: what to check first when it has none."""
+
+    STREAMER = "the streamer (market stream)"
+    DAGSTER = "its Dagster schedule (dagster-daemon)"
+
+
 @dataclass(frozen=True)
 class DataLocation:
     """Where a channel's rows live, so the memory can count rows, subjects and data lag.
@@ -51,6 +58,7 @@ class Channel:
     expected_cadence_sec: int
     description: str
     data: DataLocation
+    producer: Producer = Producer.DAGSTER
     expected_subjects: ExpectedSubjects | None = None
     retention: timedelta | None = None
     """How long the channel's rows are kept; ``None`` keeps them (compact upserted rows)."""
@@ -76,6 +84,7 @@ CANDLES = Channel(
     expected_cadence_sec=60,
     description="1-minute OHLCV candles of every listed perp, streamed over WebSocket with REST gap backfill.",
     data=DataLocation("candles", "open_time_ms", "coin", scope={"interval": "1m"}),
+    producer=Producer.STREAMER,
     expected_subjects=ExpectedSubjects.PERP_UNIVERSE,
     retention=timedelta(days=30),
 )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.memory.errors import MarketMemoryError
-from market_assets.memory.schema import migrate
+from market_assets.memory.schema import migrate, refuse_newer_schema
 
 BUSY_TIMEOUT_SEC = 10.0
 """How long a connection waits for another process's write lock before giving up."""
@@ -48,6 +48,7 @@ def connect(path: Path, *, clock: Clock = wall_clock_ms) -> sqlite3.Connection:
         raise MarketMemoryError(f"cannot open the market memory {path}: {exc}") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SEC * 1000)}")
+        refuse_newer_schema(conn)  # before switching to WAL, which rewrites the file header
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise MarketMemoryError(f"the market memory {path} cannot use WAL mode (got {mode})")

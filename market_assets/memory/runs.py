@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 from market_assets.memory.connection import write_transaction
 
@@ -18,8 +19,9 @@ class RunStatus(StrEnum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(msgspec.Struct, frozen=True):
+    """One ledger row. A Struct, not a dataclass: health builds one per channel per request."""
+
     run_id: int
     source: str
     channel: str
@@ -30,7 +32,12 @@ class RunRecord:
     error: str | None
     retries: int
     throttles: int
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata_json: str = "{}"
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Decoded on demand: the health path never reads it."""
+        return msgspec.json.decode(self.metadata_json)
 
 
 _COLUMNS = (
@@ -130,17 +137,8 @@ def _json(metadata: Mapping[str, Any]) -> str:
     return json.dumps(metadata, separators=(",", ":"), sort_keys=True, default=str)
 
 
+_STATUS = {status.value: status for status in RunStatus}
+
+
 def _record(row: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        source=row[1],
-        channel=row[2],
-        started_at_ms=row[3],
-        finished_at_ms=row[4],
-        status=RunStatus(row[5]),
-        rows_written=row[6],
-        error=row[7],
-        retries=row[8],
-        throttles=row[9],
-        metadata=json.loads(row[10]),
-    )
+    return RunRecord(*row[:5], _STATUS[row[5]], *row[6:])

@@ -163,14 +163,11 @@ def migrate(conn: sqlite3.Connection, now_ms: int) -> None:
     The version is re-read under the write lock, so two processes opening a fresh memory at
     once apply each migration exactly once.
     """
-    version = _user_version(conn)
-    _refuse_newer(conn, version)
-    if version == SCHEMA_VERSION:
+    if refuse_newer_schema(conn) == SCHEMA_VERSION:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = _user_version(conn)
-        _refuse_newer(conn, version)
+        version = refuse_newer_schema(conn)
         for statements in MIGRATIONS[version:]:
             for statement in statements:
                 conn.execute(statement)
@@ -185,14 +182,13 @@ def migrate(conn: sqlite3.Connection, now_ms: int) -> None:
     conn.execute("COMMIT")
 
 
-def _user_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
-def _refuse_newer(conn: sqlite3.Connection, version: int) -> None:
+def refuse_newer_schema(conn: sqlite3.Connection) -> int:
+    """The memory's schema version; :class:`MarketMemoryError` if a newer program wrote it."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         path = conn.execute("PRAGMA database_list").fetchone()[2]
         raise MarketMemoryError(
             f"the market memory {path} has schema version {version}, newer than the "
             f"{SCHEMA_VERSION} this program knows; upgrade market before using it"
         )
+    return version

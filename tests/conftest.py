@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from market_assets.memory import connect
+from market_assets.memory.connection import close
+
+MARKET = Path(sys.executable).parent / "market"
+"""The installed console script, run as a subprocess like an operator would."""
+
+
+class FrozenClock:
+    """A clock the test moves by hand (epoch milliseconds)."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, *, seconds: float) -> None:
+        self.now_ms += int(seconds * 1000)
+
+
+T0_MS = 1_795_000_000_000
+"""An arbitrary fixed instant (2026-11-18) the injected clocks start from."""
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(T0_MS)
+
+
+@pytest.fixture
+def memory_path(tmp_path: Path) -> Path:
+    return tmp_path / "memory" / "market.db"
+
+
+@pytest.fixture
+def conn(memory_path: Path, clock: FrozenClock) -> Iterator[sqlite3.Connection]:
+    connection = connect(memory_path, clock=clock)
+    yield connection
+    close(connection)

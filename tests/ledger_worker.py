@@ -1,0 +1,35 @@
+"""A separate process that writes ledger runs, for the multi-process and SIGKILL tests.
+
+    python ledger_worker.py DB runs N [--start-at EPOCH_S]   N runs, each start -> succeed
+    python ledger_worker.py DB hang                           start one run, print its id, hang
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from market_assets.ledger import Ledger
+from market_assets.memory import open_memory
+from market_assets.registry import FUNDING
+
+
+def main(path: str, mode: str, *args: str) -> None:
+    with open_memory(Path(path)) as conn:
+        ledger = Ledger(conn)
+        if mode == "runs":
+            count = int(args[0])
+            if len(args) > 2 and args[1] == "--start-at":
+                time.sleep(max(0.0, float(args[2]) - time.time()))
+            for i in range(count):
+                with ledger.run(FUNDING, metadata={"worker": path, "i": i}) as run:
+                    run.add_rows(i)
+        elif mode == "hang":
+            run = ledger.start(FUNDING)
+            print(run.run_id, flush=True)
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

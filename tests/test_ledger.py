@@ -1,0 +1,147 @@
+"""SPEC §3: every run is recorded running, then succeeded or failed, even across processes and crashes."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from market_assets.health import Status, evaluate_channel, read_health
+from market_assets.ledger import MAX_ERROR_CHARS, Ledger
+from market_assets.memory import RunStatus, connect
+from market_assets.memory.connection import close
+from market_assets.memory.runs import get_run, runs_of
+from market_assets.registry import CANDLES, FUNDING
+
+from .conftest import FrozenClock
+
+WORKER = Path(__file__).with_name("ledger_worker.py")
+
+
+def test_a_run_is_running_while_it_works_then_succeeded_with_its_counts(
+    conn: sqlite3.Connection, clock: FrozenClock
+) -> None:
+    ledger = Ledger(conn, clock)
+    with ledger.run(FUNDING, metadata={"coins": 3}) as run:
+        during = get_run(conn, run.run_id)
+        run.add_rows(120)
+        run.add_retries(2)
+        run.add_throttles(1)
+        run.metadata["pages"] = 4
+        clock.advance(seconds=7)
+    assert during is not None and during.status is RunStatus.RUNNING and during.finished_at_ms is None
+    done = get_run(conn, run.run_id)
+    assert done is not None
+    assert done.status is RunStatus.SUCCEEDED
+    assert (done.rows_written, done.retries, done.throttles) == (120, 2, 1)
+    assert done.finished_at_ms - done.started_at_ms == 7_000
+    assert done.metadata == {"coins": 3, "pages": 4}
+    assert done.error is None
+
+
+def test_a_failing_run_is_recorded_failed_and_the_exception_propagates(conn: sqlite3.Connection) -> None:
+    ledger = Ledger(conn)
+    with pytest.raises(ConnectionError, match="api.hyperliquid.xyz refused"):
+        with ledger.run(FUNDING) as run:
+            run.add_rows(10)
+            raise ConnectionError("api.hyperliquid.xyz refused")
+    failed = get_run(conn, run.run_id)
+    assert failed is not None
+    assert failed.status is RunStatus.FAILED
+    assert failed.error == "ConnectionError: api.hyperliquid.xyz refused"
+    assert failed.rows_written == 10  # what was written before the failure is still counted
+    assert failed.finished_at_ms is not None
+
+
+def test_long_error_text_is_truncated(conn: sqlite3.Connection) -> None:
+    with pytest.raises(ValueError):
+        with Ledger(conn).run(FUNDING) as run:
+            raise ValueError("x" * 10 * MAX_ERROR_CHARS)
+    failed = get_run(conn, run.run_id)
+    assert failed is not None and failed.error is not None and len(failed.error) == MAX_ERROR_CHARS
+
+
+def test_a_run_cannot_be_finished_twice(conn: sqlite3.Connection) -> None:
+    run = Ledger(conn).start(FUNDING)
+    run.succeed()
+    with pytest.raises(RuntimeError, match="cannot be finished twice"):
+        run.fail("late failure")
+    assert get_run(conn, run.run_id).status is RunStatus.SUCCEEDED
+
+
+def test_the_streamer_records_one_run_per_minute_window(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    ledger = Ledger(conn, clock)
+    window_ms = CANDLES.expected_cadence_sec * 1000
+    start = clock.now_ms - clock.now_ms % window_ms
+    for minute, rows in enumerate((180, 0, 181)):
+        window = ledger.start(CANDLES, started_at_ms=start + minute * window_ms)
+        window.add_rows(rows)
+        window.succeed(finished_at_ms=start + (minute + 1) * window_ms)
+    recorded = runs_of(conn, CANDLES.source, CANDLES.name)
+    assert [(r.started_at_ms - start, r.rows_written, r.status) for r in recorded] == [
+        (0, 180, RunStatus.SUCCEEDED),
+        (window_ms, 0, RunStatus.SUCCEEDED),
+        (2 * window_ms, 181, RunStatus.SUCCEEDED),
+    ]
+
+
+def test_health_reads_the_latest_run_of_each_channel(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    ledger = Ledger(conn, clock)
+    with pytest.raises(RuntimeError):
+        with ledger.run(FUNDING):
+            raise RuntimeError("first run fails")
+    clock.advance(seconds=1)
+    with ledger.run(FUNDING) as run:
+        run.add_rows(5)
+    report = read_health(conn, clock.now_ms)
+    funding = next(c for c in report.channels if c.channel is FUNDING)
+    assert (funding.status, funding.row().rows_written) == (Status.OK, 5)
+
+
+def test_two_processes_writing_runs_at_once_lose_nothing(memory_path: Path) -> None:
+    close(connect(memory_path))  # create the memory first, as a deploy does
+    count = 150
+    start_at = str(time.time() + 1.0)  # both workers begin their loops at the same instant
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(memory_path), "runs", str(count), "--start-at", start_at],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [w.communicate(timeout=120) for w in workers]
+    for worker, (_, stderr) in zip(workers, results):
+        assert "database is locked" not in stderr
+        assert worker.returncode == 0, stderr
+    conn = connect(memory_path)
+    recorded = runs_of(conn, FUNDING.source, FUNDING.name)
+    close(conn)
+    assert len(recorded) == 2 * count
+    assert {r.status for r in recorded} == {RunStatus.SUCCEEDED}
+    assert sorted(r.rows_written for r in recorded) == sorted(list(range(count)) * 2)
+
+
+def test_a_run_killed_with_sigkill_stays_running_and_turns_stale(memory_path: Path) -> None:
+    worker = subprocess.Popen(
+        [sys.executable, str(WORKER), str(memory_path), "hang"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        run_id = int(worker.stdout.readline())
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    assert worker.returncode == -signal.SIGKILL
+    conn = connect(memory_path)
+    killed = get_run(conn, run_id)
+    close(conn)
+    assert killed is not None and killed.status is RunStatus.RUNNING and killed.finished_at_ms is None
+    threshold_ms = FUNDING.stale_after_sec * 1000
+    assert evaluate_channel(FUNDING, killed, killed.started_at_ms + threshold_ms).status is Status.RUNNING
+    assert evaluate_channel(FUNDING, killed, killed.started_at_ms + threshold_ms + 1000).status is Status.STALE
