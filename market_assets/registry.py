@@ -15,6 +15,11 @@ from enum import StrEnum
 STALE_FACTOR = 6
 """``staleAfterSec`` defaults to 6 × cadence (SPEC §2; the runbook's candles: 60 s / 360 s)."""
 
+FRESHNESS_WARN_DIVISOR = 2
+"""Dagster's freshness warns at half the stale threshold (its fail window), never under a minute."""
+MIN_FRESHNESS_WINDOW_SEC = 60
+"""Dagster refuses freshness windows shorter than a minute (``freshness.py`` ``from_timedeltas``)."""
+
 LEDGER_RETENTION = timedelta(days=90)
 """Ledger records are compact and pruned on their own, longer policy (SPEC §10)."""
 
@@ -73,9 +78,38 @@ class Channel:
         if self.stale_after_sec < self.expected_cadence_sec:
             raise ValueError(f"{self.key}: stale threshold is shorter than the cadence")
 
+        cron_for_cadence(self.expected_cadence_sec)  # refuse a cadence no schedule can keep
+
     @property
     def key(self) -> str:
         return f"{self.source}/{self.name}"
+
+    @property
+    def cron_schedule(self) -> str:
+        """The cron expression that runs this channel once per cadence (UTC)."""
+        return cron_for_cadence(self.expected_cadence_sec)
+
+    @property
+    def freshness_warn_sec(self) -> int:
+        """Warn window of the channel's Dagster freshness policy; its fail window is ``stale_after_sec``."""
+        return max(MIN_FRESHNESS_WINDOW_SEC, self.stale_after_sec // FRESHNESS_WARN_DIVISOR)
+
+
+def cron_for_cadence(cadence_sec: int) -> str:
+    """Derive the cron expression for a cadence; cron can only divide the minute, hour and day evenly."""
+    minutes, seconds = divmod(cadence_sec, 60)
+    if seconds == 0 and minutes == 1:
+        return "* * * * *"
+    if seconds == 0 and minutes < 60 and 60 % minutes == 0:
+        return f"*/{minutes} * * * *"
+    hours, leftover = divmod(minutes, 60)
+    if seconds == 0 and leftover == 0 and hours == 1:
+        return "0 * * * *"
+    if seconds == 0 and leftover == 0 and hours < 24 and 24 % hours == 0:
+        return f"0 */{hours} * * *"
+    if seconds == 0 and leftover == 0 and hours == 24:
+        return "0 0 * * *"
+    raise ValueError(f"a cadence of {cadence_sec}s cannot be written as a cron schedule")
 
 
 CANDLES = Channel(

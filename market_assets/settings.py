@@ -22,6 +22,8 @@ class Settings:
     db_path: Path
     api_host: str = DEFAULT_API_HOST
     api_port: int = DEFAULT_API_PORT
+    alert_webhook_url: str | None = None
+    """Slack-compatible incoming webhook for Dagster alerts; alerts are off without one."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db_path: Path | None = None) -> Settings:
@@ -32,4 +34,5 @@ class Settings:
             db_path=path.expanduser().absolute(),
             api_host=env.get("MARKET_API_HOST", DEFAULT_API_HOST),
             api_port=int(env.get("MARKET_API_PORT", DEFAULT_API_PORT)),
+            alert_webhook_url=env.get("MARKET_ALERT_WEBHOOK_URL") or None,
         )

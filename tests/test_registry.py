@@ -134,3 +134,24 @@ def test_no_cadence_or_threshold_is_written_outside_the_registry() -> None:
         if path.resolve() != registry_file and (found := timing_literals(path.read_text()))
     }
     assert offenders == {}
+
+
+@pytest.mark.parametrize(
+    ("cadence_sec", "cron"),
+    [(60, "* * * * *"), (300, "*/5 * * * *"), (900, "*/15 * * * *"), (3600, "0 * * * *"),
+     (21600, "0 */6 * * *"), (86400, "0 0 * * *")],
+)
+def test_cron_is_derived_from_the_cadence(cadence_sec: int, cron: str) -> None:
+    assert Channel("s", "c", cadence_sec, "d", DataLocation("t", "ts", "x")).cron_schedule == cron
+
+
+@pytest.mark.parametrize("cadence_sec", [90, 420, 5400, 172800])
+def test_a_cadence_cron_cannot_keep_is_refused(cadence_sec: int) -> None:
+    with pytest.raises(ValueError, match="cannot be written as a cron schedule"):
+        Channel("s", "c", cadence_sec, "d", DataLocation("t", "ts", "x"))
+
+
+def test_freshness_warns_before_it_fails_and_never_under_a_minute() -> None:
+    for declared in REGISTRY:
+        assert 60 <= declared.freshness_warn_sec < declared.stale_after_sec
+    assert CANDLES.freshness_warn_sec == 180

@@ -128,6 +128,21 @@ def runs_of(conn: sqlite3.Connection, source: str, channel: str) -> list[RunReco
     return [_record(row) for row in rows]
 
 
+def runs_after(
+    conn: sqlite3.Connection, source: str, channel: str, after_run_id: int, limit: int
+) -> list[RunRecord]:
+    """Runs of one channel recorded after ``after_run_id``, in the order they started.
+
+    A range on the rowid: the cost follows the runs recorded since the cursor, not the ledger size.
+    """
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM ingestion_runs WHERE run_id > ? AND source = ? AND channel = ? "
+        "ORDER BY run_id LIMIT ?",
+        (after_run_id, source, channel, limit),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
 def memory_created_at_ms(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT value FROM memory_info WHERE key = 'created_at_ms'").fetchone()
     return int(row[0])
