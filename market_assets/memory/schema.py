@@ -65,6 +65,22 @@ _V1 = (
         ingested_at_ms INTEGER NOT NULL,
         PRIMARY KEY (coin, interval, open_time_ms)
     ) WITHOUT ROWID""",
+    # The forming buckets only (about one per coin): closing those whose close time passed is a
+    # seek here instead of a scan of every candle.
+    "CREATE INDEX candles_forming ON candles (close_time_ms) WHERE closed = 0",
+    # The streamer's continuity check: each run of missing closed minutes it found for a coin,
+    # and whether REST filled it or it lies beyond candleSnapshot's 5,000-candle window.
+    """CREATE TABLE candle_gaps (
+        coin TEXT NOT NULL,
+        interval TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('detected', 'filled', 'unfillable')),
+        missing_buckets INTEGER NOT NULL,
+        detected_at_ms INTEGER NOT NULL,
+        resolved_at_ms INTEGER,
+        PRIMARY KEY (coin, interval, start_ms)
+    )""",
     # Rollups of closed 1-minute candles (5m, 1h, 1d). ``minutes`` counts the 1-minute rows
     # behind a bucket; ``complete`` is 0 for a bucket with missing minutes (never hidden).
     """CREATE TABLE candle_rollups (

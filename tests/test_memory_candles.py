@@ -1,0 +1,61 @@
+"""Candle rows: forming buckets are upserted, closed ones only replaced by closed ones."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+
+from market_assets.memory.candles import CandleRow, candles_of, closed_open_times, last_closed_open_times, write_candles
+
+from .conftest import T0_MS
+
+MINUTE = 60_000
+BASE = T0_MS - T0_MS % MINUTE
+
+
+def bucket(minute: int, volume: str, *, closed: bool = False, coin: str = "BTC") -> CandleRow:
+    start = BASE + minute * MINUTE
+    return CandleRow(coin, "1m", start, start + MINUTE - 1, Decimal("100.5"), Decimal("101"),
+                     Decimal("99.5"), Decimal("100.75"), Decimal(volume), 3, closed)
+
+
+def write(conn: sqlite3.Connection, rows: list[CandleRow], *, newest: dict[str, int] | None = None,
+          before_ms: int = 0) -> int:
+    return write_candles(conn, rows, newest_open_by_coin=newest or {}, interval="1m",
+                         close_ended_before_ms=before_ms, now_ms=T0_MS)
+
+
+def test_a_forming_bucket_is_upserted_with_growing_volume(conn: sqlite3.Connection) -> None:
+    write(conn, [bucket(0, "1.5")])
+    write(conn, [bucket(0, "2.25")])
+    [stored] = candles_of(conn, "BTC", "1m")
+    assert (stored.volume, stored.closed) == (2.25, False)
+
+
+def test_a_later_bucket_closes_the_earlier_ones_of_its_coin_only(conn: sqlite3.Connection) -> None:
+    write(conn, [bucket(0, "1"), bucket(0, "1", coin="ETH")])
+    write(conn, [bucket(1, "0.5")], newest={"BTC": BASE + MINUTE})
+    assert [c.closed for c in candles_of(conn, "BTC", "1m")] == [True, False]
+    assert [c.closed for c in candles_of(conn, "ETH", "1m")] == [False]
+    assert last_closed_open_times(conn, "1m", ["BTC", "ETH"]) == {"BTC": BASE}
+
+
+def test_a_bucket_whose_close_time_passed_is_closed(conn: sqlite3.Connection) -> None:
+    write(conn, [bucket(0, "1"), bucket(1, "1", coin="ETH")])
+    write(conn, [], before_ms=BASE + MINUTE)  # minute 0 ended; ETH's minute 1 has not
+    assert [c.closed for c in candles_of(conn, "BTC", "1m")] == [True]
+    assert [c.closed for c in candles_of(conn, "ETH", "1m")] == [False]
+
+
+def test_a_late_forming_frame_never_overwrites_a_closed_bucket(conn: sqlite3.Connection) -> None:
+    write(conn, [bucket(0, "9.75", closed=True)])  # REST backfill: final
+    write(conn, [bucket(0, "1.0")])  # a delayed WS frame of the same minute
+    [stored] = candles_of(conn, "BTC", "1m")
+    assert (stored.volume, stored.closed) == (9.75, True)
+    write(conn, [bucket(0, "10.0", closed=True)])  # a newer closed row does replace it
+    assert candles_of(conn, "BTC", "1m")[0].volume == 10.0
+
+
+def test_closed_open_times_lists_the_stored_minutes_of_a_range(conn: sqlite3.Connection) -> None:
+    write(conn, [bucket(m, "1", closed=True) for m in (0, 1, 3, 4)] + [bucket(5, "1")])
+    assert closed_open_times(conn, "BTC", "1m", BASE, BASE + 6 * MINUTE) == [BASE + m * MINUTE for m in (0, 1, 3, 4)]
