@@ -1,0 +1,39 @@
+"""Decoding at the boundary: bytes in, typed records out, and exactly one error type on failure."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+
+from market_assets.sources.errors import PayloadError
+
+T = TypeVar("T")
+
+_AT_PATH = re.compile(r" - at `(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"missing required field `(?P<field>[^`]*)`")
+
+
+def decode(data: bytes | str, type_: type[T] | Any, source: str, endpoint: str) -> T:
+    """``msgspec`` decode whose every failure is a :class:`PayloadError` naming the JSON path."""
+    try:
+        return msgspec.json.decode(data, type=type_)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        raise payload_error_from(exc, source, endpoint) from exc
+    except msgspec.DecodeError as exc:
+        raise PayloadError(source, endpoint, "$", f"not valid JSON ({exc})") from exc
+
+
+def payload_error_from(exc: msgspec.ValidationError, source: str, endpoint: str, prefix: str = "$") -> PayloadError:
+    """Turn msgspec's ``Object missing required field `x` - at `$[0]``` into field ``$[0].x``."""
+    message = str(exc)
+    at = _AT_PATH.search(message)
+    path = at.group("path") if at else "$"
+    if prefix != "$":
+        path = prefix + path[1:]
+    missing = _MISSING.search(message)
+    if missing:
+        path = f"{path}.{missing.group('field')}"
+    detail = message[: at.start()] if at else message
+    return PayloadError(source, endpoint, path, detail)
