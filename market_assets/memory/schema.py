@@ -169,7 +169,58 @@ _V1 = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Work queues of the features and rollups jobs, filled by triggers on the candles table, so a
+# run touches only what changed since the last one (new closed minutes, a REST backfill filling
+# a gap, a closed minute revised) and no writer has to know the consumers exist. Each queue is
+# an append-only log: a consumer deletes the entries it read (``change_id`` at most the largest
+# it saw), so a change recorded while it computes is never lost. A PostgreSQL memory writes the
+# triggers as trigger functions.
+_V2 = (
+    # One entry per closed 1-minute candle written or changed; features recompute each coin from
+    # its earliest entry on.
+    """CREATE TABLE pending_features (
+        change_id INTEGER PRIMARY KEY,
+        coin TEXT NOT NULL,
+        open_time_ms INTEGER NOT NULL
+    )""",
+    # Rollup buckets to (re)compute. The triggers enqueue the 5-minute bucket (300,000 ms) of a
+    # changed minute; rolling a bucket enqueues the bucket of the next interval (5m -> 1h -> 1d).
+    """CREATE TABLE pending_rollups (
+        change_id INTEGER PRIMARY KEY,
+        coin TEXT NOT NULL,
+        interval TEXT NOT NULL,
+        bucket_ms INTEGER NOT NULL
+    )""",
+    # Which buckets of an interval are queued, and whether a bucket still waits on a sub-bucket.
+    "CREATE INDEX pending_rollups_by_bucket ON pending_rollups (interval, coin, bucket_ms)",
+    """CREATE TRIGGER candles_closed_inserted AFTER INSERT ON candles
+    WHEN NEW.interval = '1m' AND NEW.closed = 1
+    BEGIN
+        INSERT INTO pending_features (coin, open_time_ms) VALUES (NEW.coin, NEW.open_time_ms);
+        INSERT INTO pending_rollups (coin, interval, bucket_ms)
+            VALUES (NEW.coin, '5m', NEW.open_time_ms - NEW.open_time_ms % 300000);
+    END""",
+    # A forming bucket re-sent with new values does not fire (closed = 0); one turning closed,
+    # or a closed one replaced by different values, does. A byte-identical re-send does not.
+    """CREATE TRIGGER candles_closed_updated AFTER UPDATE ON candles
+    WHEN NEW.interval = '1m' AND NEW.closed = 1 AND (
+        OLD.closed = 0 OR OLD.open IS NOT NEW.open OR OLD.high IS NOT NEW.high
+        OR OLD.low IS NOT NEW.low OR OLD.close IS NOT NEW.close
+        OR OLD.volume IS NOT NEW.volume OR OLD.trades IS NOT NEW.trades)
+    BEGIN
+        INSERT INTO pending_features (coin, open_time_ms) VALUES (NEW.coin, NEW.open_time_ms);
+        INSERT INTO pending_rollups (coin, interval, bucket_ms)
+            VALUES (NEW.coin, '5m', NEW.open_time_ms - NEW.open_time_ms % 300000);
+    END""",
+    # Candles stored before this migration are queued once, like a backfill.
+    """INSERT INTO pending_features (coin, open_time_ms)
+        SELECT coin, min(open_time_ms) FROM candles WHERE interval = '1m' AND closed = 1 GROUP BY coin""",
+    """INSERT INTO pending_rollups (coin, interval, bucket_ms)
+        SELECT DISTINCT coin, '5m', open_time_ms - open_time_ms % 300000
+        FROM candles WHERE interval = '1m' AND closed = 1""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
