@@ -95,7 +95,7 @@ class _Retryable(Exception):
 class _WaitHonouringRetryAfter(wait_base):
     def __init__(self, policy: HostPolicy) -> None:
         self._backoff = wait_exponential_jitter(
-            initial=policy.backoff_initial_s, max=policy.backoff_max_s, jitter=policy.jitter_s
+            multiplier=policy.backoff_initial_s, max=policy.backoff_max_s, jitter=policy.jitter_s
         )
 
     def __call__(self, retry_state: RetryCallState) -> float:

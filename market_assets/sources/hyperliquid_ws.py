@@ -125,7 +125,7 @@ def parse_frame(text: str | bytes) -> Frame:
         envelope = _ENVELOPE.decode(text)
     except msgspec.ValidationError as exc:
         raise payload_error_from(exc, SOURCE, "ws") from exc
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return NotJson(text if isinstance(text, str) else text.decode("utf-8", errors="replace"))
     channel = envelope.channel
     try:
@@ -143,6 +143,8 @@ def parse_frame(text: str | bytes) -> Frame:
             return ErrorFrame(message, _quoted_request(message))
     except msgspec.ValidationError as exc:
         raise payload_error_from(exc, SOURCE, f"ws {channel}", prefix="$.data") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise PayloadError(SOURCE, f"ws {channel}", "$.data", f"not valid JSON ({exc})") from exc
     return OtherFrame(channel)
 
 

@@ -21,7 +21,8 @@ def decode(data: bytes | str, type_: type[T] | Any, source: str, endpoint: str) 
         return msgspec.json.decode(data, type=type_)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
         raise payload_error_from(exc, source, endpoint) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 inside a string.
         raise PayloadError(source, endpoint, "$", f"not valid JSON ({exc})") from exc
 
 
