@@ -1,0 +1,180 @@
+"""``hyperliquid/maintenance``: roll candles up, then prune what is owed to nobody, then tidy the file.
+
+One run, in this order (SPEC §10: roll up before pruning):
+
+1. **Rollups** of the closed buckets queued since the last run (new closed minutes, filled gaps,
+   revised minutes), 1m → 5m → 1h → 1d, in one transaction (``memory.rollups``).
+2. **Retention**: 1-minute candles past ``CANDLES.retention``, a whole day per transaction and
+   only for the coins whose rollups account for every minute of it; every other channel's rows
+   past its registry retention (features, funding); ledger runs past ``LEDGER_RETENTION``,
+   keeping each channel's latest.
+3. **Hygiene**: ``PRAGMA optimize`` after the bulk changes, then a checkpoint that truncates the
+   WAL but waits for readers at most ``checkpoint_wait_ms`` (``memory.retention.checkpoint``).
+
+Every step is idempotent: a second run with nothing new queued writes and deletes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from market_assets.ledger import Ledger
+from market_assets.memory import retention, rollups
+from market_assets.memory.retention import Checkpoint
+from market_assets.registry import CANDLES, LEDGER_RETENTION, MAINTENANCE, REGISTRY
+
+DEFAULT_CHECKPOINT_WAIT_MS = 2_000
+"""Long enough for a dashboard query to finish (p99 122 ms under load, peers.md §3), short enough
+that a reader holding a snapshot open cannot stall the run."""
+
+
+@dataclass(frozen=True)
+class MaintenanceSettings:
+    checkpoint_wait_ms: int = DEFAULT_CHECKPOINT_WAIT_MS
+
+
+@dataclass(frozen=True)
+class MaintenanceResult:
+    run_id: int
+    buckets_rolled: Mapping[str, int]
+    """Rollup rows written per interval (5m, 1h, 1d)."""
+    buckets_queued: int
+    """Buckets still waiting (not ended, a forming minute, a sub-bucket waiting)."""
+    candle_rows_pruned: int
+    candle_rows_held_back: int
+    """1-minute rows past retention kept because their rollups do not account for them yet."""
+    rows_pruned: Mapping[str, int] = field(default_factory=dict)
+    """Rows deleted per other channel with a retention (``hyperliquid/features``, ...)."""
+    ledger_runs_pruned: int = 0
+    checkpoint: Checkpoint | None = None
+
+    @property
+    def rows_written(self) -> int:
+        return sum(self.buckets_rolled.values())
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {f"buckets_rolled_{k}": v for k, v in self.buckets_rolled.items()}
+        meta |= {
+            "buckets_queued": self.buckets_queued,
+            "candle_rows_pruned": self.candle_rows_pruned,
+            "candle_rows_held_back": self.candle_rows_held_back,
+            "ledger_runs_pruned": self.ledger_runs_pruned,
+        }
+        meta |= {f"rows_pruned:{key}": count for key, count in self.rows_pruned.items()}
+        if self.checkpoint is not None:
+            meta |= {f"checkpoint_{name}": value for name, value in self.checkpoint._asdict().items()}
+        return meta
+
+
+def run_maintenance(
+    conn: sqlite3.Connection, ledger: Ledger, *, settings: MaintenanceSettings = MaintenanceSettings()
+) -> MaintenanceResult:
+    """One maintenance run at ``ledger.clock()``, recorded in the ledger with its counts."""
+    with ledger.run(MAINTENANCE) as run:
+        now_ms = run.started_at_ms
+        rolled = rollups.roll_pending(conn, now_ms)
+        pruned, held_back = _prune_candles(conn, now_ms)
+        others = {
+            channel.key: retention.prune_before(conn, channel.data, now_ms - _ms(channel.retention))
+            for channel in REGISTRY
+            if channel.retention is not None and channel is not CANDLES
+        }
+        ledger_pruned = retention.prune_ledger(conn, now_ms - _ms(LEDGER_RETENTION))
+        retention.optimize(conn)
+        result = MaintenanceResult(
+            run_id=run.run_id,
+            buckets_rolled=rolled,
+            buckets_queued=rollups.queued_rollups(conn),
+            candle_rows_pruned=pruned,
+            candle_rows_held_back=held_back,
+            rows_pruned=others,
+            ledger_runs_pruned=ledger_pruned,
+            checkpoint=retention.checkpoint(conn, settings.checkpoint_wait_ms),
+        )
+        run.add_rows(result.rows_written)
+        run.metadata.update(result.metadata())
+    return result
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    run_id: int
+    days: int
+    buckets_rolled: Mapping[str, int]
+
+    @property
+    def rows_written(self) -> int:
+        return sum(self.buckets_rolled.values())
+
+    def metadata(self) -> dict[str, Any]:
+        return {"days": self.days, **{f"buckets_rolled_{k}": v for k, v in self.buckets_rolled.items()}}
+
+
+def rebuild_rollups(
+    conn: sqlite3.Connection,
+    ledger: Ledger,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    settings: MaintenanceSettings = MaintenanceSettings(),
+) -> RebuildResult:
+    """Recompute every closed rollup bucket of ``[start_ms, end_ms)`` (default: all stored minutes).
+
+    For a day partition or a manual repair. One transaction per day, so the streamer's writes
+    wait at most one day's rollup (≈0.1 s for 200 coins) instead of the whole rebuild.
+
+    SQLite, not DuckDB: the fast DuckDB route (``sqlite_scan`` straight from the file, 6.9–7.9 s
+    vs 17.2 s for 10M rows, peers.md §3) needs the sqlite extension, which cannot be downloaded
+    offline; the only offline build (``duckdb-extension-sqlite-scanner`` 1.5.5 on PyPI) is locked
+    to DuckDB 1.5.5, and this project runs DuckDB 2.0 ("built specifically for DuckDB version
+    'v1.5.5'", measured). Without it, rows must cross Python's sqlite3 into Arrow first, which
+    alone costs 3× SQLite's whole GROUP BY (``bench/rollups.py``). Computing each interval
+    from the one below also makes the 1h and 1d levels 12× and 24× smaller than a flat scan.
+    """
+    with ledger.run(MAINTENANCE, metadata={"rebuild": True}) as run:
+        now_ms = run.started_at_ms
+        span = rollups.candle_time_span(conn)
+        rolled = {level.interval: 0 for level in rollups.LEVELS}
+        days = 0
+        if span is not None:
+            day = _floor_day(span[0] if start_ms is None else start_ms)
+            stop = span[1] + 1 if end_ms is None else end_ms
+            while day < stop:
+                for interval, count in rollups.rebuild_range(conn, day, day + rollups.DAY_MS, now_ms).items():
+                    rolled[interval] += count
+                day += rollups.DAY_MS
+                days += 1
+        retention.optimize(conn)
+        retention.checkpoint(conn, settings.checkpoint_wait_ms)
+        result = RebuildResult(run.run_id, days, rolled)
+        run.add_rows(result.rows_written)
+        run.metadata.update(result.metadata())
+    return result
+
+
+def _prune_candles(conn: sqlite3.Connection, now_ms: int) -> tuple[int, int]:
+    """Prune each whole day that ended before the retention cutoff; returns (deleted, held back)."""
+    assert CANDLES.retention is not None
+    cutoff = _floor_day(now_ms - _ms(CANDLES.retention))
+    oldest = retention.oldest_candle_ms(conn)
+    deleted = held_back = 0
+    day = cutoff if oldest is None else _floor_day(oldest)
+    while day + rollups.DAY_MS <= cutoff:
+        outcome = retention.prune_candle_day(conn, day, day + rollups.DAY_MS)
+        deleted += outcome.deleted
+        held_back += outcome.held_back
+        day += rollups.DAY_MS
+    return deleted, held_back
+
+
+def _floor_day(ms: int) -> int:
+    return ms - ms % rollups.DAY_MS
+
+
+def _ms(span: timedelta | None) -> int:
+    assert span is not None
+    return int(span.total_seconds() * 1000)

@@ -1,0 +1,157 @@
+"""SQL of retention and file hygiene: pruning candles, features and ledger runs; optimize; checkpoint.
+
+1-minute candles are pruned a whole day at a time and only for the coins whose rollups account
+for every closed minute of that day at every interval (5m, 1h and 1d minute counts all equal the
+minutes about to be deleted) with nothing of that day still queued for rolling. Each day is one
+transaction: a run killed mid-way leaves every day either fully pruned or untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import NamedTuple
+
+from market_assets.memory.connection import ANALYSIS_LIMIT, write_transaction
+from market_assets.memory.rollups import SUBJECTS_OF
+from market_assets.registry import DataLocation
+
+
+class DayPrune(NamedTuple):
+    deleted: int
+    """Closed 1-minute rows deleted: every one of them is counted in its 5m, 1h and 1d rollups."""
+    held_back: int
+    """1-minute rows of the day still stored: not yet (or not fully) rolled up, or still forming."""
+
+
+class Checkpoint(NamedTuple):
+    mode: str
+    """The mode that produced this result: ``TRUNCATE``, or ``PASSIVE`` when readers held it back."""
+    busy: bool
+    """True when readers (or a writer) kept the checkpoint from completing within the wait."""
+    wal_frames: int
+    checkpointed_frames: int
+    wal_bytes_before: int
+    wal_bytes_after: int
+
+
+def oldest_candle_ms(conn: sqlite3.Connection) -> int | None:
+    """Open time of the oldest stored 1-minute candle of any coin.
+
+    A loose index scan (one seek per coin, then one per coin for its oldest minute) instead of a
+    scan of every candle: the cost follows the number of coins, not the history held.
+    """
+    row = conn.execute(
+        SUBJECTS_OF.format(table="candles", column="coin")
+        + "SELECT min((SELECT min(open_time_ms) FROM candles AS c WHERE c.coin = subjects.subject "
+        "AND c.interval = '1m')) FROM subjects WHERE subject IS NOT NULL"
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def prune_candle_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: int) -> DayPrune:
+    """Delete one day's closed 1-minute candles of every coin whose rollups cover all of them."""
+    span = {"start": day_start_ms, "end": day_end_ms}
+    with write_transaction(conn):
+        deleted = conn.execute(
+            """DELETE FROM candles WHERE interval = '1m' AND closed = 1
+                AND open_time_ms >= :start AND open_time_ms < :end
+                AND coin IN (
+                    SELECT d.coin FROM candle_rollups AS d
+                    WHERE d.interval = '1d' AND d.open_time_ms = :start
+                    AND d.minutes = (
+                        SELECT count(*) FROM candles AS c WHERE c.coin = d.coin AND c.interval = '1m'
+                        AND c.closed = 1 AND c.open_time_ms >= :start AND c.open_time_ms < :end)
+                    AND d.minutes = (
+                        SELECT total(h.minutes) FROM candle_rollups AS h WHERE h.coin = d.coin
+                        AND h.interval = '1h' AND h.open_time_ms >= :start AND h.open_time_ms < :end)
+                    AND d.minutes = (
+                        SELECT total(f.minutes) FROM candle_rollups AS f WHERE f.coin = d.coin
+                        AND f.interval = '5m' AND f.open_time_ms >= :start AND f.open_time_ms < :end)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM pending_rollups AS p WHERE p.interval IN ('5m', '1h', '1d')
+                        AND p.coin = d.coin AND p.bucket_ms >= :start AND p.bucket_ms < :end))""",
+            span,
+        ).rowcount
+        held_back = conn.execute(
+            SUBJECTS_OF.format(table="candles", column="coin")
+            + "SELECT count(*) FROM subjects CROSS JOIN candles AS c ON c.coin = subjects.subject AND c.interval = '1m' "
+            "AND c.open_time_ms >= :start AND c.open_time_ms < :end",
+            span,
+        ).fetchone()[0]
+    return DayPrune(deleted, int(held_back))
+
+
+def prune_before(conn: sqlite3.Connection, data: DataLocation, before_ms: int) -> int:
+    """Delete a channel's rows observed before ``before_ms``; returns the rows deleted.
+
+    Table and column names come from the registry's :class:`DataLocation`, never from input.
+    Each subject's old rows are a key-range seek when the subject leads the primary key (as
+    for features and funding), whether or not planner statistics exist yet.
+    """
+    scope = "".join(f" AND {column} = ?" for column in data.scope)
+    subjects = SUBJECTS_OF.format(table=data.table, column=data.subject_column)
+    with write_transaction(conn):
+        return conn.execute(
+            f"DELETE FROM {data.table} WHERE {data.subject_column} IN ({subjects} "
+            "SELECT subject FROM subjects WHERE subject IS NOT NULL) "
+            f"AND {data.time_column} < ?{scope}",
+            (before_ms, *data.scope.values()),
+        ).rowcount
+
+
+def prune_ledger(conn: sqlite3.Connection, before_ms: int) -> int:
+    """Delete ledger runs started before ``before_ms``, except each channel's latest run.
+
+    The latest run is what health evaluates: dropping it would turn a channel that has been
+    stale for months into ``missing``, which means something else (never set up).
+    """
+    with write_transaction(conn):
+        return conn.execute(
+            """DELETE FROM ingestion_runs WHERE started_at_ms < ? AND EXISTS (
+                SELECT 1 FROM ingestion_runs AS newer
+                WHERE newer.source = ingestion_runs.source AND newer.channel = ingestion_runs.channel
+                AND (newer.started_at_ms, newer.run_id) > (ingestion_runs.started_at_ms, ingestion_runs.run_id))""",
+            (before_ms,),
+        ).rowcount
+
+
+def optimize(conn: sqlite3.Connection) -> None:
+    """Refresh the planner statistics of the tables this connection touched.
+
+    Without them the dashboard's time-window queries over (coin, interval, open_time_ms) are
+    full scans: 850 ms vs 3.3 ms at 10M rows (peers.md §3).
+    """
+    conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+    conn.execute("PRAGMA optimize")
+
+
+def checkpoint(conn: sqlite3.Connection, wait_ms: int) -> Checkpoint:
+    """Copy the WAL into the database and truncate it, waiting at most ``wait_ms`` for readers.
+
+    With readers always in flight the WAL never resets by itself (2.56 GB for 70 MB of rows,
+    peers.md §3). TRUNCATE must wait until no reader uses an older snapshot; the busy timeout
+    bounds that wait. When readers outlast it, a PASSIVE checkpoint copies what they do not pin
+    and the result says ``busy``: the WAL is reused from its start once they move on.
+    """
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    wal_before = _size(f"{path}-wal")
+    previous_timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    try:
+        mode = "TRUNCATE"
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            mode = "PASSIVE"
+            busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            busy = 1  # PASSIVE never reports busy; the truncation it stands in for was refused
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {previous_timeout}")
+    return Checkpoint(mode, bool(busy), int(frames), int(done), wal_before, _size(f"{path}-wal"))
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0

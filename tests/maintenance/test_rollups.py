@@ -1,0 +1,158 @@
+"""SPEC §10: closed 1-minute candles roll up to 5m, 1h and 1d, incrementally, partial buckets flagged."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from market_assets.ledger import Ledger
+from market_assets.maintenance import rebuild_rollups, run_maintenance
+from market_assets.memory.candles import CandleRow, candles_of
+from market_assets.memory.rollups import rollups_of
+from market_assets.memory.runs import RunStatus, runs_of
+from market_assets.registry import MAINTENANCE
+from tests.conftest import FrozenClock
+from tests.market_data import DAY0_MS, DAY_MS, MINUTE_MS, candle, random_walk, series, store
+
+WIDTHS = {"5m": 300_000, "1h": 3_600_000, "1d": DAY_MS}
+
+
+def direct_rollups(rows: list[CandleRow], width_ms: int, now_ms: int) -> list[tuple[object, ...]]:
+    """The rollups computed straight from the minutes, in plain Python."""
+    buckets: dict[int, list[CandleRow]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r.open_time_ms):
+        buckets[row.open_time_ms - row.open_time_ms % width_ms].append(row)
+    return [
+        (start, float(ms[0].open), max(float(m.high) for m in ms), min(float(m.low) for m in ms), float(ms[-1].close),
+         math.fsum(float(m.volume) for m in ms), sum(m.trades for m in ms), len(ms), int(len(ms) == width_ms // MINUTE_MS))
+        for start, ms in sorted(buckets.items())
+        if start + width_ms <= now_ms
+    ]
+
+
+def assert_rollups_equal(stored: list[tuple[object, ...]], expected: list[tuple[object, ...]]) -> None:
+    assert [r[0] for r in stored] == [r[0] for r in expected]
+    for got, want in zip(stored, expected):
+        assert got[:5] == want[:5] and got[6:] == want[6:], got[0]
+        assert got[5] == pytest.approx(want[5], rel=1e-13)  # volume: summed per level, not flat
+
+
+def gappy_history(conn: sqlite3.Connection, clock: FrozenClock) -> dict[str, list[CandleRow]]:
+    """Two coins over 2.5 days; ETH misses 3% of its minutes at random, BTC one whole hour."""
+    rng = np.random.default_rng(11)
+    history = {
+        "BTC": [r for i, r in enumerate(series("BTC", DAY0_MS, random_walk(1, 3_600, 90_000.0), seed=1)) if not 600 <= i < 660],
+        "ETH": [r for r in series("ETH", DAY0_MS, random_walk(2, 3_600, 3_000.0), seed=2) if rng.random() > 0.03],
+    }
+    for rows in history.values():
+        store(conn, rows, clock())
+    return history
+
+
+def test_rollups_match_a_direct_computation_from_the_minutes(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    history = gappy_history(conn, clock)
+    clock.now_ms = DAY0_MS + 3 * DAY_MS
+    result = run_maintenance(conn, Ledger(conn, clock))
+    for coin, rows in history.items():
+        stored_rows = candles_of(conn, coin, "1m")
+        assert len(stored_rows) == len(rows)
+        for interval, width in WIDTHS.items():
+            assert_rollups_equal(rollups_of(conn, coin, interval), direct_rollups(stored_rows, width, clock()))
+    assert result.buckets_rolled == {"5m": 2 * 720 - 12, "1h": 2 * 60 - 1, "1d": 2 * 3}  # BTC's missing hour has no buckets
+
+
+def test_a_bucket_with_missing_minutes_is_flagged_partial(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    rows = series("SOL", DAY0_MS, random_walk(3, 120))
+    store(conn, [r for i, r in enumerate(rows) if i != 7], clock())  # minute 7: the second 5m bucket
+    clock.now_ms = DAY0_MS + DAY_MS
+    run_maintenance(conn, Ledger(conn, clock))
+    five = {r[0]: (r[7], r[8]) for r in rollups_of(conn, "SOL", "5m")}
+    assert five[DAY0_MS] == (5, 1)
+    assert five[DAY0_MS + 300_000] == (4, 0)
+    assert [(r[7], r[8]) for r in rollups_of(conn, "SOL", "1h")] == [(59, 0), (60, 1)]
+    assert [(r[7], r[8]) for r in rollups_of(conn, "SOL", "1d")] == [(119, 0)]
+
+
+def test_buckets_wait_until_they_have_ended_and_no_minute_is_forming(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    closes = random_walk(4, 90)
+    store(conn, series("BTC", DAY0_MS, closes[:88]), clock())
+    store(conn, [candle("BTC", DAY0_MS + 88 * MINUTE_MS, closes[88], closed=False)], clock())  # forming, bucket 85-89
+    clock.now_ms = DAY0_MS + 90 * MINUTE_MS
+    first = run_maintenance(conn, Ledger(conn, clock))
+    assert first.buckets_rolled == {"5m": 17, "1h": 1, "1d": 0}  # 0-85 min; 85-90 holds a forming minute
+    assert first.buckets_queued == 3  # that 5m bucket, its hour, its day
+    assert rollups_of(conn, "BTC", "5m")[-1][0] == DAY0_MS + 80 * MINUTE_MS
+
+    store(conn, [candle("BTC", DAY0_MS + 88 * MINUTE_MS, closes[88]), candle("BTC", DAY0_MS + 89 * MINUTE_MS, closes[89])], clock())
+    second = run_maintenance(conn, Ledger(conn, clock))
+    assert second.buckets_rolled == {"5m": 1, "1h": 0, "1d": 0}  # hour 1 and day 0 have not ended
+    five = rollups_of(conn, "BTC", "5m")[-1]
+    assert (five[0], five[4], five[7], five[8]) == (DAY0_MS + 85 * MINUTE_MS, closes[89], 5, 1)
+
+    clock.now_ms = DAY0_MS + DAY_MS
+    third = run_maintenance(conn, Ledger(conn, clock))
+    assert third.buckets_rolled == {"5m": 0, "1h": 1, "1d": 1}
+    assert third.buckets_queued == 0
+    assert [(r[7], r[8]) for r in rollups_of(conn, "BTC", "1h")] == [(60, 1), (30, 0)]
+
+
+def test_a_filled_gap_rerolls_only_the_buckets_it_touches(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    rows = series("ETH", DAY0_MS, random_walk(5, 2 * 1440))
+    store(conn, [r for i, r in enumerate(rows) if i != 1500], clock())
+    clock.now_ms = DAY0_MS + 2 * DAY_MS
+    ledger = Ledger(conn, clock)
+    run_maintenance(conn, ledger)
+    assert [(r[7], r[8]) for r in rollups_of(conn, "ETH", "1d")] == [(1440, 1), (1439, 0)]
+
+    store(conn, [rows[1500]], clock())  # the backfill
+    refill = run_maintenance(conn, ledger)
+    assert refill.buckets_rolled == {"5m": 1, "1h": 1, "1d": 1}
+    assert [(r[7], r[8]) for r in rollups_of(conn, "ETH", "1d")] == [(1440, 1), (1440, 1)]
+    assert_rollups_equal(rollups_of(conn, "ETH", "1h"), direct_rollups(rows, 3_600_000, clock()))
+
+
+def test_a_revised_closed_minute_is_rolled_again_and_an_identical_resend_is_not(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    rows = series("BTC", DAY0_MS, random_walk(6, 60))
+    store(conn, rows, clock())
+    clock.now_ms = DAY0_MS + DAY_MS
+    ledger = Ledger(conn, clock)
+    run_maintenance(conn, ledger)
+    store(conn, rows[10:20], clock())
+    assert run_maintenance(conn, ledger).buckets_rolled == {"5m": 0, "1h": 0, "1d": 0}
+    revised = rows[12]._replace(high=rows[12].high * 2)
+    store(conn, [revised], clock())
+    assert run_maintenance(conn, ledger).buckets_rolled == {"5m": 1, "1h": 1, "1d": 1}
+    assert rollups_of(conn, "BTC", "1d")[0][2] == float(revised.high)
+
+
+def test_rerunning_maintenance_changes_nothing(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    gappy_history(conn, clock)
+    clock.now_ms = DAY0_MS + 3 * DAY_MS
+    ledger = Ledger(conn, clock)
+    run_maintenance(conn, ledger)
+    before = conn.execute("SELECT * FROM candle_rollups ORDER BY coin, interval, open_time_ms").fetchall()
+    clock.advance(seconds=3600)
+    again = run_maintenance(conn, ledger)
+    assert again.rows_written == 0 and again.buckets_queued == 0 and again.candle_rows_pruned == 0
+    assert conn.execute("SELECT * FROM candle_rollups ORDER BY coin, interval, open_time_ms").fetchall() == before
+    runs = runs_of(conn, MAINTENANCE.source, MAINTENANCE.name)
+    assert [r.status for r in runs] == [RunStatus.SUCCEEDED] * 2 and runs[1].rows_written == 0
+
+
+def test_a_full_rebuild_reproduces_the_incremental_rollups(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    gappy_history(conn, clock)
+    clock.now_ms = DAY0_MS + 3 * DAY_MS
+    ledger = Ledger(conn, clock)
+    run_maintenance(conn, ledger)
+    values = "SELECT coin, interval, open_time_ms, open, high, low, close, volume, trades, minutes, complete FROM candle_rollups ORDER BY 1, 2, 3"
+    incremental = conn.execute(values).fetchall()
+    conn.execute("DELETE FROM candle_rollups WHERE interval = '1h' AND coin = 'ETH'")  # lost rows, repaired
+    clock.advance(seconds=60)
+    rebuilt = rebuild_rollups(conn, ledger)
+    assert rebuilt.days == 3 and rebuilt.buckets_rolled["1d"] == 6
+    assert conn.execute(values).fetchall() == incremental
+    assert {r[0] for r in conn.execute("SELECT DISTINCT rolled_up_at_ms FROM candle_rollups")} == {clock()}
