@@ -50,6 +50,7 @@ class RequestRecord:
     status: int
     weight: int = 0
     """Hyperliquid weight charged (0 for other hosts and for refused requests)."""
+    body: str = ""
 
 
 @dataclass
@@ -121,7 +122,9 @@ class ReplayHttpApp:
             answer = self._route(method, path, query, body, now_ms)
             if fault is not None and fault.kind is HttpFaultKind.MALFORMED:
                 answer = _Answer(200, answer.body[: max(1, len(answer.body) // 2)] + b"<!-- cut -->")
-        self.requests.append(RequestRecord(now_ms, method, path, query, info_type, answer.status, answer.weight))
+        self.requests.append(
+            RequestRecord(now_ms, method, path, query, info_type, answer.status, answer.weight, body.decode("utf-8", "replace"))
+        )
 
         truncate = fault is not None and fault.kind is HttpFaultKind.TRUNCATE
         headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
