@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import talib
 
-from market_assets.indicators import INDICATORS, FeatureSchemaError, IndicatorConfig, compute, run_features
+from market_assets.indicators import (
+    INDICATORS,
+    FeatureSchemaError,
+    IndicatorConfig,
+    compute,
+    run_features,
+)
 from market_assets.ledger import Ledger
 from market_assets.memory import features as features_sql
 from market_assets.memory.runs import RunStatus, runs_of

@@ -16,7 +16,15 @@ from market_assets.memory.rollups import rollups_of
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.registry import MAINTENANCE
 from tests.conftest import FrozenClock
-from tests.market_data import DAY0_MS, DAY_MS, MINUTE_MS, candle, random_walk, series, store
+from tests.market_data import (
+    DAY0_MS,
+    DAY_MS,
+    MINUTE_MS,
+    candle,
+    random_walk,
+    series,
+    store,
+)
 
 WIDTHS = {"5m": 300_000, "1h": 3_600_000, "1d": DAY_MS}
 
