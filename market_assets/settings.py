@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+
+from market_assets.sources.endpoints import REAL_ENDPOINTS, SourceEndpoints
 
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
@@ -17,6 +20,25 @@ def default_db_path(env: Mapping[str, str]) -> Path:
     return Path(data_home) / "market" / "market.db"
 
 
+class Profile(StrEnum):
+    """``full`` follows every listed perp and search term; ``local`` is capped for a laptop
+    (the runbook's ``ingest:local``)."""
+
+    FULL = "full"
+    LOCAL = "local"
+
+
+LOCAL_MAX_COINS = 5
+LOCAL_MAX_SEARCH_TERMS = 3
+DEFAULT_SEARCH_TERMS = ("bitcoin", "ethereum", "solana", "fed rates", "election", "recession", "etf")
+"""Polymarket discovery searches these terms unless ``MARKET_SEARCH_TERMS`` (comma-separated) is set."""
+
+
+def _project_dagster_home() -> Path:
+    """The repository's ``dagster_home/`` (with its dagster.yaml) beside the package."""
+    return Path(__file__).resolve().parents[1] / "dagster_home"
+
+
 @dataclass(frozen=True)
 class Settings:
     db_path: Path
@@ -24,6 +46,22 @@ class Settings:
     api_port: int = DEFAULT_API_PORT
     alert_webhook_url: str | None = None
     """Slack-compatible incoming webhook for Dagster alerts; alerts are off without one."""
+    endpoints: SourceEndpoints = REAL_ENDPOINTS
+    """Real hosts by default; ``MARKET_REPLAY_HTTP`` + ``MARKET_REPLAY_WS`` point every source at a
+    replay server (offline mode)."""
+    profile: Profile = Profile.FULL
+    search_terms: tuple[str, ...] = DEFAULT_SEARCH_TERMS
+    hip3_dexes: tuple[str, ...] = ()
+    """HIP-3 builder dexes to follow besides the main perp dex (opt-in, ``MARKET_HIP3_DEXES``)."""
+    dagster_home: Path = field(default_factory=_project_dagster_home)
+
+    @property
+    def max_coins(self) -> int | None:
+        return LOCAL_MAX_COINS if self.profile is Profile.LOCAL else None
+
+    @property
+    def max_search_terms(self) -> int | None:
+        return LOCAL_MAX_SEARCH_TERMS if self.profile is Profile.LOCAL else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, db_path: Path | None = None) -> Settings:
@@ -35,4 +73,22 @@ class Settings:
             api_host=env.get("MARKET_API_HOST", DEFAULT_API_HOST),
             api_port=int(env.get("MARKET_API_PORT", DEFAULT_API_PORT)),
             alert_webhook_url=env.get("MARKET_ALERT_WEBHOOK_URL") or None,
+            endpoints=_endpoints(env),
+            profile=Profile(env.get("MARKET_PROFILE", Profile.FULL.value)),
+            search_terms=_csv(env.get("MARKET_SEARCH_TERMS")) or DEFAULT_SEARCH_TERMS,
+            hip3_dexes=_csv(env.get("MARKET_HIP3_DEXES")),
+            dagster_home=Path(env["DAGSTER_HOME"]).expanduser().absolute()
+            if env.get("DAGSTER_HOME")
+            else _project_dagster_home(),
         )
+
+
+def _endpoints(env: Mapping[str, str]) -> SourceEndpoints:
+    http, ws = env.get("MARKET_REPLAY_HTTP"), env.get("MARKET_REPLAY_WS")
+    if bool(http) != bool(ws):
+        raise ValueError("offline mode needs both MARKET_REPLAY_HTTP and MARKET_REPLAY_WS")
+    return SourceEndpoints.replay(http, ws) if http and ws else REAL_ENDPOINTS
+
+
+def _csv(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())

@@ -14,7 +14,12 @@ from market_assets.memory.connection import BUSY_TIMEOUT_SEC, close
 from market_assets.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
-SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|BEGIN|COMMIT|ROLLBACK|WITH|ANALYZE|VACUUM)\b", re.I)
+SQL = re.compile(
+    r"^\s*(SELECT\s.+\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s|CREATE\s+(TABLE|INDEX|UNIQUE|VIEW)\s"
+    r"|DROP\s+(TABLE|INDEX|VIEW)\s|ALTER\s+TABLE\s|PRAGMA\s|BEGIN\b|COMMIT\b|ROLLBACK\b|WITH\s+\w+\s+AS\s|ANALYZE\b|VACUUM\b)",
+    re.S,
+)
+"""SQL as this codebase writes it (upper-case keywords), not English or HTTP verbs."""
 
 
 def test_connection_uses_wal_normal_sync_and_a_busy_timeout(conn: sqlite3.Connection) -> None:
@@ -126,3 +131,11 @@ def sql_outside_memory() -> dict[str, list[str]]:
 
 def test_every_sql_statement_lives_in_the_memory_package() -> None:
     assert sql_outside_memory() == {}
+
+
+def test_the_sql_detector_tells_sql_from_prose() -> None:
+    statements = ["SELECT coin FROM candles", "INSERT INTO funding (coin) VALUES (?)", "PRAGMA optimize",
+                  "UPDATE candles SET closed = 1", "DELETE FROM candles WHERE coin = ?", "BEGIN IMMEDIATE"]
+    prose = ["DELETE", "Drop each connection after 10 s", "Select the coins to follow", "UPDATE"]
+    assert all(SQL.match(text) for text in statements)
+    assert not any(SQL.match(text) for text in prose)
