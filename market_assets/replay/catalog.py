@@ -66,12 +66,13 @@ class Catalog:
     def chain_history(self, chain: str) -> list[dict[str, Any]] | None:
         """SYNTHETIC: one chain's TVL history as the recorded all-chain history scaled to the
         chain's share in ``/v2/chains``; no per-chain recording exists."""
-        chains = json.loads(self.llama_chains)
+        chains: list[dict[str, Any]] = json.loads(self.llama_chains)
         total = sum(c["tvl"] for c in chains)
         share = next((c["tvl"] / total for c in chains if c["name"].lower() == chain.lower()), None)
         if share is None or total <= 0:
             return None
-        return [{"date": p["date"], "tvl": p["tvl"] * share} for p in json.loads(self.llama_historical_tvl)]
+        points: list[dict[str, Any]] = json.loads(self.llama_historical_tvl)
+        return [{"date": p["date"], "tvl": p["tvl"] * share} for p in points]
 
 
 def synthetic_dimension_overview(kind: str, data_type: str | None, with_chart: bool) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def synthetic_dimension_overview(kind: str, data_type: str | None, with_chart: b
     protocol whose ``total24h`` is null (adapter backfilling) and one at 0 while the previous
     day was not (stale adapter)."""
     scale = {"dexs": 1.0, "fees": 0.08}.get(kind, 1.0) * (0.5 if data_type == "dailyRevenue" else 1.0)
-    protocols = [
+    protocols: list[dict[str, Any]] = [
         {"name": "Hyperliquid Spot", "displayName": "Hyperliquid Spot", "total24h": 412_345_678.9 * scale,
          "total48hto24h": 398_765_432.1 * scale, "total7d": 2_901_234_567.8 * scale, "change_1d": 3.4,
          "chains": ["Hyperliquid L1"]},

@@ -186,16 +186,17 @@ class DimensionOverview:
 
 
 def parse_chains(data: bytes) -> list[ChainTvl]:
-    return decode(data, list[ChainTvl], SOURCE, "/v2/chains")
+    chains: list[ChainTvl] = decode(data, list[ChainTvl], SOURCE, "/v2/chains")
+    return chains
 
 
 def parse_historical_tvl(data: bytes, endpoint: str = "/v2/historicalChainTvl") -> list[TvlPoint]:
-    points = decode(data, list[_WireTvlPoint], SOURCE, endpoint)
+    points: list[_WireTvlPoint] = decode(data, list[_WireTvlPoint], SOURCE, endpoint)
     return [TvlPoint(point.date * 1000, point.tvl) for point in points]
 
 
 def parse_stablecoins(data: bytes) -> StablecoinReport:
-    wire = decode(data, _WireStablecoins, SOURCE, "/stablecoins")
+    wire: _WireStablecoins = decode(data, _WireStablecoins, SOURCE, "/stablecoins")
     assets = tuple(
         Stablecoin(
             a.id, a.name, a.symbol, a.pegType, a.pegMechanism, a.price, a.circulating, a.circulatingPrevDay
@@ -211,7 +212,7 @@ def parse_stablecoins(data: bytes) -> StablecoinReport:
 
 
 def parse_dimension_overview(data: bytes, endpoint: str) -> DimensionOverview:
-    wire = decode(data, _WireDimensionOverview, SOURCE, endpoint)
+    wire: _WireDimensionOverview = decode(data, _WireDimensionOverview, SOURCE, endpoint)
     protocols = tuple(
         DimensionProtocol(p.name, p.displayName, DimensionFigure.of(p.total24h), p.total7d, tuple(p.chains))
         for p in wire.protocols

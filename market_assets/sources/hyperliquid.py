@@ -149,6 +149,8 @@ class FundingRow(msgspec.Struct, frozen=True, rename="camel"):
 
 def parse_meta_and_asset_ctxs(data: bytes, dex: str = "") -> PerpUniverse:
     """Parse ``[meta, ctxs]``: ``ctxs[i]`` belongs to ``meta.universe[i]``."""
+    meta: _Meta
+    ctxs: list[AssetCtx]
     meta, ctxs = decode(data, tuple[_Meta, list[AssetCtx]], SOURCE, "metaAndAssetCtxs")
     if len(ctxs) != len(meta.universe):
         raise PayloadError(
@@ -163,11 +165,13 @@ def parse_meta_and_asset_ctxs(data: bytes, dex: str = "") -> PerpUniverse:
 
 
 def parse_candles(data: bytes) -> list[Candle]:
-    return decode(data, list[Candle], SOURCE, "candleSnapshot")
+    candles: list[Candle] = decode(data, list[Candle], SOURCE, "candleSnapshot")
+    return candles
 
 
 def parse_funding(data: bytes) -> list[FundingRow]:
-    return decode(data, list[FundingRow], SOURCE, "fundingHistory")
+    rows: list[FundingRow] = decode(data, list[FundingRow], SOURCE, "fundingHistory")
+    return rows
 
 
 def dedupe_funding(rows: list[FundingRow]) -> list[FundingRow]:
@@ -219,9 +223,10 @@ class HyperliquidClient:
         body: dict[str, Any] = {"type": "metaAndAssetCtxs"}
         if dex:
             body["dex"] = dex
-        return await self._info(
+        universe: PerpUniverse = await self._info(
             body, "metaAndAssetCtxs", lambda data: parse_meta_and_asset_ctxs(data, dex), max_items=0
         )
+        return universe
 
     async def candle_snapshot(self, coin: str, interval: str, start_ms: int, end_ms: int) -> CandleBatch:
         """Candles whose buckets touch ``[start_ms, end_ms]`` (both ends bucket-inclusive).

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from market_assets.sources.errors import PayloadError
 
-T = TypeVar("T")
-
 _AT_PATH = re.compile(r" - at `(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"missing required field `(?P<field>[^`]*)`")
 
 
-def decode(data: bytes | str, type_: type[T] | Any, source: str, endpoint: str) -> T:
-    """``msgspec`` decode whose every failure is a :class:`PayloadError` naming the JSON path."""
+def decode(data: bytes | str, type_: Any, source: str, endpoint: str) -> Any:
+    """``msgspec`` decode whose every failure is a :class:`PayloadError` naming the JSON path.
+
+    Returns ``Any`` because ``type_`` is often a generic alias (``list[Candle]``) that a type
+    checker cannot bind to a ``type[T]``; call sites annotate the result."""
     try:
-        return msgspec.json.decode(data, type=type_)  # type: ignore[no-any-return]
+        return msgspec.json.decode(data, type=type_)
     except msgspec.ValidationError as exc:
         raise payload_error_from(exc, source, endpoint) from exc
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:

@@ -147,18 +147,20 @@ _DECIMALS = msgspec.json.Decoder(list[Decimal])
 
 
 def parse_markets(data: bytes, endpoint: str = "/markets") -> list[GammaMarket]:
-    wire = decode(data, list[_WireMarket] | _WireMarketsEnvelope, SOURCE, endpoint)
+    wire: list[_WireMarket] | _WireMarketsEnvelope = decode(
+        data, list[_WireMarket] | _WireMarketsEnvelope, SOURCE, endpoint
+    )
     markets = wire.data if isinstance(wire, _WireMarketsEnvelope) else wire
     return [_market(market, endpoint, f"$[{index}]") for index, market in enumerate(markets)]
 
 
 def parse_events(data: bytes, endpoint: str = "/events") -> list[GammaEvent]:
-    events = decode(data, list[_WireEvent], SOURCE, endpoint)
+    events: list[_WireEvent] = decode(data, list[_WireEvent], SOURCE, endpoint)
     return [_event(event, endpoint, f"$[{index}]") for index, event in enumerate(events)]
 
 
 def parse_search(data: bytes, endpoint: str = "/public-search") -> SearchPage:
-    wire = decode(data, _WireSearch, SOURCE, endpoint)
+    wire: _WireSearch = decode(data, _WireSearch, SOURCE, endpoint)
     events = tuple(_event(event, endpoint, f"$.events[{i}]") for i, event in enumerate(wire.events or ()))
     pagination = wire.pagination or _WirePagination()
     return SearchPage(events, pagination.hasMore, pagination.totalResults)
