@@ -1,6 +1,7 @@
 """The Hyperliquid WebSocket protocol pieces, spoken to the replay's /ws over a real connection.
 
-Replay time runs 1,000x faster: a candle bucket lasts 60 ms of test time, the 60 s idle cut 60 ms.
+Replay time runs 500x faster here: a candle bucket lasts 120 ms of test time, and the margin
+between a client's ping and the 60 s idle cut is 80 ms, so a loaded machine does not fail them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from market_assets.replay import ReplayServers
-from market_assets.sources.timing import AsyncClock
+from market_assets.sources.timing import AcceleratedClock, AsyncClock
 from market_assets.sources.hyperliquid import Candle, HyperliquidClient
 from market_assets.sources.hyperliquid_ws import (
     PING,
@@ -30,17 +31,25 @@ from market_assets.sources.hyperliquid_ws import (
     unsubscribe_message,
 )
 
+from .conftest import T0_MS
+
 pytestmark = pytest.mark.anyio
 
+SPEED = 500.0
 PING_EVERY_S = 20
-"""Tighter than a real client's 50 s: at 1,000x, 10 s of slack would be only 10 ms of CPU jitter."""
+"""Tighter than a real client's 50 s: at 500x, 10 s of slack would be only 20 ms of CPU jitter."""
+
+
+@pytest.fixture
+def replay_clock() -> AcceleratedClock:
+    return AcceleratedClock(SPEED, T0_MS)
 
 
 async def _frames(
-    ws: ClientConnection, seconds: float, counts: FrameCounts | None = None, *, clock: AsyncClock | None = None
+    ws: ClientConnection, clock_s: float, counts: FrameCounts | None = None, *, clock: AsyncClock | None = None
 ) -> list[Frame]:
-    """Every frame received within ``seconds`` of real time; with ``clock``, pinging as a real
-    client must, or the server cuts the connection after 60 clock-seconds of silence."""
+    """Every frame received within ``clock_s`` seconds of replay time; with ``clock``, pinging as
+    a real client must, or the server cuts the connection after 60 clock-seconds of silence."""
 
     async def keep_alive(clock: AsyncClock) -> None:
         while True:
@@ -50,7 +59,7 @@ async def _frames(
     pinger = asyncio.create_task(keep_alive(clock)) if clock is not None else None
     frames: list[Frame] = []
     try:
-        async with asyncio.timeout(seconds):
+        async with asyncio.timeout(clock_s / SPEED):
             async for message in ws:
                 frame = parse_frame(message)
                 frames.append(frame)
@@ -82,7 +91,7 @@ async def test_subscription_is_acked_with_reordered_keys_and_matched_on_fields(r
 async def test_each_candle_frame_holds_one_bucket_resent_as_it_grows(replay: ReplayServers) -> None:
     async with connect(replay.ws_url) as ws:
         await ws.send(subscribe_message(candle_subscription("ETH")))
-        frames = await _frames(ws, 0.3, clock=replay.clock)
+        frames = await _frames(ws, 300, clock=replay.clock)
     candles = _candles(frames, "ETH")
     by_bucket: dict[int, list[Candle]] = {}
     for candle in candles:
@@ -98,7 +107,7 @@ async def test_each_candle_frame_holds_one_bucket_resent_as_it_grows(replay: Rep
 async def test_the_streams_last_frame_of_a_bucket_is_what_candle_snapshot_backfills(replay: ReplayServers) -> None:
     async with connect(replay.ws_url) as ws:
         await ws.send(subscribe_message(candle_subscription("SOL")))
-        frames = await _frames(ws, 0.35, clock=replay.clock)
+        frames = await _frames(ws, 350, clock=replay.clock)
     streamed: dict[int, Candle] = {}
     for candle in _candles(frames, "SOL"):
         streamed[candle.open_ms] = candle  # upsert: the latest frame of a bucket wins
@@ -129,11 +138,11 @@ async def test_injected_noise_is_counted_and_candles_keep_flowing(replay: Replay
     counts = FrameCounts()
     async with connect(replay.ws_url) as ws:
         await ws.send(subscribe_message(candle_subscription("BTC")))
-        await _frames(ws, 0.02, counts)
+        await _frames(ws, 20, counts)
         replay.plan.inject("Websocket connection established.")
         replay.plan.inject('{"channel":"candle","data":{"t":1')
         replay.plan.inject('{"channel":"error","data":"Error parsing JSON into valid websocket request: {}"}')
-        frames = await _frames(ws, 0.1, counts, clock=replay.clock)
+        frames = await _frames(ws, 100, counts, clock=replay.clock)
     assert sum(isinstance(f, NotJson) for f in frames) == 2 and counts.not_json == 2
     assert counts.errors == 1 and counts.acks == 1
     last_noise = max(i for i, f in enumerate(frames) if isinstance(f, (NotJson, ErrorFrame)))
@@ -143,9 +152,9 @@ async def test_injected_noise_is_counted_and_candles_keep_flowing(replay: Replay
 async def test_unsubscribe_stops_that_coins_frames(replay: ReplayServers) -> None:
     async with connect(replay.ws_url) as ws:
         await ws.send(subscribe_message(candle_subscription("BTC")))
-        await _frames(ws, 0.03)
+        await _frames(ws, 30)
         await ws.send(unsubscribe_message(candle_subscription("BTC")))
-        frames = await _frames(ws, 0.1, clock=replay.clock)
+        frames = await _frames(ws, 100, clock=replay.clock)
     acks = [f for f in frames if isinstance(f, Ack)]
     assert acks and acks[0].acknowledges("unsubscribe", candle_subscription("BTC"))
     after_ack = frames[frames.index(acks[0]) + 1 :]
@@ -157,7 +166,7 @@ async def test_a_silenced_coin_gets_no_frames_while_rest_still_has_it(replay: Re
     async with connect(replay.ws_url) as ws:
         for coin in ("DOGE", "BTC"):
             await ws.send(subscribe_message(candle_subscription(coin)))
-        frames = await _frames(ws, 0.15, clock=replay.clock)
+        frames = await _frames(ws, 150, clock=replay.clock)
     assert _candles(frames, "BTC") and not _candles(frames, "DOGE")
     async with HyperliquidClient(replay.endpoints.hyperliquid_api, clock=replay.clock) as hl:
         now = replay.clock.now_ms()
@@ -168,7 +177,7 @@ async def test_a_silenced_coin_gets_no_frames_while_rest_still_has_it(replay: Re
 async def test_a_dropped_connection_closes_without_a_close_frame_and_resubscribing_resumes(replay: ReplayServers) -> None:
     async with connect(replay.ws_url) as ws:
         await ws.send(subscribe_message(candle_subscription("BTC")))
-        await _frames(ws, 0.02)
+        await _frames(ws, 20)
         replay.plan.drop_connections()
         with pytest.raises(ConnectionClosed) as closed:
             async with asyncio.timeout(1):
@@ -177,7 +186,7 @@ async def test_a_dropped_connection_closes_without_a_close_frame_and_resubscribi
     assert closed.value.rcvd is None  # abnormal closure (1006), as clients of the real server see
     async with connect(replay.ws_url) as ws:
         await ws.send(subscribe_message(candle_subscription("BTC")))
-        frames = await _frames(ws, 0.05)
+        frames = await _frames(ws, 50)
     assert _candles(frames, "BTC") and replay.ws.stats.dropped == 1
 
 
@@ -210,7 +219,7 @@ async def test_a_connection_silent_for_60_seconds_is_cut_and_pings_keep_one_aliv
                 while True:
                     await quiet.recv()
         cut_at = replay.clock.now_ms()
-        frames = await _frames(pinging, 0.15)
+        frames = await _frames(pinging, 150)
         pinger.cancel()
     assert replay.ws.stats.idle_closed == 1
     assert any(isinstance(f, Pong) for f in frames) and _candles(frames, "BTC")
