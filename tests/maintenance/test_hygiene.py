@@ -21,7 +21,7 @@ def test_maintenance_leaves_planner_statistics_for_the_time_window_queries(conn:
     store(conn, series("BTC", DAY0_MS, random_walk(1, 1440)), clock())
     clock.now_ms = DAY0_MS + DAY_MS
     run_maintenance(conn, Ledger(conn, clock))
-    analyzed = {row[0] for row in conn.execute("SELECT tbl FROM sqlite_stat1")}
+    analyzed = {row[0] for row in conn.execute("SELECT tbl FROM main.sqlite_stat1")}
     assert {"candles", "candle_rollups"} <= analyzed
 
 
