@@ -91,6 +91,9 @@ class ReplayHttpApp:
         self.clock = clock
         self.enforce_weight = enforce_weight
         self.requests: list[RequestRecord] = []
+        self.max_in_flight: dict[str, int] = {}
+        """Most requests seen at once per host prefix (``gamma``, ``llama`` …): bounded concurrency."""
+        self._in_flight: dict[str, int] = {}
         self._hl_window: deque[tuple[int, int]] = deque()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,6 +111,17 @@ class ReplayHttpApp:
         info_type = _info_type(body) if path == "/hyperliquid/info" else None
         now_ms = self.clock.now_ms()
 
+        host = path.strip("/").split("/", 1)[0]
+        self._in_flight[host] = self._in_flight.get(host, 0) + 1
+        self.max_in_flight[host] = max(self.max_in_flight.get(host, 0), self._in_flight[host])
+        try:
+            await self._respond(method, path, query, body, info_type, now_ms, send)
+        finally:
+            self._in_flight[host] -= 1
+
+    async def _respond(
+        self, method: str, path: str, query: dict[str, str], body: bytes, info_type: str | None, now_ms: int, send: Send
+    ) -> None:
         fault = None if path.startswith("/_replay") else self.plan.take_http(path, info_type)
         if fault is not None and fault.kind is HttpFaultKind.SLOW:
             await asyncio.sleep(fault.delay_s)

@@ -6,12 +6,14 @@ replay time (the server logs when each attempt arrived) and costs milliseconds o
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 from dataclasses import replace
 
 import pytest
 
 from market_assets.replay import HttpFault, HttpFaultKind, ReplayServers
-from market_assets.sources.defillama import DefiLlamaClient
+from market_assets.sources.defillama import API_POLICY, DefiLlamaClient
 from market_assets.sources.errors import PayloadError, SourceUnavailable
 from market_assets.sources.hyperliquid import POLICY as HL_POLICY
 from market_assets.sources.hyperliquid import HyperliquidClient
@@ -118,3 +120,21 @@ async def test_backoff_between_5xx_retries_grows(replay: ReplayServers) -> None:
     # DefiLlama's policy: 1 s, 2 s, 4 s (+ up to 0.5 s jitter each).
     assert len(gaps) == 3 and gaps[0] >= 1000 and gaps[1] >= 2000 and gaps[2] >= 4000
     assert llama.stats.retries == 3
+
+
+async def test_requests_to_one_host_are_bounded_in_flight(replay: ReplayServers) -> None:
+    replay.plan.add_http(HttpFault(HttpFaultKind.SLOW, path="/llama/", delay_s=0.05, times=None))
+    async with DefiLlamaClient(replay.endpoints.llama_api, replay.endpoints.stablecoins_api, clock=replay.clock) as llama:
+        results = await asyncio.gather(*(llama.historical_chain_tvl() for _ in range(8)))
+    assert all(len(points) == 365 for points in results)
+    assert replay.http.max_in_flight["llama"] == API_POLICY.max_concurrency == 2
+
+
+async def test_retry_after_as_an_http_date_is_honoured_on_the_clients_clock(replay: ReplayServers) -> None:
+    not_before_s = replay.clock.now_ms() // 1000 + 120
+    when = email.utils.formatdate(not_before_s, usegmt=True)
+    replay.plan.add_http(HttpFault(HttpFaultKind.STATUS, path="/gamma/events", status=429, retry_after=when))
+    async with GammaClient(replay.endpoints.gamma_api, clock=replay.clock) as gamma:
+        await gamma.events()
+    first, second = _arrivals(replay, "/gamma/events")
+    assert first < not_before_s * 1000 <= second and gamma.stats.rate_limited == 1
