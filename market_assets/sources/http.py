@@ -221,9 +221,9 @@ class HostClient:
         if weight is None or self.limiter is None:
             async with self._slots:
                 return await self._send(method, path, endpoint, parse, params, content)
-        waits_before = self.limiter.waits
         async with self.limiter.reserve(weight.request_type, weight.max_items) as reservation:
-            self.stats.budget_waits += self.limiter.waits - waits_before
+            if reservation.waited:
+                self.stats.budget_waits += 1
             async with self._slots:
                 try:
                     parsed = await self._send(method, path, endpoint, parse, params, content)

@@ -92,9 +92,11 @@ class _Charge:
 class Reservation:
     """One request's claim on the budget; :meth:`settle` with the real item count when known."""
 
-    def __init__(self, charge: _Charge, request_type: str) -> None:
+    def __init__(self, charge: _Charge, request_type: str, waited: bool) -> None:
         self._charge = charge
         self._request_type = request_type
+        self.waited = waited
+        """Whether the budget held this request back before admitting it."""
         self.settled_weight: int | None = None
 
     def settle(self, items: int) -> None:
@@ -135,8 +137,8 @@ class WeightLimiter:
         A request that failed before it could be settled is charged its base weight: the server
         may well have counted it.
         """
-        charge = await self._admit(min(self.capacity, info_weight(request_type, max_items)))
-        reservation = Reservation(charge, request_type)
+        charge, waited = await self._admit(min(self.capacity, info_weight(request_type, max_items)))
+        reservation = Reservation(charge, request_type, waited)
         try:
             yield reservation
         finally:
@@ -146,7 +148,7 @@ class WeightLimiter:
             charge.stamped_ms = self._clock.now_ms()
             self._settled.set()
 
-    async def _admit(self, weight: int) -> _Charge:
+    async def _admit(self, weight: int) -> tuple[_Charge, bool]:
         async with self._admission:
             waited = False
             started_ms = self._clock.now_ms()
@@ -168,7 +170,7 @@ class WeightLimiter:
                 self.waited_ms += self._clock.now_ms() - started_ms
             charge = _Charge(weight)
             self._charges.append(charge)
-            return charge
+            return charge, waited
 
     def _expire(self, now_ms: int) -> None:
         horizon = now_ms - self.window_ms
