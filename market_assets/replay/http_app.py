@@ -169,8 +169,10 @@ class ReplayHttpApp:
         items: list[Any] | None = None
         if request_type == "metaAndAssetCtxs" or request_type == "meta":
             if request.get("dex"):
-                # Only the main dex was recorded (the HIP-3 recording is not in the shared set).
-                return self._charge(_Answer(500, b"null"), request_type, 0, now_ms)
+                # Only the main dex was recorded (the HIP-3 recording is not in the shared set):
+                # refuse at once with a 4xx the client does not retry, and say why.
+                message = f"replay: no recording of HIP-3 dex {request['dex']!r}; only the main perp dex is served"
+                return _Answer(422, message.encode(), [])
             document = self.catalog.meta_and_ctxs if request_type == "metaAndAssetCtxs" else self.catalog.meta
             return self._charge(_Answer(200, document), request_type, 0, now_ms)
         if request_type == "candleSnapshot":

@@ -9,6 +9,7 @@ import pytest
 
 from market_assets import fixtures
 from market_assets.replay import ReplayServers
+from market_assets.sources.errors import SourceUnavailable
 from market_assets.sources.hyperliquid import HyperliquidClient
 
 from .conftest import raw
@@ -83,3 +84,12 @@ async def test_an_unknown_interval_is_refused_before_spending_weight(replay: Rep
         with pytest.raises(ValueError, match="unsupported candle interval"):
             await hl.candle_snapshot("BTC", "7m", 0, 1)
     assert replay.http.requests == [] and hl.limiter.used() == 0
+
+
+async def test_a_hip3_dex_is_requested_by_name_and_the_replay_says_it_has_none(replay: ReplayServers) -> None:
+    async with HyperliquidClient(replay.endpoints.hyperliquid_api, clock=replay.clock) as hl:
+        with pytest.raises(SourceUnavailable) as caught:
+            await hl.meta_and_asset_ctxs(dex="xyz")
+    assert json.loads(replay.http.requests[0].body) == {"type": "metaAndAssetCtxs", "dex": "xyz"}
+    assert caught.value.status == 422 and "HIP-3 dex 'xyz'" in caught.value.message
+    assert hl.stats.requests == 1
