@@ -3,6 +3,7 @@ and its faults can be driven over the control API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -11,8 +12,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from market_assets.replay import ReplayConfig, ReplayThread
+from market_assets.sources.hyperliquid_ws import Ack, candle_subscription, parse_frame, subscribe_message
 from market_assets.sources.polymarket import GammaClient
 from market_assets.sources.timing import AcceleratedClock
 
@@ -76,3 +80,18 @@ def test_a_threaded_replay_serves_synchronous_callers() -> None:
     assert response.status_code == 200 and response.json()["universe"][0]["name"] == "BTC"
     assert len(chains.json()) == 450
     assert faults.status_code == 200 and replay.plan.silenced_coins == set()
+
+
+async def test_standalone_replay_drops_websockets_on_command(standalone: dict[str, object]) -> None:
+    control = str(standalone["control"])
+    async with connect(str(standalone["ws"])) as ws:
+        await ws.send(subscribe_message(candle_subscription("BTC")))
+        assert isinstance(parse_frame(await ws.recv()), Ack)
+        async with httpx.AsyncClient() as http:
+            dropped = await http.post(f"{control}/faults", json={"kind": "ws_drop"})
+        assert dropped.status_code == 200
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(5):
+                while True:
+                    await ws.recv()
+    assert closed.value.rcvd is None
