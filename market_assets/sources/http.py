@@ -29,7 +29,7 @@ from market_assets.sources.timing import AsyncClock, SystemClock
 
 T = TypeVar("T")
 
-USER_AGENT = "market-memory/0.1 (+https://github.com; httpx)"
+USER_AGENT = "market-memory/0.1 (httpx)"
 """DefiLlama's Cloudflare has answered 403 to clients without a normal User-Agent (defillama-app#1512)."""
 
 
@@ -39,6 +39,7 @@ class HostPolicy:
 
     source: str
     timeout_s: float = 10.0
+    """Per attempt, in real seconds (sockets do not run on an injected clock; waits do)."""
     attempts: int = 5
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
