@@ -10,16 +10,42 @@ import warnings
 import dagster as dg
 
 from market_assets.defs.alerts import alert_on_freshness, alert_on_run_failure
-from market_assets.defs.automation import with_registry_freshness
+from market_assets.defs.automation import channel_job, channel_schedule, with_registry_freshness
+from market_assets.defs.defillama.assets import macro_asset
 from market_assets.defs.hyperliquid.candles import candles, candles_windows_sensor
+from market_assets.defs.hyperliquid.derived import features_asset, maintenance_asset
+from market_assets.defs.hyperliquid.funding import funding_asset
+from market_assets.defs.polymarket.assets import discovery_asset, summary_asset
 from market_assets.defs.resources import MarketMemory
+from market_assets.registry import (
+    DEFILLAMA_MACRO,
+    FEATURES,
+    FUNDING,
+    MAINTENANCE,
+    POLYMARKET_DISCOVERY,
+    POLYMARKET_SUMMARY,
+)
+
+SCHEDULED = {
+    FUNDING: funding_asset,
+    FEATURES: features_asset,
+    MAINTENANCE: maintenance_asset,
+    POLYMARKET_DISCOVERY: discovery_asset,
+    POLYMARKET_SUMMARY: summary_asset,
+    DEFILLAMA_MACRO: macro_asset,
+}
+"""Every channel Dagster runs on a schedule, with the asset that materializes it."""
+
+jobs = {channel: channel_job(channel) for channel in SCHEDULED}
 
 with warnings.catch_warnings():
     # map_asset_specs is marked preview in 1.13; it is the documented way to apply one policy
     # over all specs (dagster-open-platform does the same).
     warnings.simplefilter("ignore", dg.PreviewWarning)
     defs = dg.Definitions(
-        assets=[candles],
+        assets=[candles, *SCHEDULED.values()],
+        jobs=list(jobs.values()),
+        schedules=[channel_schedule(channel, job) for channel, job in jobs.items()],
         sensors=[candles_windows_sensor, alert_on_run_failure, alert_on_freshness],
         resources={"memory": MarketMemory()},
     ).map_asset_specs(func=with_registry_freshness)

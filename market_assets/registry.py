@@ -56,8 +56,10 @@ class DataLocation:
     scope: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Channel:
+    """One (source, channel). Compared and hashed by identity: each is declared once, below."""
+
     source: str
     name: str
     expected_cadence_sec: int

@@ -14,13 +14,17 @@ from market_assets.settings import Settings
 
 
 class MarketMemory(dg.ConfigurableResource):
-    """The market memory file; defaults to the platform setting (``MARKET_DB``)."""
+    """The market memory and the platform settings; the file defaults to ``MARKET_DB``."""
 
     db_path: str = ""
 
     @property
+    def settings(self) -> Settings:
+        return Settings.from_env(db_path=Path(self.db_path) if self.db_path else None)
+
+    @property
     def path(self) -> Path:
-        return Path(self.db_path) if self.db_path else Settings.from_env().db_path
+        return self.settings.db_path
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:

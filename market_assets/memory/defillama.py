@@ -38,3 +38,12 @@ def series_points(conn: sqlite3.Connection, series: str, subject: str) -> list[t
         "SELECT ts_ms, value FROM defillama_series WHERE series = ? AND subject = ? ORDER BY ts_ms",
         (series, subject),
     ).fetchall()
+
+
+def latest_ts(conn: sqlite3.Connection, series: str, subject: str) -> int | None:
+    """The newest stored timestamp of one series and subject."""
+    row = conn.execute(
+        "SELECT ts_ms FROM defillama_series WHERE series = ? AND subject = ? ORDER BY ts_ms DESC LIMIT 1",
+        (series, subject),
+    ).fetchone()
+    return None if row is None else row[0]

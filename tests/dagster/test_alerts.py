@@ -23,12 +23,6 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
         yield hook
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
-
-
 @dg.op
 def refuses() -> None:
     raise ConnectionError("api.llama.fi answered 503")

@@ -1,0 +1,82 @@
+"""``defillama/macro``: total and per-chain TVL, stablecoin supply per peg, DEX volume and fees,
+as compact daily series (series, subject, UTC day) -> value, upserted through the day."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from market_assets.memory import defillama as memory
+from market_assets.memory.defillama import SeriesPoint
+from market_assets.settings import Settings
+from market_assets.sources.defillama import DefiLlamaClient, DimensionFigure, TvlPoint
+from market_assets.sources.http import RequestStats
+
+DAY_MS = 86_400_000
+TOTAL = "total"
+
+
+def utc_day(ms: int) -> int:
+    return ms - ms % DAY_MS
+
+
+@dataclass(frozen=True)
+class MacroBatch:
+    points: list[SeriesPoint]
+    unreported: dict[str, str] = field(default_factory=dict)
+    """Series withheld because DefiLlama reported 0 or null for them (never stored as a real 0)."""
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for point in self.points:
+            counts[point.series] = counts.get(point.series, 0) + 1
+        return counts
+
+    def details(self) -> dict[str, Any]:
+        return {f"unreported/{series}": why for series, why in self.unreported.items()}
+
+
+def tvl_history_points(history: list[TvlPoint], since_ms: int | None = None) -> list[SeriesPoint]:
+    return [
+        SeriesPoint("tvl", TOTAL, point.date_ms, point.tvl)
+        for point in history
+        if since_ms is None or point.date_ms >= since_ms
+    ]
+
+
+def _figure(series: str, figure: DimensionFigure, day: int, batch: MacroBatch) -> None:
+    if figure.value is None:
+        assert figure.unreported is not None
+        batch.unreported[series] = figure.unreported.value
+    else:
+        batch.points.append(SeriesPoint(series, TOTAL, day, figure.value))
+
+
+async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: RequestStats, now_ms: int) -> MacroBatch:
+    today = utc_day(now_ms)
+    latest_total = memory.latest_ts(conn, "tvl", TOTAL) if conn is not None else None
+    endpoints = settings.endpoints
+    async with DefiLlamaClient(endpoints.llama_api, endpoints.stablecoins_api, stats=stats) as client:
+        chains = await client.chains()
+        history = await client.historical_chain_tvl()
+        stablecoins = await client.stablecoins()
+        dex_volume = await client.dex_volume()
+        fees = await client.fees()
+    # The newest stored day is re-read: its value keeps moving until the day is over.
+    batch = MacroBatch(tvl_history_points(history, latest_total))
+    batch.points.extend(SeriesPoint("tvl", chain.name, today, chain.tvl) for chain in chains)
+    batch.points.extend(
+        SeriesPoint("stablecoin_supply", peg, today, amount)
+        for peg, amount in sorted(stablecoins.supply_by_peg().items())
+        if amount > Decimal(0)
+    )
+    _figure("dex_volume", dex_volume.total_24h, today, batch)
+    _figure("fees", fees.total_24h, today, batch)
+    return batch
+
+
+def store(conn: sqlite3.Connection, batch: MacroBatch, now_ms: int) -> dict[str, int]:
+    memory.upsert_series(conn, batch.points, now_ms)
+    return batch.counts()

@@ -1,0 +1,79 @@
+"""``hyperliquid/funding``: the perp universe, the current hour's funding from the asset
+contexts, and settled hours from ``fundingHistory`` since the last stored one."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from market_assets.ingest.universe import followed_assets, universe_rows
+from market_assets.memory import hyperliquid as memory
+from market_assets.memory.hyperliquid import FundingRow, UniverseRow
+from market_assets.settings import Settings
+from market_assets.sources.http import RequestStats
+from market_assets.sources.hyperliquid import HyperliquidClient, PerpUniverse
+from market_assets.sources.ratelimit import HOUR_MS
+
+FIRST_HISTORY_HOURS = 7 * 24
+"""How far back a coin with no stored settled hour starts its fundingHistory."""
+
+
+@dataclass(frozen=True)
+class FundingBatch:
+    universe: list[UniverseRow]
+    funding: list[FundingRow]
+    coins_with_history: int
+
+    def counts(self) -> dict[str, int]:
+        return {"universe": len(self.universe), "funding": len(self.funding)}
+
+    def details(self) -> dict[str, Any]:
+        return {"coins_with_history": self.coins_with_history}
+
+
+def history_start(last_settled_hour: int | None, current_hour: int) -> int | None:
+    """Where a coin's fundingHistory resumes, or ``None`` when no settled hour can be missing.
+
+    The hour before the current one settles at the top of this hour; until a later hour is
+    missing there is nothing to ask for, which keeps a 15-minute cadence to one history call
+    per coin per hour.
+    """
+    if last_settled_hour is None:
+        return current_hour - FIRST_HISTORY_HOURS * HOUR_MS
+    if last_settled_hour >= current_hour - HOUR_MS:
+        return None
+    return last_settled_hour + HOUR_MS
+
+
+async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: RequestStats, now_ms: int) -> FundingBatch:
+    last_settled = memory.last_settled_funding_hours(conn) if conn is not None else {}
+    current_hour = now_ms - now_ms % HOUR_MS
+    async with HyperliquidClient(settings.endpoints.hyperliquid_api, stats=stats) as client:
+        universes: list[PerpUniverse] = [
+            await client.meta_and_asset_ctxs(dex) for dex in ("", *settings.hip3_dexes)
+        ]
+        followed = followed_assets(universes, settings.max_coins)
+        current = [
+            FundingRow(a.name, current_hour, a.ctx.funding, a.ctx.premium, False, now_ms) for a in followed
+        ]
+        starts = {a.name: history_start(last_settled.get(a.name), current_hour) for a in followed}
+        wanted = {coin: start for coin, start in starts.items() if start is not None}
+        histories = await asyncio.gather(
+            *(client.funding_history(coin, start) for coin, start in wanted.items())
+        )
+    settled = [
+        FundingRow(row.coin, row.hour_ms, row.funding_rate, row.premium, True, row.time)
+        for rows in histories
+        for row in rows
+        if row.hour_ms < current_hour
+    ]
+    return FundingBatch(universe_rows(universes, followed), current + settled, len(wanted))
+
+
+def store(conn: sqlite3.Connection, batch: FundingBatch, now_ms: int) -> dict[str, int]:
+    return {
+        "universe": memory.upsert_universe(conn, batch.universe, now_ms),
+        "funding": memory.upsert_funding(conn, batch.funding, now_ms),
+    }

@@ -1,0 +1,97 @@
+"""``polymarket/discovery`` finds markets by search term and keeps them as the tracked registry;
+``polymarket/summary`` refreshes one compact row per tracked market."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from market_assets.memory import polymarket as memory
+from market_assets.memory.polymarket import MarketSummary, TrackedMarket
+from market_assets.settings import Settings
+from market_assets.sources.http import RequestStats
+from market_assets.sources.polymarket import GammaClient, GammaEvent, GammaMarket
+
+SEARCH_PAGES_PER_TERM = 3
+"""Search pages read per term: the most relevant events come first; the tail is noise."""
+
+
+@dataclass(frozen=True)
+class DiscoveryBatch:
+    markets: list[TrackedMarket]
+    terms: list[str]
+
+    def counts(self) -> dict[str, int]:
+        return {"tracked_markets": len(self.markets)}
+
+    def details(self) -> dict[str, Any]:
+        return {"search_terms": ", ".join(self.terms)}
+
+
+def is_open(market: GammaMarket) -> bool:
+    return market.active is not False and market.closed is not True and market.archived is not True
+
+
+def open_markets(term: str, events: list[GammaEvent]) -> list[TrackedMarket]:
+    return [TrackedMarket(m.id, term) for event in events for m in event.markets if is_open(m)]
+
+
+async def collect_discovery(
+    conn: sqlite3.Connection | None, settings: Settings, stats: RequestStats, now_ms: int
+) -> DiscoveryBatch:
+    terms = list(settings.search_terms[: settings.max_search_terms])
+    found: dict[str, TrackedMarket] = {}
+    async with GammaClient(settings.endpoints.gamma_api, stats=stats) as client:
+        for term in terms:
+            events = await client.search(term, max_pages=SEARCH_PAGES_PER_TERM)
+            for market in open_markets(term, events):
+                found.setdefault(market.market_id, market)  # the first term that found it names it
+    return DiscoveryBatch(list(found.values()), terms)
+
+
+def store_discovery(conn: sqlite3.Connection, batch: DiscoveryBatch, now_ms: int) -> dict[str, int]:
+    return {"tracked_markets": memory.track_markets(conn, batch.markets, now_ms)}
+
+
+@dataclass(frozen=True)
+class SummaryBatch:
+    summaries: list[MarketSummary]
+    tracked: int
+
+    def counts(self) -> dict[str, int]:
+        return {"markets": len(self.summaries)}
+
+    def details(self) -> dict[str, Any]:
+        return {"tracked_markets": self.tracked, "not_returned": self.tracked - len(self.summaries)}
+
+
+def summary_row(market: GammaMarket) -> MarketSummary:
+    """The compact row: list fields as JSON text, prices as the source's decimal strings."""
+    return MarketSummary(
+        market_id=market.id,
+        question=market.question,
+        slug=market.slug,
+        outcomes=None if market.outcomes is None else json.dumps(list(market.outcomes)),
+        outcome_prices=None if market.outcome_prices is None else json.dumps([str(p) for p in market.outcome_prices]),
+        volume=market.volume,
+        liquidity=market.liquidity,
+        end_date=None if market.end_ms is None else datetime.fromtimestamp(market.end_ms / 1000, UTC).isoformat(),
+        active=market.active,
+        closed=market.closed,
+    )
+
+
+async def collect_summary(
+    conn: sqlite3.Connection | None, settings: Settings, stats: RequestStats, now_ms: int
+) -> SummaryBatch:
+    tracked = memory.tracked_market_ids(conn) if conn is not None else []
+    async with GammaClient(settings.endpoints.gamma_api, stats=stats) as client:
+        markets = await client.markets_by_id(tracked)
+    return SummaryBatch([summary_row(m) for m in markets], len(tracked))
+
+
+def store_summary(conn: sqlite3.Connection, batch: SummaryBatch, now_ms: int) -> dict[str, int]:
+    return {"markets": memory.upsert_market_summaries(conn, batch.summaries, now_ms)}
