@@ -50,6 +50,16 @@ class Catalog:
             stablecoins=fixtures.fixture_bytes(fixtures.LLAMA_STABLECOINS),
         )
 
+    @property
+    def all_gamma_markets(self) -> list[dict[str, Any]]:
+        """Every recorded Gamma market: the /markets recording, then the markets nested in the
+        recorded events and search results (first recording of an id wins)."""
+        nested = [m for e in (*self.gamma_events, *self.gamma_search.get("events", [])) for m in e.get("markets", [])]
+        found: dict[str, dict[str, Any]] = {}
+        for market in (*self.gamma_markets, *nested):
+            found.setdefault(str(market["id"]), market)
+        return list(found.values())
+
     def candles(self, coin: str, interval: str, start_ms: int, end_ms: int, now_ms: int) -> list[dict[str, Any]]:
         """Recorded candles where a recording covers the range, the synthetic series elsewhere."""
         recorded = self.recorded_candles.get((coin, interval), [])

@@ -106,7 +106,8 @@ class ReplayHttpApp:
             if not message.get("more_body"):
                 break
         path: str = scope["path"]
-        query = {k: v[-1] for k, v in parse_qs(scope["query_string"].decode(), keep_blank_values=True).items()}
+        # A repeated key (Gamma's ``id=1&id=2``) is kept as a comma-joined list.
+        query = {k: ",".join(v) for k, v in parse_qs(scope["query_string"].decode(), keep_blank_values=True).items()}
         method: str = scope["method"]
         info_type = _info_type(body) if path == "/hyperliquid/info" else None
         now_ms = self.clock.now_ms()
@@ -206,7 +207,10 @@ class ReplayHttpApp:
 
     def _gamma(self, path: str, query: dict[str, str]) -> _Answer:
         if path == "/markets":
-            return _Answer(200, _dumps(_page(_filtered(self.catalog.gamma_markets, query), query)))
+            # By id, every market the recordings hold is addressable, those embedded in the
+            # recorded events and search results included; the plain listing is /markets' own.
+            markets = self.catalog.all_gamma_markets if "id" in query else self.catalog.gamma_markets
+            return _Answer(200, _dumps(_page(_filtered(markets, query), query)))
         if path == "/events":
             return _Answer(200, _dumps(_page(_filtered(self.catalog.gamma_events, query), query)))
         if path == "/public-search":

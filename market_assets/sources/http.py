@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,6 +28,8 @@ from market_assets.sources.ratelimit import WeightLimiter
 from market_assets.sources.timing import AsyncClock, SystemClock
 
 T = TypeVar("T")
+Params = Mapping[str, str | int] | Sequence[tuple[str, str | int]]
+"""Query parameters; a sequence of pairs repeats a key (``id=1&id=2``)."""
 
 USER_AGENT = "market-memory/0.1 (httpx)"
 """DefiLlama's Cloudflare has answered 403 to clients without a normal User-Agent (defillama-app#1512)."""
@@ -150,7 +152,7 @@ class HostClient:
         *,
         endpoint: str,
         parse: Callable[[bytes], T],
-        params: Mapping[str, str | int] | None = None,
+        params: Params | None = None,
     ) -> T:
         return await self._call("GET", path, endpoint=endpoint, parse=parse, params=params)
 
@@ -172,7 +174,7 @@ class HostClient:
         *,
         endpoint: str,
         parse: Callable[[bytes], T],
-        params: Mapping[str, str | int] | None = None,
+        params: Params | None = None,
         body: Any = None,
         weight: Weight | None = None,
     ) -> T:
@@ -215,7 +217,7 @@ class HostClient:
         path: str,
         endpoint: str,
         parse: Callable[[bytes], T],
-        params: Mapping[str, str | int] | None,
+        params: Params | None,
         content: bytes | None,
         weight: Weight | None,
     ) -> T:
@@ -241,7 +243,7 @@ class HostClient:
         path: str,
         endpoint: str,
         parse: Callable[[bytes], T],
-        params: Mapping[str, str | int] | None,
+        params: Params | None,
         content: bytes | None,
     ) -> T:
         self.stats.requests += 1

@@ -8,7 +8,7 @@ stay :class:`~decimal.Decimal`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -270,6 +270,17 @@ class GammaClient:
         offset paging over a list that changes meanwhile can repeat an item across pages."""
         pages = await self._offset_pages("/markets", parse_markets, filters, page_size, max_pages)
         return list({market.id: market for page in pages for market in page}.values())
+
+    async def markets_by_id(self, ids: Sequence[str], *, chunk: int = PAGE_SIZE) -> list[GammaMarket]:
+        """The markets with these ids, open or not (a tracked market that closes must still be
+        seen closing): ``/markets?id=1&id=2…``, ``chunk`` ids per request."""
+        found: dict[str, GammaMarket] = {}
+        for start in range(0, len(ids), chunk):
+            wanted = ids[start : start + chunk]
+            params = [("id", market_id) for market_id in wanted] + [("limit", len(wanted))]
+            for market in await self._host.get("/markets", endpoint="/markets", parse=parse_markets, params=params):
+                found[market.id] = market
+        return list(found.values())
 
     async def events(
         self,
