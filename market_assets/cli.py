@@ -1,5 +1,11 @@
 """``market``: the one command for every operation of SPEC §7.
 
+The manual one-offs (``market hyperliquid funding``, ``market polymarket discover``,
+``market defillama ingest`` …) run the very function their Dagster asset runs and record the
+same ledger run; ``--dry-run`` calls the real sources, prints what would be written and writes
+nothing. ``market --offline …`` first starts the loopback replay servers and points every
+source at them.
+
 Exit codes of ``market check`` (and of every command for an unusable memory):
 
 ====  =====================================================================
@@ -14,7 +20,11 @@ Exit codes of ``market check`` (and of every command for an unusable memory):
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -26,9 +36,23 @@ from market_assets.clock import wall_clock_ms
 from market_assets.health import HealthReport, Severity, Status, encode_document, explain, read_health
 from market_assets.memory import MarketMemoryError, open_memory
 from market_assets.memory.runs import memory_created_at_ms
+from market_assets.ingest.runner import ChannelResult, Collect, Store, run_channel
+from market_assets.ledger import Ledger
+from market_assets.registry import (
+    DEFILLAMA_MACRO,
+    FEATURES,
+    FUNDING,
+    MAINTENANCE,
+    POLYMARKET_DISCOVERY,
+    POLYMARKET_SUMMARY,
+    Channel,
+)
 from market_assets.settings import Settings
+from market_assets.sources.endpoints import SourceEndpoints
+from market_assets.sources.errors import SourceError
 
 EXIT_MEMORY_UNUSABLE = 1
+EXIT_RUN_FAILED = 1
 
 app = typer.Typer(
     name="market",
@@ -47,6 +71,16 @@ _STATUS_STYLE = {
 }
 
 
+hyperliquid_app = typer.Typer(help="Hyperliquid one-offs: funding, features, maintenance, a stream probe.", no_args_is_help=True)
+polymarket_app = typer.Typer(help="Polymarket one-offs: discovery and summary.", no_args_is_help=True)
+defillama_app = typer.Typer(help="DefiLlama one-offs: macro series.", no_args_is_help=True)
+app.add_typer(hyperliquid_app, name="hyperliquid")
+app.add_typer(polymarket_app, name="polymarket")
+app.add_typer(defillama_app, name="defillama")
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Call the real source, print what would be written, write nothing.")]
+
+
 @app.callback()
 def _options(
     ctx: typer.Context,
@@ -54,8 +88,24 @@ def _options(
         Path | None,
         typer.Option(help="Market memory file (default: $MARKET_DB, else ~/.local/share/market/market.db)."),
     ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Serve every source from the loopback replay of recorded payloads.")
+    ] = False,
 ) -> None:
-    ctx.obj = Settings.from_env(db_path=db)
+    settings = Settings.from_env(db_path=db)
+    # Dagster refuses a relative DAGSTER_HOME; resolve it once, before anything starts.
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    if offline:
+        settings = dataclasses.replace(settings, endpoints=ctx.with_resource(_replay()))
+    ctx.obj = settings
+
+
+@contextmanager
+def _replay() -> Iterator[SourceEndpoints]:
+    from market_assets.replay import ReplayThread
+
+    with ReplayThread() as servers:
+        yield servers.endpoints
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -142,6 +192,88 @@ def api(
         port=port or settings.api_port,
         log_level="info",
     )
+
+
+def _report(result: ChannelResult) -> None:
+    console = Console()
+    verb = "would write" if result.dry_run else "wrote"
+    where = "dry run, nothing written" if result.dry_run else f"ledger run {result.run_id}"
+    console.print(f"[bold]{result.channel.key}[/]: {verb} {result.rows_written} rows ({where})", highlight=False)
+    for kind, count in result.rows.items():
+        console.print(f"  {kind}: {count}", highlight=False)
+    console.print(f"  retries: {result.retries}, throttles: {result.throttles}", highlight=False)
+    for key, value in result.details.items():
+        console.print(f"  {key}: {value}", highlight=False)
+
+
+def _run(ctx: typer.Context, channel: Channel, collect: Collect, store: Store, *, dry_run: bool) -> None:
+    try:
+        result = run_channel(channel, _settings(ctx), collect, store, dry_run=dry_run)
+    except SourceError as exc:
+        typer.echo(f"market: {channel.key} failed: {exc}", err=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    _report(result)
+
+
+@hyperliquid_app.command("funding")
+def hyperliquid_funding(ctx: typer.Context, dry_run: DryRun = False) -> None:
+    """Funding now: the perp universe, the current hour and missing settled hours."""
+    from market_assets.ingest import funding
+
+    _run(ctx, FUNDING, funding.collect, funding.store, dry_run=dry_run)
+
+
+@hyperliquid_app.command("features")
+def hyperliquid_features(ctx: typer.Context) -> None:
+    """Compute the technical features of every coin with new closed candles."""
+    from market_assets.indicators import run_features
+
+    with open_memory(_settings(ctx).db_path) as conn:
+        result = run_features(conn, Ledger(conn))
+    typer.echo(f"{FEATURES.key}: wrote {result.rows_written} rows for {result.coins} coins (ledger run {result.run_id})")
+
+
+@hyperliquid_app.command("maintain")
+def hyperliquid_maintain(ctx: typer.Context) -> None:
+    """Roll closed candles up, prune past retention behind the rollups, checkpoint the WAL."""
+    from market_assets.maintenance import run_maintenance
+
+    with open_memory(_settings(ctx).db_path) as conn:
+        result = run_maintenance(conn, Ledger(conn))
+    typer.echo(f"{MAINTENANCE.key}: wrote {result.rows_written} rollup rows (ledger run {result.run_id})")
+    for key, value in result.metadata().items():
+        typer.echo(f"  {key}: {value}")
+
+
+@polymarket_app.command("discover")
+def polymarket_discover(
+    ctx: typer.Context,
+    dry_run: DryRun = False,
+    max_search_terms: Annotated[int | None, typer.Option(min=1, help="Search only the first N terms.")] = None,
+) -> None:
+    """Find markets by the configured search terms and track them."""
+    from market_assets.ingest import polymarket
+
+    if max_search_terms is not None:
+        settings = _settings(ctx)
+        ctx.find_root().obj = dataclasses.replace(settings, search_terms=settings.search_terms[:max_search_terms])
+    _run(ctx, POLYMARKET_DISCOVERY, polymarket.collect_discovery, polymarket.store_discovery, dry_run=dry_run)
+
+
+@polymarket_app.command("summary")
+def polymarket_summary(ctx: typer.Context, dry_run: DryRun = False) -> None:
+    """Refresh the compact row of every tracked market."""
+    from market_assets.ingest import polymarket
+
+    _run(ctx, POLYMARKET_SUMMARY, polymarket.collect_summary, polymarket.store_summary, dry_run=dry_run)
+
+
+@defillama_app.command("ingest")
+def defillama_ingest(ctx: typer.Context, dry_run: DryRun = False) -> None:
+    """TVL, stablecoin supply, DEX volume and fees."""
+    from market_assets.ingest import defillama
+
+    _run(ctx, DEFILLAMA_MACRO, defillama.collect, defillama.store, dry_run=dry_run)
 
 
 def main() -> None:

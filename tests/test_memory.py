@@ -139,3 +139,17 @@ def test_the_sql_detector_tells_sql_from_prose() -> None:
     prose = ["DELETE", "Drop each connection after 10 s", "Select the coins to follow", "UPDATE"]
     assert all(SQL.match(text) for text in statements)
     assert not any(SQL.match(text) for text in prose)
+
+
+def test_a_readonly_connection_cannot_write(memory_path: Path) -> None:
+    close(connect(memory_path))
+    reader = connect(memory_path, readonly=True)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.execute("INSERT INTO memory_info (key, value) VALUES ('x', 'y')")
+    reader.close()
+
+
+def test_a_readonly_connection_needs_an_existing_memory(tmp_path: Path) -> None:
+    with pytest.raises(MarketMemoryError, match="no market memory"):
+        connect(tmp_path / "absent.db", readonly=True)
+    assert not (tmp_path / "absent.db").exists()

@@ -78,7 +78,7 @@ def run_channel(
     stats = RequestStats()
     if dry_run:
         if settings.db_path.exists():
-            with open_memory(settings.db_path) as conn:
+            with open_memory(settings.db_path, readonly=True) as conn:
                 batch = asyncio.run(collect(conn, settings, stats, clock()))
         else:
             batch = asyncio.run(collect(None, settings, stats, clock()))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.memory.errors import MarketMemoryError
-from market_assets.memory.schema import migrate, refuse_newer_schema
+from market_assets.memory.schema import SCHEMA_VERSION, migrate, refuse_newer_schema
 
 BUSY_TIMEOUT_SEC = 10.0
 """How long a connection waits for another process's write lock before giving up."""
@@ -28,14 +28,18 @@ ANALYSIS_LIMIT = 400
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def connect(path: Path, *, clock: Clock = wall_clock_ms) -> sqlite3.Connection:
+def connect(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the memory at ``path``.
 
     Refuses, without writing a byte, a file that is not SQLite or that a newer version of this
     program has migrated; raises :class:`MarketMemoryError` with a one-line reason.
+    ``readonly`` opens an existing, current memory that this connection cannot change at all
+    (a dry run's promise to write nothing).
     """
     path = Path(path)
     _check_existing_file(path)
+    if readonly:
+        return _connect_readonly(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -64,18 +68,39 @@ def connect(path: Path, *, clock: Clock = wall_clock_ms) -> sqlite3.Connection:
     return conn
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        raise MarketMemoryError(f"there is no market memory at {path} to read")
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SEC * 1000)}")
+        version = refuse_newer_schema(conn)
+    except sqlite3.DatabaseError as exc:
+        raise MarketMemoryError(f"cannot read the market memory {path}: {exc}") from exc
+    if version != SCHEMA_VERSION:
+        conn.close()
+        raise MarketMemoryError(
+            f"the market memory {path} has schema version {version}; open it once for writing to migrate it"
+        )
+    return conn
+
+
 @contextmanager
-def open_memory(path: Path, *, clock: Clock = wall_clock_ms) -> Iterator[sqlite3.Connection]:
+def open_memory(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False) -> Iterator[sqlite3.Connection]:
     """A connection for the length of a ``with`` block, optimized and closed on the way out.
 
     ``PRAGMA optimize`` before closing keeps planner statistics current; without them the
     dashboard's time-window queries are full scans (850 ms vs 3.3 ms at 10M rows, peers.md §3).
+    A read-only connection is closed as it is: it may not write statistics either.
     """
-    conn = connect(path, clock=clock)
+    conn = connect(path, clock=clock, readonly=readonly)
     try:
         yield conn
     finally:
-        close(conn)
+        if readonly:
+            conn.close()
+        else:
+            close(conn)
 
 
 def close(conn: sqlite3.Connection) -> None:
