@@ -1,0 +1,107 @@
+"""The streamer's knobs, with defaults that keep inside Hyperliquid's per-IP WebSocket limits.
+
+The channel's cadence is not here: it is read from ``market_assets.registry.CANDLES`` (the only
+place a cadence is written); a coin's silence is judged against a *multiple* of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from market_assets.registry import CANDLES
+from market_assets.settings import Settings
+
+# Hyperliquid's WebSocket limits per IP (HLDOCS rate-limits-and-user-limits; sources.md §1.3).
+HL_MAX_CONNECTIONS = 10
+HL_MAX_SUBSCRIPTIONS = 1000
+HL_MAX_NEW_CONNECTIONS_PER_MINUTE = 30
+HL_MAX_MESSAGES_PER_MINUTE = 2000
+HL_IDLE_CLOSE_S = 60
+"""The server closes a connection that sent it nothing for 60 s; pings must come well inside it."""
+HL_MAX_PING_INTERVAL_S = 50
+"""The official SDK's interval: 10 s of slack under the idle close."""
+
+
+@dataclass(frozen=True)
+class StreamerConfig:
+    interval: str = "1m"
+    max_coins: int | None = None
+    """Follow only the most traded coins (the local profile); ``None``: every listed perp."""
+    hip3_dexes: tuple[str, ...] = ()
+
+    max_connections: int = 4
+    """At most this many sockets. The IP may hold 10: the rest is left to a concurrent probe."""
+    subscriptions_per_connection: int = 60
+    """Coins per socket before another socket is opened: a drop then costs one socket's share."""
+    new_connections_per_minute: int = 20
+    """Rolling-minute cap on socket opens, two thirds of the IP's 30, so a flapping server
+    cannot make the streamer (plus a probe) exceed it."""
+    messages_per_minute: int = 1500
+    """Rolling-minute cap on messages sent (subscribes, pings), under the IP's 2,000."""
+
+    ping_interval_s: float = 30.0
+    """Application ``{"method":"ping"}`` period (nautilus_trader uses 30 s; at most 50)."""
+    ack_timeout_s: float = 10.0
+    """A subscription not acknowledged within this is sent again; twice unanswered, the socket
+    is presumed broken and replaced."""
+    connect_timeout_s: float = 10.0
+    backoff_initial_s: float = 0.25
+    backoff_cap_s: float = 5.0
+    backoff_jitter_s: float = 0.2
+    """nautilus_trader's Hyperliquid client: 250 ms doubling to 5 s, plus up to 200 ms jitter."""
+    silent_coin_multiple: float = 3.0
+    """A coin with no frame for this many channel cadences is resubscribed, alone."""
+
+    queue_bound: int = 10_000
+    """Frames between the socket readers and the writer; a full queue stops the readers."""
+    max_pending_rows: int = 50_000
+    """Rows the writer holds while the memory is busy; past it the writer stops taking frames."""
+    flush_interval_s: float = 0.1
+    flush_rows: int = 1000
+    """A flush starts when this many rows wait, or ``flush_interval_s`` after the last."""
+    write_retry_s: float = 1.0
+    """Wait before retrying a flush the memory refused (locked past the busy timeout)."""
+
+    universe_poll_s: float = 600.0
+    """Re-read ``metaAndAssetCtxs`` this often, to follow listings and delistings live."""
+    backfill_concurrency: int = 4
+    backfill_page_candles: int = 5000
+    """Candles asked for per ``candleSnapshot`` call (the server keeps the newest 5,000)."""
+    backfill_retry_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ping_interval_s <= HL_MAX_PING_INTERVAL_S:
+            raise ValueError(f"ping_interval_s must be in (0, {HL_MAX_PING_INTERVAL_S}] (the server cuts at {HL_IDLE_CLOSE_S} s)")
+        if not 1 <= self.max_connections <= HL_MAX_CONNECTIONS:
+            raise ValueError(f"max_connections must be in [1, {HL_MAX_CONNECTIONS}]")
+        if not 1 <= self.new_connections_per_minute <= HL_MAX_NEW_CONNECTIONS_PER_MINUTE:
+            raise ValueError(f"new_connections_per_minute must be in [1, {HL_MAX_NEW_CONNECTIONS_PER_MINUTE}]")
+        if not 1 <= self.messages_per_minute <= HL_MAX_MESSAGES_PER_MINUTE:
+            raise ValueError(f"messages_per_minute must be in [1, {HL_MAX_MESSAGES_PER_MINUTE}]")
+        if self.subscriptions_per_connection < 1:
+            raise ValueError("subscriptions_per_connection must be positive")
+        if self.silent_coin_multiple <= 0:
+            raise ValueError("silent_coin_multiple must be positive")
+        if self.backoff_initial_s <= 0 or self.backoff_cap_s < self.backoff_initial_s or self.backoff_jitter_s < 0:
+            raise ValueError("backoff must start positive, cap at or above its start, and jitter non-negative")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamerConfig:
+        return cls(max_coins=settings.max_coins, hip3_dexes=settings.hip3_dexes)
+
+    def with_changes(self, **changes: object) -> StreamerConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def window_ms(self) -> int:
+        """One ledger window: the channel's cadence."""
+        return CANDLES.expected_cadence_sec * 1000
+
+    @property
+    def silent_coin_ms(self) -> int:
+        return math.ceil(self.silent_coin_multiple * CANDLES.expected_cadence_sec * 1000)
+
+    @property
+    def max_subscriptions(self) -> int:
+        return HL_MAX_SUBSCRIPTIONS

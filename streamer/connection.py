@@ -1,0 +1,403 @@
+"""One WebSocket to Hyperliquid as an explicit state machine (the model: nautilus_trader's
+Hyperliquid client — heartbeat, capped jittered backoff, unlimited attempts, resubscribe all).
+
+::
+
+    IDLE ─► CONNECTING ─► SUBSCRIBING ─► LIVE
+               ▲   │            │          │
+               │   ▼            ▼          ▼
+               └─ BACKING_OFF ◄─┴──────────┘        any state ─► CLOSING ─► CLOSED
+
+CONNECTING waits for a slot under the IP's new-connections-per-minute limit, then opens the
+socket. SUBSCRIBING sends a subscribe for every coin of the socket and waits for each ack,
+matched on fields (the server re-orders the echoed keys); a coin refused on the ``error``
+channel is dropped from the session, an ack that never comes is asked again once and then the
+socket is presumed broken. LIVE streams. Any failure goes to BACKING_OFF, which waits the next
+delay of the schedule and connects again, forever; reaching LIVE resets the schedule.
+
+While a session is up, three tasks run: the reader (frames to the sink, acks, pongs, counting
+what it skips), the pinger (``{"method":"ping"}`` every ``ping_interval_s``, so a socket whose
+coins are all quiet is never cut for idleness), and the supervisor (applies coin changes, checks
+acks, resubscribes a coin silent for ``silent_coin_multiple`` cadences — alone, the others are
+not disturbed — and replaces a socket on which nothing at all, not even a pong, arrived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from market_assets.sources.errors import PayloadError
+from market_assets.sources.hyperliquid import Candle
+from market_assets.sources.hyperliquid_ws import (
+    PING,
+    Ack,
+    CandleFrame,
+    ErrorFrame,
+    NotJson,
+    OtherFrame,
+    Pong,
+    candle_subscription,
+    parse_frame,
+    subscribe_message,
+    unsubscribe_message,
+)
+from market_assets.sources.timing import AsyncClock
+from streamer.backoff import Backoff
+from streamer.config import StreamerConfig
+from streamer.counters import StreamCounters
+from streamer.limits import RollingLimit
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionState(StrEnum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    SUBSCRIBING = "subscribing"
+    LIVE = "live"
+    BACKING_OFF = "backing_off"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_S = ConnectionState
+TRANSITIONS: Mapping[ConnectionState, frozenset[ConnectionState]] = {
+    _S.IDLE: frozenset({_S.CONNECTING, _S.CLOSING}),
+    _S.CONNECTING: frozenset({_S.SUBSCRIBING, _S.BACKING_OFF, _S.CLOSING}),
+    _S.SUBSCRIBING: frozenset({_S.LIVE, _S.BACKING_OFF, _S.CLOSING}),
+    _S.LIVE: frozenset({_S.BACKING_OFF, _S.CLOSING}),
+    _S.BACKING_OFF: frozenset({_S.CONNECTING, _S.CLOSING}),
+    _S.CLOSING: frozenset({_S.CLOSED}),
+    _S.CLOSED: frozenset(),
+}
+"""Every legal move; anything else is a bug and raises :class:`IllegalTransition`."""
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+class SessionLost(Exception):
+    """The current socket is no longer usable; the state machine backs off and reconnects."""
+
+
+class StreamSink(Protocol):
+    """Where a connection hands what it learns (implemented by the service)."""
+
+    async def candle(self, candle: Candle, received_ms: int, first: bool) -> None:
+        """A candle frame; ``first``: the first frame of the coin since it was (re)subscribed.
+        May wait: that is the back-pressure of a full writer queue."""
+        ...
+
+    def lost(self, coins: Collection[str]) -> None:
+        """These coins' subscription ended with the socket; their newest bucket may be partial."""
+        ...
+
+    def resubscribed(self, coin: str) -> None:
+        """The coin was silent too long and was resubscribed alone."""
+        ...
+
+
+@dataclass
+class SocketLimits:
+    """What every socket of the streamer shares: the clock, the per-IP limits, the counters."""
+
+    url: str
+    config: StreamerConfig
+    clock: AsyncClock
+    counters: StreamCounters
+    new_connections: RollingLimit
+    messages: RollingLimit
+    rng: random.Random = field(default_factory=random.Random)
+
+
+class Connection:
+    CLOSE_WAIT_S = 1.0
+    """At shutdown, how long (real seconds) the server has to answer our close frame."""
+
+    def __init__(self, index: int, coins: Iterable[str], limits: SocketLimits, sink: StreamSink) -> None:
+        self.index = index
+        self.limits = limits
+        self.config = limits.config
+        self.clock = limits.clock
+        self.counters = limits.counters
+        self.sink = sink
+        self.state = ConnectionState.IDLE
+        self.transitions: deque[tuple[int, ConnectionState]] = deque(maxlen=256)
+        self.coins: dict[str, None] = dict.fromkeys(coins)
+        """The coins this socket should carry, in the order they are subscribed."""
+        self.backoff = Backoff(
+            self.config.backoff_initial_s, self.config.backoff_cap_s, self.config.backoff_jitter_s, limits.rng
+        )
+        self.down_since_ms: int | None = self.clock.now_ms()
+        """Since when this socket has not been LIVE (None while it is)."""
+        self.last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ws: ClientConnection | None = None
+        # Per-session state, reset by each new socket.
+        self._sent: dict[str, int] = {}
+        """Coins subscribed on this socket (ack pending or received) -> when the subscribe was sent."""
+        self._acked: set[str] = set()
+        self._asked_again: set[str] = set()
+        self._awaiting_first: set[str] = set()
+        self._last_frame_ms: dict[str, int] = {}
+        self._last_received_ms = 0
+        self._in_sink = False
+        self._changes: list[tuple[str, str]] = []
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"socket-{self.index}")
+
+    async def close(self) -> None:
+        """Leave whatever state, close the socket, and end in CLOSED."""
+        if self.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
+            return
+        ws = self._ws
+        self._to(ConnectionState.CLOSING)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if ws is not None:
+            try:
+                await asyncio.wait_for(ws.close(), timeout=self.CLOSE_WAIT_S)
+            except (TimeoutError, OSError):
+                ws.transport.abort()
+        self._to(ConnectionState.CLOSED)
+
+    def set_coins(self, coins: Iterable[str]) -> None:
+        """Carry exactly ``coins`` from now on; a live socket (un)subscribes the difference."""
+        wanted = dict.fromkeys(coins)
+        for coin in self.coins.keys() - wanted.keys():
+            self._changes.append(("unsubscribe", coin))
+        for coin in wanted.keys() - self.coins.keys():
+            self._changes.append(("subscribe", coin))
+        self.coins = wanted
+
+    @property
+    def acked(self) -> frozenset[str]:
+        return frozenset(self._acked)
+
+    def _to(self, state: ConnectionState) -> None:
+        if state not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"socket {self.index}: {self.state} -> {state}")
+        now = self.clock.now_ms()
+        self.state = state
+        self.transitions.append((now, state))
+        if state is ConnectionState.LIVE:
+            self.down_since_ms = None
+        elif self.down_since_ms is None:
+            self.down_since_ms = now
+
+    # The state machine -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._to(ConnectionState.CONNECTING)
+            await self.limits.new_connections.acquire()
+            try:
+                ws = await connect(
+                    self.limits.url,
+                    ping_interval=None,  # the documented heartbeat is the application ping
+                    open_timeout=self.config.connect_timeout_s,
+                    close_timeout=1,
+                    max_queue=1024,
+                )
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+                self._failed(f"connect: {exc!r}")
+                await self._back_off()
+                continue
+            self.counters.connections_opened += 1
+            self._ws = ws
+            self._to(ConnectionState.SUBSCRIBING)
+            try:
+                await self._session(ws)
+            except (SessionLost, ConnectionClosed, OSError, TimeoutError) as exc:
+                self._failed(str(exc) or repr(exc))
+            finally:
+                self._ws = None
+                subscribed = list(self._sent)
+                self._reset_session()
+                if self.state is not ConnectionState.CLOSING:
+                    ws.transport.abort()  # no close handshake with a socket we gave up on
+                if subscribed:
+                    self.sink.lost(subscribed)
+            await self._back_off()
+
+    def _failed(self, error: str) -> None:
+        self.last_error = error
+        log.warning("socket %d: %s", self.index, error)
+
+    async def _back_off(self) -> None:
+        self._to(ConnectionState.BACKING_OFF)
+        self.counters.reconnects += 1
+        await self.clock.sleep(self.backoff.next_delay())
+
+    def _reset_session(self) -> None:
+        self._sent.clear()
+        self._acked.clear()
+        self._asked_again.clear()
+        self._awaiting_first.clear()
+        self._last_frame_ms.clear()
+        self._changes.clear()
+
+    async def _session(self, ws: ClientConnection) -> None:
+        self._last_received_ms = self.clock.now_ms()
+        tasks = [
+            asyncio.create_task(self._read(ws)),
+            asyncio.create_task(self._ping(ws)),
+            asyncio.create_task(self._supervise(ws)),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raise what ended the session
+            raise SessionLost("the server closed the socket")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # Session tasks -----------------------------------------------------------------------------
+
+    async def _send(self, ws: ClientConnection, text: str) -> None:
+        await self.limits.messages.acquire()
+        await ws.send(text)
+
+    async def _subscribe(self, ws: ClientConnection, coin: str) -> None:
+        self._sent[coin] = self.clock.now_ms()
+        self._awaiting_first.add(coin)
+        await self._send(ws, subscribe_message(candle_subscription(coin, self.config.interval)))
+
+    async def _read(self, ws: ClientConnection) -> None:
+        async for message in ws:
+            now_ms = self.clock.now_ms()
+            self._last_received_ms = now_ms
+            self.counters.frames += 1
+            try:
+                frame = parse_frame(message)
+            except PayloadError as exc:
+                self.counters.parse_errors += 1
+                log.debug("socket %d: skipped an invalid frame: %s", self.index, exc)
+                continue
+            match frame:
+                case CandleFrame(candle=candle):
+                    self.counters.candle_frames += 1
+                    coin = candle.coin
+                    self._last_frame_ms[coin] = now_ms
+                    self.counters.last_frame_ms[coin] = now_ms
+                    first = coin in self._awaiting_first
+                    self._awaiting_first.discard(coin)
+                    self._in_sink = True
+                    try:
+                        await self.sink.candle(candle, now_ms, first)
+                    finally:
+                        self._in_sink = False
+                case Ack():
+                    self.counters.acks += 1
+                    self._on_ack(frame)
+                case Pong():
+                    self.counters.pongs += 1
+                case ErrorFrame():
+                    self.counters.error_frames += 1
+                    self._on_error(frame)
+                case NotJson():
+                    self.counters.not_json_frames += 1
+                case OtherFrame():
+                    self.counters.other_frames += 1
+
+    def _on_ack(self, ack: Ack) -> None:
+        if ack.method != "subscribe":
+            return
+        coin = ack.subscription.get("coin")
+        if isinstance(coin, str) and coin in self._sent and ack.acknowledges(
+            "subscribe", candle_subscription(coin, self.config.interval)
+        ):
+            self._acked.add(coin)
+            self._last_frame_ms.setdefault(coin, self.clock.now_ms())
+
+    def _on_error(self, error: ErrorFrame) -> None:
+        subscription = error.subscription
+        coin = subscription.get("coin") if subscription else None
+        log.warning("socket %d: server error: %s", self.index, error.message[:300])
+        if isinstance(coin, str) and coin in self._sent and coin not in self._acked:
+            # Refused (e.g. a coin delisted since the universe was read): not retried on this
+            # socket; the next universe poll decides whether it is still wanted.
+            self.counters.refused_subscriptions += 1
+            del self._sent[coin]
+            self._awaiting_first.discard(coin)
+
+    async def _ping(self, ws: ClientConnection) -> None:
+        while True:
+            await self.clock.sleep(self.config.ping_interval_s)
+            await self._send(ws, PING)
+
+    async def _supervise(self, ws: ClientConnection) -> None:
+        for coin in list(self.coins):
+            await self._subscribe(ws, coin)
+        check_s = min(self.config.ack_timeout_s, self.config.ping_interval_s) / 4
+        while True:
+            if self.state is ConnectionState.SUBSCRIBING and self._sent.keys() <= self._acked:
+                self._to(ConnectionState.LIVE)
+                self.backoff.reset()
+            await self.clock.sleep(check_s)
+            now_ms = self.clock.now_ms()
+            await self._apply_changes(ws)
+            await self._check_acks(ws, now_ms)
+            self._check_socket(now_ms)
+            await self._check_silent_coins(ws, now_ms)
+
+    async def _apply_changes(self, ws: ClientConnection) -> None:
+        changes, self._changes = self._changes, []
+        for method, coin in changes:
+            if method == "subscribe" and coin in self.coins and coin not in self._sent:
+                await self._subscribe(ws, coin)
+            elif method == "unsubscribe" and coin in self._sent:
+                del self._sent[coin]
+                self._acked.discard(coin)
+                self._awaiting_first.discard(coin)
+                self._last_frame_ms.pop(coin, None)
+                await self._send(ws, unsubscribe_message(candle_subscription(coin, self.config.interval)))
+
+    async def _check_acks(self, ws: ClientConnection, now_ms: int) -> None:
+        timeout_ms = self.config.ack_timeout_s * 1000
+        for coin, sent_ms in list(self._sent.items()):
+            if coin in self._acked or now_ms - sent_ms < timeout_ms:
+                continue
+            self.counters.ack_timeouts += 1
+            if coin in self._asked_again:
+                raise SessionLost(f"no ack for {coin} after two subscribes")
+            self._asked_again.add(coin)
+            await self._subscribe(ws, coin)
+
+    def _check_socket(self, now_ms: int) -> None:
+        """Pongs answer every ping, so a socket that delivered nothing for two ping periods is
+        dead even if the OS has not noticed. A reader held by back-pressure is not silent."""
+        if not self._in_sink and now_ms - self._last_received_ms > 2 * self.config.ping_interval_s * 1000:
+            raise SessionLost(f"nothing received for {(now_ms - self._last_received_ms) / 1000:.0f} s")
+
+    async def _check_silent_coins(self, ws: ClientConnection, now_ms: int) -> None:
+        limit_ms = self.config.silent_coin_ms
+        for coin in list(self._acked):
+            if now_ms - self._last_frame_ms.get(coin, now_ms) < limit_ms:
+                continue
+            # Only this coin: unsubscribe and subscribe again on the same socket.
+            self.counters.stale_resubscribes += 1
+            self.counters.resubscribed[coin] = self.counters.resubscribed.get(coin, 0) + 1
+            self._acked.discard(coin)
+            self._asked_again.discard(coin)
+            self._last_frame_ms[coin] = now_ms
+            await self._send(ws, unsubscribe_message(candle_subscription(coin, self.config.interval)))
+            await self._subscribe(ws, coin)
+            self.sink.resubscribed(coin)

@@ -1,0 +1,82 @@
+"""What the streamer went through, counted for each ledger window's metadata (SPEC §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+WINDOWED = (
+    "frames",
+    "candle_frames",
+    "pongs",
+    "acks",
+    "error_frames",
+    "not_json_frames",
+    "parse_errors",
+    "other_frames",
+    "connections_opened",
+    "reconnects",
+    "ack_timeouts",
+    "refused_subscriptions",
+    "stale_resubscribes",
+    "gaps_detected",
+    "gaps_filled",
+    "gaps_unfillable",
+    "backfill_requests",
+    "backfill_candles",
+    "backfill_failures",
+    "write_errors",
+    "flushes",
+    "rows_written",
+)
+
+
+@dataclass
+class StreamCounters:
+    """Totals since the process started; :meth:`window` reports the part since its last call."""
+
+    frames: int = 0
+    candle_frames: int = 0
+    pongs: int = 0
+    acks: int = 0
+    error_frames: int = 0
+    """``error`` channel frames: requests the server refused."""
+    not_json_frames: int = 0
+    parse_errors: int = 0
+    """JSON frames that broke their channel's contract (a candle without ``c``, say)."""
+    other_frames: int = 0
+    connections_opened: int = 0
+    reconnects: int = 0
+    ack_timeouts: int = 0
+    refused_subscriptions: int = 0
+    stale_resubscribes: int = 0
+    gaps_detected: int = 0
+    gaps_filled: int = 0
+    gaps_unfillable: int = 0
+    backfill_requests: int = 0
+    backfill_candles: int = 0
+    backfill_failures: int = 0
+    write_errors: int = 0
+    flushes: int = 0
+    rows_written: int = 0
+    queue_depth_max: int = 0
+    """Deepest the frame queue was in the current window."""
+    last_frame_ms: dict[str, int] = field(default_factory=dict)
+    """Per coin, when its latest candle frame arrived (epoch ms)."""
+    resubscribed: dict[str, int] = field(default_factory=dict)
+    """Stale resubscribes per coin since the process started."""
+    _at_last_window: dict[str, int] = field(default_factory=dict)
+
+    def window(self, queue_depth: int) -> dict[str, Any]:
+        """The counts since the previous window, the queue depth and every coin's last frame."""
+        now = {name: getattr(self, name) for name in WINDOWED}
+        report: dict[str, Any] = {name: value - self._at_last_window.get(name, 0) for name, value in now.items()}
+        report["queue_depth"] = queue_depth
+        report["queue_depth_max"] = max(self.queue_depth_max, queue_depth)
+        report["last_frame_ms"] = dict(self.last_frame_ms)
+        self._at_last_window = now
+        self.queue_depth_max = queue_depth
+        return report
+
+    def totals(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in WINDOWED}

@@ -1,0 +1,195 @@
+"""The streamer process composed: universe, sockets, writer, backfill, ledger windows, shutdown.
+
+:class:`Streamer` is also the sink of every socket: it decides closed vs forming for each frame,
+keeps the per-coin resume points of the continuity check, and hands owed ranges to the backfill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from market_assets.memory.candles import last_closed_open_times
+from market_assets.memory.hyperliquid import listed_coins, upsert_universe
+from market_assets.sources.errors import SourceError
+from market_assets.sources.hyperliquid import Candle, HyperliquidClient
+from market_assets.sources.ratelimit import interval_ms
+from market_assets.sources.timing import AsyncClock
+from streamer.backfill import Backfiller
+from streamer.backoff import Backoff
+from streamer.buckets import BucketBook, row_of
+from streamer.config import StreamerConfig
+from streamer.continuity import ResumePoints, bucket_start
+from streamer.counters import StreamCounters
+from streamer.limits import RollingLimit
+from streamer.memory_thread import MemoryThread
+from streamer.pool import Pool
+from streamer.connection import SocketLimits
+from streamer.universe import Universe, read_universe, stored_universe
+from streamer.windows import WindowRecorder
+from streamer.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    rest: str
+    """Hyperliquid's REST base (``…/info`` is appended)."""
+    ws: str
+
+
+class Streamer:
+    def __init__(
+        self,
+        db_path: Path,
+        endpoints: Endpoints,
+        config: StreamerConfig,
+        clock: AsyncClock,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.step_ms = interval_ms(config.interval)
+        self.counters = StreamCounters()
+        self.memory = MemoryThread(db_path, clock.now_ms)
+        self.client = HyperliquidClient(endpoints.rest, clock=clock)
+        self.book = BucketBook()
+        self.resume = ResumePoints()
+        self.universe = Universe((), {}, ())
+        self.windows = WindowRecorder(config.window_ms, clock.now_ms, self.client.stats)
+        limits = SocketLimits(
+            url=endpoints.ws,
+            config=config,
+            clock=clock,
+            counters=self.counters,
+            new_connections=RollingLimit(clock, config.new_connections_per_minute),
+            messages=RollingLimit(clock, config.messages_per_minute),
+            rng=rng or random.Random(),
+        )
+        self.pool = Pool(limits, self)
+        self.writer = Writer(self.memory, config, clock, self.counters, self.windows, self._window_report)
+        self.backfill: Backfiller | None = None
+        self.started = asyncio.Event()
+        """Set once the universe is placed on the sockets."""
+
+    # Sink of the sockets ---------------------------------------------------------------------
+
+    async def candle(self, candle: Candle, received_ms: int, first: bool) -> None:
+        closed = self.book.observe(candle, received_ms)
+        if first and self.backfill is not None:
+            owed = self.resume.resumed(candle.coin, candle.open_ms)
+            if owed is not None:
+                self.backfill.submit(candle.coin, owed)
+        await self.writer.put(row_of(candle, closed))
+
+    def lost(self, coins: Collection[str]) -> None:
+        for coin in coins:
+            self.resume.lost(coin, self.book.newest_open.get(coin))
+
+    def resubscribed(self, coin: str) -> None:
+        """A silent coin is fetched from REST now rather than when its stream comes back."""
+        self.resume.lost(coin, self.book.newest_open.get(coin))
+        owed = self.resume.hand_over(coin, bucket_start(self.clock.now_ms(), self.step_ms))
+        if owed is not None and self.backfill is not None:
+            self.backfill.submit(coin, owed)
+
+    # Running ---------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stream until ``stop`` is set, then flush, record the window and close everything."""
+        await self.memory.open()
+        writer_task = self.writer.start()
+        poller: asyncio.Task[None] | None = None
+        try:
+            universe = await self._first_universe(stop)
+            if universe is not None:
+                stored = await self.memory.call(last_closed_open_times, self.config.interval, universe.coins)
+                self.resume = ResumePoints(stored)
+                self.backfill = Backfiller(
+                    self.client,
+                    self.memory,
+                    self.writer,
+                    self.clock,
+                    self.counters,
+                    self.universe.volume,
+                    interval=self.config.interval,
+                    step_ms=self.step_ms,
+                    concurrency=self.config.backfill_concurrency,
+                    page_candles=self.config.backfill_page_candles,
+                    retry_s=self.config.backfill_retry_s,
+                )
+                self._follow(universe)
+                self.started.set()
+                poller = asyncio.create_task(self._poll_universe(), name="universe")
+                stopping = asyncio.create_task(stop.wait())
+                done, _ = await asyncio.wait({stopping, writer_task}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if writer_task in done:
+                    writer_task.result()  # the writer only ends early on a bug: surface it
+        finally:
+            if poller is not None:
+                poller.cancel()
+            await self.pool.close()
+            if self.backfill is not None:
+                await self.backfill.close()
+            if not writer_task.done():
+                await self.writer.stop()
+            await self.client.aclose()
+            await self.memory.close()
+
+    def _follow(self, universe: Universe) -> None:
+        self.universe = universe
+        self.pool.follow(universe.coins)
+
+    async def _first_universe(self, stop: asyncio.Event) -> Universe | None:
+        """Read the universe, retrying forever; while REST is down, start from the coins the
+        memory last listed if it has any."""
+        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_cap_s * 6, self.config.backoff_jitter_s)
+        while not stop.is_set():
+            try:
+                return await self._read_universe()
+            except SourceError as exc:
+                stored = await self.memory.call(listed_coins)
+                if stored:
+                    log.warning("universe unreadable (%s); streaming the %d coins stored", exc, len(stored))
+                    return stored_universe(stored, self.config.max_coins)
+                log.warning("universe unreadable, retrying: %s", exc)
+                await self.clock.sleep(backoff.next_delay())
+        return None
+
+    async def _read_universe(self) -> Universe:
+        universe = await read_universe(self.client, self.config.hip3_dexes, self.config.max_coins)
+        await self.memory.call(upsert_universe, list(universe.rows), self.clock.now_ms())
+        return universe
+
+    async def _poll_universe(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.universe_poll_s)
+            try:
+                universe = await self._read_universe()
+            except SourceError as exc:
+                log.warning("universe poll failed, keeping %d coins: %s", len(self.universe.coins), exc)
+                continue
+            added = set(universe.coins) - set(self.universe.coins)
+            removed = set(self.universe.coins) - set(universe.coins)
+            if added or removed:
+                log.info("universe changed: +%d -%d coins", len(added), len(removed))
+            self._follow(universe)
+
+    def _window_report(self, window_start_ms: int | None) -> tuple[dict[str, object], str | None]:
+        metadata = self.counters.window(self.writer.queue.qsize())
+        latencies = sorted(self.writer.latencies_ns)
+        self.writer.latencies_ns.clear()
+        if latencies:
+            metadata["commit_latency_ms_p50"] = round(latencies[len(latencies) // 2] / 1e6, 2)
+            metadata["commit_latency_ms_p99"] = round(latencies[int(len(latencies) * 0.99)] / 1e6, 2)
+        metadata["coins"] = len(self.pool.coins)
+        metadata["sockets_live"] = sum(1 for conn in self.pool.connections if conn.down_since_ms is None)
+        failure = self.pool.outage(window_start_ms) if window_start_ms is not None else None
+        return metadata, failure

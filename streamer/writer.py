@@ -1,0 +1,262 @@
+"""The one writer: a bounded queue from the socket readers, batched upserts, one transaction per flush.
+
+Frames re-send the forming bucket many times a minute, so the writer keeps the latest state of
+each (coin, bucket) and writes that: a flush costs one row per bucket touched, not one per
+frame. A flush runs on the memory thread while the writer keeps taking frames into the next
+batch, so a memory locked by another process for seconds stalls nothing upstream; rows a flush
+could not write are kept and written by a later one, never dropped. Memory stays bounded:
+past ``max_pending_rows`` the writer stops taking frames until the flush in flight ends, the
+queue fills, and the readers wait (back-pressure, not growth: cryptofeed #426).
+
+A closed row (a later bucket seen, its close time passed, or from REST) is never replaced by a
+forming one, here as in the memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from market_assets.memory.candles import CandleRow, write_candles
+from market_assets.sources.timing import AsyncClock
+from streamer.config import StreamerConfig
+from streamer.counters import StreamCounters
+from streamer.memory_thread import MemoryThread
+from streamer.windows import WindowRecorder
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_ATTEMPTS = 3
+"""Flush attempts at shutdown before giving up on a memory that stays locked."""
+
+
+class _Barrier:
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+
+
+class _Stop:
+    pass
+
+
+_STOP = _Stop()
+_Streamed = tuple[CandleRow, int]
+_Item = _Streamed | list[CandleRow] | _Barrier | _Stop | None
+"""A streamed row with its receive time (``perf_counter_ns``), backfilled rows, a barrier, the
+stop sign, or a wake-up tick."""
+_Key = tuple[str, int]
+
+
+class Writer:
+    def __init__(
+        self,
+        memory: MemoryThread,
+        config: StreamerConfig,
+        clock: AsyncClock,
+        counters: StreamCounters,
+        windows: WindowRecorder,
+        window_report: Callable[[int | None], tuple[dict[str, Any], str | None]],
+    ) -> None:
+        self.memory = memory
+        self.config = config
+        self.clock = clock
+        self.counters = counters
+        self.windows = windows
+        self.window_report = window_report
+        """The metadata of the window being finished, and why its sockets could not stay
+        connected (given its start), gathered on the event loop."""
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue(config.queue_bound)
+        self.latencies_ns: deque[int] = deque(maxlen=100_000)
+        """Frame received -> its row committed, for the newest rows written."""
+        self._pending: dict[_Key, _Streamed] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._next_flush_ms = 0
+        self._retry_at_ms = 0
+        self._task: asyncio.Task[None] | None = None
+
+    # What producers call -----------------------------------------------------------------------
+
+    async def put(self, row: CandleRow) -> None:
+        """A streamed row; waits while the queue is full."""
+        await self.queue.put((row, time.perf_counter_ns()))
+
+    async def store(self, rows: Sequence[CandleRow]) -> None:
+        """Closed rows from REST."""
+        await self.queue.put(list(rows))
+
+    async def barrier(self) -> None:
+        """Return once every row queued before this call is committed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Barrier(future))
+        await future
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self._pending)
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self._run(), name="writer")
+        return self._task
+
+    async def stop(self) -> None:
+        """Write everything queued so far, record the open window, and end."""
+        await self.queue.put(_STOP)
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        ticker = asyncio.create_task(self._tick())
+        try:
+            while True:
+                stop = self._absorb(await self.queue.get())
+                while not stop and not self.queue.empty() and len(self._pending) < self.config.max_pending_rows:
+                    stop = self._absorb(self.queue.get_nowait())
+                self.counters.queue_depth_max = max(self.counters.queue_depth_max, self.queue.qsize())
+                if stop:
+                    break
+                await self._maybe_flush()
+        finally:
+            ticker.cancel()
+        await self._shutdown()
+
+    async def _tick(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.flush_interval_s)
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self.queue.put_nowait(None)
+        except asyncio.QueueFull:
+            pass  # the writer has work queued already
+
+    # Batching ----------------------------------------------------------------------------------
+
+    def _absorb(self, item: _Item) -> bool:
+        if item is None:
+            return False
+        if isinstance(item, _Stop):
+            return True
+        if isinstance(item, _Barrier):
+            self._waiters.append(item.future)
+        elif isinstance(item, list):
+            for row in item:
+                self._merge(row, 0)
+        else:
+            self._merge(*item)
+        return False
+
+    def _merge(self, row: CandleRow, received_ns: int) -> None:
+        key = (row.coin, row.open_time_ms)
+        held = self._pending.get(key)
+        if held is None or row.closed or not held[0].closed:
+            self._pending[key] = (row, received_ns)
+
+    async def _maybe_flush(self) -> None:
+        if self._flushing is not None:
+            if not self._flushing.done() and len(self._pending) >= self.config.max_pending_rows:
+                await asyncio.wait({self._flushing})  # back-pressure: take no frames until it ends
+            if not self._flushing.done():
+                return
+            flushing, self._flushing = self._flushing, None
+            flushing.result()  # a failure that is not the memory's is a bug: let it surface
+        now_ms = self.clock.now_ms()
+        window_due = self.windows.run is None or self.windows.window_of(now_ms) != self.windows.run.started_at_ms
+        rows_due = bool(self._pending) and now_ms >= self._retry_at_ms and (
+            len(self._pending) >= self.config.flush_rows or now_ms >= self._next_flush_ms or bool(self._waiters)
+        )
+        if not (rows_due or window_due):
+            if not self._pending and self._waiters:
+                self._release(self._waiters)
+                self._waiters = []
+            return
+        batch, self._pending = (self._pending, {}) if rows_due else ({}, self._pending)
+        waiters, self._waiters = (self._waiters, []) if rows_due else ([], self._waiters)
+        self._flushing = asyncio.create_task(self._flush(batch, waiters))
+        self._flushing.add_done_callback(lambda _: self._wake())
+
+    async def _flush(self, batch: dict[_Key, _Streamed], waiters: list[asyncio.Future[None]]) -> None:
+        now_ms = self.clock.now_ms()
+        written = 0
+        if batch:
+            rows = [row for row, _ in batch.values()]
+            newest: dict[str, int] = {}
+            for row in rows:
+                if row.open_time_ms > newest.get(row.coin, -1):
+                    newest[row.coin] = row.open_time_ms
+            try:
+                written = await self.memory.call(
+                    write_candles,
+                    rows,
+                    newest_open_by_coin=newest,
+                    interval=self.config.interval,
+                    close_ended_before_ms=now_ms,
+                    now_ms=now_ms,
+                )
+            except sqlite3.Error as exc:
+                self._keep(batch, waiters, exc, now_ms)
+                return
+            committed_ns = time.perf_counter_ns()
+            self.latencies_ns.extend(committed_ns - ns for _, ns in batch.values() if ns)
+            self.counters.flushes += 1
+            self.counters.rows_written += written
+            self._next_flush_ms = now_ms + int(self.config.flush_interval_s * 1000)
+        if self.windows.due(now_ms):
+            metadata, failure = self.window_report(self.windows.run.started_at_ms if self.windows.run else None)
+            try:
+                await self.memory.call(self.windows.roll, now_ms, metadata, failure)
+            except sqlite3.Error as exc:
+                log.warning("could not record the ledger window yet: %s", exc)
+        if batch:
+            self.windows.written(written)
+        self._release(waiters)
+
+    def _keep(self, batch: dict[_Key, _Streamed], waiters: list[asyncio.Future[None]], error: sqlite3.Error, now_ms: int) -> None:
+        """The memory refused the flush: hold its rows (newer ones taken meanwhile win, except
+        that a closed row still beats a forming one) and retry after ``write_retry_s``."""
+        log.warning("flush of %d rows failed, kept for retry: %s", len(batch), error)
+        self.counters.write_errors += 1
+        self.windows.write_failed(error)
+        for key, (row, ns) in batch.items():
+            held = self._pending.get(key)
+            if held is None or (row.closed and not held[0].closed):
+                self._pending[key] = (row, ns)
+        self._waiters = waiters + self._waiters
+        self._retry_at_ms = now_ms + int(self.config.write_retry_s * 1000)
+
+    @staticmethod
+    def _release(waiters: list[asyncio.Future[None]]) -> None:
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    async def _shutdown(self) -> None:
+        if self._flushing is not None:
+            await self._flushing
+            self._flushing = None
+        for attempt in range(SHUTDOWN_ATTEMPTS):
+            if not self._pending and not self._waiters:
+                break
+            if attempt:
+                await self.clock.sleep(self.config.write_retry_s)
+            batch, self._pending = self._pending, {}
+            waiters, self._waiters = self._waiters, []
+            await self._flush(batch, waiters)
+        if self._pending:
+            log.error("shutting down with %d rows the memory would not take", len(self._pending))
+        self._release(self._waiters)
+        metadata, _ = self.window_report(None)
+        try:
+            await self.memory.run(self.windows.finish, self.clock.now_ms(), metadata)
+        except sqlite3.Error as exc:
+            log.error("could not record the last ledger window: %s", exc)
