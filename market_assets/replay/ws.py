@@ -35,9 +35,12 @@ KNOWN_TYPES = frozenset(
 @dataclass
 class WsStats:
     connections: int = 0
+    opened_ms: list[int] = field(default_factory=list)
+    """Clock time of every connection accepted, to count new connections per minute."""
     dropped: int = 0
     idle_closed: int = 0
     subscribes: int = 0
+    subscribes_by_coin: dict[str, int] = field(default_factory=dict)
     pings: int = 0
     candle_frames: int = 0
     errors_sent: int = 0
@@ -80,6 +83,7 @@ class ReplayWsServer:
         now_ms = self.clock.now_ms()
         conn = _Connection(ws, now_ms, self.plan.drop_generation, len(self.plan.injected_frames), now_ms)
         self.stats.connections += 1
+        self.stats.opened_ms.append(now_ms)
         streamer = asyncio.create_task(self._stream(conn))
         try:
             async for message in ws:
@@ -111,6 +115,7 @@ class ReplayWsServer:
             key = (subscription["coin"], subscription["interval"])
             if method == "subscribe":
                 self.stats.subscribes += 1
+                self.stats.subscribes_by_coin[key[0]] = self.stats.subscribes_by_coin.get(key[0], 0) + 1
                 conn.candles.setdefault(key, _Subscription(*key))
             else:
                 conn.candles.pop(key, None)
