@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 up: $(STAMP)
 	$(BIN)/market api
 
+# The admin page is tested in Debian's Chromium, driven by Playwright (which never downloads a browser).
 test: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
