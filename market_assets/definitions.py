@@ -12,6 +12,7 @@ import dagster as dg
 from market_assets.defs.alerts import alert_on_freshness, alert_on_run_failure
 from market_assets.defs.automation import channel_job, channel_schedule, with_registry_freshness
 from market_assets.defs.defillama.assets import macro_asset
+from market_assets.defs.history import candles_history, tvl_history
 from market_assets.defs.hyperliquid.candles import candles, candles_windows_sensor
 from market_assets.defs.hyperliquid.derived import features_asset, maintenance_asset
 from market_assets.defs.hyperliquid.funding import funding_asset
@@ -43,7 +44,7 @@ with warnings.catch_warnings():
     # over all specs (dagster-open-platform does the same).
     warnings.simplefilter("ignore", dg.PreviewWarning)
     defs = dg.Definitions(
-        assets=[candles, *SCHEDULED.values()],
+        assets=[candles, *SCHEDULED.values(), tvl_history, candles_history],
         jobs=list(jobs.values()),
         schedules=[channel_schedule(channel, job) for channel, job in jobs.items()],
         sensors=[candles_windows_sensor, alert_on_run_failure, alert_on_freshness],
