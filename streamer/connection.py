@@ -205,15 +205,15 @@ class Connection:
     async def _run(self) -> None:
         while True:
             self._to(ConnectionState.CONNECTING)
-            await self.limits.new_connections.acquire()
             try:
-                ws = await connect(
-                    self.limits.url,
-                    ping_interval=None,  # the documented heartbeat is the application ping
-                    open_timeout=self.config.connect_timeout_s,
-                    close_timeout=1,
-                    max_queue=1024,
-                )
+                async with self.limits.new_connections.slot():
+                    ws = await connect(
+                        self.limits.url,
+                        ping_interval=None,  # the documented heartbeat is the application ping
+                        open_timeout=self.config.connect_timeout_s,
+                        close_timeout=1,
+                        max_queue=1024,
+                    )
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                 self._failed(f"connect: {exc!r}")
                 await self._back_off()

@@ -1,0 +1,124 @@
+"""Faults injected by the replay servers (and one by another process); each test ends with what
+the market memory kept: every closed minute, equal to the replay's series."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from market_assets.memory import open_memory
+from market_assets.memory.gaps import GapStatus, gaps_of
+from market_assets.memory.runs import RunStatus, runs_of
+from market_assets.replay import ReplayServers
+
+from .conftest import MINUTE_MS, assert_complete_and_exact, streamer_config, streaming, wait_simulated
+
+pytestmark = pytest.mark.anyio
+
+
+def most_in_any_minute(times_ms: list[int]) -> int:
+    times = sorted(times_ms)
+    return max((sum(1 for t in times if start <= t < start + MINUTE_MS) for start in times), default=0)
+
+
+def snapshot_coins(replay: ReplayServers) -> set[str]:
+    return {json.loads(r.body)["req"]["coin"] for r in replay.http.requests if r.info_type == "candleSnapshot"}
+
+
+async def test_connections_dropped_every_ten_seconds_for_ten_minutes_lose_no_closed_minute(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    # One coin per socket on six sockets: unchecked, they would reconnect ~36 times a minute.
+    config = streamer_config(max_coins=6, max_connections=6, subscriptions_per_connection=1)
+    replay.plan.drop_every_s = 10
+    async with streaming(replay, memory_path, config) as streamer:
+        await wait_simulated(replay, 600)
+        replay.plan.drop_every_s = None
+        await wait_simulated(replay, 90)  # the last owed minutes come back from REST
+        end_ms = replay.clock.now_ms()
+    assert replay.ws.stats.dropped >= 100 and streamer.counters.reconnects >= 100
+    assert most_in_any_minute(replay.ws.stats.opened_ms) <= config.new_connections_per_minute <= 30
+    assert streamer.counters.backfill_requests > 0
+    minutes = assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
+    assert len(minutes) == 6 and min(minutes.values()) >= 11
+
+
+async def test_one_silent_coin_is_resubscribed_alone_and_its_minutes_come_from_rest(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    config = streamer_config(max_coins=4, silent_coin_multiple=1.0)
+    async with streaming(replay, memory_path, config) as streamer:
+        await wait_simulated(replay, 90)
+        silent, *others = reversed(streamer.universe.coins)
+        replay.plan.silenced_coins.add(silent)
+        await wait_simulated(replay, 180)
+        replay.plan.silenced_coins.discard(silent)
+        await wait_simulated(replay, 90)
+        end_ms = replay.clock.now_ms()
+    stats = replay.ws.stats
+    assert stats.connections == 1 and stats.idle_closed == 0 and stats.pings >= 10  # no idle close
+    assert set(streamer.counters.resubscribed) == {silent} and streamer.counters.stale_resubscribes >= 2
+    assert stats.subscribes_by_coin[silent] == 1 + streamer.counters.stale_resubscribes
+    assert all(stats.subscribes_by_coin[coin] == 1 for coin in others)
+    assert snapshot_coins(replay) == {silent}  # the others never needed REST: their stream was whole
+    assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
+    with open_memory(memory_path) as conn:
+        gaps = gaps_of(conn)
+    assert gaps and {gap.coin for gap in gaps} == {silent}
+    assert {gap.status for gap in gaps} == {GapStatus.FILLED} and sum(g.missing_buckets for g in gaps) >= 2
+
+
+async def test_malformed_json_text_and_error_frames_are_counted_and_skipped(replay: ReplayServers, memory_path: Path) -> None:
+    noise = [
+        '{"channel":"candle","data":{"t":1',  # malformed JSON
+        "Websocket connection established.",  # not JSON at all
+        '{"channel":"error","data":"Error parsing JSON into valid websocket request: {\\"method\\":\\"subscribe\\"}"}',
+        '{"channel":"candle","data":{"t":1795000000000,"s":"BTC"}}',  # JSON, but no o/h/l/c/v/n
+    ]
+    async with streaming(replay, memory_path, streamer_config(max_coins=3)) as streamer:
+        for _ in range(5):
+            await wait_simulated(replay, 40)
+            for frame in noise:
+                replay.plan.inject(frame)
+        await wait_simulated(replay, 60)
+        end_ms = replay.clock.now_ms()
+    counters = streamer.counters
+    assert (counters.not_json_frames, counters.error_frames, counters.parse_errors) == (10, 5, 5)
+    assert counters.reconnects == 0 and replay.ws.stats.connections == 1
+    assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
+
+
+LOCK_HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("ROLLBACK")
+"""
+
+
+async def test_another_process_holding_the_write_lock_for_three_seconds_loses_no_row(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    async with streaming(replay, memory_path, streamer_config(max_coins=3)) as streamer:
+        await wait_simulated(replay, 60)
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", LOCK_HOLDER, str(memory_path), "3", stdout=asyncio.subprocess.PIPE
+        )
+        assert holder.stdout is not None and await holder.stdout.readline() == b"locked\n"
+        assert await holder.wait() == 0  # three real seconds: five simulated minutes
+        await wait_simulated(replay, 60)
+        end_ms = replay.clock.now_ms()
+    assert streamer.counters.write_errors == 0
+    assert replay.ws.stats.connections == 1 and replay.ws.stats.idle_closed == 0  # pings flowed meanwhile
+    assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
+    with open_memory(memory_path) as conn:
+        windows = runs_of(conn, "hyperliquid", "candles")
+    assert {w.status for w in windows} == {RunStatus.SUCCEEDED}
+    waited = max(w.metadata.get("commit_latency_ms_p99", 0) for w in windows)
+    assert waited >= 2000  # the lock really held rows back, and they were all written after it
