@@ -215,6 +215,25 @@ def _run(ctx: typer.Context, channel: Channel, collect: Collect, store: Store, *
     _report(result)
 
 
+@app.command()
+def stream(ctx: typer.Context) -> None:
+    """Stream Hyperliquid 1-minute candles until Ctrl-C/SIGTERM (the streamer process)."""
+    from streamer.cli import run_stream
+
+    raise typer.Exit(run_stream(_settings(ctx)))
+
+
+@hyperliquid_app.command("ohlcv")
+def hyperliquid_ohlcv(
+    ctx: typer.Context,
+    duration_ms: Annotated[int, typer.Option(min=1, help="How long to stream, in milliseconds.")] = 70_000,
+) -> None:
+    """A short live stream probe that writes real rows and ledger windows, then summarises."""
+    from streamer.cli import run_probe
+
+    raise typer.Exit(run_probe(_settings(ctx), duration_ms))
+
+
 @hyperliquid_app.command("funding")
 def hyperliquid_funding(ctx: typer.Context, dry_run: DryRun = False) -> None:
     """Funding now: the perp universe, the current hour and missing settled hours."""
