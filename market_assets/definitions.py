@@ -11,6 +11,7 @@ import dagster as dg
 
 from market_assets.defs.alerts import alert_on_freshness, alert_on_run_failure
 from market_assets.defs.automation import channel_job, channel_schedule, with_registry_freshness
+from market_assets.defs.catchup import catch_up_sensor
 from market_assets.defs.defillama.assets import macro_asset
 from market_assets.defs.history import candles_history, tvl_history
 from market_assets.defs.hyperliquid.candles import candles, candles_windows_sensor
@@ -47,6 +48,6 @@ with warnings.catch_warnings():
         assets=[candles, *SCHEDULED.values(), tvl_history, candles_history],
         jobs=list(jobs.values()),
         schedules=[channel_schedule(channel, job) for channel, job in jobs.items()],
-        sensors=[candles_windows_sensor, alert_on_run_failure, alert_on_freshness],
+        sensors=[candles_windows_sensor, catch_up_sensor(jobs), alert_on_run_failure, alert_on_freshness],
         resources={"memory": MarketMemory()},
     ).map_asset_specs(func=with_registry_freshness)
