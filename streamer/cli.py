@@ -117,3 +117,4 @@ def _summary(streamer: Streamer, settings: Settings, elapsed_ms: int, out: TextI
 def _log_to_stderr() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per REST call drowns the rest

@@ -124,7 +124,7 @@ class Streamer:
                     page_candles=self.config.backfill_page_candles,
                     retry_s=self.config.backfill_retry_s,
                 )
-                self._follow(universe)
+                self.follow(universe)
                 self.started.set()
                 poller = asyncio.create_task(self._poll_universe(), name="universe")
                 stopping = asyncio.create_task(stop.wait())
@@ -143,14 +143,17 @@ class Streamer:
             await self.client.aclose()
             await self.memory.close()
 
-    def _follow(self, universe: Universe) -> None:
+    def follow(self, universe: Universe) -> None:
+        """Stream exactly ``universe``'s coins from now on: listings are subscribed and
+        delistings unsubscribed on the sockets already open."""
         self.universe = universe
-        self.pool.follow(universe.coins)
+        placement = self.pool.follow(universe.coins)
+        log.info("streaming %d coins on %d socket(s)", sum(len(s) for s in placement.sockets), len(self.pool.connections))
 
     async def _first_universe(self, stop: asyncio.Event) -> Universe | None:
         """Read the universe, retrying forever; while REST is down, start from the coins the
         memory last listed if it has any."""
-        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_cap_s * 6, self.config.backoff_jitter_s)
+        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_cap_s, self.config.backoff_jitter_s)
         while not stop.is_set():
             try:
                 return await self._read_universe()
@@ -180,7 +183,7 @@ class Streamer:
             removed = set(self.universe.coins) - set(universe.coins)
             if added or removed:
                 log.info("universe changed: +%d -%d coins", len(added), len(removed))
-            self._follow(universe)
+            self.follow(universe)
 
     def _window_report(self, window_start_ms: int | None) -> tuple[dict[str, object], str | None]:
         metadata = self.counters.window(self.writer.queue.qsize())

@@ -1,0 +1,44 @@
+"""The two functions the ``market`` CLI calls: the probe, and the stream's clean stop."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+from market_assets.memory import open_memory
+from market_assets.memory.runs import RunStatus, runs_of
+from market_assets.replay import ReplayConfig, ReplayThread
+from market_assets.settings import Profile, Settings
+from market_assets.sources.timing import AcceleratedClock
+from streamer.cli import EXIT_NOTHING_WRITTEN, EXIT_OK, run_probe
+
+from .conftest import SPEED, T0_MS, streamer_config
+
+
+def test_the_probe_streams_for_its_duration_writes_rows_and_windows_and_prints_a_summary(tmp_path: Path) -> None:
+    clock = AcceleratedClock(SPEED, T0_MS)
+    with ReplayThread(ReplayConfig(clock=clock)) as replay:
+        settings = Settings(db_path=tmp_path / "market.db", endpoints=replay.endpoints, profile=Profile.LOCAL)
+        out = io.StringIO()
+        code = run_probe(settings, 130_000, config=streamer_config(max_coins=settings.max_coins), clock=clock, out=out)
+    summary = out.getvalue()
+    assert code == EXIT_OK, summary
+    assert "coins streamed      5 on 1 socket(s)" in summary and "succeeded" in summary
+    with open_memory(settings.db_path) as conn:
+        windows = runs_of(conn, "hyperliquid", "candles")
+        stored = conn.execute("SELECT count(*) FROM candles WHERE closed = 1").fetchone()[0]
+    assert len(windows) >= 3 and {w.status for w in windows} == {RunStatus.SUCCEEDED}
+    assert stored >= 5 * 2
+
+
+def test_a_probe_that_cannot_reach_the_socket_says_so_in_its_exit_code(tmp_path: Path) -> None:
+    clock = AcceleratedClock(SPEED, T0_MS)
+    with ReplayThread(ReplayConfig(clock=clock)) as replay:
+        settings = Settings(
+            db_path=tmp_path / "market.db",
+            endpoints=replace(replay.endpoints, hyperliquid_ws="ws://127.0.0.1:9/ws"),
+            profile=Profile.LOCAL,
+        )
+        code = run_probe(settings, 30_000, config=streamer_config(max_coins=1), clock=clock, out=io.StringIO())
+    assert code == EXIT_NOTHING_WRITTEN

@@ -1,0 +1,82 @@
+"""One ledger run per minute window: succeeded with the rows written in it and the counters the
+dashboard reads, or failed when the streamer cannot stay connected."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from market_assets.memory import open_memory
+from market_assets.memory.runs import RunStatus, runs_of
+from market_assets.replay import ReplayServers
+from streamer.service import Endpoints, Streamer
+
+from .conftest import MINUTE_MS, streamer_config, streaming, wait_simulated
+
+pytestmark = pytest.mark.anyio
+
+COUNTERS = {
+    "reconnects",
+    "parse_errors",
+    "not_json_frames",
+    "error_frames",
+    "stale_resubscribes",
+    "gaps_detected",
+    "gaps_filled",
+    "gaps_unfillable",
+    "queue_depth",
+    "queue_depth_max",
+    "last_frame_ms",
+    "rows_written",
+}
+
+
+async def test_each_minute_window_is_one_succeeded_run_with_the_rows_written_in_it(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    async with streaming(replay, memory_path, streamer_config(max_coins=3)) as streamer:
+        await wait_simulated(replay, 240)
+    with open_memory(memory_path) as conn:
+        windows = runs_of(conn, "hyperliquid", "candles")
+    starts = [w.started_at_ms for w in windows]
+    assert len(windows) >= 4 and all(s % MINUTE_MS == 0 for s in starts)
+    assert starts == sorted(set(starts))  # one run per window
+    assert {w.status for w in windows} == {RunStatus.SUCCEEDED}
+    assert all(w.finished_at_ms is not None and w.finished_at_ms >= w.started_at_ms for w in windows)
+    assert sum(w.rows_written for w in windows) == streamer.counters.rows_written > 0
+    full = windows[1]
+    assert COUNTERS <= full.metadata.keys()
+    assert full.metadata["rows_written"] == full.rows_written
+    assert set(full.metadata["last_frame_ms"]) == set(streamer.universe.coins)
+
+
+def dead_ws_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"ws://127.0.0.1:{port}/ws"
+
+
+async def test_a_window_with_its_socket_down_throughout_fails_and_the_streamer_keeps_trying(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    streamer = Streamer(
+        memory_path,
+        Endpoints(replay.endpoints.hyperliquid_api, dead_ws_url()),
+        streamer_config(max_coins=2),
+        replay.clock,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(streamer.run(stop))
+    await wait_simulated(replay, 200)
+    stop.set()
+    await task
+    with open_memory(memory_path) as conn:
+        windows = runs_of(conn, "hyperliquid", "candles")
+    failed = [w for w in windows if w.status is RunStatus.FAILED]
+    assert len(failed) >= 2
+    assert all(w.error is not None and w.error.startswith("cannot stay connected") for w in failed)
+    assert streamer.counters.reconnects >= 20 and streamer.counters.rows_written == 0  # never gave up

@@ -1,0 +1,137 @@
+"""``python -m streamer`` as an operator runs it, against a standalone replay: killed with SIGKILL
+while writing, restarted, stopped with SIGTERM. End-to-end process tests: they poll with a
+deadline instead of injecting time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from market_assets.memory import open_memory
+from market_assets.memory.candles import candles_of
+from market_assets.memory.gaps import GapStatus, gaps_of
+from market_assets.memory.runs import RunStatus, runs_of
+from market_assets.replay.catalog import Catalog
+
+from .conftest import MINUTE_MS, T0_MS, assert_complete_and_exact
+
+SPEED = 60
+"""A simulated minute per real second."""
+
+
+@pytest.fixture
+def standalone_replay() -> Iterator[dict[str, Any]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "market_assets.replay", "--speed", str(SPEED), "--start-ms", str(T0_MS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield json.loads(process.stdout.readline())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def start_streamer(replay: dict[str, Any], memory_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "MARKET_DB": str(memory_path),
+        "MARKET_REPLAY_HTTP": replay["http"],
+        "MARKET_REPLAY_WS": replay["ws"],
+        "MARKET_PROFILE": "local",
+    }
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamer", "--clock-speed", str(SPEED), "--replay-control", replay["control"]],
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
+
+
+def replay_now(replay: dict[str, Any]) -> int:
+    return int(httpx.get(f"{replay['control']}/clock").json()["now_ms"])
+
+
+def poll(condition: Callable[[], bool], deadline_s: float, what: str) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def read(memory_path: Path, sql_reader: Callable[[sqlite3.Connection], Any]) -> Any:
+    if not memory_path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{memory_path}?mode=ro", uri=True, timeout=5)
+    try:
+        return sql_reader(conn)
+    except sqlite3.OperationalError:
+        return None  # not migrated yet
+    finally:
+        conn.close()
+
+
+def closed_per_coin(conn: sqlite3.Connection) -> dict[str, int]:
+    coins = {row[0] for row in conn.execute("SELECT DISTINCT coin FROM candles")}
+    return {coin: sum(1 for row in candles_of(conn, coin, "1m") if row.closed) for coin in coins}
+
+
+def test_sigkill_mid_batch_leaves_no_partial_minute_and_the_restart_backfills_the_gap(
+    standalone_replay: dict[str, Any], tmp_path: Path
+) -> None:
+    memory_path = tmp_path / "market.db"
+    log = tmp_path / "streamer.log"
+    first = start_streamer(standalone_replay, memory_path, log)
+    poll(lambda: len(read(memory_path, closed_per_coin) or {}) == 5 and min(read(memory_path, closed_per_coin).values()) >= 2,
+         30, "two closed minutes of the five local coins")
+    first.send_signal(signal.SIGKILL)  # rows are flushed every 100 ms: the kill lands amid writes
+    first.wait(timeout=10)
+    killed_at = replay_now(standalone_replay)
+    poll(lambda: replay_now(standalone_replay) >= killed_at + 3 * MINUTE_MS, 30, "three minutes of downtime")
+
+    second = start_streamer(standalone_replay, memory_path, log)
+    try:
+        poll(lambda: any(g.status is GapStatus.FILLED for g in read(memory_path, gaps_of) or []), 30, "a filled gap")
+        poll(lambda: replay_now(standalone_replay) >= killed_at + 5 * MINUTE_MS, 30, "two minutes after the restart")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        code = second.wait(timeout=10)
+    assert code == 0 and time.monotonic() - stopping < 5, log.read_text()[-2000:]
+    end_ms = replay_now(standalone_replay)
+
+    series = Catalog.load().series
+    with open_memory(memory_path) as conn:
+        coins = sorted(closed_per_coin(conn))
+        gaps = gaps_of(conn)
+        windows = runs_of(conn, "hyperliquid", "candles")
+    assert len(coins) == 5
+    # Every closed minute before, across and after the kill equals the replay's: the kill left no
+    # partial minute closed, and the restart fetched the minutes it missed.
+    minutes = assert_complete_and_exact(memory_path, series, coins, through_ms=end_ms)
+    assert min(minutes.values()) >= 7
+    down = range(killed_at - killed_at % MINUTE_MS + MINUTE_MS, killed_at + 3 * MINUTE_MS - MINUTE_MS, MINUTE_MS)
+    for coin in coins:
+        filled = [g for g in gaps if g.coin == coin and g.status is GapStatus.FILLED]
+        assert all(any(g.start_ms <= t < g.end_ms for g in filled) for t in down), coin
+    assert not [g for g in gaps if g.status is not GapStatus.FILLED]
+    statuses = [w.status for w in windows]
+    assert statuses.count(RunStatus.RUNNING) == 1  # the window the kill interrupted stays visible
+    assert statuses.count(RunStatus.SUCCEEDED) >= 5 and RunStatus.FAILED not in statuses
+    assert [w.started_at_ms % MINUTE_MS for w in windows] == [0] * len(windows)
