@@ -56,9 +56,13 @@ def write_candles(
     params = [(*row[:4], *map(float, row[4:9]), row.trades, int(row.closed), now_ms) for row in rows]
     with write_transaction(conn):
         conn.executemany(_UPSERT, params)
+        # A bucket ended before its coin's newest one began is older than it. Through the
+        # forming index this visits only the few forming rows; the primary key would walk every
+        # stored minute of the coin (100 ms per 171-coin flush at 5,000 minutes of history).
         conn.executemany(
-            "UPDATE candles SET closed = 1 WHERE coin = ? AND interval = ? AND open_time_ms < ? AND closed = 0",
-            [(coin, interval, open_ms) for coin, open_ms in newest_open_by_coin.items()],
+            "UPDATE candles INDEXED BY candles_forming SET closed = 1 "
+            "WHERE closed = 0 AND close_time_ms < ? AND coin = ? AND interval = ?",
+            [(open_ms, coin, interval) for coin, open_ms in newest_open_by_coin.items()],
         )
         conn.execute(
             "UPDATE candles SET closed = 1 WHERE closed = 0 AND close_time_ms < ? AND interval = ?",
