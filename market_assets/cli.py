@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -47,7 +48,7 @@ from market_assets.registry import (
     POLYMARKET_SUMMARY,
     Channel,
 )
-from market_assets.settings import Settings
+from market_assets.settings import Profile, Settings
 from market_assets.sources.endpoints import SourceEndpoints
 from market_assets.sources.errors import SourceError
 
@@ -95,9 +96,16 @@ def _options(
     settings = Settings.from_env(db_path=db)
     # Dagster refuses a relative DAGSTER_HOME; resolve it once, before anything starts.
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    if offline:
-        settings = dataclasses.replace(settings, endpoints=ctx.with_resource(_replay()))
-    ctx.obj = settings
+    ctx.obj = _Root(settings, offline)
+
+
+@dataclass
+class _Root:
+    """The root command's options; in offline mode the replay starts on first use of settings."""
+
+    settings: Settings
+    offline: bool
+    replaying: bool = False
 
 
 @contextmanager
@@ -109,9 +117,14 @@ def _replay() -> Iterator[SourceEndpoints]:
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
+    """Settings for an in-process command; with --offline, pointed at a replay in this process."""
+    root = ctx.find_root()
+    state = root.obj
+    assert isinstance(state, _Root)
+    if state.offline and not state.replaying:
+        state.settings = dataclasses.replace(state.settings, endpoints=root.with_resource(_replay()))
+        state.replaying = True
+    return state.settings
 
 
 def _snapshot(settings: Settings) -> tuple[HealthReport, int]:
@@ -173,6 +186,49 @@ def check(ctx: typer.Context) -> None:
 
 
 @app.command()
+def monitor(
+    ctx: typer.Context,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="State kept between checks (default: monitor-state.json beside the memory)."),
+    ] = None,
+    interval: Annotated[float, typer.Option(min=1, help="Seconds between checks.")] = 60.0,
+    once: Annotated[bool, typer.Option("--once", help="Check once and exit (for cron).")] = False,
+) -> None:
+    """The alerting policy (SPEC §6): notify when ok is false for two consecutive checks, again
+    when the worst status changes, once when resolved; to MARKET_ALERT_WEBHOOK_URL, else stdout."""
+    import time
+    from functools import partial
+
+    import httpx
+
+    from market_assets import monitor as policy
+    from market_assets.notify import post_alert
+
+    settings = _settings(ctx)
+    path = state or settings.db_path.with_name("monitor-state.json")
+    url = settings.alert_webhook_url
+    deliver = typer.echo if url is None else partial(post_alert, url)
+    try:
+        while True:
+            report, memory_age_sec = _snapshot(settings)
+            try:
+                policy.check(path, report, memory_age_sec, deliver)
+            except httpx.HTTPError as exc:
+                typer.echo(f"market monitor: the alert webhook refused the notification ({exc}); next check retries", err=True)
+                if once:
+                    raise typer.Exit(EXIT_RUN_FAILED) from None
+            except policy.StateFileError as exc:
+                typer.echo(f"market monitor: {exc}", err=True)
+                raise typer.Exit(EXIT_RUN_FAILED) from None
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+@app.command()
 def api(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
@@ -213,6 +269,36 @@ def _run(ctx: typer.Context, channel: Channel, collect: Collect, store: Store, *
         typer.echo(f"market: {channel.key} failed: {exc}", err=True)
         raise typer.Exit(EXIT_RUN_FAILED) from None
     _report(result)
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    profile: Annotated[Profile, typer.Option(help="local caps coins and search terms for a laptop.")] = Profile.FULL,
+    api_port: Annotated[int, typer.Option(help="Port of the health/dashboard API.")] = 8000,
+    dagster_port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Also run the replay servers and point every source at them.")
+    ] = False,
+) -> None:
+    """Run the whole stack (streamer, Dagster webserver + daemon, API; with --offline the replay
+    too), restarting a crashed process with backoff, until Ctrl-C/SIGTERM stops it all."""
+    import asyncio
+
+    from market_assets.stack import StackPorts, free_port, stack_children
+    from market_assets.supervisor import Supervisor
+
+    state = ctx.find_root().obj
+    settings, offline = state.settings, state.offline or offline
+    with open_memory(settings.db_path):
+        pass  # create and migrate the memory once, before four processes race to
+    ports = StackPorts(api_port, dagster_port, free_port(), free_port())
+    children = stack_children(settings, profile=profile, offline=offline, ports=ports)
+    typer.echo(
+        f"market up: memory {settings.db_path}; API http://127.0.0.1:{api_port}/admin/ingestion; "
+        f"Dagster http://127.0.0.1:{dagster_port}; profile {profile.value}{'; offline' if offline else ''}"
+    )
+    raise typer.Exit(asyncio.run(Supervisor(children).run()))
 
 
 @app.command()
@@ -274,8 +360,8 @@ def polymarket_discover(
     from market_assets.ingest import polymarket
 
     if max_search_terms is not None:
-        settings = _settings(ctx)
-        ctx.find_root().obj = dataclasses.replace(settings, search_terms=settings.search_terms[:max_search_terms])
+        state = ctx.find_root().obj
+        state.settings = dataclasses.replace(state.settings, search_terms=state.settings.search_terms[:max_search_terms])
     _run(ctx, POLYMARKET_DISCOVERY, polymarket.collect_discovery, polymarket.store_discovery, dry_run=dry_run)
 
 
