@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The whole stack, supervised, on real endpoints in the capped local profile. Ctrl-C stops it.
+# `make up UP_ARGS="--offline --profile local"` runs it with no network; `--profile full` follows every perp.
+UP_ARGS ?= --profile local
 up: $(STAMP)
-	$(BIN)/market api
+	$(BIN)/market up $(UP_ARGS)
 
 # The admin page is tested in Debian's Chromium, driven by Playwright (which never downloads a browser).
 test: $(STAMP)
@@ -21,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/health.py
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
