@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from api.admin_page import AdminPageController
+from api.auth import DashboardAccess
+from api.dashboard import IngestionDashboardController
 from api.health import IngestionHealthController
+from api.metrics import MetricsController
+from api.probes import ProbesController
+from api.volume_cache import VolumeCache
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.settings import Settings
 
 
 def create_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> Litestar:
+    volumes = VolumeCache()
+    operational = Router(
+        path="/",
+        route_handlers=[IngestionDashboardController, AdminPageController, MetricsController],
+        guards=[DashboardAccess(settings)],
+    )
     return Litestar(
-        route_handlers=[IngestionHealthController],
+        route_handlers=[IngestionHealthController, ProbesController, operational],
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "clock": Provide(lambda: clock, use_cache=True, sync_to_thread=False),
+            "volumes": Provide(lambda: volumes, use_cache=True, sync_to_thread=False),
         },
         openapi_config=OpenAPIConfig(title="Market memory API", version="1"),
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+
+from market_assets.settings import Settings
 
 USER_HEADER = "x-user-id"
 
@@ -12,3 +16,20 @@ USER_HEADER = "x-user-id"
 def require_user(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if not connection.headers.get(USER_HEADER, "").strip():
         raise NotAuthorizedException(detail=f"missing {USER_HEADER} header")
+
+
+@dataclass(frozen=True)
+class DashboardAccess:
+    """Guard of the operational data (dashboard, admin page, metrics): public by default, as in
+    the runbook; with ``dashboard_requires_admin``, 401 without a user and 403 for a non-admin."""
+
+    settings: Settings
+
+    def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if not self.settings.dashboard_requires_admin:
+            return
+        user = connection.headers.get(USER_HEADER, "").strip()
+        if not user:
+            raise NotAuthorizedException(detail=f"missing {USER_HEADER} header")
+        if user not in self.settings.admin_user_ids:
+            raise PermissionDeniedException(detail="the dashboard requires an admin user")

@@ -8,7 +8,7 @@ health contract, the dashboard and the CLI all read it; a test proves nothing re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 
@@ -22,6 +22,21 @@ MIN_FRESHNESS_WINDOW_SEC = 60
 
 LEDGER_RETENTION = timedelta(days=90)
 """Ledger records are compact and pruned on their own, longer policy (SPEC §10)."""
+
+MIN_COVERAGE = 0.9
+"""``low_coverage`` below 90 % of the expected subjects seen in the last hour: a few coins listed
+minutes ago may not have traded yet, a tenth of the universe missing is a real hole."""
+RECENT_RUNS_WINDOW = timedelta(hours=1)
+"""``recent_failures`` and ``throttled`` look at the runs started in this window (60 streamer
+windows), widened to three cadences for a channel that runs less often."""
+RECENT_RUNS_CADENCES = 3
+MAX_RECENT_FAILURES = 1
+"""Any failed run in the window warns: each one is a window or a job that delivered nothing."""
+MAX_RECENT_THROTTLES = 1
+"""Any 429 warns: the per-host weight budget exists so the sources never have to throttle us."""
+VOLUME_RECOUNT_AFTER = timedelta(minutes=1)
+"""Total rows and last-24 h counts scan O(rows) (625 ms and 35 ms for 10M candles); the API
+serves them as counted at most this long ago and recounts after responding."""
 
 
 class ExpectedSubjects(StrEnum):
@@ -56,6 +71,29 @@ class DataLocation:
     scope: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WarningThresholds:
+    """When the dashboard warns about a channel (SPEC §5). A 0 is derived from the channel."""
+
+    data_lag_sec: int = 0
+    """``data_lag`` when the newest observed data timestamp is older; 0: the stale threshold."""
+    min_coverage: float = MIN_COVERAGE
+    recent_window_sec: int = 0
+    """0: ``RECENT_RUNS_WINDOW``, or ``RECENT_RUNS_CADENCES`` cadences when that is longer."""
+    recent_failures: int = MAX_RECENT_FAILURES
+    """``recent_failures`` at this many failed runs started in the window."""
+    throttles: int = MAX_RECENT_THROTTLES
+    """``throttled`` at this many throttled requests (HTTP 429) in the window's runs."""
+
+    def resolved(self, cadence_sec: int, stale_after_sec: int) -> WarningThresholds:
+        default_window = max(int(RECENT_RUNS_WINDOW.total_seconds()), RECENT_RUNS_CADENCES * cadence_sec)
+        return replace(
+            self,
+            data_lag_sec=self.data_lag_sec or stale_after_sec,
+            recent_window_sec=self.recent_window_sec or default_window,
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Channel:
     """One (source, channel). Compared and hashed by identity: each is declared once, below."""
@@ -71,6 +109,8 @@ class Channel:
     """How long the channel's rows are kept; ``None`` keeps them (compact upserted rows)."""
     stale_after_sec: int = 0
     """0 means the default, ``STALE_FACTOR`` × cadence."""
+    warnings: WarningThresholds = WarningThresholds()
+    """The dashboard's warning thresholds, resolved against the cadence on declaration."""
 
     def __post_init__(self) -> None:
         if self.expected_cadence_sec <= 0:
@@ -79,6 +119,11 @@ class Channel:
             object.__setattr__(self, "stale_after_sec", STALE_FACTOR * self.expected_cadence_sec)
         if self.stale_after_sec < self.expected_cadence_sec:
             raise ValueError(f"{self.key}: stale threshold is shorter than the cadence")
+        object.__setattr__(
+            self, "warnings", self.warnings.resolved(self.expected_cadence_sec, self.stale_after_sec)
+        )
+        if not 0 < self.warnings.min_coverage <= 1:
+            raise ValueError(f"{self.key}: minimum coverage must be a ratio in (0, 1]")
 
         cron_for_cadence(self.expected_cadence_sec)  # refuse a cadence no schedule can keep
 
@@ -170,6 +215,8 @@ DEFILLAMA_MACRO = Channel(
     expected_cadence_sec=3600,
     description="Total and per-chain TVL, stablecoin supply per peg, DEX volume and fees as compact series.",
     data=DataLocation("defillama_series", "ts_ms", "subject"),
+    # Daily points stamped 00:00 UTC: the newest is today's or, early in the day, yesterday's.
+    warnings=WarningThresholds(data_lag_sec=int(timedelta(days=2).total_seconds())),
 )
 
 REGISTRY: tuple[Channel, ...] = (

@@ -54,6 +54,11 @@ class Settings:
     hip3_dexes: tuple[str, ...] = ()
     """HIP-3 builder dexes to follow besides the main perp dex (opt-in, ``MARKET_HIP3_DEXES``)."""
     dagster_home: Path = field(default_factory=_project_dagster_home)
+    dashboard_requires_admin: bool = False
+    """The dashboard, the admin page and /metrics are public (the runbook's default) unless this
+    is set (``MARKET_DASHBOARD_REQUIRES_ADMIN``): then an ``x-user-id`` of ``admin_user_ids``."""
+    admin_user_ids: tuple[str, ...] = ()
+    """``MARKET_ADMIN_USER_IDS``, comma-separated."""
 
     @property
     def max_coins(self) -> int | None:
@@ -80,6 +85,8 @@ class Settings:
             dagster_home=Path(env["DAGSTER_HOME"]).expanduser().absolute()
             if env.get("DAGSTER_HOME")
             else _project_dagster_home(),
+            dashboard_requires_admin=_flag(env.get("MARKET_DASHBOARD_REQUIRES_ADMIN")),
+            admin_user_ids=_csv(env.get("MARKET_ADMIN_USER_IDS")),
         )
 
 
@@ -92,3 +99,12 @@ def _endpoints(env: Mapping[str, str]) -> SourceEndpoints:
 
 def _csv(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _flag(text: str | None) -> bool:
+    value = (text or "").strip().lower()
+    if value in {"", "0", "false", "no", "off"}:
+        return False
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    raise ValueError(f"MARKET_DASHBOARD_REQUIRES_ADMIN must be true or false, not {text!r}")

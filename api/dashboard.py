@@ -1,0 +1,45 @@
+"""``GET /api/v1/ingestion/dashboard``: SPEC §5's per-channel signals and warnings."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get
+from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+
+from api.volume_cache import VolumeCache
+from market_assets.clock import Clock
+from market_assets.dashboard import DashboardDocument, read_dashboard
+from market_assets.memory import open_memory
+from market_assets.settings import Settings
+
+
+def current_dashboard(
+    settings: Settings, clock: Clock, volumes: VolumeCache
+) -> tuple[DashboardDocument, BackgroundTask | None]:
+    """The dashboard now, and the volume recount to run once the response is sent (if due)."""
+    now_ms = clock()
+    counted = volumes.volumes(settings.db_path, now_ms)
+    with open_memory(settings.db_path) as conn:
+        document = read_dashboard(conn, now_ms, volumes=counted, max_coins=settings.max_coins)
+    return document, volumes.recount_task(settings.db_path, clock, now_ms)
+
+
+class IngestionDashboardController(Controller):
+    path = "/api/v1/ingestion"
+    tags = ["ingestion"]
+
+    @get("/dashboard", sync_to_thread=True)
+    def dashboard(
+        self,
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        volumes: NamedDependency[VolumeCache],
+    ) -> Response[DashboardDocument]:
+        """Every channel's health row, volumes, coverage, data lag, runs and warnings.
+
+        Public unless ``MARKET_DASHBOARD_REQUIRES_ADMIN`` is set (then 401 without a user, 403
+        for a user not in ``MARKET_ADMIN_USER_IDS``). Total rows and the last 24 hours' figures
+        are as counted at ``volumesCountedAtMs`` (recounted each minute, after a response).
+        """
+        document, recount = current_dashboard(settings, clock, volumes)
+        return Response(document, background=recount)

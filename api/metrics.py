@@ -1,0 +1,139 @@
+"""``GET /metrics``: the dashboard in Prometheus text format (peers.md §4 naming).
+
+Each request builds a fresh ``CollectorRegistry`` around one collector that reads the dashboard
+document, so app instances share no metric state and a scrape always sees the memory as it is.
+Timestamps are Unix seconds (``*_timestamp_seconds``); statuses and warnings are 0/1 gauges with
+one series per possible value, so an alert can match ``== 1``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from api.dashboard import current_dashboard
+from api.volume_cache import VolumeCache
+from market_assets.clock import Clock
+from market_assets.dashboard import DashboardDocument, DashboardRow, WarningCode
+from market_assets.health import Status
+from market_assets.memory import open_memory
+from market_assets.memory.dashboard import newest_candle_by_coin
+from market_assets.registry import CANDLES, REGISTRY, Producer
+from market_assets.settings import Settings
+
+TEXT_FORMAT = "text/plain; version=0.0.4"
+"""The text exposition format ``generate_latest`` writes (Litestar appends the charset)."""
+_METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_CHANNEL = ["source", "channel"]
+_STREAMED = {(c.source, c.name) for c in REGISTRY if c.producer is Producer.STREAMER}
+
+
+class DashboardCollector:
+    """Gauges of one dashboard document and of each coin's newest candle at ``now_ms``."""
+
+    def __init__(self, document: DashboardDocument, newest_candles: dict[str, int]) -> None:
+        self.document = document
+        self.newest_candles = newest_candles
+
+    def collect(self) -> Iterator[Metric]:
+        rows = self.document.rows
+        now_sec = self.document.generated_at_ms / 1000
+        yield _gauge("market_health_ok", "1 when no channel is missing, failed or stale.", [], [([], float(self.document.ok))])
+        yield _per_channel(
+            "market_channel_last_success_timestamp_seconds",
+            "When the channel's latest succeeded run finished (Unix seconds).",
+            rows,
+            lambda r: None if r.last_success_ms is None else r.last_success_ms / 1000,
+        )
+        yield _gauge(
+            "market_channel_status",
+            "1 for the channel's current health status (SPEC §4), 0 for the others.",
+            [*_CHANNEL, "status"],
+            [([r.source, r.channel, s.value], float(r.health.status == s.value)) for r in rows for s in Status],
+        )
+        yield _per_channel("market_channel_age_seconds", "Age of the channel's latest run (health ageSec).", rows, lambda r: r.health.age_sec)
+        yield _per_channel("market_channel_rows", "Rows the channel's table holds (as counted at volumesCountedAtMs).", rows, lambda r: r.total_rows)
+        yield _per_channel("market_channel_rows_last_hour", "Rows whose data timestamp lies in the last hour.", rows, lambda r: r.rows_last_hour)
+        yield _per_channel("market_channel_rows_last_day", "Rows whose data timestamp lies in the last 24 hours.", rows, lambda r: r.rows_last_24h)
+        yield _per_channel("market_channel_subjects_last_hour", "Distinct subjects with data in the last hour.", rows, lambda r: r.subjects_last_hour)
+        yield _per_channel("market_channel_expected_subjects", "Subjects the registry expects the channel to cover.", rows, lambda r: r.expected_subjects)
+        yield _per_channel("market_channel_coverage_ratio", "Subjects seen in the last hour over the expected ones.", rows, lambda r: r.coverage)
+        yield _per_channel("market_channel_data_lag_seconds", "Age of the newest observed data timestamp.", rows, lambda r: r.data_lag_sec)
+        yield _per_channel(
+            "market_channel_last_run_rows", "Rows written by the latest run that ended.", rows, lambda r: None if r.last_run is None else r.last_run.rows_written
+        )
+        yield _per_channel(
+            "market_channel_last_run_duration_seconds",
+            "Duration of the latest run that ended.",
+            rows,
+            lambda r: None if r.last_run is None else r.last_run.duration_sec,
+        )
+        yield _per_channel("market_channel_recent_failures", "Failed runs started in the channel's recent window.", rows, lambda r: r.recent_failures)
+        yield _per_channel("market_channel_recent_retries", "Retried requests of the runs in the recent window.", rows, lambda r: r.recent_retries)
+        yield _per_channel("market_channel_recent_throttles", "Throttled requests (HTTP 429) of the runs in the recent window.", rows, lambda r: r.recent_throttles)
+        yield _gauge(
+            "market_channel_warning",
+            "1 when the dashboard raises the warning for the channel (SPEC §5), 0 otherwise.",
+            [*_CHANNEL, "warning"],
+            [
+                ([r.source, r.channel, code.value], float(any(w.code == code for w in r.warnings)))
+                for r in rows
+                for code in WarningCode
+            ],
+        )
+        yield _gauge(
+            "market_candle_lag_seconds",
+            "Per coin, seconds since the open time of its newest 1-minute candle.",
+            ["coin"],
+            [([coin], max(0.0, now_sec - open_ms / 1000)) for coin, open_ms in sorted(self.newest_candles.items())],
+        )
+        yield from self._stream_counters(rows)
+
+    def _stream_counters(self, rows: list[DashboardRow]) -> Iterator[Metric]:
+        """The streamer's counters of its latest ledger window (reconnects, parse errors, gaps …)."""
+        for row in rows:
+            if (row.source, row.channel) not in _STREAMED:
+                continue
+            for key, value in sorted(row.counters.items()):
+                name = f"market_stream_{key}"
+                if _METRIC_NAME.fullmatch(name):
+                    yield _gauge(name, f"{key} in the streamer's latest ledger window (run metadata).", [], [([], float(value))])
+
+
+def _gauge(name: str, documentation: str, labels: list[str], samples: list[tuple[list[str], float]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
+def _per_channel(
+    name: str, documentation: str, rows: list[DashboardRow], value_of: Callable[[DashboardRow], float | None]
+) -> GaugeMetricFamily:
+    """One series per channel that has the value (a channel with none is left out, not 0)."""
+    samples = [([r.source, r.channel], float(v)) for r in rows if (v := value_of(r)) is not None]
+    return _gauge(name, documentation, _CHANNEL, samples)
+
+
+class MetricsController(Controller):
+    tags = ["metrics"]
+
+    @get("/metrics", sync_to_thread=True, media_type=TEXT_FORMAT)
+    def metrics(
+        self,
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        volumes: NamedDependency[VolumeCache],
+    ) -> Response[bytes]:
+        """The dashboard as Prometheus gauges, per channel and per coin."""
+        document, recount = current_dashboard(settings, clock, volumes)
+        with open_memory(settings.db_path) as conn:
+            newest = newest_candle_by_coin(conn, CANDLES.data.scope["interval"])
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(DashboardCollector(document, newest))
+        return Response(generate_latest(registry), media_type=TEXT_FORMAT, background=recount)

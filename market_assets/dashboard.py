@@ -1,0 +1,324 @@
+"""The ingestion dashboard (SPEC §5): every channel's health row plus its volume, coverage, lag
+and run signals, and the warnings derived from them.
+
+Evaluation is pure — :func:`evaluate_dashboard` is a function of (registry, facts read from the
+memory, now) — and each warning is a small function of its signal and its threshold from the
+registry (``Channel.warnings``). :func:`read_dashboard` gathers the facts in one read snapshot.
+
+Two facts are counted apart: total rows and the last 24 hours' rows and subjects need a scan of
+the channel's whole table (625 ms and 35 ms for 10M candles), so a caller may pass
+:class:`~market_assets.memory.dashboard.VolumeCounts` counted a little earlier; the document says
+when (``volumesCountedAtMs``). Everything else is index seeks, read at ``now``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import msgspec
+
+from market_assets.health import ChannelHealth, HealthRow, Status, evaluate_health
+from market_assets.memory import dashboard as sql
+from market_assets.memory import runs
+from market_assets.memory.dashboard import RecentRuns, VolumeCounts, WindowCounts
+from market_assets.memory.runs import RunRecord
+from market_assets.registry import REGISTRY, Channel, ExpectedSubjects, WarningThresholds
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+class WarningCode(StrEnum):
+    STALE = "stale"
+    DATA_LAG = "data_lag"
+    ZERO_ROWS_LAST_RUN = "zero_rows_last_run"
+    LOW_COVERAGE = "low_coverage"
+    RECENT_FAILURES = "recent_failures"
+    THROTTLED = "throttled"
+
+
+class Finding(msgspec.Struct, frozen=True):
+    """One warning: its code and a line a person reads."""
+
+    code: WarningCode
+    message: str
+
+
+class RunSummary(msgspec.Struct, rename="camel"):
+    run_id: int
+    status: str
+    started_at_ms: int
+    finished_at_ms: int | None
+    age_sec: int
+    """Since the run finished (since it started, for one still running)."""
+    duration_sec: float | None
+    rows_written: int
+    retries: int
+    throttles: int
+    error: str | None
+
+
+class Thresholds(msgspec.Struct, rename="camel"):
+    """The registry's warning thresholds of the channel, so a reader sees why it warns."""
+
+    data_lag_sec: int
+    min_coverage: float
+    recent_window_sec: int
+    recent_failures: int
+    throttles: int
+
+
+class DashboardRow(msgspec.Struct, rename="camel"):
+    source: str
+    channel: str
+    health: HealthRow
+    total_rows: int
+    rows_last_hour: int
+    rows_last_24h: int = msgspec.field(name="rowsLast24h")
+    subjects_last_hour: int
+    subjects_last_24h: int = msgspec.field(name="subjectsLast24h")
+    expected_subjects: int | None
+    """Subjects the registry expects (capped by the profile); ``None``: no expectation."""
+    coverage: float | None
+    """Subjects seen in the last hour over the expected ones, at most 1."""
+    latest_data_ms: int | None
+    data_lag_sec: int | None
+    last_run: RunSummary | None
+    """The latest run that has ended: its rows, age, duration, retries and throttles."""
+    last_success_ms: int | None
+    recent_window_sec: int
+    recent_runs: int
+    recent_failures: int
+    recent_retries: int
+    recent_throttles: int
+    last_failure: RunSummary | None
+    """The latest failed run in the recent window, with its error text."""
+    counters: dict[str, float]
+    """Numeric metadata of the last run: for candles, the streamer's counters of its window."""
+    details: dict[str, str]
+    """The last run's other scalar metadata (search terms, unreported series …)."""
+    thresholds: Thresholds
+    warnings: list[Finding]
+
+
+class DashboardDocument(msgspec.Struct, rename="camel"):
+    ok: bool
+    generated_at_ms: int
+    volumes_counted_at_ms: int
+    rows: list[DashboardRow]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelFacts:
+    """What the memory says about one channel, read in one snapshot."""
+
+    last_hour: WindowCounts
+    volumes: VolumeCounts
+    expected_subjects: int | None
+    last_finished: RunRecord | None
+    last_success: RunRecord | None
+    recent: RecentRuns
+    last_failure: RunRecord | None
+
+
+def stale_warning(health: ChannelHealth) -> Finding | None:
+    if health.status is not Status.STALE:
+        return None
+    return Finding(
+        WarningCode.STALE,
+        f"latest run {health.age_sec}s old, over the {health.channel.stale_after_sec}s stale threshold",
+    )
+
+
+def data_lag_warning(lag_sec: int | None, thresholds: WarningThresholds) -> Finding | None:
+    if lag_sec is None or lag_sec <= thresholds.data_lag_sec:
+        return None
+    return Finding(WarningCode.DATA_LAG, f"newest data is {lag_sec}s old, over {thresholds.data_lag_sec}s")
+
+
+def zero_rows_warning(last_finished: RunRecord | None) -> Finding | None:
+    """A run that succeeded without writing a row delivered nothing (a failed one is counted
+    by ``recent_failures``)."""
+    if last_finished is None or last_finished.status is not runs.RunStatus.SUCCEEDED or last_finished.rows_written:
+        return None
+    return Finding(WarningCode.ZERO_ROWS_LAST_RUN, f"run {last_finished.run_id} succeeded with 0 rows")
+
+
+def low_coverage_warning(coverage: float | None, seen: int, expected: int | None, thresholds: WarningThresholds) -> Finding | None:
+    if coverage is None or coverage >= thresholds.min_coverage:
+        return None
+    return Finding(
+        WarningCode.LOW_COVERAGE,
+        f"{seen} of {expected} expected subjects in the last hour ({coverage:.0%}, minimum {thresholds.min_coverage:.0%})",
+    )
+
+
+def recent_failures_warning(failures: int, thresholds: WarningThresholds) -> Finding | None:
+    if failures < thresholds.recent_failures:
+        return None
+    return Finding(WarningCode.RECENT_FAILURES, f"{failures} failed runs in the last {thresholds.recent_window_sec}s")
+
+
+def throttled_warning(throttles: int, thresholds: WarningThresholds) -> Finding | None:
+    if throttles < thresholds.throttles:
+        return None
+    return Finding(WarningCode.THROTTLED, f"{throttles} throttled requests (HTTP 429) in the last {thresholds.recent_window_sec}s")
+
+
+def coverage_of(seen: int, expected: int | None) -> float | None:
+    if not expected:
+        return None
+    return min(1.0, round(seen / expected, 4))
+
+
+def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) -> DashboardRow:
+    channel = health.channel
+    thresholds = channel.warnings
+    latest_ms = facts.last_hour.latest_ms if facts.last_hour.latest_ms is not None else facts.volumes.latest_ms
+    lag_sec = None if latest_ms is None else _age_sec(latest_ms, now_ms)
+    seen = facts.last_hour.subjects
+    coverage = coverage_of(seen, facts.expected_subjects)
+    findings = (
+        stale_warning(health),
+        data_lag_warning(lag_sec, thresholds),
+        zero_rows_warning(facts.last_finished),
+        low_coverage_warning(coverage, seen, facts.expected_subjects, thresholds),
+        recent_failures_warning(facts.recent.failures, thresholds),
+        throttled_warning(facts.recent.throttles, thresholds),
+    )
+    counters, details = _split_metadata(facts.last_finished)
+    return DashboardRow(
+        source=channel.source,
+        channel=channel.name,
+        health=health.row(),
+        total_rows=facts.volumes.total_rows,
+        rows_last_hour=facts.last_hour.rows,
+        rows_last_24h=facts.volumes.last_day.rows,
+        subjects_last_hour=seen,
+        subjects_last_24h=facts.volumes.last_day.subjects,
+        expected_subjects=facts.expected_subjects,
+        coverage=coverage,
+        latest_data_ms=latest_ms,
+        data_lag_sec=lag_sec,
+        last_run=_summary(facts.last_finished, now_ms),
+        last_success_ms=None if facts.last_success is None else facts.last_success.finished_at_ms,
+        recent_window_sec=thresholds.recent_window_sec,
+        recent_runs=facts.recent.runs,
+        recent_failures=facts.recent.failures,
+        recent_retries=facts.recent.retries,
+        recent_throttles=facts.recent.throttles,
+        last_failure=_summary(facts.last_failure, now_ms),
+        counters=counters,
+        details=details,
+        thresholds=Thresholds(
+            thresholds.data_lag_sec,
+            thresholds.min_coverage,
+            thresholds.recent_window_sec,
+            thresholds.recent_failures,
+            thresholds.throttles,
+        ),
+        warnings=[finding for finding in findings if finding is not None],
+    )
+
+
+def evaluate_dashboard(
+    registry: Sequence[Channel],
+    facts: Mapping[Channel, ChannelFacts],
+    latest_runs: Mapping[tuple[str, str], RunRecord],
+    now_ms: int,
+) -> DashboardDocument:
+    """Every registered channel, in registry order, at ``now_ms``."""
+    report = evaluate_health(registry, latest_runs, now_ms)
+    rows = [evaluate_channel(health, facts[health.channel], now_ms) for health in report.channels]
+    counted = min((facts[c].volumes.counted_at_ms for c in registry), default=now_ms)
+    return DashboardDocument(ok=report.ok, generated_at_ms=now_ms, volumes_counted_at_ms=counted, rows=rows)
+
+
+def count_volumes(
+    conn: sqlite3.Connection, now_ms: int, registry: Sequence[Channel] = REGISTRY
+) -> dict[Channel, VolumeCounts]:
+    """The whole-table counts of every channel at ``now_ms`` (the slow part; see the module doc)."""
+    with sql.snapshot(conn):
+        return {c: sql.volume_counts(conn, c.data, now_ms - DAY_MS, now_ms) for c in registry}
+
+
+def read_dashboard(
+    conn: sqlite3.Connection,
+    now_ms: int,
+    *,
+    volumes: Mapping[Channel, VolumeCounts] | None = None,
+    max_coins: int | None = None,
+    registry: Sequence[Channel] = REGISTRY,
+) -> DashboardDocument:
+    """The dashboard of the memory behind ``conn`` at ``now_ms``.
+
+    ``volumes`` counted earlier are used as they are (counted now when absent); ``max_coins``
+    caps the perp universe a capped profile is expected to cover.
+    """
+    if volumes is None:
+        volumes = count_volumes(conn, now_ms, registry)
+    with sql.snapshot(conn):
+        latest = runs.latest_runs(conn, ((c.source, c.name) for c in registry))
+        facts = {c: _facts(conn, c, now_ms, volumes[c], max_coins) for c in registry}
+    return evaluate_dashboard(registry, facts, latest, now_ms)
+
+
+def _facts(
+    conn: sqlite3.Connection, channel: Channel, now_ms: int, volumes: VolumeCounts, max_coins: int | None
+) -> ChannelFacts:
+    expected = None
+    if channel.expected_subjects is not None:
+        expected = sql.expected_subjects(conn, channel.expected_subjects)
+        if channel.expected_subjects is ExpectedSubjects.PERP_UNIVERSE and max_coins is not None:
+            expected = min(expected, max_coins)
+    since = now_ms - channel.warnings.recent_window_sec * 1000
+    return ChannelFacts(
+        last_hour=sql.window_counts(conn, channel.data, now_ms - HOUR_MS),
+        volumes=volumes,
+        expected_subjects=expected,
+        last_finished=sql.latest_finished_run(conn, channel.source, channel.name),
+        last_success=sql.latest_success(conn, channel.source, channel.name),
+        recent=sql.recent_runs(conn, channel.source, channel.name, since),
+        last_failure=sql.latest_failure(conn, channel.source, channel.name, since),
+    )
+
+
+def _summary(run: RunRecord | None, now_ms: int) -> RunSummary | None:
+    if run is None:
+        return None
+    duration = None if run.finished_at_ms is None else (run.finished_at_ms - run.started_at_ms) / 1000
+    return RunSummary(
+        run_id=run.run_id,
+        status=run.status.value,
+        started_at_ms=run.started_at_ms,
+        finished_at_ms=run.finished_at_ms,
+        age_sec=_age_sec(run.finished_at_ms or run.started_at_ms, now_ms),
+        duration_sec=duration,
+        rows_written=run.rows_written,
+        retries=run.retries,
+        throttles=run.throttles,
+        error=run.error,
+    )
+
+
+def _split_metadata(run: RunRecord | None) -> tuple[dict[str, float], dict[str, str]]:
+    """Numbers are counters; other scalars are details; nested values (per-coin maps) are left out."""
+    counters: dict[str, float] = {}
+    details: dict[str, str] = {}
+    if run is None:
+        return counters, details
+    for key, value in run.metadata.items():
+        if isinstance(value, bool):
+            details[key] = str(value).lower()
+        elif isinstance(value, (int, float)):
+            counters[key] = value
+        elif isinstance(value, str):
+            details[key] = value
+    return counters, details
+
+
+def _age_sec(since_ms: int, now_ms: int) -> int:
+    return max(0, (now_ms - since_ms) // 1000)

@@ -1,0 +1,124 @@
+"""GET /api/v1/ingestion/dashboard: SPEC §5's signals per channel, at the injected clock."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from litestar.testing import TestClient
+
+from api import create_app
+from market_assets.ledger import Ledger
+from market_assets.registry import CANDLES, FUNDING, REGISTRY, VOLUME_RECOUNT_AFTER
+from market_assets.settings import Settings
+from tests.conftest import FrozenClock
+
+from .seeding import candles, finished_run, listed
+
+DASHBOARD = "/api/v1/ingestion/dashboard"
+MIN = 60_000
+HOUR = 3_600_000
+
+
+def seed_candles_channel(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    t0 = clock.now_ms
+    listed(conn, ["BTC", "ETH", "SOL", "DOGE"], t0, delisted=("OLD",))
+    candles(conn, "BTC", t0 - 3 * MIN, t0 - 2 * MIN, t0 - MIN)
+    candles(conn, "ETH", t0 - 2 * HOUR)
+    candles(conn, "SOL", t0 - 30 * HOUR)
+    candles(conn, "BTC", t0 - 10 * MIN, interval="1h")  # another interval: outside the channel's scope
+    finished_run(conn, clock, CANDLES, started_at_ms=t0 - 8 * MIN, finished_at_ms=t0 - 7 * MIN,
+                 error="cannot write: OperationalError: disk I/O error")
+    finished_run(conn, clock, CANDLES, started_at_ms=t0 - 2 * MIN, finished_at_ms=t0 - MIN, rows=3, retries=2,
+                 throttles=1, metadata={"reconnects": 1, "parse_errors": 0, "queue_depth": 3,
+                                        "last_frame_ms": {"BTC": t0 - MIN}, "note": "resubscribed"})
+    Ledger(conn, clock).start(CANDLES, started_at_ms=t0 - MIN)
+
+
+def test_dashboard_reports_every_signal_of_a_channel(conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock) -> None:
+    seed_candles_channel(conn, clock)
+    t0 = clock.now_ms
+    with TestClient(create_app(Settings(db_path=memory_path), clock=clock)) as client:
+        response = client.get(DASHBOARD)
+    assert response.status_code == 200
+    document = response.json()
+    assert (document["ok"], document["generatedAtMs"], document["volumesCountedAtMs"]) == (False, t0, t0)
+    assert [(r["source"], r["channel"]) for r in document["rows"]] == [(c.source, c.name) for c in REGISTRY]
+    row = document["rows"][0]
+    assert row["health"] == {"source": "hyperliquid", "channel": "candles", "status": "running",
+                             "expectedCadenceSec": 60, "staleAfterSec": 360, "ageSec": 60, "rowsWritten": 0}
+    assert {k: row[k] for k in ("totalRows", "rowsLastHour", "rowsLast24h", "subjectsLastHour", "subjectsLast24h")} == {
+        "totalRows": 5, "rowsLastHour": 3, "rowsLast24h": 4, "subjectsLastHour": 1, "subjectsLast24h": 2}
+    assert (row["expectedSubjects"], row["coverage"]) == (4, 0.25)
+    assert (row["latestDataMs"], row["dataLagSec"]) == (t0 - MIN, 60)
+    last = row["lastRun"]
+    assert (last["status"], last["rowsWritten"], last["ageSec"], last["durationSec"]) == ("succeeded", 3, 60, 60.0)
+    assert (last["retries"], last["throttles"], last["error"]) == (2, 1, None)
+    assert row["lastSuccessMs"] == t0 - MIN
+    assert {k: row[k] for k in ("recentWindowSec", "recentRuns", "recentFailures", "recentRetries", "recentThrottles")} == {
+        "recentWindowSec": 3600, "recentRuns": 3, "recentFailures": 1, "recentRetries": 2, "recentThrottles": 1}
+    assert row["lastFailure"]["error"] == "cannot write: OperationalError: disk I/O error"
+    assert row["lastFailure"]["ageSec"] == 7 * 60
+    assert row["counters"] == {"reconnects": 1, "parse_errors": 0, "queue_depth": 3}
+    assert row["details"] == {"note": "resubscribed"}
+    assert row["thresholds"] == {"dataLagSec": 360, "minCoverage": 0.9, "recentWindowSec": 3600,
+                                 "recentFailures": 1, "throttles": 1}
+    assert [w["code"] for w in row["warnings"]] == ["low_coverage", "recent_failures", "throttled"]
+    assert "1 of 4 expected subjects" in row["warnings"][0]["message"]
+    funding = document["rows"][1]
+    assert (funding["health"]["status"], funding["totalRows"], funding["lastRun"]) == ("missing", 0, None)
+    assert (funding["expectedSubjects"], funding["coverage"]) == (4, 0.0)
+    assert [w["code"] for w in funding["warnings"]] == ["low_coverage"]
+    macro = document["rows"][-1]
+    assert (macro["expectedSubjects"], macro["coverage"], macro["warnings"]) == (None, None, [])
+
+
+def test_the_local_profile_expects_only_its_capped_coins(conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock) -> None:
+    coins = [f"C{i}" for i in range(8)]
+    listed(conn, coins, clock.now_ms)
+    for coin in coins[:5]:
+        candles(conn, coin, clock.now_ms - MIN)
+    settings = Settings(db_path=memory_path)
+    local = Settings.from_env({"MARKET_PROFILE": "local"}, db_path=memory_path)
+    for chosen, expected, coverage in ((settings, 8, 0.625), (local, 5, 1.0)):
+        with TestClient(create_app(chosen, clock=clock)) as client:
+            row = client.get(DASHBOARD).json()["rows"][0]
+        assert (row["expectedSubjects"], row["coverage"]) == (expected, coverage)
+
+
+def test_total_and_daily_counts_are_recounted_after_a_response_once_due(
+    conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock
+) -> None:
+    t0 = clock.now_ms
+    candles(conn, "BTC", t0 - 2 * MIN)
+    with TestClient(create_app(Settings(db_path=memory_path), clock=clock)) as client:
+        first = client.get(DASHBOARD).json()
+        candles(conn, "BTC", t0 - MIN)
+        clock.advance(seconds=VOLUME_RECOUNT_AFTER.total_seconds() - 1)
+        early = client.get(DASHBOARD).json()
+        clock.advance(seconds=1)
+        due = client.get(DASHBOARD).json()  # served as counted, then recounted after the response
+        after = client.get(DASHBOARD).json()
+    totals = [(d["rows"][0]["totalRows"], d["rows"][0]["rowsLast24h"], d["volumesCountedAtMs"]) for d in (first, early, due, after)]
+    recount_ms = t0 + int(VOLUME_RECOUNT_AFTER.total_seconds() * 1000)
+    assert totals == [(1, 1, t0), (1, 1, t0), (1, 1, t0), (2, 2, recount_ms)]
+    assert [d["rows"][0]["rowsLastHour"] for d in (first, early)] == [1, 2]  # the last hour is read each time
+
+
+def test_dashboard_schemas_are_in_the_openapi_document(memory_path: Path) -> None:
+    with TestClient(create_app(Settings(db_path=memory_path))) as client:
+        schema = client.get("/schema/openapi.json").json()
+    row = schema["components"]["schemas"]["DashboardRow"]["properties"]
+    assert {"health", "totalRows", "rowsLast24h", "subjectsLastHour", "expectedSubjects", "coverage", "latestDataMs",
+            "dataLagSec", "lastRun", "recentFailures", "recentThrottles", "counters", "warnings"} <= set(row)
+    codes = schema["components"]["schemas"]["WarningCode"]["enum"]
+    assert set(codes) == {"stale", "data_lag", "zero_rows_last_run", "low_coverage", "recent_failures", "throttled"}
+    assert "/api/v1/ingestion/dashboard" in schema["paths"]
+    assert "/admin/ingestion" not in schema["paths"]
+
+
+def test_a_funding_run_counts_only_for_its_own_channel(conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock) -> None:
+    finished_run(conn, clock, FUNDING, started_at_ms=clock.now_ms - 2000, finished_at_ms=clock.now_ms - 1000, rows=7, throttles=4)
+    with TestClient(create_app(Settings(db_path=memory_path), clock=clock)) as client:
+        rows = client.get(DASHBOARD).json()["rows"]
+    assert [(r["channel"], r["recentThrottles"]) for r in rows[:2]] == [("candles", 0), ("funding", 4)]

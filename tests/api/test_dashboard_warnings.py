@@ -1,0 +1,96 @@
+"""Each dashboard warning at its registry threshold: quiet at it, raised one step past it."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from market_assets.dashboard import DashboardRow, read_dashboard
+from market_assets.registry import CANDLES, FUNDING, Channel
+from tests.conftest import FrozenClock
+
+from .seeding import candles, finished_run, listed
+
+MIN = 60_000
+
+
+def row(conn: sqlite3.Connection, clock: FrozenClock, channel: Channel = CANDLES) -> DashboardRow:
+    document = read_dashboard(conn, clock.now_ms)
+    return next(r for r in document.rows if (r.source, r.channel) == (channel.source, channel.name))
+
+
+def codes(conn: sqlite3.Connection, clock: FrozenClock, channel: Channel = CANDLES) -> list[str]:
+    return [w.code.value for w in row(conn, clock, channel).warnings]
+
+
+def test_stale_warns_past_the_stale_threshold(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    finished_run(conn, clock, FUNDING, started_at_ms=clock.now_ms - 5000, finished_at_ms=clock.now_ms, rows=1)
+    clock.advance(seconds=FUNDING.stale_after_sec)
+    assert "stale" not in codes(conn, clock, FUNDING)
+    clock.advance(seconds=1)
+    assert "stale" in codes(conn, clock, FUNDING)
+    assert row(conn, clock, FUNDING).health.status == "stale"
+
+
+def test_data_lag_warns_when_the_newest_data_is_older_than_its_threshold(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    candles(conn, "BTC", clock.now_ms)
+    clock.advance(seconds=CANDLES.warnings.data_lag_sec)
+    assert (row(conn, clock).data_lag_sec, codes(conn, clock)) == (360, [])
+    clock.advance(seconds=1)
+    assert codes(conn, clock) == ["data_lag"]
+
+
+def test_data_lag_reads_the_newest_row_even_beyond_the_last_day(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    candles(conn, "BTC", clock.now_ms - 3 * 86_400_000)
+    assert row(conn, clock).data_lag_sec == 3 * 86_400
+    assert "data_lag" in codes(conn, clock)
+
+
+def test_zero_rows_last_run_warns_for_a_success_that_wrote_nothing(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    t0 = clock.now_ms
+    finished_run(conn, clock, FUNDING, started_at_ms=t0 - 3000, finished_at_ms=t0 - 2000, rows=1)
+    assert "zero_rows_last_run" not in codes(conn, clock, FUNDING)
+    finished_run(conn, clock, FUNDING, started_at_ms=t0 - 1000, finished_at_ms=t0, rows=0)
+    assert "zero_rows_last_run" in codes(conn, clock, FUNDING)
+
+
+def test_a_failed_run_counts_as_a_failure_not_as_zero_rows(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    finished_run(conn, clock, FUNDING, started_at_ms=clock.now_ms - 1000, finished_at_ms=clock.now_ms, error="HTTP 500")
+    assert codes(conn, clock, FUNDING) == ["recent_failures"]
+
+
+def test_low_coverage_warns_below_its_threshold(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    coins = [f"C{i}" for i in range(10)]
+    listed(conn, coins, clock.now_ms)
+    for coin in coins[:9]:
+        candles(conn, coin, clock.now_ms - MIN)
+    assert (row(conn, clock).coverage, codes(conn, clock)) == (0.9, [])
+    listed(conn, [*coins, "C10"], clock.now_ms + 1)
+    assert row(conn, clock).coverage == round(9 / 11, 4)
+    assert codes(conn, clock) == ["low_coverage"]
+
+
+def test_coverage_counts_only_subjects_seen_in_the_last_hour(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    listed(conn, ["BTC"], clock.now_ms)
+    candles(conn, "BTC", clock.now_ms - 60 * MIN)
+    assert row(conn, clock).coverage == 1.0
+    clock.advance(seconds=0.001)
+    assert row(conn, clock).coverage == 0.0
+
+
+def test_recent_failures_warn_at_their_count_inside_the_window(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    window_ms = CANDLES.warnings.recent_window_sec * 1000
+    t0 = clock.now_ms
+    finished_run(conn, clock, CANDLES, started_at_ms=t0 - window_ms - 1, finished_at_ms=t0 - window_ms, error="socket down")
+    assert (row(conn, clock).recent_failures, codes(conn, clock)) == (0, [])
+    finished_run(conn, clock, CANDLES, started_at_ms=t0 - window_ms, finished_at_ms=t0 - window_ms + 1, error="socket down")
+    assert row(conn, clock).recent_failures == CANDLES.warnings.recent_failures
+    assert codes(conn, clock) == ["recent_failures"]
+
+
+def test_throttled_warns_at_its_count_of_429s_in_the_window(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    t0 = clock.now_ms
+    finished_run(conn, clock, FUNDING, started_at_ms=t0 - 2000, finished_at_ms=t0 - 1000, rows=4, retries=3)
+    assert "throttled" not in codes(conn, clock, FUNDING)
+    finished_run(conn, clock, FUNDING, started_at_ms=t0 - 1000, finished_at_ms=t0, rows=4, throttles=FUNDING.warnings.throttles)
+    assert "throttled" in codes(conn, clock, FUNDING)
+    assert (row(conn, clock, FUNDING).recent_retries, row(conn, clock, FUNDING).recent_throttles) == (3, 1)
