@@ -11,19 +11,12 @@ from __future__ import annotations
 import json
 
 import dagster as dg
-import httpx
 
 from market_assets.defs.automation import channel_of
+from market_assets.notify import post_alert
 from market_assets.settings import Settings
 
 ALERT_STATES = frozenset({"WARN", "FAIL"})
-WEBHOOK_TIMEOUT_SEC = 10.0
-
-
-def post_alert(url: str, text: str) -> None:
-    """POST one Slack-compatible message; a webhook that refuses it fails the sensor tick, loudly."""
-    response = httpx.post(url, json={"text": text}, timeout=WEBHOOK_TIMEOUT_SEC)
-    response.raise_for_status()
 
 
 @dg.run_failure_sensor(
