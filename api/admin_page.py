@@ -59,7 +59,7 @@ tr.details td { border-bottom: 2px solid #d0d0d0; color: #444; font-size: .85rem
 
 _COLUMNS = (
     "channel", "status", "run age", "data lag", "coverage", "rows 1 h", "rows 24 h", "total rows",
-    "subjects 1 h / 24 h", "last run", "failures", "retries / 429s", "warnings",
+    "subjects 1 h / 24 h", "last run", "failures", "retries / throttles", "warnings",
 )
 
 

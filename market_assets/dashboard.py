@@ -159,13 +159,17 @@ def low_coverage_warning(coverage: float | None, seen: int, expected: int | None
 def recent_failures_warning(failures: int, thresholds: WarningThresholds) -> Finding | None:
     if failures < thresholds.recent_failures:
         return None
-    return Finding(WarningCode.RECENT_FAILURES, f"{failures} failed runs in the last {thresholds.recent_window_sec}s")
+    runs_word = "run" if failures == 1 else "runs"
+    return Finding(WarningCode.RECENT_FAILURES, f"{failures} failed {runs_word} in the last {thresholds.recent_window_sec}s")
 
 
 def throttled_warning(throttles: int, thresholds: WarningThresholds) -> Finding | None:
     if throttles < thresholds.throttles:
         return None
-    return Finding(WarningCode.THROTTLED, f"{throttles} throttled requests (HTTP 429) in the last {thresholds.recent_window_sec}s")
+    requests_word = "request" if throttles == 1 else "requests"
+    return Finding(
+        WarningCode.THROTTLED, f"{throttles} throttled {requests_word} (HTTP 429) in the last {thresholds.recent_window_sec}s"
+    )
 
 
 def coverage_of(seen: int, expected: int | None) -> float | None:

@@ -1,0 +1,139 @@
+"""/admin/ingestion in a real browser: Debian's chromium driven by Playwright against `market api`.
+
+Statuses and warnings must be readable in the DOM, hostile source text (a market question
+carrying a ``<script>``) must show as text and never run, and a screenshot is kept under
+tests/artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+from playwright.sync_api import Page, sync_playwright
+
+from api import create_app
+from market_assets.clock import wall_clock_ms
+from market_assets.memory import open_memory
+from market_assets.registry import CANDLES, FUNDING, POLYMARKET_SUMMARY
+from market_assets.settings import Settings
+from tests.conftest import MARKET
+from tests.test_api import free_port
+
+from .seeding import candles, finished_run, listed
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+HOSTILE_QUESTION = 'Will <script>window.__pwned = 1</script> "win" & <b>lose</b>?'
+HOSTILE_DETAIL = "<img src=x onerror=\"window.__pwned = 2\">"
+PAGE = "/admin/ingestion"
+
+
+def seed(path: Path) -> None:
+    now = wall_clock_ms()
+    with open_memory(path) as conn:
+        listed(conn, ["BTC", "ETH"], now)
+        candles(conn, "BTC", now - 120_000, now - 60_000)
+        finished_run(conn, wall_clock_ms, CANDLES, started_at_ms=now - 61_000, finished_at_ms=now - 1000, rows=2,
+                     metadata={"reconnects": 1, "parse_errors": 0})
+        stale_ms = now - (FUNDING.stale_after_sec + 600) * 1000
+        finished_run(conn, wall_clock_ms, FUNDING, started_at_ms=stale_ms - 5000, finished_at_ms=stale_ms, rows=3)
+        finished_run(conn, wall_clock_ms, POLYMARKET_SUMMARY, started_at_ms=now - 9000, finished_at_ms=now - 8000,
+                     error=f"SourceError: gamma market 512 {HOSTILE_QUESTION!r} has no outcomePrices",
+                     metadata={"question": HOSTILE_DETAIL})
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """``market api`` as a real server process on a loopback port, over a seeded memory."""
+    db = tmp_path / "served.db"
+    seed(db)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MARKET_DB"}
+    server = subprocess.Popen(
+        [str(MARKET), "--db", str(db), "api", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(base + "/livez", timeout=1)
+            break
+        except httpx.TransportError:
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            assert time.monotonic() < deadline, "market api did not start listening"
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            viewport={"width": 1600, "height": 900},
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def test_the_page_shows_statuses_warnings_and_hostile_text_as_text(served: str, page: Page) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    response = page.goto(served + PAGE, wait_until="load")
+    assert response is not None and response.status == 200
+
+    statuses = page.eval_on_selector_all("tr.channel", "rows => rows.map(r => [r.dataset.channel, r.dataset.status])")
+    assert dict(statuses) == {
+        "hyperliquid/candles": "ok", "hyperliquid/funding": "stale", "hyperliquid/features": "missing",
+        "hyperliquid/maintenance": "missing", "polymarket/discovery": "missing", "polymarket/summary": "failed",
+        "defillama/macro": "missing",
+    }
+    failed_badge = page.locator('tr[data-channel="polymarket/summary"] .status')
+    assert failed_badge.inner_text() == "failed"
+    assert failed_badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(197, 34, 31)"
+    assert page.locator('tr[data-channel="hyperliquid/funding"] .status').evaluate(
+        "e => getComputedStyle(e).backgroundColor") == "rgb(227, 116, 0)"
+    warnings = page.locator('tr.channel[data-channel="hyperliquid/funding"] .warning')
+    assert warnings.all_inner_texts() == ["stale", "low_coverage"]
+    assert page.locator('tr.channel[data-channel="polymarket/summary"] .warning').all_inner_texts() == ["recent_failures"]
+    assert page.locator("#overall").inner_text() == "not ok"
+
+    failure = page.locator('tr.details[data-channel="polymarket/summary"] .failure').inner_text()
+    assert HOSTILE_QUESTION in failure
+    assert HOSTILE_DETAIL in page.locator('tr.details[data-channel="polymarket/summary"]').inner_text()
+    assert page.evaluate("() => [window.__pwned, document.scripts.length, document.images.length]") == [None, 0, 0]
+    assert errors == []
+    assert page.locator('meta[http-equiv="refresh"]').get_attribute("content") == "30"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "admin-ingestion.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_the_page_is_unlinked_and_forbids_every_script(memory_path: Path) -> None:
+    with TestClient(create_app(Settings(db_path=memory_path))) as client:
+        response = client.get(PAGE)
+        schema = client.get("/schema/openapi.json").json()
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "<script" not in response.text and "<a " not in response.text
+    assert PAGE not in schema["paths"]
