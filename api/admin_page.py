@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from litestar.enums import MediaType
 
 from api.dashboard import current_dashboard
+from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
 from market_assets.dashboard import DashboardDocument, DashboardRow, RunSummary
@@ -70,10 +71,11 @@ class AdminPageController(Controller):
     def ingestion(
         self,
         settings: NamedDependency[Settings],
+        readers: NamedDependency[Readers],
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],
     ) -> Response[str]:
-        document, recount = current_dashboard(settings, clock, volumes)
+        document, recount = current_dashboard(settings, readers, clock, volumes)
         return Response(render_page(document), media_type=MediaType.HTML, headers=HEADERS, background=recount)
 
 

@@ -12,12 +12,14 @@ from api.dashboard import IngestionDashboardController
 from api.health import IngestionHealthController
 from api.metrics import MetricsController
 from api.probes import ProbesController
+from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.settings import Settings
 
 
 def create_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> Litestar:
+    readers = Readers(settings.db_path)
     volumes = VolumeCache()
     operational = Router(
         path="/",
@@ -29,6 +31,7 @@ def create_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> Litestar:
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "clock": Provide(lambda: clock, use_cache=True, sync_to_thread=False),
+            "readers": Provide(lambda: readers, use_cache=True, sync_to_thread=False),
             "volumes": Provide(lambda: volumes, use_cache=True, sync_to_thread=False),
         },
         openapi_config=OpenAPIConfig(title="Market memory API", version="1"),

@@ -6,22 +6,22 @@ from litestar import Controller, Response, get
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 
+from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
 from market_assets.dashboard import DashboardDocument, read_dashboard
-from market_assets.memory import open_memory
 from market_assets.settings import Settings
 
 
 def current_dashboard(
-    settings: Settings, clock: Clock, volumes: VolumeCache
+    settings: Settings, readers: Readers, clock: Clock, volumes: VolumeCache
 ) -> tuple[DashboardDocument, BackgroundTask | None]:
     """The dashboard now, and the volume recount to run once the response is sent (if due)."""
     now_ms = clock()
-    counted = volumes.volumes(settings.db_path, now_ms)
-    with open_memory(settings.db_path) as conn:
+    with readers.connection() as conn:
+        counted = volumes.volumes(conn, now_ms)
         document = read_dashboard(conn, now_ms, volumes=counted, max_coins=settings.max_coins)
-    return document, volumes.recount_task(settings.db_path, clock, now_ms)
+    return document, volumes.recount_task(readers, clock, now_ms)
 
 
 class IngestionDashboardController(Controller):
@@ -32,6 +32,7 @@ class IngestionDashboardController(Controller):
     def dashboard(
         self,
         settings: NamedDependency[Settings],
+        readers: NamedDependency[Readers],
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],
     ) -> Response[DashboardDocument]:
@@ -41,5 +42,5 @@ class IngestionDashboardController(Controller):
         for a user not in ``MARKET_ADMIN_USER_IDS``). Total rows and the last 24 hours' figures
         are as counted at ``volumesCountedAtMs`` (recounted each minute, after a response).
         """
-        document, recount = current_dashboard(settings, clock, volumes)
+        document, recount = current_dashboard(settings, readers, clock, volumes)
         return Response(document, background=recount)

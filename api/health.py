@@ -6,10 +6,9 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from api.auth import require_user
+from api.readers import Readers
 from market_assets.clock import Clock
 from market_assets.health import HealthDocument, read_health
-from market_assets.memory import open_memory
-from market_assets.settings import Settings
 
 
 class IngestionHealthController(Controller):
@@ -17,7 +16,7 @@ class IngestionHealthController(Controller):
     tags = ["ingestion"]
 
     @get("/health", guards=[require_user], sync_to_thread=True)
-    def health(self, settings: NamedDependency[Settings], clock: NamedDependency[Clock]) -> HealthDocument:
+    def health(self, readers: NamedDependency[Readers], clock: NamedDependency[Clock]) -> HealthDocument:
         """Health of every registered channel. Requires the ``x-user-id`` header (401 without it)."""
-        with open_memory(settings.db_path) as conn:
+        with readers.connection() as conn:
             return read_health(conn, clock()).document()

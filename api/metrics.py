@@ -17,11 +17,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from api.dashboard import current_dashboard
+from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
 from market_assets.dashboard import DashboardDocument, DashboardRow, WarningCode
 from market_assets.health import Status
-from market_assets.memory import open_memory
 from market_assets.memory.dashboard import newest_candle_by_coin
 from market_assets.registry import CANDLES, REGISTRY, Producer
 from market_assets.settings import Settings
@@ -127,12 +127,13 @@ class MetricsController(Controller):
     def metrics(
         self,
         settings: NamedDependency[Settings],
+        readers: NamedDependency[Readers],
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],
     ) -> Response[bytes]:
         """The dashboard as Prometheus gauges, per channel and per coin."""
-        document, recount = current_dashboard(settings, clock, volumes)
-        with open_memory(settings.db_path) as conn:
+        document, recount = current_dashboard(settings, readers, clock, volumes)
+        with readers.connection() as conn:
             newest = newest_candle_by_coin(conn, CANDLES.data.scope["interval"])
         registry = CollectorRegistry(auto_describe=False)
         registry.register(DashboardCollector(document, newest))

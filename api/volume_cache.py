@@ -8,14 +8,14 @@ a few milliseconds (peers.md §3).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from pathlib import Path
 
 from litestar.background_tasks import BackgroundTask
 
+from api.readers import Readers
 from market_assets.clock import Clock
 from market_assets.dashboard import count_volumes
-from market_assets.memory import open_memory
 from market_assets.memory.dashboard import VolumeCounts
 from market_assets.registry import VOLUME_RECOUNT_AFTER, Channel
 
@@ -30,15 +30,14 @@ class VolumeCache:
         self._lock = threading.Lock()
         self._recounting = False
 
-    def volumes(self, path: Path, now_ms: int) -> dict[Channel, VolumeCounts]:
+    def volumes(self, conn: sqlite3.Connection, now_ms: int) -> dict[Channel, VolumeCounts]:
         """The counts as last taken; taken now, while the caller waits, only the first time."""
         with self._lock:
             if self._volumes is None:
-                with open_memory(path) as conn:
-                    self._volumes = count_volumes(conn, now_ms)
+                self._volumes = count_volumes(conn, now_ms)
             return self._volumes
 
-    def recount_task(self, path: Path, clock: Clock, now_ms: int) -> BackgroundTask | None:
+    def recount_task(self, readers: Readers, clock: Clock, now_ms: int) -> BackgroundTask | None:
         """A task recounting after the response, when the counts are due and no recount runs."""
         with self._lock:
             counts = self._volumes
@@ -48,11 +47,11 @@ class VolumeCache:
             if now_ms - counted_at < _RECOUNT_AFTER_MS:
                 return None
             self._recounting = True
-        return BackgroundTask(self._recount, path, clock)
+        return BackgroundTask(self._recount, readers, clock)
 
-    def _recount(self, path: Path, clock: Clock) -> None:
+    def _recount(self, readers: Readers, clock: Clock) -> None:
         try:
-            with open_memory(path) as conn:
+            with readers.connection() as conn:
                 volumes = count_volumes(conn, clock())
             with self._lock:
                 self._volumes = volumes
