@@ -74,9 +74,18 @@ async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: Re
     )
     _figure("dex_volume", dex_volume.total_24h, today, batch)
     _figure("fees", fees.total_24h, today, batch)
-    return batch
+    return finite(batch)
 
 
 def store(conn: sqlite3.Connection, batch: MacroBatch, now_ms: int) -> dict[str, int]:
     memory.upsert_series(conn, batch.points, now_ms)
     return batch.counts()
+
+
+def finite(batch: MacroBatch) -> MacroBatch:
+    """Drop points whose value is NaN or infinite (msgspec accepts "NaN" as a Decimal); one odd
+    value must not fail the whole run, and it is counted, not silently lost."""
+    kept = [point for point in batch.points if point.value.is_finite()]
+    dropped = len(batch.points) - len(kept)
+    unreported = {**batch.unreported, **({"non_finite_points": str(dropped)} if dropped else {})}
+    return MacroBatch(kept, unreported)

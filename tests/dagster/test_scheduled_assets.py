@@ -187,3 +187,16 @@ def test_summary_upserts_a_compact_row_per_tracked_market(
     asked = [r.query for r in replay.http.requests if r.path == "/gamma/markets"]
     assert asked[-1]["id"] == recorded["id"]
     assert materialized_metadata(result)["rows/markets"] == 1
+
+
+def test_a_nan_chain_tvl_is_dropped_and_counted_not_fatal(
+    offline: MarketMemory, instance: dg.DagsterInstance, replay: ReplayServers
+) -> None:
+    chains = json.loads(fixtures.fixture_bytes(fixtures.LLAMA_CHAINS))
+    body = json.dumps(chains).replace(f'"tvl": {json.dumps(chains[0]["tvl"])}', '"tvl": "NaN"', 1).encode()
+    replay.plan.add_http(HttpFault(HttpFaultKind.STATUS, path="/llama/v2/chains", status=200, body=body))
+    result = materialize(macro_asset, offline, instance)
+    assert result.success
+    assert materialized_metadata(result)["unreported/non_finite_points"] == "1"
+    stored = {s for (s,) in query(offline, "SELECT subject FROM defillama_series WHERE series = 'tvl'")}
+    assert chains[0]["name"] not in stored and chains[1]["name"] in stored
