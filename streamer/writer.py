@@ -86,7 +86,11 @@ class Writer:
 
     async def put(self, row: CandleRow) -> None:
         """A streamed row; waits while the queue is full."""
-        await self.queue.put((row, time.perf_counter_ns()))
+        item = (row, time.perf_counter_ns())
+        try:
+            self.queue.put_nowait(item)  # the common case, without Queue.put's own coroutine
+        except asyncio.QueueFull:
+            await self.queue.put(item)
 
     async def store(self, rows: Sequence[CandleRow]) -> None:
         """Closed rows from REST."""
