@@ -191,7 +191,13 @@ class Writer:
 
     async def _flush(self, batch: dict[_Key, _Streamed], waiters: list[asyncio.Future[None]]) -> None:
         now_ms = self.clock.now_ms()
-        written = 0
+        if self.windows.due(now_ms):
+            # The window ends before this flush's rows, so its counts and its run agree.
+            metadata, failure = self.window_report(self.windows.run.started_at_ms if self.windows.run else None)
+            try:
+                await self.memory.call(self.windows.roll, now_ms, metadata, failure)
+            except sqlite3.Error as exc:
+                log.warning("could not record the ledger window yet: %s", exc)
         if batch:
             rows = [row for row, _ in batch.values()]
             newest: dict[str, int] = {}
@@ -214,15 +220,8 @@ class Writer:
             self.latencies_ns.extend(committed_ns - ns for _, ns in batch.values() if ns)
             self.counters.flushes += 1
             self.counters.rows_written += written
-            self._next_flush_ms = now_ms + int(self.config.flush_interval_s * 1000)
-        if self.windows.due(now_ms):
-            metadata, failure = self.window_report(self.windows.run.started_at_ms if self.windows.run else None)
-            try:
-                await self.memory.call(self.windows.roll, now_ms, metadata, failure)
-            except sqlite3.Error as exc:
-                log.warning("could not record the ledger window yet: %s", exc)
-        if batch:
             self.windows.written(written)
+            self._next_flush_ms = now_ms + int(self.config.flush_interval_s * 1000)
         self._release(waiters)
 
     def _keep(self, batch: dict[_Key, _Streamed], waiters: list[asyncio.Future[None]], error: sqlite3.Error, now_ms: int) -> None:
