@@ -1,0 +1,206 @@
+"""The API over a production-sized memory: dashboard latency, and health throughput against hello world.
+
+    .venv/bin/python bench/api.py [--coins 200] [--minutes 50000] [--requests 500] [--seconds 5]
+
+Seeds ``--coins`` × ``--minutes`` closed 1-minute candles (10M by default, ending now) with
+executemany in 1,000-row transactions, a listed universe and a day of ledger runs, runs
+``ANALYZE``, then serves with uvicorn in a child process, exactly as ``market api`` does:
+
+* the dashboard: p50/p99 of ``--requests`` sequential keep-alive GETs, after a warm-up that
+  includes the first request's whole-table count (goal: p99 <= 50 ms);
+* health: requests/s of sequential keep-alive GETs for ``--seconds``, as a ratio to a Litestar
+  hello-world endpoint served the same way in the same run, rounds interleaved (goal >= 0.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from market_assets.clock import wall_clock_ms  # noqa: E402
+from market_assets.memory import connect, write_transaction  # noqa: E402
+from market_assets.memory.connection import close  # noqa: E402
+from market_assets.memory.hyperliquid import UniverseRow, upsert_universe  # noqa: E402
+from market_assets.registry import CANDLES, REGISTRY  # noqa: E402
+
+# Bench-only seeding statements: the product writes candles through the streamer's writer and
+# runs one at a time through the ledger API.
+CANDLE_SQL = (
+    "INSERT INTO candles (coin, interval, open_time_ms, close_time_ms, open, high, low, close, "
+    "volume, trades, closed, ingested_at_ms) VALUES (?, '1m', ?, ?, 100.0, 101.0, 99.0, 100.5, 12.5, 7, 1, ?)"
+)
+RUN_SQL = (
+    "INSERT INTO ingestion_runs (source, channel, started_at_ms, finished_at_ms, status, rows_written, "
+    "retries, throttles, metadata) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)"
+)
+# What the features and rollups jobs would have consumed by now (the insert triggers queue every candle).
+DRAIN_SQL = ("DELETE FROM pending_features", "DELETE FROM pending_rollups")
+MINUTE_MS = 60_000
+BATCH = 1_000
+
+
+def seed(path: Path, coins: int, minutes: int, now_ms: int) -> None:
+    conn = connect(path)
+    end = now_ms - now_ms % MINUTE_MS
+    start = end - minutes * MINUTE_MS
+    names = [f"C{i:03d}" for i in range(coins)]
+    upsert_universe(conn, [UniverseRow(name, "", i, 2, 20, False) for i, name in enumerate(names)], now_ms)
+    begun = time.perf_counter()
+    for name in names:  # coin-major: each batch appends to the end of one coin's key range
+        for first in range(0, minutes, BATCH):
+            rows = [
+                (name, open_ms, open_ms + MINUTE_MS - 1, open_ms + MINUTE_MS)
+                for open_ms in range(start + first * MINUTE_MS, start + min(first + BATCH, minutes) * MINUTE_MS, MINUTE_MS)
+            ]
+            with write_transaction(conn):
+                conn.executemany(CANDLE_SQL, rows)
+    with write_transaction(conn):
+        for statement in DRAIN_SQL:
+            conn.execute(statement)
+    seeded = time.perf_counter() - begun
+    window = json.dumps({"reconnects": 0, "parse_errors": 0, "gaps_detected": 0, "queue_depth": 1, "coins": coins})
+    runs = [
+        (CANDLES.source, CANDLES.name, end - i * MINUTE_MS, end - i * MINUTE_MS + MINUTE_MS, "succeeded", coins, window)
+        for i in range(1, 1441)
+    ]
+    for channel in REGISTRY:
+        if channel is not CANDLES:
+            cadence_ms = channel.expected_cadence_sec * 1000
+            runs += [
+                (channel.source, channel.name, end - i * cadence_ms, end - i * cadence_ms + 2_000, "succeeded", 50, "{}")
+                for i in range(1, 86_400_000 // cadence_ms + 1)
+            ]
+    with write_transaction(conn):
+        conn.executemany(RUN_SQL, runs)
+    begun_analyze = time.perf_counter()
+    conn.execute("ANALYZE")
+    print(f"seeded {coins * minutes:,} candles in {seeded:.1f} s ({coins * minutes / seeded:,.0f} rows/s), "
+          f"{len(runs):,} runs; ANALYZE {time.perf_counter() - begun_analyze:.1f} s; "
+          f"file {path.stat().st_size / 1e6:,.0f} MB")
+    close(conn)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(kind: str, db: Path, port: int) -> None:
+    """Child process: uvicorn serving the market app or a hello-world Litestar app."""
+    import uvicorn
+    from litestar import Litestar, get
+
+    if kind == "market":
+        from api import create_app
+        from market_assets.settings import Settings
+
+        app = create_app(Settings(db_path=db))
+    else:
+
+        @get("/hello", sync_to_thread=False)
+        def hello() -> dict[str, str]:
+            return {"hello": "world"}
+
+        app = Litestar(route_handlers=[hello])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def start(kind: str, db: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    child = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--db", str(db), "--port", str(port)])
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(base + ("/livez" if kind == "market" else "/hello"), timeout=1)
+            return child, base
+        except httpx.TransportError:
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the {kind} server did not start")
+            time.sleep(0.1)
+
+
+def latencies_ms(client: httpx.Client, url: str, count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        begun = time.perf_counter()
+        response = client.get(url)
+        samples.append((time.perf_counter() - begun) * 1000)
+        response.raise_for_status()
+    return samples
+
+
+def rate(client: httpx.Client, url: str, seconds: float, headers: dict[str, str]) -> float:
+    done, begun = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - begun) < seconds:
+        client.get(url, headers=headers).raise_for_status()
+        done += 1
+    return done / elapsed
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--coins", type=int, default=200)
+    parser.add_argument("--minutes", type=int, default=50_000)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--serve", choices=["market", "hello"])
+    parser.add_argument("--db", type=Path)
+    parser.add_argument("--port", type=int)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.db, args.port)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as scratch:
+        db = Path(scratch) / "market.db"
+        seed(db, args.coins, args.minutes, wall_clock_ms())
+        market, market_base = start("market", db)
+        hello, hello_base = start("hello", db)
+        try:
+            with httpx.Client(timeout=30) as client:
+                begun = time.perf_counter()
+                client.get(market_base + "/api/v1/ingestion/dashboard").raise_for_status()
+                print(f"first dashboard request (counts every table): {(time.perf_counter() - begun) * 1000:,.0f} ms")
+                latencies_ms(client, market_base + "/api/v1/ingestion/dashboard", 20)
+                dashboard = latencies_ms(client, market_base + "/api/v1/ingestion/dashboard", args.requests)
+                print(f"dashboard over {args.coins * args.minutes:,} candles, {args.requests} requests: "
+                      f"p50 {statistics.median(dashboard):.1f} ms, p99 {percentile(dashboard, 0.99):.1f} ms, "
+                      f"max {max(dashboard):.1f} ms (goal p99 <= 50 ms)")
+                health_url, hello_url = market_base + "/api/v1/ingestion/health", hello_base + "/hello"
+                user = {"x-user-id": "bench"}
+                rate(client, health_url, 1, user), rate(client, hello_url, 1, {})
+                health_rates, hello_rates = [], []
+                for _ in range(3):  # interleaved, so machine noise hits both alike
+                    hello_rates.append(rate(client, hello_url, args.seconds / 3, {}))
+                    health_rates.append(rate(client, health_url, args.seconds / 3, user))
+            health_rps, hello_rps = statistics.median(health_rates), statistics.median(hello_rates)
+            print(f"health {health_rps:,.0f} req/s vs hello world {hello_rps:,.0f} req/s: "
+                  f"ratio {health_rps / hello_rps:.2f}x (goal >= 0.5x)")
+        finally:
+            for child in (market, hello):
+                child.terminate()
+                child.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    os.environ.pop("MARKET_DB", None)
+    main()
