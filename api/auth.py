@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -13,7 +14,7 @@ from market_assets.settings import Settings
 USER_HEADER = "x-user-id"
 
 
-def require_user(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     if not connection.headers.get(USER_HEADER, "").strip():
         raise NotAuthorizedException(detail=f"missing {USER_HEADER} header")
 
@@ -25,7 +26,7 @@ class DashboardAccess:
 
     settings: Settings
 
-    def __call__(self, connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if not self.settings.dashboard_requires_admin:
             return
         user = connection.headers.get(USER_HEADER, "").strip()
