@@ -47,12 +47,6 @@ class MemoryThread:
         future = asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, conn, *args, **kwargs))
         return await asyncio.shield(future)
 
-    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn`` on the memory thread, for code that already holds the connection (a
-        ledger run)."""
-        future = asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
-        return await asyncio.shield(future)
-
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None

@@ -2,16 +2,24 @@
 channel's cadence is a run of its own, ``started_at_ms`` = the window start, so the Dagster
 sensor can report each as a materialization.
 
+A window is recorded when it ends, started and finished together: were it recorded ``running``
+at its start, the channel's latest run would always be the window in progress and health would
+report candles ``running`` for ever instead of ``ok`` (SPEC §4's example). A killed streamer
+stops recording windows, and health turns ``stale`` once the last one is older than the
+threshold.
+
 A window ``succeeded`` with the rows written in it, or ``failed`` when in it the memory refused
 a flush that no later flush of the window made good ("cannot write"), or a socket carrying coins
 was down from the window's start to its end ("cannot stay connected"). :meth:`roll` and
 :meth:`finish` write the ledger and run on the memory thread; their arguments are gathered on
-the event loop, which owns the counters.
+the event loop, which owns the counters. A window the memory would not take is kept and
+recorded by the next call that gets through.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from market_assets.clock import Clock
@@ -20,64 +28,89 @@ from market_assets.registry import CANDLES
 from market_assets.sources.http import RequestStats
 
 
+@dataclass
+class _Window:
+    started_at_ms: int
+    rows: int = 0
+    retries: int = 0
+    throttles: int = 0
+    finished_at_ms: int = 0
+    metadata: dict[str, Any] | None = None
+    error: str | None = None
+    run: Run | None = None
+    """Set once started in the ledger, so a finish that failed is retried on the same run."""
+
+
 class WindowRecorder:
-    def __init__(
-        self,
-        window_ms: int,
-        clock: Clock,
-        request_stats: RequestStats | None = None,
-    ) -> None:
+    def __init__(self, window_ms: int, clock: Clock, request_stats: RequestStats | None = None) -> None:
         self.window_ms = window_ms
         self.clock = clock
         self.request_stats = request_stats
-        self.run: Run | None = None
+        self.open: _Window | None = None
         self.write_failure: str | None = None
         self.recorded: list[int] = []
-        """Run ids finished by this process, oldest first."""
+        """Run ids recorded by this process, oldest first."""
+        self._unrecorded: list[_Window] = []
         self._stats_at_window = (0, 0)
 
     def window_of(self, at_ms: int) -> int:
         return at_ms - at_ms % self.window_ms
 
+    def due(self, now_ms: int) -> bool:
+        """Whether ``now_ms`` lies outside the open window (or none is open)."""
+        return self.open is None or self.window_of(now_ms) != self.open.started_at_ms
+
     def written(self, rows: int) -> None:
         """A flush committed ``rows``: a failure earlier in the window was made good."""
         self.write_failure = None
-        if self.run is not None:
-            self.run.add_rows(rows)
+        if self.open is not None:
+            self.open.rows += rows
 
     def write_failed(self, error: BaseException) -> None:
         self.write_failure = f"cannot write: {type(error).__name__}: {error}"
 
-    def due(self, now_ms: int) -> bool:
-        """Whether ``now_ms`` lies outside the open window (or none is open)."""
-        return self.run is None or self.window_of(now_ms) != self.run.started_at_ms
-
     def roll(self, conn: sqlite3.Connection, now_ms: int, metadata: dict[str, Any], failure: str | None) -> None:
-        """Finish the open window with ``metadata`` (``failure``: why its sockets could not stay
-        connected) and open ``now_ms``'s."""
+        """Close the open window with ``metadata`` (``failure``: why its sockets could not stay
+        connected), open ``now_ms``'s, and record what is closed."""
         if not self.due(now_ms):
             return
-        if self.run is not None:
-            self.finish(now_ms, metadata, failure)
-        self.run = Ledger(conn, self.clock).start(CANDLES, started_at_ms=self.window_of(now_ms))
+        self._close(now_ms, metadata, failure)
+        self.open = _Window(self.window_of(now_ms))
+        self._record(conn)
 
-    def finish(self, now_ms: int, metadata: dict[str, Any], failure: str | None = None) -> None:
-        """Record the open window as succeeded, or failed with a write failure or ``failure``."""
-        run = self.run
-        if run is None:
+    def finish(self, conn: sqlite3.Connection, now_ms: int, metadata: dict[str, Any]) -> None:
+        """At shutdown: record the open window as it stands."""
+        self._close(now_ms, metadata, None)
+        self._record(conn)
+
+    def _close(self, now_ms: int, metadata: dict[str, Any], failure: str | None) -> None:
+        window, self.open = self.open, None
+        if window is None:
             return
-        run.metadata.update(metadata)
+        window.finished_at_ms = now_ms
+        window.metadata = metadata
+        window.error = self.write_failure or failure
+        self.write_failure = None
         if self.request_stats is not None:
             retries, throttles = self.request_stats.retries, self.request_stats.throttles
-            run.add_retries(retries - self._stats_at_window[0])
-            run.add_throttles(throttles - self._stats_at_window[1])
+            window.retries = retries - self._stats_at_window[0]
+            window.throttles = throttles - self._stats_at_window[1]
             self._stats_at_window = (retries, throttles)
-        error = self.write_failure or failure
-        if error is None:
-            run.succeed(finished_at_ms=now_ms)
-        else:
-            run.fail(error, finished_at_ms=now_ms)
-        # Only once recorded: a memory that refused the ledger write leaves the run to retry.
-        self.run = None
-        self.write_failure = None
-        self.recorded.append(run.run_id)
+        self._unrecorded.append(window)
+
+    def _record(self, conn: sqlite3.Connection) -> None:
+        ledger = Ledger(conn, self.clock)
+        while self._unrecorded:
+            window = self._unrecorded[0]
+            if window.run is None:
+                window.run = ledger.start(CANDLES, started_at_ms=window.started_at_ms, metadata=window.metadata)
+                window.run.add_rows(window.rows)
+                window.run.add_retries(window.retries)
+                window.run.add_throttles(window.throttles)
+            run = window.run
+            if window.error is None:
+                run.succeed(finished_at_ms=window.finished_at_ms)
+            else:
+                run.fail(window.error, finished_at_ms=window.finished_at_ms)
+            self._unrecorded.pop(0)
+            self.recorded.append(run.run_id)

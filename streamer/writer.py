@@ -175,7 +175,7 @@ class Writer:
             flushing, self._flushing = self._flushing, None
             flushing.result()  # a failure that is not the memory's is a bug: let it surface
         now_ms = self.clock.now_ms()
-        window_due = self.windows.run is None or self.windows.window_of(now_ms) != self.windows.run.started_at_ms
+        window_due = self.windows.due(now_ms)
         rows_due = bool(self._pending) and now_ms >= self._retry_at_ms and (
             len(self._pending) >= self.config.flush_rows or now_ms >= self._next_flush_ms or bool(self._waiters)
         )
@@ -193,7 +193,7 @@ class Writer:
         now_ms = self.clock.now_ms()
         if self.windows.due(now_ms):
             # The window ends before this flush's rows, so its counts and its run agree.
-            metadata, failure = self.window_report(self.windows.run.started_at_ms if self.windows.run else None)
+            metadata, failure = self.window_report(self.windows.open.started_at_ms if self.windows.open else None)
             try:
                 await self.memory.call(self.windows.roll, now_ms, metadata, failure)
             except sqlite3.Error as exc:
@@ -260,6 +260,6 @@ class Writer:
         self._release(self._waiters)
         metadata, _ = self.window_report(None)
         try:
-            await self.memory.run(self.windows.finish, self.clock.now_ms(), metadata)
+            await self.memory.call(self.windows.finish, self.clock.now_ms(), metadata)
         except sqlite3.Error as exc:
             log.error("could not record the last ledger window: %s", exc)
