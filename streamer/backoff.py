@@ -7,6 +7,7 @@ server as one burst (cryptofeed #447: every subscription reconnecting at once dr
 
 from __future__ import annotations
 
+import math
 import random
 
 
@@ -21,7 +22,7 @@ class Backoff:
     def next_delay(self) -> float:
         """The wait before the next attempt: ``min(cap, initial * 2**attempt)`` plus jitter."""
         # The exponent is clamped so a streamer down for days never computes 2**100000.
-        base = min(self.cap_s, self.initial_s * 2 ** min(self.attempt, 62))
+        base = min(self.cap_s, math.ldexp(self.initial_s, min(self.attempt, 62)))
         self.attempt += 1
         return base + self._rng.uniform(0, self.jitter_s)
 

@@ -7,7 +7,7 @@ place a cadence is written); a coin's silence is judged against a *multiple* of 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from market_assets.registry import CANDLES
 from market_assets.settings import Settings
@@ -89,9 +89,6 @@ class StreamerConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamerConfig:
         return cls(max_coins=settings.max_coins, hip3_dexes=settings.hip3_dexes)
-
-    def with_changes(self, **changes: object) -> StreamerConfig:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
     def window_ms(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 WINDOWED = (
@@ -77,6 +77,3 @@ class StreamCounters:
         self._at_last_window = now
         self.queue_depth_max = queue_depth
         return report
-
-    def totals(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in WINDOWED}

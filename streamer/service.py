@@ -23,12 +23,12 @@ from streamer.backfill import Backfiller
 from streamer.backoff import Backoff
 from streamer.buckets import BucketBook, row_of
 from streamer.config import StreamerConfig
+from streamer.connection import SocketLimits
 from streamer.continuity import ResumePoints, bucket_start
 from streamer.counters import StreamCounters
 from streamer.limits import RollingLimit
 from streamer.memory_thread import MemoryThread
 from streamer.pool import Pool
-from streamer.connection import SocketLimits
 from streamer.universe import Universe, read_universe, stored_universe
 from streamer.windows import WindowRecorder
 from streamer.writer import Writer
@@ -193,6 +193,7 @@ class Streamer:
             metadata["commit_latency_ms_p50"] = round(latencies[len(latencies) // 2] / 1e6, 2)
             metadata["commit_latency_ms_p99"] = round(latencies[int(len(latencies) * 0.99)] / 1e6, 2)
         metadata["coins"] = len(self.pool.coins)
+        metadata["coins_beyond_subscription_limit"] = len(self.pool.unplaced)
         metadata["sockets_live"] = sum(1 for conn in self.pool.connections if conn.down_since_ms is None)
         failure = self.pool.outage(window_start_ms) if window_start_ms is not None else None
         return metadata, failure

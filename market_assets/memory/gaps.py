@@ -91,4 +91,7 @@ def gaps_of(conn: sqlite3.Connection, coin: str | None = None, interval: str = "
         "FROM candle_gaps WHERE interval = ? AND (? IS NULL OR coin = ?) ORDER BY coin, start_ms",
         (interval, coin, coin),
     ).fetchall()
-    return [GapRow(*row[:4], GapStatus(row[4]), *row[5:]) for row in rows]
+    return [
+        GapRow(coin, interval_, start, end, GapStatus(status), missing, detected_at, resolved_at)
+        for coin, interval_, start, end, status, missing, detected_at, resolved_at in rows
+    ]

@@ -10,6 +10,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def memory_path(tmp_path: Path) -> Path:
 
 def streamer_config(**changes: object) -> StreamerConfig:
     """Defaults, except a flush every simulated second (10 ms of test time)."""
-    return StreamerConfig(flush_interval_s=1.0).with_changes(**changes)
+    return replace(StreamerConfig(flush_interval_s=1.0), **changes)  # type: ignore[arg-type]
 
 
 @asynccontextmanager
@@ -80,7 +81,8 @@ async def wait_simulated(replay: ReplayServers, seconds: float) -> None:
     await replay.clock.sleep(seconds)
 
 
-def closed_rows(conn: sqlite3.Connection, coin: str) -> dict[int, tuple[float, float, float, float, float, int]]:
+def closed_rows(conn: sqlite3.Connection, coin: str) -> dict[int, tuple[object, ...]]:
+    """Closed buckets of ``coin`` as stored (REAL prices: ``candles_of`` returns them as read)."""
     return {
         row.open_time_ms: (row.open, row.high, row.low, row.close, row.volume, row.trades)
         for row in candles_of(conn, coin, "1m")
@@ -88,7 +90,7 @@ def closed_rows(conn: sqlite3.Connection, coin: str) -> dict[int, tuple[float, f
     }
 
 
-def expected(series: SyntheticSeries, coin: str, open_ms: int) -> tuple[float, float, float, float, float, int]:
+def expected(series: SyntheticSeries, coin: str, open_ms: int) -> tuple[object, ...]:
     """The replay's final state of a bucket, as the memory stores it (REAL, exact for 5 digits)."""
     c = series.candle(coin, "1m", open_ms, open_ms + MINUTE_MS - 1)
     assert c is not None
