@@ -24,8 +24,10 @@ from market_assets.health import ChannelHealth, HealthRow, Status, evaluate_heal
 from market_assets.memory import dashboard as sql
 from market_assets.memory import runs
 from market_assets.memory.dashboard import RecentRuns, VolumeCounts, WindowCounts
-from market_assets.memory.runs import RunRecord
+from market_assets.memory.runs import RunRecord, RunStatus, latest_run
 from market_assets.registry import REGISTRY, Channel, ExpectedSubjects, WarningThresholds
+
+ENDED = (RunStatus.SUCCEEDED, RunStatus.FAILED)
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -142,7 +144,7 @@ def data_lag_warning(lag_sec: int | None, thresholds: WarningThresholds) -> Find
 def zero_rows_warning(last_finished: RunRecord | None) -> Finding | None:
     """A run that succeeded without writing a row delivered nothing (a failed one is counted
     by ``recent_failures``)."""
-    if last_finished is None or last_finished.status is not runs.RunStatus.SUCCEEDED or last_finished.rows_written:
+    if last_finished is None or last_finished.status is not RunStatus.SUCCEEDED or last_finished.rows_written:
         return None
     return Finding(WarningCode.ZERO_ROWS_LAST_RUN, f"run {last_finished.run_id} succeeded with 0 rows")
 
@@ -283,10 +285,11 @@ def _facts(
         last_hour=sql.window_counts(conn, channel.data, now_ms - HOUR_MS),
         volumes=volumes,
         expected_subjects=expected,
-        last_finished=sql.latest_finished_run(conn, channel.source, channel.name),
-        last_success=sql.latest_success(conn, channel.source, channel.name),
+        # A streamer window in flight is skipped: the last run that ended says what was written.
+        last_finished=latest_run(conn, channel.source, channel.name, statuses=ENDED),
+        last_success=latest_run(conn, channel.source, channel.name, statuses=(RunStatus.SUCCEEDED,)),
         recent=sql.recent_runs(conn, channel.source, channel.name, since),
-        last_failure=sql.latest_failure(conn, channel.source, channel.name, since),
+        last_failure=latest_run(conn, channel.source, channel.name, statuses=(RunStatus.FAILED,), since_ms=since),
     )
 
 

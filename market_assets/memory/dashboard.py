@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from market_assets.memory.runs import RunRecord, _COLUMNS, _record
 from market_assets.registry import DataLocation, ExpectedSubjects
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -90,34 +89,6 @@ def expected_subjects(conn: sqlite3.Connection, expectation: ExpectedSubjects) -
     else:
         sql = "SELECT count(*) FROM polymarket_tracked_markets"
     return int(conn.execute(sql).fetchone()[0])
-
-
-def latest_finished_run(conn: sqlite3.Connection, source: str, channel: str) -> RunRecord | None:
-    """The most recently started run that has ended (a streamer window in flight is skipped)."""
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? "
-        "AND status != 'running' ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
-        (source, channel),
-    ).fetchone()
-    return None if row is None else _record(row)
-
-
-def latest_success(conn: sqlite3.Connection, source: str, channel: str) -> RunRecord | None:
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? "
-        "AND status = 'succeeded' ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
-        (source, channel),
-    ).fetchone()
-    return None if row is None else _record(row)
-
-
-def latest_failure(conn: sqlite3.Connection, source: str, channel: str, since_ms: int) -> RunRecord | None:
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? "
-        "AND started_at_ms >= ? AND status = 'failed' ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
-        (source, channel, since_ms),
-    ).fetchone()
-    return None if row is None else _record(row)
 
 
 def recent_runs(conn: sqlite3.Connection, source: str, channel: str, since_ms: int) -> RecentRuns:

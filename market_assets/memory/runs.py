@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -111,6 +111,25 @@ def latest_runs(
         if row is not None:
             latest[key] = _record(row)
     return latest
+
+
+def latest_run(
+    conn: sqlite3.Connection,
+    source: str,
+    channel: str,
+    *,
+    statuses: Collection[RunStatus] = tuple(RunStatus),
+    since_ms: int | None = None,
+) -> RunRecord | None:
+    """The most recently started run of one channel with one of ``statuses``, started at or
+    after ``since_ms``; the same index seek as :data:`LATEST_RUN_SQL`."""
+    marks = ", ".join("?" for _ in statuses)
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? AND started_at_ms >= ? "
+        f"AND status IN ({marks}) ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
+        (source, channel, since_ms if since_ms is not None else -(2**62), *(s.value for s in statuses)),
+    ).fetchone()
+    return None if row is None else _record(row)
 
 
 def get_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
