@@ -90,7 +90,10 @@ def _options(
         typer.Option(help="Market memory file (default: $MARKET_DB, else ~/.local/share/market/market.db)."),
     ] = None,
     offline: Annotated[
-        bool, typer.Option("--offline", help="Serve every source from the loopback replay of recorded payloads.")
+        bool,
+        typer.Option(
+            "--offline", envvar="MARKET_OFFLINE", help="Serve every source from the loopback replay of recorded payloads."
+        ),
     ] = False,
 ) -> None:
     settings = Settings.from_env(db_path=db)
@@ -299,6 +302,15 @@ def up(
         f"Dagster http://127.0.0.1:{dagster_port}; profile {profile.value}{'; offline' if offline else ''}"
     )
     raise typer.Exit(asyncio.run(Supervisor(children).run()))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def replay(ctx: typer.Context) -> None:
+    """Serve the recorded payloads on loopback until Ctrl-C (options: see --help of
+    ``python -m market_assets.replay``); prints the URLs to point MARKET_REPLAY_HTTP/WS at."""
+    from market_assets.replay.__main__ import main as serve
+
+    raise typer.Exit(serve(ctx.args))
 
 
 @app.command()

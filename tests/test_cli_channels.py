@@ -67,3 +67,30 @@ def test_manual_commands_record_the_same_ledger_runs_as_the_schedule(tmp_path: P
         ("polymarket", "summary", "succeeded"),
     ]
     assert all(rows > 0 for *_, rows in runs)
+
+
+def test_market_offline_environment_variable_is_the_offline_flag(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKET_")} | {"MARKET_OFFLINE": "1"}
+    result = subprocess.run(
+        [str(MARKET), "--db", str(tmp_path / "m.db"), "defillama", "ingest", "--dry-run"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "would write" in result.stdout
+
+
+def test_market_replay_serves_the_recordings_until_interrupted() -> None:
+    import json
+    import signal
+
+    import httpx
+
+    replay = subprocess.Popen([str(MARKET), "replay"], stdout=subprocess.PIPE, text=True)
+    try:
+        urls = json.loads(replay.stdout.readline())
+        answer = httpx.post(f"{urls['endpoints']['hyperliquid_api']}/info", json={"type": "metaAndAssetCtxs"}, timeout=10)
+        assert answer.status_code == 200 and len(answer.json()[0]["universe"]) == 203
+        assert urls["ws"].startswith("ws://127.0.0.1:")
+    finally:
+        replay.send_signal(signal.SIGINT)
+        assert replay.wait(timeout=20) == 0
