@@ -303,7 +303,10 @@ class Connection:
                     try:
                         await self.sink.candle(candle, now_ms, first)
                     finally:
+                        # Held by back-pressure, the reader was alive; the socket's silence
+                        # counts from when it can read again.
                         self._in_sink = False
+                        self._last_received_ms = self.clock.now_ms()
                 case Ack():
                     self.counters.acks += 1
                     self._on_ack(frame)

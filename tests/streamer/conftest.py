@@ -28,6 +28,17 @@ SPEED = 100.0
 MINUTE_MS = 60_000
 
 
+LOCK_HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("ROLLBACK")
+"""
+"""Another process holding the memory's write lock for ``argv[2]`` real seconds."""
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

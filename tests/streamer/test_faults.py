@@ -15,7 +15,7 @@ from market_assets.memory.gaps import GapStatus, gaps_of
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.replay import ReplayServers
 
-from .conftest import MINUTE_MS, assert_complete_and_exact, streamer_config, streaming, wait_simulated
+from .conftest import LOCK_HOLDER, MINUTE_MS, assert_complete_and_exact, streamer_config, streaming, wait_simulated
 
 pytestmark = pytest.mark.anyio
 
@@ -92,14 +92,6 @@ async def test_malformed_json_text_and_error_frames_are_counted_and_skipped(repl
     assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
 
 
-LOCK_HOLDER = """
-import sqlite3, sys, time
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-conn.execute("ROLLBACK")
-"""
 
 
 async def test_another_process_holding_the_write_lock_for_three_seconds_loses_no_row(

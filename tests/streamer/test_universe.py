@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,14 @@ async def test_a_listing_and_a_delisting_are_followed_on_the_open_socket(replay:
     assert streamer.counters.last_frame_ms[listed.coins[3]] > 0
     assert streamer.counters.last_frame_ms[dropped] == dropped_last_frame  # unsubscribed
     assert sorted(streamer.pool.coins) == sorted(c for c in listed.coins if c != dropped)
+
+
+async def test_an_opted_in_hip3_dex_is_asked_for_and_one_that_fails_leaves_the_main_dex_streaming(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    # The replay holds no HIP-3 recording and answers 500, as for an unknown dex.
+    async with streaming(replay, memory_path, streamer_config(max_coins=2, hip3_dexes=("xyz",))) as streamer:
+        await wait_simulated(replay, 30)
+    asked = [json.loads(r.body).get("dex") for r in replay.http.requests if r.info_type == "metaAndAssetCtxs"]
+    assert None in asked and "xyz" in asked
+    assert streamer.universe.coins == ("ETH", "BTC") and streamer.counters.rows_written > 0
