@@ -77,6 +77,7 @@ class Streamer:
         self.backfill: Backfiller | None = None
         self.started = asyncio.Event()
         """Set once the universe is placed on the sockets."""
+        self._universe_error = "not read yet"
 
     # Sink of the sockets ---------------------------------------------------------------------
 
@@ -158,6 +159,7 @@ class Streamer:
             try:
                 return await self._read_universe()
             except SourceError as exc:
+                self._universe_error = str(exc)
                 stored = await self.memory.call(listed_coins)
                 if stored:
                     log.warning("universe unreadable (%s); streaming the %d coins stored", exc, len(stored))
@@ -195,5 +197,8 @@ class Streamer:
         metadata["coins"] = len(self.pool.coins)
         metadata["coins_beyond_subscription_limit"] = len(self.pool.unplaced)
         metadata["sockets_live"] = sum(1 for conn in self.pool.connections if conn.down_since_ms is None)
-        failure = self.pool.outage(window_start_ms) if window_start_ms is not None else None
-        return metadata, failure
+        if window_start_ms is None:
+            return metadata, None
+        if not self.started.is_set():
+            return metadata, f"cannot stream: no perp universe ({self._universe_error})"
+        return metadata, self.pool.outage(window_start_ms)

@@ -11,7 +11,7 @@ import pytest
 
 from market_assets.memory import open_memory
 from market_assets.memory.runs import RunStatus, runs_of
-from market_assets.replay import ReplayServers
+from market_assets.replay import HttpFault, HttpFaultKind, ReplayServers
 from streamer.service import Endpoints, Streamer
 
 from .conftest import MINUTE_MS, streamer_config, streaming, wait_simulated
@@ -80,3 +80,27 @@ async def test_a_window_with_its_socket_down_throughout_fails_and_the_streamer_k
     assert len(failed) >= 2
     assert all(w.error is not None and w.error.startswith("cannot stay connected") for w in failed)
     assert streamer.counters.reconnects >= 20 and streamer.counters.rows_written == 0  # never gave up
+
+
+async def test_windows_fail_while_the_universe_cannot_be_read_and_nothing_is_stored_yet(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    replay.plan.add_http(HttpFault(HttpFaultKind.STATUS, path="/hyperliquid/info", status=503, times=None))
+    streamer = Streamer(
+        memory_path,
+        Endpoints(replay.endpoints.hyperliquid_api, replay.endpoints.hyperliquid_ws),
+        streamer_config(max_coins=2),
+        replay.clock,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(streamer.run(stop))
+    await wait_simulated(replay, 150)
+    replay.plan.clear()
+    await streamer.started.wait()  # REST is back: the universe is read and streaming starts
+    stop.set()
+    await task
+    with open_memory(memory_path) as conn:
+        windows = runs_of(conn, "hyperliquid", "candles")
+    failed = [w for w in windows if w.status is RunStatus.FAILED]
+    assert len(failed) >= 2 and all("no perp universe" in (w.error or "") for w in failed)
+    assert streamer.universe.coins
