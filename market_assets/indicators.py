@@ -12,7 +12,11 @@ it closes, the schema's trigger queues it and the next run computes it.
 
 **Incremental, exact.** A run reads, per coin, the earliest closed minute written or changed
 since the last run (the ``pending_features`` queue) and recomputes from there over a bounded
-tail of :attr:`IndicatorConfig.tail_bars` earlier closed bars. The tail is long enough that
+tail of :attr:`IndicatorConfig.tail_bars` earlier closed bars. Each run keeps that many closes
+per coin (``feature_tails``), so when only minutes after the last computed bar changed — every
+run of a live stream — the tail is one blob, not thousands of rows, and the values are the
+same bits as from the rows. An earlier minute changed (a gap filled, a closed minute revised)
+or a history shorter than the tail reads the tail from the candles again. The tail is long enough that
 every recursive indicator has forgotten where it started: an EMA seeded at the wrong value
 carries that error times ``(1 - α)^k`` after ``k`` bars, and the seed error is at most the
 price range, so once ``(1 - α)^k < 2^-53`` the tail's value equals the full-history value to
@@ -138,7 +142,7 @@ class FeaturesResult:
     rows_written: int
     """Feature rows upserted: one per closed candle from each coin's earliest change on."""
     candles_read: int
-    """Closed candles read, tails included: what the run's cost follows."""
+    """Closed candles read from the candles table (a kept tail is not re-read): what the run's cost follows."""
     tail_bars: int
 
     def metadata(self) -> dict[str, Any]:
@@ -168,18 +172,26 @@ def run_features(conn: sqlite3.Connection, ledger: Ledger, *, config: IndicatorC
             raise FeatureSchemaError(
                 f"the features table has no column {', '.join(sorted(missing))}; a new period needs a migration"
             )
+        tail_bars = config.tail_bars
         for pending in sql.pending_coins(conn):
-            start = sql.tail_start_ms(conn, pending.coin, interval, pending.from_ms, config.tail_bars)
-            bars = sql.closed_closes(conn, pending.coin, interval, start)
-            times = [open_ms for open_ms, _ in bars]
-            closes = np.fromiter((close for _, close in bars), dtype=np.float64, count=len(bars))
-            first = int(np.searchsorted(np.asarray(times, dtype=np.int64), pending.from_ms))
-            values = np.column_stack(compute(closes, config))[first:].tolist() if bars else []
-            rows = [(open_ms, *row) for open_ms, row in zip(times[first:], values)]
-            rows_written += sql.write_features(conn, pending, interval, config.columns, rows, ledger.clock())
+            kept = sql.kept_tail(conn, pending.coin, interval)
+            if kept is not None and pending.from_ms > kept.through_ms and len(kept.closes) >= tail_bars:
+                head = kept.closes[-tail_bars:]  # only minutes after the kept tail changed: append to it
+                bars = sql.closed_closes(conn, pending.coin, interval, kept.through_ms + 1)
+            else:
+                head = np.empty(0, dtype=np.float64)
+                start = sql.tail_start_ms(conn, pending.coin, interval, pending.from_ms, tail_bars)
+                bars = sql.closed_closes(conn, pending.coin, interval, start)
+            times = np.fromiter((open_ms for open_ms, _ in bars), dtype=np.int64, count=len(bars))
+            closes = np.concatenate((head, np.fromiter((close for _, close in bars), dtype=np.float64, count=len(bars))))
+            first = len(head) + int(np.searchsorted(times, pending.from_ms))
+            values = np.column_stack([v[first:] for v in compute(closes, config)]).tolist() if bars else []
+            rows = [(open_ms, *row) for open_ms, row in zip(times[first - len(head):].tolist(), values)]
+            tail = sql.KeptTail(int(times[-1]), closes[-tail_bars:]) if bars else None
+            rows_written += sql.write_features(conn, pending, interval, config.columns, rows, ledger.clock(), tail)
             candles_read += len(bars)
             coins += 1
-        result = FeaturesResult(run.run_id, coins, rows_written, candles_read, config.tail_bars)
+        result = FeaturesResult(run.run_id, coins, rows_written, candles_read, tail_bars)
         run.add_rows(rows_written)
         run.metadata.update(result.metadata())
     return result

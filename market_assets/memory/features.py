@@ -12,7 +12,13 @@ import sqlite3
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
+from numpy.typing import NDArray
+
 from market_assets.memory.connection import write_transaction
+
+_CLOSES = np.dtype("<f8")
+"""How ``feature_tails.closes`` stores a tail: little-endian float64, whatever the machine."""
 
 
 class PendingCoin(NamedTuple):
@@ -29,6 +35,21 @@ def pending_coins(conn: sqlite3.Connection) -> list[PendingCoin]:
         "SELECT coin, min(open_time_ms), max(change_id) FROM pending_features GROUP BY coin ORDER BY coin"
     ).fetchall()
     return [PendingCoin(*row) for row in rows]
+
+
+class KeptTail(NamedTuple):
+    through_ms: int
+    """Open time of the last closed bar the job computed for the coin."""
+    closes: NDArray[np.float64]
+    """Closes of the last bars up to and including ``through_ms`` (at most the indicator tail), oldest first."""
+
+
+def kept_tail(conn: sqlite3.Connection, coin: str, interval: str) -> KeptTail | None:
+    """The closes the last run kept for ``coin``; ``None`` before its first run."""
+    row = conn.execute(
+        "SELECT through_ms, closes FROM feature_tails WHERE coin = ? AND interval = ?", (coin, interval)
+    ).fetchone()
+    return None if row is None else KeptTail(int(row[0]), np.frombuffer(row[1], dtype=_CLOSES))
 
 
 def tail_start_ms(conn: sqlite3.Connection, coin: str, interval: str, before_ms: int, bars: int) -> int | None:
@@ -61,8 +82,9 @@ def write_features(
     columns: Sequence[str],
     rows: Sequence[Sequence[object]],
     now_ms: int,
+    tail: KeptTail | None,
 ) -> int:
-    """Upsert one coin's rows ``(open_time_ms, *values)`` and consume the queue entries read, atomically.
+    """Upsert one coin's rows ``(open_time_ms, *values)``, keep its ``tail`` and consume the queue entries read, atomically.
 
     ``columns`` are indicator columns of the features table (from the one indicator
     configuration, never user input). A NaN value is stored as NULL by SQLite itself: the
@@ -78,6 +100,12 @@ def write_features(
             f"ON CONFLICT (coin, interval, open_time_ms) DO UPDATE SET {updates}",
             [(pending.coin, interval, *row, now_ms) for row in rows],
         )
+        if tail is not None:
+            conn.execute(
+                "INSERT INTO feature_tails (coin, interval, through_ms, closes) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (coin, interval) DO UPDATE SET through_ms = excluded.through_ms, closes = excluded.closes",
+                (pending.coin, interval, tail.through_ms, tail.closes.astype(_CLOSES).tobytes()),
+            )
         conn.execute(
             "DELETE FROM pending_features WHERE coin = ? AND change_id <= ?",
             (pending.coin, pending.through_change_id),

@@ -99,7 +99,9 @@ def test_the_tail_is_long_enough_for_bit_identical_values_at_any_price_level() -
         assert np.allclose(from_tail, full, rtol=1e-13, atol=0)  # SMA/BB: TA-Lib's running-sum rounding
 
 
-def test_a_run_reads_the_tail_and_the_new_candles_whatever_the_history(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_a_new_minute_reads_only_itself_whatever_the_history_the_tail_is_kept(
+    conn: sqlite3.Connection, clock: FrozenClock
+) -> None:
     closes = random_walk(4, 12_000)
     store(conn, series("SOL", DAY0_MS, closes[:11_999]), clock())
     ledger = Ledger(conn, clock)
@@ -107,7 +109,26 @@ def test_a_run_reads_the_tail_and_the_new_candles_whatever_the_history(conn: sql
     assert (first.rows_written, first.candles_read) == (11_999, 11_999)
     store(conn, series("SOL", DAY0_MS + 11_999 * MINUTE_MS, closes[11_999:]), clock())
     second = run_features(conn, ledger)
-    assert (second.coins, second.rows_written, second.candles_read) == (1, 1, INDICATORS.tail_bars + 1)
+    assert (second.coins, second.rows_written, second.candles_read) == (1, 1, 1)
+    assert_matches_batch(stored_features(conn, "SOL")[1], talib_batch(closes), closes)
+
+
+def test_a_closed_minute_revised_inside_the_kept_tail_recomputes_from_the_candles(
+    conn: sqlite3.Connection, clock: FrozenClock
+) -> None:
+    closes = random_walk(11, 6_000)
+    rows = series("SOL", DAY0_MS, closes)
+    store(conn, rows, clock())
+    ledger = Ledger(conn, clock)
+    run_features(conn, ledger)
+    closes[5_990] *= 1.05  # the exchange corrects a closed minute the kept tail already holds
+    store(conn, series("SOL", DAY0_MS, closes)[5_990:5_991], clock())
+    revised = run_features(conn, ledger)
+    assert (revised.rows_written, revised.candles_read) == (10, INDICATORS.tail_bars + 10)
+    assert_matches_batch(stored_features(conn, "SOL")[1], talib_batch(closes), closes)
+    store(conn, series("SOL", DAY0_MS + 6_000 * MINUTE_MS, [closes[-1]]), clock())
+    closes.append(closes[-1])
+    run_features(conn, ledger)  # appended to the tail kept by the revision's run
     assert_matches_batch(stored_features(conn, "SOL")[1], talib_batch(closes), closes)
 
 
