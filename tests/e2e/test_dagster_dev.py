@@ -119,7 +119,12 @@ def test_dagster_dev_reports_the_streamer_windows_and_their_freshness(tmp_path: 
         assert node["assetMaterializations"][0]["runId"] == ""  # runless: reported by the sensor
     finally:
         dagster.send_signal(signal.SIGTERM)
-        exit_code = dagster.wait(timeout=60)
+        try:
+            # Its code server waits up to 60 s for RPCs in flight (a sensor tick) before it stops.
+            exit_code = dagster.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(dagster.pid, signal.SIGKILL)
+            raise
     assert exit_code == 0
     # The code server exits a moment after its parent; zombies (reaped late by PID 1 in a
     # container) are dead processes and do not count.
