@@ -3,7 +3,8 @@
     .venv/bin/python bench/rollups.py [--coins 200] [--minutes 10000] [--duckdb]
 
 1. Loads ``coins × minutes`` closed 1-minute candles through the streamer's writer, rolls them
-   up once, then appends one more hour for every coin and times the incremental rollup of it.
+   up once, then appends one more hour for every coin and times the incremental rollup of it as
+   maintenance runs it (autocheckpoint deferred to its checkpoint, timed apart); median of ``--hours``.
 2. Times the full rebuild (``maintenance.rebuild_rollups``: one transaction per day, each
    interval from the one below) against the same SQL as one transaction over the whole span
    (``memory.rollups.rebuild_range``: SQLite's GROUP BY, one statement per interval).
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ from market_assets.ledger import Ledger
 from market_assets.maintenance import rebuild_rollups
 from market_assets.memory import open_memory
 from market_assets.memory.candles import CandleRow, candles_of, write_candles
+from market_assets.memory.retention import checkpoint, checkpoint_at_the_end
 from market_assets.memory.rollups import DAY_MS, rebuild_range, roll_pending
 
 T0_MS = 1_794_960_000_000
@@ -45,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--coins", type=int, default=200)
     parser.add_argument("--minutes", type=int, default=10_000)
+    parser.add_argument("--hours", type=int, default=3, help="new hours rolled up one at a time (median)")
     parser.add_argument("--duckdb", action="store_true")
     args = parser.parse_args()
     coins = [f"C{i:03d}" for i in range(args.coins)]
@@ -63,14 +67,25 @@ def main() -> None:
         first = roll_pending(conn, now)
         print(f"first incremental rollup of everything     {(time.perf_counter() - started) * 1e3:9.1f} ms  {first}")
 
-        for coin in coins:
-            write_candles(conn, minutes(coin, span, 60, rng), newest_open_by_coin={}, interval="1m",
-                          close_ended_before_ms=0, now_ms=now)
-        started = time.perf_counter()
-        hourly = roll_pending(conn, now + HOUR_MS)
-        print(f"incremental rollup of one new hour          {(time.perf_counter() - started) * 1e3:9.1f} ms  {hourly}")
+        rolls, checkpoints = [], []
+        for hour in range(args.hours):
+            for coin in coins:
+                write_candles(conn, minutes(coin, span + 60 * hour, 60, rng), newest_open_by_coin={}, interval="1m",
+                              close_ended_before_ms=0, now_ms=now)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # each hour starts from the same WAL state
+            now += HOUR_MS
+            started = time.perf_counter()
+            with checkpoint_at_the_end(conn):  # as run_maintenance rolls up
+                hourly = roll_pending(conn, now)
+            rolls.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            checkpoint(conn, 2_000)
+            checkpoints.append(time.perf_counter() - started)
+        print(f"incremental rollup of one new hour          {statistics.median(rolls) * 1e3:9.1f} ms  {hourly}"
+              f"   (median of {args.hours}: {', '.join(f'{r * 1e3:.1f}' for r in rolls)})")
+        print(f"  then maintenance's checkpoint of it       {statistics.median(checkpoints) * 1e3:9.1f} ms")
 
-        clock_now = now + HOUR_MS
+        clock_now = now
         started = time.perf_counter()
         rebuilt = rebuild_rollups(conn, Ledger(conn, lambda: clock_now))
         per_day_s = time.perf_counter() - started

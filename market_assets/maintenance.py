@@ -76,14 +76,15 @@ def run_maintenance(
     """One maintenance run at ``ledger.clock()``, recorded in the ledger with its counts."""
     with ledger.run(MAINTENANCE) as run:
         now_ms = run.started_at_ms
-        rolled = rollups.roll_pending(conn, now_ms)
-        pruned, held_back = _prune_candles(conn, now_ms)
-        others = {
-            channel.key: retention.prune_before(conn, channel.data, now_ms - _ms(channel.retention))
-            for channel in REGISTRY
-            if channel.retention is not None and channel is not CANDLES
-        }
-        ledger_pruned = retention.prune_ledger(conn, now_ms - _ms(LEDGER_RETENTION))
+        with retention.checkpoint_at_the_end(conn):
+            rolled = rollups.roll_pending(conn, now_ms)
+            pruned, held_back = _prune_candles(conn, now_ms)
+            others = {
+                channel.key: retention.prune_before(conn, channel.data, now_ms - _ms(channel.retention))
+                for channel in REGISTRY
+                if channel.retention is not None and channel is not CANDLES
+            }
+            ledger_pruned = retention.prune_ledger(conn, now_ms - _ms(LEDGER_RETENTION))
         retention.optimize(conn)
         result = MaintenanceResult(
             run_id=run.run_id,

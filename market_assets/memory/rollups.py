@@ -53,17 +53,16 @@ _BATCH = (
 )
 
 # A queued bucket is ready when it has ended, no minute in it is forming and no sub-bucket of it
-# is still queued (held back itself).
+# is still queued (held back itself). Both exclusions are one pass over a small set (the forming
+# minutes through their partial index, the queued sub-buckets), not one seek per bucket.
 _QUEUED_READY = """INSERT OR IGNORE INTO temp.rollup_batch (coin, bucket_ms)
-    SELECT p.coin, p.bucket_ms FROM (
-        SELECT DISTINCT coin, bucket_ms FROM pending_rollups
-        WHERE interval = :interval AND bucket_ms + :width <= :now) AS p
-    WHERE NOT EXISTS (
-        SELECT 1 FROM candles AS c WHERE :source = '1m' AND c.coin = p.coin AND c.interval = '1m'
-        AND c.open_time_ms >= p.bucket_ms AND c.open_time_ms < p.bucket_ms + :width AND c.closed = 0)
-    AND NOT EXISTS (
-        SELECT 1 FROM pending_rollups AS q WHERE q.interval = :source AND q.coin = p.coin
-        AND q.bucket_ms >= p.bucket_ms AND q.bucket_ms < p.bucket_ms + :width)"""
+    SELECT p.coin, p.bucket_ms FROM pending_rollups AS p
+    WHERE p.interval = :interval AND p.bucket_ms + :width <= :now
+    AND (p.coin, p.bucket_ms) NOT IN (
+        SELECT c.coin, c.open_time_ms - c.open_time_ms % :width FROM candles AS c INDEXED BY candles_forming
+        WHERE c.closed = 0 AND c.interval = '1m' AND :source = '1m')
+    AND (p.coin, p.bucket_ms) NOT IN (
+        SELECT q.coin, q.bucket_ms - q.bucket_ms % :width FROM pending_rollups AS q WHERE q.interval = :source)"""
 
 SUBJECTS_OF = """WITH RECURSIVE subjects (subject) AS (
         SELECT min({column}) FROM {table}
@@ -137,8 +136,8 @@ def roll_pending(conn: sqlite3.Connection, now_ms: int) -> dict[str, int]:
             rolled[level.interval] = _roll_batch(conn, level, now_ms)
             if level.next_interval is not None:
                 conn.execute(
-                    "INSERT INTO pending_rollups (coin, interval, bucket_ms) "
-                    "SELECT DISTINCT coin, :next, bucket_ms - bucket_ms % :next_width FROM temp.rollup_batch",
+                    "INSERT OR IGNORE INTO pending_rollups (coin, interval, bucket_ms) "
+                    "SELECT coin, :next, bucket_ms - bucket_ms % :next_width FROM temp.rollup_batch",
                     {"next": level.next_interval, "next_width": level.next_width_ms},
                 )
             conn.execute(
@@ -190,7 +189,7 @@ def candle_time_span(conn: sqlite3.Connection) -> tuple[int, int] | None:
 
 def queued_rollups(conn: sqlite3.Connection) -> int:
     """Buckets still queued (not ready yet): reported so a bucket held back for long is visible."""
-    return int(conn.execute("SELECT count(*) FROM (SELECT DISTINCT interval, coin, bucket_ms FROM pending_rollups)").fetchone()[0])
+    return int(conn.execute("SELECT count(*) FROM pending_rollups").fetchone()[0])
 
 
 def rollups_of(conn: sqlite3.Connection, coin: str, interval: str) -> list[tuple[object, ...]]:
