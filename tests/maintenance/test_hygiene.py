@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -52,3 +53,42 @@ def test_checkpoint_gives_up_waiting_on_a_reader_holding_a_snapshot_and_loses_no
     assert (after.mode, after.busy, after.wal_bytes_after) == ("TRUNCATE", False, 0)
     assert conn.execute("SELECT count(*) FROM candles").fetchone() == (1440,)
     assert conn.execute("SELECT minutes FROM candle_rollups WHERE interval = '1d'").fetchall() == [(1440,)]
+
+
+def test_checkpoint_truncates_between_the_transactions_of_a_writer_that_takes_the_lock_back_at_once(
+    conn: sqlite3.Connection, clock: FrozenClock, memory_path: Path
+) -> None:
+    """A streaming writer holds the write lock almost always (here 100 ms of every 101); the
+    checkpoint must find one of its 1 ms gaps within its wait, not sleep through them."""
+    store(conn, series("BTC", DAY0_MS, random_walk(4, 600)), clock())
+    stop = threading.Event()
+    commits: list[int] = []
+
+    def stream() -> None:
+        writer = connect(memory_path, clock=clock)
+        minute = 600
+        while not stop.is_set():
+            writer.execute("BEGIN IMMEDIATE")
+            writer.executemany(
+                "INSERT INTO candles (coin, interval, open_time_ms, close_time_ms, open, high, low, close, "
+                "volume, trades, closed, ingested_at_ms) VALUES ('ETH', '1m', ?, ?, 1, 1, 1, 1, 1, 1, 1, 0)",
+                [(DAY0_MS + m * MINUTE_MS, DAY0_MS + (m + 1) * MINUTE_MS - 1) for m in range(minute, minute + 50)],
+            )
+            time.sleep(0.1)
+            writer.execute("COMMIT")
+            commits.append(minute)
+            minute += 50
+            time.sleep(0.001)
+        close(writer)
+
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    try:
+        time.sleep(0.2)
+        streamed_before = len(commits)
+        result = checkpoint(conn, wait_ms=2_000)
+    finally:
+        stop.set()
+        streaming.join()
+    assert streamed_before > 0  # the writer was streaming when the checkpoint began
+    assert (result.mode, result.busy) == ("TRUNCATE", False)
