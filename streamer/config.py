@@ -34,11 +34,11 @@ class StreamerConfig:
     """At most this many sockets. The IP may hold 10: the rest is left to a concurrent probe."""
     subscriptions_per_connection: int = 60
     """Coins per socket before another socket is opened: a drop then costs one socket's share."""
-    new_connections_per_minute: int = 20
-    """Rolling-minute cap on socket opens, two thirds of the IP's 30, so a flapping server
-    cannot make the streamer (plus a probe) exceed it."""
-    messages_per_minute: int = 1500
-    """Rolling-minute cap on messages sent (subscribes, pings), under the IP's 2,000."""
+    new_connections_per_minute: int = 15
+    """Rolling-minute cap on socket opens: half the IP's 30, so a flapping server cannot make
+    the streamer and a concurrent probe (each with its own cap) exceed it together."""
+    messages_per_minute: int = 1000
+    """Rolling-minute cap on messages sent (subscribes, pings): half the IP's 2,000, likewise."""
 
     ping_interval_s: float = 30.0
     """Application ``{"method":"ping"}`` period (nautilus_trader uses 30 s; at most 50)."""
