@@ -1,6 +1,6 @@
 """The streamer end to end against replay servers running in a process of their own.
 
-    .venv/bin/python bench/streamer.py [--only throughput|latency|backfill] [--frames 102600]
+    .venv/bin/python bench/stream_throughput.py [--only throughput|latency|backfill] [--frames 102600]
                                        [--rounds 3] [--hours 1] [--hour-s 60]
 
 throughput  Frames -> committed rows, sustained: the replay sends ``--frames`` candle frames, each
