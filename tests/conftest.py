@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from market_assets.memory import connect
 from market_assets.memory.connection import close
+from market_assets.replay import ReplayConfig, ReplayServers
+from market_assets.sources.timing import AcceleratedClock
 
 MARKET = Path(sys.executable).parent / "market"
 """The installed console script, run as a subprocess like an operator would."""
@@ -29,6 +31,29 @@ class FrozenClock:
 
 T0_MS = 1_795_000_000_000
 """An arbitrary fixed instant (2026-11-18) the injected clocks start from."""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def replay_speed() -> float:
+    """How many times faster than real time the replay runs; a test package may override it."""
+    return 1000.0
+
+
+@pytest.fixture
+def replay_clock(replay_speed: float) -> AcceleratedClock:
+    return AcceleratedClock(replay_speed, T0_MS)
+
+
+@pytest.fixture
+async def replay(replay_clock: AcceleratedClock) -> AsyncIterator[ReplayServers]:
+    """The loopback replay servers on the running event loop, sharing ``replay_clock``."""
+    async with ReplayServers(ReplayConfig(clock=replay_clock, tick_s=5.0)) as servers:
+        yield servers
 
 
 @pytest.fixture

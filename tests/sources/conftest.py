@@ -1,14 +1,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from market_assets import fixtures
-from market_assets.replay import ReplayConfig, ReplayServers
-from market_assets.sources.timing import AcceleratedClock
 
 T0_MS = 1_795_000_000_000
 """2026-11-18 07:06:40 UTC; the replay clock starts here in every test."""
@@ -17,19 +14,8 @@ SPEED = 1000.0
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def replay_clock() -> AcceleratedClock:
-    return AcceleratedClock(SPEED, T0_MS)
-
-
-@pytest.fixture
-async def replay(replay_clock: AcceleratedClock) -> AsyncIterator[ReplayServers]:
-    async with ReplayServers(ReplayConfig(clock=replay_clock, tick_s=5.0)) as servers:
-        yield servers
+def replay_speed() -> float:
+    return SPEED
 
 
 def raw(name: str) -> Any:

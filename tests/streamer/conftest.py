@@ -17,9 +17,8 @@ import pytest
 
 from market_assets.memory import open_memory
 from market_assets.memory.candles import candles_of
-from market_assets.replay import ReplayConfig, ReplayServers
+from market_assets.replay import ReplayServers
 from market_assets.replay.series import SyntheticSeries
-from market_assets.sources.timing import AcceleratedClock
 from streamer.config import StreamerConfig
 from streamer.service import Endpoints, Streamer
 
@@ -40,19 +39,8 @@ conn.execute("ROLLBACK")
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def replay_clock() -> AcceleratedClock:
-    return AcceleratedClock(SPEED, T0_MS)
-
-
-@pytest.fixture
-async def replay(replay_clock: AcceleratedClock) -> AsyncIterator[ReplayServers]:
-    async with ReplayServers(ReplayConfig(clock=replay_clock, tick_s=5.0)) as servers:
-        yield servers
+def replay_speed() -> float:
+    return SPEED
 
 
 @pytest.fixture

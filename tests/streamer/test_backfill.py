@@ -61,8 +61,9 @@ async def test_a_gap_older_than_the_five_thousand_candle_window_is_unfillable_an
     unfillable = [g for g in gaps if g.status is GapStatus.UNFILLABLE]
     filled = [g for g in gaps if g.status is GapStatus.FILLED]
     (hole,) = unfillable
-    # The window's floor as it stood when the backfill was planned, a minute or less ago.
-    assert hole.start_ms == last_stored + MINUTE_MS and floor - MINUTE_MS <= hole.end_ms <= floor
+    # The window's floor as it stood when the backfill was planned: a few simulated minutes ago
+    # at most (at 100x a minute is 0.6 s of real time, and a loaded CI box takes a few).
+    assert hole.start_ms == last_stored + MINUTE_MS and floor - 5 * MINUTE_MS <= hole.end_ms <= floor
     assert hole.missing_buckets == (hole.end_ms - hole.start_ms) // MINUTE_MS > 0
     assert not [t for t in stored if last_stored < t < hole.end_ms]  # nothing made up in the hole
     assert filled and filled[0].start_ms == hole.end_ms and filled[0].missing_buckets >= 4990
