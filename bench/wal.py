@@ -3,12 +3,15 @@
     .venv/bin/python bench/wal.py [--rows 1000000] [--coins 200] [--every 5] [--only with|without]
 
 One writer process upserts closed 1-minute candles time-major (every coin for minute m, then
-m + 1: the streamer's order) in 1,000-row transactions through ``memory.candles.write_candles``.
+m + 1: the streamer's order) in 1,000-row transactions through ``memory.candles.write_candles``,
+and after each commit applies the streamer's own WAL bound (``memory.retention.WalBound``, as
+``streamer.writer.Writer`` does) unless ``--no-bound``.
 Two reader processes loop over dashboard-like queries, each its own short read transaction (one
 coin's last 24 h aggregate; ``memory.dashboard.window_counts`` of the last hour, peers.md §3 (c)).
 With maintenance, this process runs ``maintenance.run_maintenance`` every ``--every`` seconds on
 its own connection. A thread samples the size of the ``-wal`` file every 5 ms; the run prints its
-maximum, with and without maintenance (goal: ≤ 64 MB with maintenance).
+maximum for three configurations: the writer's bound with maintenance running, maintenance alone,
+and neither (goal: ≤ 64 MB with maintenance).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from market_assets.memory import connect
 from market_assets.memory.candles import CandleRow, write_candles
 from market_assets.memory.connection import close
 from market_assets.memory.dashboard import window_counts
+from market_assets.memory.retention import WalBound
 from market_assets.registry import CANDLES
 
 MINUTE_MS = 60_000
@@ -35,8 +39,10 @@ HOUR_MS = 3_600_000
 MB = 1024 * 1024
 
 
-def writer(path: Path, rows: int, coins: int, batch: int, t0_ms: int, done: Event) -> None:
+def writer(path: Path, rows: int, coins: int, batch: int, t0_ms: int, bound: bool, done: Event,
+           truncations: "mp.Queue[tuple[int, int]]") -> None:
     conn = connect(path)
+    wal_bound = WalBound(path)
     names = [f"C{i:03d}" for i in range(coins)]
     chunk: list[CandleRow] = []
     for k in range(rows):
@@ -49,7 +55,10 @@ def writer(path: Path, rows: int, coins: int, batch: int, t0_ms: int, done: Even
             write_candles(conn, chunk, newest_open_by_coin={}, interval="1m", close_ended_before_ms=0,
                           now_ms=int(time.time() * 1000))
             chunk = []
+            if bound:
+                wal_bound(conn)
     close(conn)
+    truncations.put((wal_bound.truncations, wal_bound.held_back))
     done.set()
 
 
@@ -71,7 +80,7 @@ def reader(path: Path, which: int, coins: int, done: Event, counts: "mp.Queue[tu
     counts.put((which, queries))
 
 
-def run(rows: int, coins: int, every_s: float | None) -> None:
+def run(rows: int, coins: int, every_s: float | None, bound: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "wal.db"
         close(connect(path))  # create and migrate before the processes race to
@@ -101,7 +110,8 @@ def run(rows: int, coins: int, every_s: float | None) -> None:
         sampler = threading.Thread(target=sample)
         sampler.start()
         started = time.perf_counter()
-        write = ctx.Process(target=writer, args=(path, rows, coins, 1_000, t0_ms, done))
+        truncations: mp.Queue[tuple[int, int]] = ctx.Queue()
+        write = ctx.Process(target=writer, args=(path, rows, coins, 1_000, t0_ms, bound, done, truncations))
         write.start()
         maintenance_s: list[float] = []
         busy = 0
@@ -121,11 +131,14 @@ def run(rows: int, coins: int, every_s: float | None) -> None:
         sampling.set()
         sampler.join()
         queries = dict(counts.get() for _ in readers)
+        truncated, held_back = truncations.get()
 
-    label = "without maintenance" if every_s is None else f"maintenance every {every_s:g} s"
+    label = ("writer's WAL bound, " if bound else "no writer bound, ") + (
+        "no maintenance" if every_s is None else f"maintenance every {every_s:g} s")
     print(f"{label}: {rows:,} rows in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s); "
           f"readers {queries[0] / elapsed:,.0f} + {queries[1] / elapsed:,.0f} q/s")
-    print(f"  WAL high-water mark {high[0] / MB:,.1f} MB")
+    print(f"  WAL high-water mark {high[0] / MB:,.1f} MB"
+          + (f"; the writer truncated it {truncated} times, held back by readers {held_back} times" if bound else ""))
     if maintenance_s:
         print(f"  {len(maintenance_s)} maintenance runs, median {statistics.median(maintenance_s) * 1e3:,.0f} ms, "
               f"max {max(maintenance_s) * 1e3:,.0f} ms; checkpoint held back by readers in {busy}")
@@ -136,12 +149,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--coins", type=int, default=200)
     parser.add_argument("--every", type=float, default=5.0, help="seconds between maintenance runs")
-    parser.add_argument("--only", choices=("with", "without"), help="run one of the two configurations")
+    parser.add_argument("--only", choices=("bound", "maintenance", "neither"), help="run one configuration")
     args = parser.parse_args()
-    if args.only != "without":
-        run(args.rows, args.coins, args.every)
-    if args.only != "with":
-        run(args.rows, args.coins, None)
+    for name, every_s, bound in (("bound", args.every, True), ("maintenance", args.every, False), ("neither", None, False)):
+        if args.only in (None, name):
+            run(args.rows, args.coins, every_s, bound)
 
 
 if __name__ == "__main__":

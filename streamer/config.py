@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from market_assets.memory.retention import WAL_BOUND_BYTES
 from market_assets.registry import CANDLES
 from market_assets.settings import Settings
 
@@ -62,6 +63,8 @@ class StreamerConfig:
     """A flush starts when this many rows wait, or ``flush_interval_s`` after the last."""
     write_retry_s: float = 1.0
     """Wait before retrying a flush the memory refused (locked past the busy timeout)."""
+    wal_bound_bytes: int = WAL_BOUND_BYTES
+    """Past this WAL size the writer truncates it after its flush (``memory.retention.WalBound``)."""
 
     universe_poll_s: float = 600.0
     """Re-read ``metaAndAssetCtxs`` this often, to follow listings and delistings live."""

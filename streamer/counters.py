@@ -28,6 +28,8 @@ WINDOWED = (
     "write_errors",
     "flushes",
     "rows_written",
+    "wal_truncations",
+    "wal_truncations_held_back",
 )
 
 
@@ -59,6 +61,10 @@ class StreamCounters:
     write_errors: int = 0
     flushes: int = 0
     rows_written: int = 0
+    wal_truncations: int = 0
+    """Times the writer truncated the WAL after its commit (``memory.retention.WalBound``)."""
+    wal_truncations_held_back: int = 0
+    """Truncations readers kept from completing within the writer's wait."""
     queue_depth_max: int = 0
     """Deepest the frame queue was in the current window."""
     last_frame_ms: dict[str, int] = field(default_factory=dict)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from market_assets.memory.candles import CandleRow, write_candles
+from market_assets.memory.retention import WalBound
 from market_assets.sources.timing import AsyncClock
 from streamer.config import StreamerConfig
 from streamer.counters import StreamCounters
@@ -81,6 +82,7 @@ class Writer:
         self._next_flush_ms = 0
         self._retry_at_ms = 0
         self._task: asyncio.Task[None] | None = None
+        self.wal_bound = WalBound(memory.path, config.wal_bound_bytes)
 
     # What producers call -----------------------------------------------------------------------
 
@@ -223,6 +225,21 @@ class Writer:
             self.windows.written(written)
             self._next_flush_ms = now_ms + int(self.config.flush_interval_s * 1000)
         self._release(waiters)
+        if batch:
+            await self._bound_wal()
+
+    async def _bound_wal(self) -> None:
+        """Truncate the WAL between two flushes once it passed its bound (readers never let it reset)."""
+        if not self.wal_bound.due():
+            return
+        try:
+            result = await self.memory.call(self.wal_bound)
+        except sqlite3.Error as exc:  # the flush is committed; a checkpoint refused is retried later
+            log.warning("could not truncate the WAL: %s", exc)
+            return
+        if result is not None:
+            self.counters.wal_truncations += not result.busy
+            self.counters.wal_truncations_held_back += result.busy
 
     def _keep(self, batch: dict[_Key, _Streamed], waiters: list[asyncio.Future[None]], error: sqlite3.Error, now_ms: int) -> None:
         """The memory refused the flush: hold its rows (newer ones taken meanwhile win, except

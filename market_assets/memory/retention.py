@@ -23,6 +23,12 @@ from market_assets.registry import DataLocation
 CHECKPOINT_ATTEMPT_MS = 10
 """Busy timeout of one truncation attempt; :func:`checkpoint` repeats attempts until its wait is spent."""
 
+WAL_BOUND_BYTES = 32 * 1024 * 1024
+"""WAL size past which a continuous writer truncates it after its commit (:class:`WalBound`)."""
+
+WAL_BOUND_WAIT_MS = 250
+"""How long that writer waits for readers to let go of the WAL: its own writes wait meanwhile."""
+
 
 class DayPrune(NamedTuple):
     deleted: int
@@ -180,6 +186,46 @@ def checkpoint(conn: sqlite3.Connection, wait_ms: int) -> Checkpoint:
     finally:
         conn.execute(f"PRAGMA busy_timeout = {previous_timeout}")
     return Checkpoint(mode, bool(busy), int(frames), int(done), wal_before, _size(f"{path}-wal"))
+
+
+class WalBound:
+    """A continuous writer's own bound on the WAL, checked after each of its commits.
+
+    With readers always in flight SQLite's automatic checkpoint can never restart the WAL, so a
+    streaming writer grows it without bound (2.56 GB for 70 MB of rows, peers.md §3): an hourly
+    maintenance checkpoint comes far too late for a burst, and checkpointing every second from
+    another process still let it reach 91 MB (``bench/wal.py``). The writer knows when it has
+    just committed, so once the file passes ``limit_bytes`` it truncates it itself between two
+    of its transactions, waiting at most ``wait_ms`` for readers on older snapshots. When they
+    outlast the wait, the next attempt comes only after another ``limit_bytes`` of growth, so a
+    reader that holds a snapshot for minutes costs one wait per ``limit_bytes``, not per commit.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str], limit_bytes: int = WAL_BOUND_BYTES, wait_ms: int = WAL_BOUND_WAIT_MS) -> None:
+        self.wal_path = f"{os.fspath(db_path)}-wal"
+        self.limit_bytes = limit_bytes
+        self.wait_ms = wait_ms
+        self._attempt_at_bytes = limit_bytes
+        self.truncations = 0
+        self.held_back = 0
+        """Attempts that readers kept from truncating within the wait."""
+
+    def due(self) -> bool:
+        """Whether the WAL has grown past the point of the next attempt (a ``stat``, no SQL)."""
+        return _size(self.wal_path) >= self._attempt_at_bytes
+
+    def __call__(self, conn: sqlite3.Connection) -> Checkpoint | None:
+        """Truncate the WAL if :meth:`due`; call it on the writer's connection, outside a transaction."""
+        if not self.due():
+            return None
+        result = checkpoint(conn, self.wait_ms)
+        if result.busy:
+            self.held_back += 1
+            self._attempt_at_bytes = result.wal_bytes_after + self.limit_bytes
+        else:
+            self.truncations += 1
+            self._attempt_at_bytes = self.limit_bytes
+        return result
 
 
 def _size(path: str) -> int:

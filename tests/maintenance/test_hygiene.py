@@ -11,7 +11,7 @@ from market_assets.ledger import Ledger
 from market_assets.maintenance import MaintenanceSettings, run_maintenance
 from market_assets.memory import connect
 from market_assets.memory.connection import BUSY_TIMEOUT_SEC, close
-from market_assets.memory.retention import checkpoint
+from market_assets.memory.retention import WalBound, checkpoint
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.registry import MAINTENANCE
 from tests.conftest import FrozenClock
@@ -92,3 +92,36 @@ def test_checkpoint_truncates_between_the_transactions_of_a_writer_that_takes_th
         streaming.join()
     assert streamed_before > 0  # the writer was streaming when the checkpoint began
     assert (result.mode, result.busy) == ("TRUNCATE", False)
+
+
+def test_the_writers_wal_bound_waits_out_a_reader_once_per_bound_and_truncates_once_it_lets_go(
+    conn: sqlite3.Connection, clock: FrozenClock, memory_path: Path
+) -> None:
+    """A reader holding a snapshot cannot make every commit of the writer wait: after one refused
+    attempt the next comes only after another bound's worth of growth."""
+    conn.execute("PRAGMA wal_autocheckpoint = 0")  # only the bound truncates here
+    bound = WalBound(memory_path, limit_bytes=64 * 1024, wait_ms=50)
+    reader = connect(memory_path, clock=clock)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM candles").fetchone() == (0,)  # snapshot pinned
+
+    minute = 0
+    outcomes = []
+    while len(outcomes) < 2:
+        store(conn, series("BTC", DAY0_MS + minute * MINUTE_MS, random_walk(minute, 60)), clock())
+        minute += 60
+        if (result := bound(conn)) is not None:
+            outcomes.append((result.busy, result.wal_bytes_after))
+    (busy_first, wal_first), (busy_second, wal_second) = outcomes
+    assert busy_first and busy_second and bound.held_back == 2 and bound.truncations == 0
+    assert wal_second >= wal_first + 64 * 1024  # the second attempt waited for another bound of growth
+    assert reader.execute("SELECT count(*) FROM candles").fetchone() == (0,)
+
+    reader.execute("COMMIT")
+    close(reader)
+    while (result := bound(conn)) is None:
+        store(conn, series("BTC", DAY0_MS + minute * MINUTE_MS, random_walk(minute, 60)), clock())
+        minute += 60
+    assert (result.mode, result.busy, result.wal_bytes_after) == ("TRUNCATE", False, 0)
+    assert bound.truncations == 1 and not bound.due()
+    assert conn.execute("SELECT count(*) FROM candles").fetchone() == (minute,)  # nothing lost

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from market_assets.memory import open_memory
+from market_assets.memory import connect, open_memory
+from market_assets.memory.connection import close
 from market_assets.memory.gaps import GapStatus, gaps_of
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.replay import ReplayServers
@@ -114,3 +115,25 @@ async def test_another_process_holding_the_write_lock_for_three_seconds_loses_no
     assert {w.status for w in windows} == {RunStatus.SUCCEEDED}
     waited = max(w.metadata.get("commit_latency_ms_p99", 0) for w in windows)
     assert waited >= 2000  # the lock really held rows back, and they were all written after it
+
+
+async def test_a_reader_pinning_a_snapshot_holds_the_wal_back_only_until_it_lets_go(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    """Readers always in flight keep SQLite from ever restarting the WAL; the writer bounds it
+    itself after its flushes (here at 32 KiB), and a reader holding a snapshot only delays that."""
+    async with streaming(replay, memory_path, streamer_config(max_coins=3, wal_bound_bytes=32 * 1024)) as streamer:
+        await wait_simulated(replay, 60)
+        reader = connect(memory_path)
+        reader.execute("BEGIN")
+        pinned = reader.execute("SELECT count(*) FROM candles").fetchone()
+        while streamer.counters.wal_truncations_held_back == 0:
+            await wait_simulated(replay, 10)
+        assert reader.execute("SELECT count(*) FROM candles").fetchone() == pinned  # its snapshot intact
+        reader.execute("COMMIT")
+        close(reader)
+        truncated = streamer.counters.wal_truncations
+        await wait_simulated(replay, 120)
+        end_ms = replay.clock.now_ms()
+    assert streamer.counters.wal_truncations > truncated and streamer.counters.write_errors == 0
+    assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
