@@ -35,6 +35,8 @@ that a reader holding a snapshot open cannot stall the run."""
 @dataclass(frozen=True)
 class MaintenanceSettings:
     checkpoint_wait_ms: int = DEFAULT_CHECKPOINT_WAIT_MS
+    wal_bound_bytes: int = retention.WAL_BOUND_BYTES
+    """A rebuild truncates the WAL between two days once it passes this (``retention.WalBound``)."""
 
 
 @dataclass(frozen=True)
@@ -106,13 +108,15 @@ class RebuildResult:
     run_id: int
     days: int
     buckets_rolled: Mapping[str, int]
+    wal_truncations: int = 0
 
     @property
     def rows_written(self) -> int:
         return sum(self.buckets_rolled.values())
 
     def metadata(self) -> dict[str, Any]:
-        return {"days": self.days, **{f"buckets_rolled_{k}": v for k, v in self.buckets_rolled.items()}}
+        rolled = {f"buckets_rolled_{k}": v for k, v in self.buckets_rolled.items()}
+        return {"days": self.days, **rolled, "wal_truncations": self.wal_truncations}
 
 
 def rebuild_rollups(
@@ -126,7 +130,9 @@ def rebuild_rollups(
     """Recompute every closed rollup bucket of ``[start_ms, end_ms)`` (default: all stored minutes).
 
     For a day partition or a manual repair. One transaction per day, so the streamer's writes
-    wait at most one day's rollup (≈0.1 s for 200 coins) instead of the whole rebuild.
+    wait at most one day's rollup (≈0.1 s for 200 coins) instead of the whole rebuild, and the
+    WAL is bounded between days as the streamer bounds it (``retention.WalBound``): a rebuild of
+    months of rollups beside a live dashboard would otherwise grow it by every page it rewrites.
 
     SQLite, not DuckDB: the fast DuckDB route (``sqlite_scan`` straight from the file, 6.9–7.9 s
     vs 17.2 s for 10M rows, peers.md §3) needs the sqlite extension, which cannot be downloaded
@@ -141,17 +147,19 @@ def rebuild_rollups(
         span = rollups.candle_time_span(conn)
         rolled = {level.interval: 0 for level in rollups.LEVELS}
         days = 0
+        wal_bound = retention.WalBound(retention.database_path(conn), settings.wal_bound_bytes)
         if span is not None:
             day = _floor_day(span[0] if start_ms is None else start_ms)
             stop = span[1] + 1 if end_ms is None else end_ms
             while day < stop:
                 for interval, count in rollups.rebuild_range(conn, day, day + rollups.DAY_MS, now_ms).items():
                     rolled[interval] += count
+                wal_bound(conn)
                 day += rollups.DAY_MS
                 days += 1
         retention.optimize(conn)
         retention.checkpoint(conn, settings.checkpoint_wait_ms)
-        result = RebuildResult(run.run_id, days, rolled)
+        result = RebuildResult(run.run_id, days, rolled, wal_bound.truncations)
         run.add_rows(result.rows_written)
         run.metadata.update(result.metadata())
     return result

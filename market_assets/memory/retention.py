@@ -169,7 +169,7 @@ def checkpoint(conn: sqlite3.Connection, wait_ms: int) -> Checkpoint:
     2 of 5 maintenance runs under ``bench/wal.py``'s stream; polling every few ms catches the
     gap between two of its transactions.
     """
-    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    path = database_path(conn)
     wal_before = _size(f"{path}-wal")
     previous_timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
     conn.execute(f"PRAGMA busy_timeout = {min(int(wait_ms), CHECKPOINT_ATTEMPT_MS)}")
@@ -226,6 +226,11 @@ class WalBound:
             self.truncations += 1
             self._attempt_at_bytes = self.limit_bytes
         return result
+
+
+def database_path(conn: sqlite3.Connection) -> str:
+    """The file of the connection's main database."""
+    return str(conn.execute("PRAGMA database_list").fetchone()[2])
 
 
 def _size(path: str) -> int:
