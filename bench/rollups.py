@@ -5,6 +5,9 @@
 1. Loads ``coins × minutes`` closed 1-minute candles through the streamer's writer, rolls them
    up once, then appends one more hour for every coin and times the incremental rollup of it as
    maintenance runs it (autocheckpoint deferred to its checkpoint, timed apart); median of ``--hours``.
+   Beside it, in the same run, peers.md §3's "one-hour rollup, all coins" query (1h only, from
+   the minutes, nothing written; 8.6 ms on the research machine) as the yardstick: the run does
+   that plus the twelve 5m buckets per coin it is built from, and writes all 2,600 rows.
 2. Times the full rebuild (``maintenance.rebuild_rollups``: one transaction per day, each
    interval from the one below) against the same SQL as one transaction over the whole span
    (``memory.rollups.rebuild_range``: SQLite's GROUP BY, one statement per interval).
@@ -27,12 +30,21 @@ from market_assets.ledger import Ledger
 from market_assets.maintenance import rebuild_rollups
 from market_assets.memory import open_memory
 from market_assets.memory.candles import CandleRow, candles_of, write_candles
-from market_assets.memory.retention import checkpoint, checkpoint_at_the_end
+from market_assets.memory.retention import checkpoint, checkpoint_at_the_end, optimize
 from market_assets.memory.rollups import DAY_MS, rebuild_range, roll_pending
 
 T0_MS = 1_794_960_000_000
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
+
+ONE_HOUR_ROLLUP = """WITH g AS (
+        SELECT coin, open_time_ms / 3600000 AS hr, min(open_time_ms) AS t0, max(open_time_ms) AS t1,
+            max(high) AS h, min(low) AS l, sum(volume) AS v, sum(trades) AS n
+        FROM candles WHERE interval = '1m' AND open_time_ms >= :since GROUP BY coin, hr)
+    SELECT g.coin, g.hr * 3600000, f.open, g.h, g.l, z.close, g.v, g.n FROM g
+    JOIN candles AS f ON f.coin = g.coin AND f.interval = '1m' AND f.open_time_ms = g.t0
+    JOIN candles AS z ON z.coin = g.coin AND z.interval = '1m' AND z.open_time_ms = g.t1"""
+"""peers.md §3's rollup_bench.py query on this schema (skip-scan over the coins once analyzed)."""
 
 
 def minutes(coin: str, start: int, count: int, rng: np.random.Generator) -> list[CandleRow]:
@@ -66,6 +78,7 @@ def main() -> None:
         started = time.perf_counter()
         first = roll_pending(conn, now)
         print(f"first incremental rollup of everything     {(time.perf_counter() - started) * 1e3:9.1f} ms  {first}")
+        optimize(conn)  # planner statistics, as every maintenance run leaves them
 
         rolls, checkpoints = [], []
         for hour in range(args.hours):
@@ -84,6 +97,13 @@ def main() -> None:
         print(f"incremental rollup of one new hour          {statistics.median(rolls) * 1e3:9.1f} ms  {hourly}"
               f"   (median of {args.hours}: {', '.join(f'{r * 1e3:.1f}' for r in rolls)})")
         print(f"  then maintenance's checkpoint of it       {statistics.median(checkpoints) * 1e3:9.1f} ms")
+        yardstick = []
+        for _ in range(args.hours):
+            started = time.perf_counter()
+            conn.execute(ONE_HOUR_ROLLUP, {"since": now - HOUR_MS}).fetchall()
+            yardstick.append(time.perf_counter() - started)
+        print(f"peers.md one-hour rollup SELECT, 1h only    {statistics.median(yardstick) * 1e3:9.1f} ms"
+              f"   (the incremental run = {statistics.median(rolls) / statistics.median(yardstick):.1f} x)")
 
         clock_now = now
         started = time.perf_counter()
