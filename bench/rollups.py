@@ -33,7 +33,7 @@ from market_assets.memory import open_memory
 from market_assets.memory.candles import CandleRow, candles_of, write_candles
 from market_assets.memory.connection import write_transaction
 from market_assets.memory.retention import checkpoint, checkpoint_at_the_end, optimize
-from market_assets.memory.rollups import DAY_MS, rebuild_range, roll_pending
+from market_assets.memory.rollups import DAY_MS, LEVELS, rebuild_range, roll_pending
 
 T0_MS = 1_794_960_000_000
 MINUTE_MS = 60_000
@@ -56,6 +56,15 @@ def minutes(coin: str, start: int, count: int, rng: np.random.Generator) -> list
                   c, c + 0.5, c - 0.5, c + 0.1, 2.0, 3, True)  # type: ignore[arg-type]  # floats: stored REAL
         for i, c in enumerate(closes.tolist())
     ]
+
+
+def per_level(statements: list[tuple[float, str]], ended: float) -> dict[str, float]:
+    """Seconds per rollup level (its batch, upsert and queue statements) and the commit, from the
+    start times of the statements ``roll_pending`` ran (each level begins by emptying its batch)."""
+    marks = [(t, sql) for t, sql in statements if sql.startswith("DELETE FROM temp.rollup_batch") or sql == "COMMIT"]
+    names = [level.interval for level in LEVELS] + ["commit"]
+    bounds = [t for t, _ in marks] + [ended]
+    return {name: bounds[i + 1] - bounds[i] for i, name in enumerate(names)}
 
 
 def io_floor(conn: sqlite3.Connection, now_ms: int) -> float:
@@ -106,23 +115,29 @@ def main() -> None:
         print(f"first incremental rollup of everything     {(time.perf_counter() - started) * 1e3:9.1f} ms  {first}")
         optimize(conn)  # planner statistics, as every maintenance run leaves them
 
-        rolls, checkpoints, floors = [], [], []
+        rolls, checkpoints, floors, levels = [], [], [], []
         for hour in range(args.hours):
             for coin in coins:
                 write_candles(conn, minutes(coin, span + 60 * hour, 60, rng), newest_open_by_coin={}, interval="1m",
                               close_ended_before_ms=0, now_ms=now)
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # each hour starts from the same WAL state
             now += HOUR_MS
+            statements: list[tuple[float, str]] = []
+            conn.set_trace_callback(lambda sql: statements.append((time.perf_counter(), sql)))
             started = time.perf_counter()
             with checkpoint_at_the_end(conn):  # as run_maintenance rolls up
                 hourly = roll_pending(conn, now)
             rolls.append(time.perf_counter() - started)
+            conn.set_trace_callback(None)
+            levels.append(per_level(statements, started + rolls[-1]))
             started = time.perf_counter()
             checkpoint(conn, 2_000)
             checkpoints.append(time.perf_counter() - started)
             floors.append(io_floor(conn, now))
         print(f"incremental rollup of one new hour          {statistics.median(rolls) * 1e3:9.1f} ms  {hourly}"
               f"   (median of {args.hours}: {', '.join(f'{r * 1e3:.1f}' for r in rolls)})")
+        print("  of which " + ", ".join(f"{name} {statistics.median(level[name] for level in levels) * 1e3:.1f} ms"
+                                     for name in levels[0]))
         print(f"  then maintenance's checkpoint of it       {statistics.median(checkpoints) * 1e3:9.1f} ms")
         print(f"SQLite floor: read its minutes, rewrite its rows {statistics.median(floors) * 1e3:4.1f} ms"
               f"   (the incremental run = {statistics.median(rolls) / statistics.median(floors):.1f} x)")
