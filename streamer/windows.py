@@ -51,7 +51,7 @@ class WindowRecorder:
         self.recorded: list[int] = []
         """Run ids recorded by this process, oldest first."""
         self._unrecorded: list[_Window] = []
-        self._stats_at_window = (0, 0)
+        self._stats_at_window = (0, 0, 0)
 
     def window_of(self, at_ms: int) -> int:
         return at_ms - at_ms % self.window_ms
@@ -92,10 +92,12 @@ class WindowRecorder:
         window.error = self.write_failure or failure
         self.write_failure = None
         if self.request_stats is not None:
-            retries, throttles = self.request_stats.retries, self.request_stats.throttles
+            stats = self.request_stats
+            retries, throttles, budget_waits = stats.retries, stats.throttles, stats.budget_waits
             window.retries = retries - self._stats_at_window[0]
             window.throttles = throttles - self._stats_at_window[1]
-            self._stats_at_window = (retries, throttles)
+            window.metadata["budget_waits"] = budget_waits - self._stats_at_window[2]
+            self._stats_at_window = (retries, throttles, budget_waits)
         self._unrecorded.append(window)
 
     def _record(self, conn: sqlite3.Connection) -> None:

@@ -72,5 +72,6 @@ def candles_history(context: AssetExecutionContext, memory: MarketMemory) -> dg.
             "missing_minutes": sum(result.missing_by_coin.values()),
             "retries": result.stats.retries,
             "throttles": result.stats.throttles,
+            "budget_waits": result.stats.budget_waits,
         }
     )

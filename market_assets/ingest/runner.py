@@ -92,6 +92,7 @@ def run_channel(
                 run.add_retries(stats.retries)
                 run.add_throttles(stats.throttles)
                 run.metadata["requests"] = stats.requests
+                run.metadata["budget_waits"] = stats.budget_waits
             rows = store(conn, batch, clock())
             run.add_rows(sum(rows.values()))
             run.metadata.update({"rows": rows, **batch.details()})

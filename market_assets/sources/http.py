@@ -71,8 +71,13 @@ class RequestStats:
 
     @property
     def throttles(self) -> int:
-        """Every time a host (or our limiter on its behalf) slowed us down."""
-        return self.rate_limited + self.budget_waits + self.slow_throttles
+        """Every time the host slowed us down: a 429, or its queueing where that is how it throttles.
+
+        Our own limiter's pacing (``budget_waits``) is not counted: a REST backfill spread over
+        minutes to stay inside the budget is the limiter working, and counting it raised the
+        dashboard's ``throttled`` warning ("HTTP 429") after every streamer reconnect.
+        """
+        return self.rate_limited + self.slow_throttles
 
 
 @dataclass(frozen=True)

@@ -106,8 +106,9 @@ class Reservation:
 class WeightLimiter:
     """A rolling-minute weight budget shared by every request to one host.
 
-    ``waits`` and ``waited_ms`` count how often and how long callers were held back; they are
-    throttling we imposed on ourselves and belong on the caller's ledger run like a 429 does.
+    ``waits`` and ``waited_ms`` count how often and how long callers were held back. That is
+    pacing we impose on ourselves, not the host throttling us: a caller's ledger run records it
+    as ``budget_waits`` metadata, apart from its throttle count (429s).
     """
 
     def __init__(
