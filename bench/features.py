@@ -39,7 +39,7 @@ class Clock:
 def rows(coin: str, start: int, closes: np.ndarray) -> list[CandleRow]:
     return [
         CandleRow(coin, "1m", T0_MS + (start + i) * MINUTE_MS, T0_MS + (start + i + 1) * MINUTE_MS - 1,
-                  c, c, c, c, 1.0, 1, True)  # type: ignore[arg-type]  # floats: the writer stores REAL
+                  c, c, c, c, 1.0, 1, True)
         for i, c in enumerate(closes.tolist())
     ]
 

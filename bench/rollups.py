@@ -53,7 +53,7 @@ def minutes(coin: str, start: int, count: int, rng: np.random.Generator) -> list
     closes = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.001, count)))
     return [
         CandleRow(coin, "1m", T0_MS + (start + i) * MINUTE_MS, T0_MS + (start + i + 1) * MINUTE_MS - 1,
-                  c, c + 0.5, c - 0.5, c + 0.1, 2.0, 3, True)  # type: ignore[arg-type]  # floats: stored REAL
+                  c, c + 0.5, c - 0.5, c + 0.1, 2.0, 3, True)
         for i, c in enumerate(closes.tolist())
     ]
 

@@ -49,8 +49,8 @@ def writer(path: Path, rows: int, coins: int, batch: int, t0_ms: int, bound: boo
         minute, coin = divmod(k, coins)
         open_ms = t0_ms + minute * MINUTE_MS
         price = 100.0 + (k % 977) * 0.01
-        chunk.append(CandleRow(names[coin], "1m", open_ms, open_ms + MINUTE_MS - 1,  # type: ignore[arg-type]
-                               price, price + 0.5, price - 0.5, price + 0.1, 2.0, 3, True))  # floats: stored REAL
+        chunk.append(CandleRow(names[coin], "1m", open_ms, open_ms + MINUTE_MS - 1,
+                               price, price + 0.5, price - 0.5, price + 0.1, 2.0, 3, True))
         if len(chunk) == batch or k == rows - 1:
             write_candles(conn, chunk, newest_open_by_coin={}, interval="1m", close_ended_before_ms=0,
                           now_ms=int(time.time() * 1000))

@@ -15,16 +15,20 @@ from typing import NamedTuple
 from market_assets.memory.connection import write_transaction
 
 
+Price = Decimal | float
+"""A candle value: ``Decimal`` as a source payload gives it, ``float`` as the memory stores it (REAL)."""
+
+
 class CandleRow(NamedTuple):
     coin: str
     interval: str
     open_time_ms: int
     close_time_ms: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Price
     trades: int
     closed: bool
 
