@@ -193,7 +193,7 @@ class WalBound:
 
     With readers always in flight SQLite's automatic checkpoint can never restart the WAL, so a
     streaming writer grows it without bound (2.56 GB for 70 MB of rows, peers.md §3): an hourly
-    maintenance checkpoint comes far too late for a burst, and checkpointing every second from
+    maintenance checkpoint comes far too late for a burst, and checkpointing every 2 s from
     another process still let it reach 91 MB (``bench/wal.py``). The writer knows when it has
     just committed, so once the file passes ``limit_bytes`` it truncates it itself between two
     of its transactions, waiting at most ``wait_ms`` for readers on older snapshots. When they
