@@ -17,7 +17,7 @@ from market_assets.memory.candles import last_closed_open_times
 from market_assets.memory.hyperliquid import listed_coins, upsert_universe
 from market_assets.sources.errors import SourceError
 from market_assets.sources.hyperliquid import Candle, HyperliquidClient
-from market_assets.sources.ratelimit import interval_ms
+from market_assets.sources.ratelimit import interval_ms, shared_budget
 from market_assets.sources.timing import AsyncClock
 from streamer.backfill import Backfiller
 from streamer.backoff import Backoff
@@ -58,7 +58,7 @@ class Streamer:
         self.step_ms = interval_ms(config.interval)
         self.counters = StreamCounters()
         self.memory = MemoryThread(db_path, clock.now_ms)
-        self.client = HyperliquidClient(endpoints.rest, clock=clock)
+        self.client = HyperliquidClient(endpoints.rest, clock=clock, limiter=shared_budget(db_path, clock))
         self.book = BucketBook()
         self.resume = ResumePoints()
         self.universe = Universe((), {}, ())

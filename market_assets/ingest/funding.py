@@ -14,7 +14,8 @@ from market_assets.memory.hyperliquid import FundingRow, UniverseRow
 from market_assets.settings import Settings
 from market_assets.sources.http import RequestStats
 from market_assets.sources.hyperliquid import HyperliquidClient, PerpUniverse
-from market_assets.sources.ratelimit import HOUR_MS
+from market_assets.sources.ratelimit import HOUR_MS, shared_budget
+from market_assets.sources.timing import SystemClock
 
 FIRST_HISTORY_HOURS = 7 * 24
 """How far back a coin with no stored settled hour starts its fundingHistory."""
@@ -50,7 +51,9 @@ def history_start(last_settled_hour: int | None, current_hour: int) -> int | Non
 async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: RequestStats, now_ms: int) -> FundingBatch:
     last_settled = memory.last_settled_funding_hours(conn) if conn is not None else {}
     current_hour = now_ms - now_ms % HOUR_MS
-    async with HyperliquidClient(settings.endpoints.hyperliquid_api, stats=stats) as client:
+    clock = SystemClock()
+    budget = shared_budget(settings.db_path, clock)
+    async with HyperliquidClient(settings.endpoints.hyperliquid_api, clock=clock, limiter=budget, stats=stats) as client:
         universes: list[PerpUniverse] = [
             await client.meta_and_asset_ctxs(dex) for dex in ("", *settings.hip3_dexes)
         ]

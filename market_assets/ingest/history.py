@@ -20,7 +20,8 @@ from market_assets.settings import Settings
 from market_assets.sources.defillama import DefiLlamaClient, TvlPoint
 from market_assets.sources.http import RequestStats
 from market_assets.sources.hyperliquid import Candle, HyperliquidClient
-from market_assets.sources.ratelimit import interval_ms
+from market_assets.sources.ratelimit import interval_ms, shared_budget
+from market_assets.sources.timing import SystemClock
 
 CANDLE_INTERVAL = "1m"
 SNAPSHOT_WINDOW_CANDLES = 5_000
@@ -71,7 +72,9 @@ def backfill_candle_days(settings: Settings, start_ms: int, end_ms: int, now_ms:
         stats = RequestStats()
 
         async def fetch() -> list[list[Candle]]:
-            async with HyperliquidClient(settings.endpoints.hyperliquid_api, stats=stats) as client:
+            clock = SystemClock()
+            budget = shared_budget(settings.db_path, clock)
+            async with HyperliquidClient(settings.endpoints.hyperliquid_api, clock=clock, limiter=budget, stats=stats) as client:
                 batches = await asyncio.gather(
                     *(client.candle_snapshot(coin, CANDLE_INTERVAL, reachable_from, end_ms - 1) for coin in coins)
                 )

@@ -24,7 +24,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential_jitter
 
 from market_assets.sources.errors import PayloadError, SourceUnavailable
-from market_assets.sources.ratelimit import WeightLimiter
+from market_assets.sources.ratelimit import WeightBudget
 from market_assets.sources.timing import AsyncClock, SystemClock
 
 T = TypeVar("T")
@@ -132,7 +132,7 @@ class HostClient:
         policy: HostPolicy,
         *,
         clock: AsyncClock | None = None,
-        limiter: WeightLimiter | None = None,
+        limiter: WeightBudget | None = None,
         stats: RequestStats | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

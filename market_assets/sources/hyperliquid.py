@@ -18,6 +18,7 @@ from market_assets.sources.parsing import decode
 from market_assets.sources.ratelimit import (
     HOUR_MS,
     MAX_ROWS_PER_TIME_RANGE_PAGE,
+    WeightBudget,
     WeightLimiter,
     interval_ms,
     max_candles,
@@ -189,7 +190,9 @@ def dedupe_funding(rows: list[FundingRow]) -> list[FundingRow]:
 class HyperliquidClient:
     """``POST /info`` reads under the 1,200 weight/minute budget.
 
-    Share one ``limiter`` between every client that calls the same host from the same IP.
+    The budget is per IP: give every client on the machine the same ``limiter``, across
+    processes a :func:`~market_assets.sources.ratelimit.shared_budget` (the streamer's and the
+    Dagster runs' clients do). Without one, the client keeps a budget of its own.
     """
 
     def __init__(
@@ -197,7 +200,7 @@ class HyperliquidClient:
         base_url: str = HYPERLIQUID_API,
         *,
         clock: AsyncClock | None = None,
-        limiter: WeightLimiter | None = None,
+        limiter: WeightBudget | None = None,
         policy: HostPolicy = POLICY,
         stats: RequestStats | None = None,
     ) -> None:

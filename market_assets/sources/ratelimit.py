@@ -13,13 +13,21 @@ burst through that the server would answer with 429.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
 
+from market_assets.memory import weight as weight_ledger
 from market_assets.sources.timing import AsyncClock
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HYPERLIQUID_WEIGHT_PER_MINUTE = 1200
 WINDOW_MS = 60_000
@@ -103,8 +111,14 @@ class Reservation:
         self.settled_weight = info_weight(self._request_type, items)
 
 
+class WeightBudget(Protocol):
+    def reserve(self, request_type: str, max_items: int = 0) -> AbstractAsyncContextManager[Reservation]:
+        """Hold the budget for one request until it is answered (or fails)."""
+        ...
+
+
 class WeightLimiter:
-    """A rolling-minute weight budget shared by every request to one host.
+    """A rolling-minute weight budget shared by every request to one host from this process.
 
     ``waits`` and ``waited_ms`` count how often and how long callers were held back. That is
     pacing we impose on ourselves, not the host throttling us: a caller's ledger run records it
@@ -178,3 +192,91 @@ class WeightLimiter:
         self._charges = deque(
             charge for charge in self._charges if charge.stamped_ms is None or charge.stamped_ms > horizon
         )
+
+
+ABANDONED_CHARGE_MS = 2 * WINDOW_MS
+"""A charge never settled (its process died mid-request) stops counting this long after its
+reservation: every attempt ends within its timeout (10 s), far inside it."""
+
+IN_FLIGHT_POLL_MS = 250
+"""When only requests in flight (maybe in another process) hold the budget, look again this often."""
+
+
+class SharedWeightLimiter:
+    """:class:`WeightLimiter`'s budget, kept in a file every process on the machine shares.
+
+    Hyperliquid's 1,200 weight per minute is per IP: the streamer's backfills and the Dagster
+    runs (funding, candle history) each kept their own budget, so together they could spend
+    it twice and draw 429s. Charges go to ``path`` (``memory.weight``); admission is one
+    SQLite transaction, off the event loop. Inside the process, admissions queue in order, as
+    :class:`WeightLimiter`'s do.
+    """
+
+    def __init__(
+        self,
+        clock: AsyncClock,
+        path: Path,
+        host: str = "hyperliquid",
+        capacity: int = HYPERLIQUID_WEIGHT_PER_MINUTE,
+        window_ms: int = WINDOW_MS,
+    ) -> None:
+        self._clock = clock
+        self.path = path
+        self.host = host
+        self.capacity = capacity
+        self.window_ms = window_ms
+        self._admission = asyncio.Lock()
+        self.waits = 0
+        self.waited_ms = 0
+
+    def used(self) -> int:
+        """Weight counted by every process in the rolling minute ending now, in flight included."""
+        return self._ledger(weight_ledger.used_weight, self.host, self._clock.now_ms(), self.window_ms, ABANDONED_CHARGE_MS)
+
+    @asynccontextmanager
+    async def reserve(self, request_type: str, max_items: int = 0) -> AsyncIterator[Reservation]:
+        """As :meth:`WeightLimiter.reserve`: held at the most it could cost, settled at what it did."""
+        weight = min(self.capacity, info_weight(request_type, max_items))
+        charge_id, waited = await self._admit(weight)
+        reservation = Reservation(_Charge(weight), request_type, waited)
+        try:
+            yield reservation
+        finally:
+            settled = reservation.settled_weight if reservation.settled_weight is not None else INFO_BASE_WEIGHT
+            try:
+                await asyncio.to_thread(self._ledger, weight_ledger.settle, charge_id, settled, self._clock.now_ms())
+            except sqlite3.Error as exc:  # the charge keeps its reserved weight until abandoned
+                log.warning("could not settle a weight charge in %s: %s", self.path, exc)
+
+    async def _admit(self, weight: int) -> tuple[int, bool]:
+        async with self._admission:
+            waited = False
+            started_ms = self._clock.now_ms()
+            while True:
+                now_ms = self._clock.now_ms()
+                admission = await asyncio.to_thread(
+                    self._ledger, weight_ledger.admit, self.host, weight, capacity=self.capacity,
+                    now_ms=now_ms, window_ms=self.window_ms, abandoned_ms=ABANDONED_CHARGE_MS,
+                )
+                if admission.charge_id is not None:
+                    break
+                waited = True
+                room_at_ms = admission.room_at_ms if admission.room_at_ms is not None else now_ms + IN_FLIGHT_POLL_MS
+                await self._clock.sleep((room_at_ms - now_ms) / 1000)
+            if waited:
+                self.waits += 1
+                self.waited_ms += self._clock.now_ms() - started_ms
+            return admission.charge_id, waited
+
+    def _ledger(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """One call on a connection of its own: calls come from worker threads, a few a second."""
+        conn = weight_ledger.open_weight_ledger(self.path)
+        try:
+            return fn(conn, *args, **kwargs)
+        finally:
+            conn.close()
+
+
+def shared_budget(db_path: Path, clock: AsyncClock) -> SharedWeightLimiter:
+    """The Hyperliquid budget of every process using the market memory at ``db_path``."""
+    return SharedWeightLimiter(clock, weight_ledger.weight_ledger_path(db_path))

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from market_assets.replay import ReplayConfig, ReplayServers
 from market_assets.sources.hyperliquid import HyperliquidClient
-from market_assets.sources.ratelimit import WeightLimiter, info_weight, max_candles, max_funding_rows
+from market_assets.memory.weight import admit, open_weight_ledger
+from market_assets.sources.ratelimit import (
+    IN_FLIGHT_POLL_MS,
+    ABANDONED_CHARGE_MS,
+    SharedWeightLimiter,
+    WeightLimiter,
+    info_weight,
+    max_candles,
+    max_funding_rows,
+)
 from market_assets.sources.timing import VirtualClock
 
 from .conftest import T0_MS
@@ -111,3 +121,43 @@ async def test_without_the_limiter_the_same_backfill_is_throttled(virtual_replay
             return_exceptions=True,
         )
     assert hl.stats.rate_limited > 0 and hl.stats.budget_waits == 0 and hl.stats.throttles == hl.stats.rate_limited
+
+
+async def test_two_processes_sharing_the_budget_file_never_draw_a_429_together(
+    virtual_replay: ReplayServers, tmp_path: Path
+) -> None:
+    """The streamer and a Dagster run call Hyperliquid from one IP: each has its own limiter (as
+    two processes do), and they meet only in the ledger file. With a budget each, the same
+    burst draws 429s (the test above)."""
+    replay = virtual_replay
+    ledger = tmp_path / "market.db.weight"
+    streamer = HyperliquidClient(replay.endpoints.hyperliquid_api, clock=replay.clock,
+                                 limiter=SharedWeightLimiter(replay.clock, ledger))
+    dagster_run = HyperliquidClient(replay.endpoints.hyperliquid_api, clock=replay.clock,
+                                    limiter=SharedWeightLimiter(replay.clock, ledger))
+    async with streamer, dagster_run:
+        now = replay.clock.now_ms()
+        await asyncio.gather(*(
+            client.candle_snapshot(coin, "1m", now - 30 * 60_000, now)
+            for coin in ["BTC", "ETH"] * 18 for client in (streamer, dagster_run)
+        ))
+    served = [(r.at_ms, r.weight) for r in replay.http.requests if r.path == "/hyperliquid/info"]
+    assert len(served) == 72 and all(r.status == 200 for r in replay.http.requests)
+    assert _max_rolling_minute(served) <= 1200
+    assert streamer.stats.budget_waits + dagster_run.stats.budget_waits > 0  # 72 x 21 needed a second minute
+
+
+async def test_a_charge_left_by_a_process_that_died_mid_request_counts_until_it_is_abandoned(tmp_path: Path) -> None:
+    clock = VirtualClock(T0_MS)
+    ledger = tmp_path / "market.db.weight"
+    conn = open_weight_ledger(ledger)
+    try:  # another process reserved the whole budget, then died before settling
+        admit(conn, "hyperliquid", 1200, capacity=1200, now_ms=T0_MS, window_ms=60_000, abandoned_ms=ABANDONED_CHARGE_MS)
+    finally:
+        conn.close()
+    limiter = SharedWeightLimiter(clock, ledger)
+    assert limiter.used() == 1200
+    async with limiter.reserve("metaAndAssetCtxs") as reservation:
+        reservation.settle(0)
+    assert limiter.waits == 1 and T0_MS + ABANDONED_CHARGE_MS <= clock.now_ms() <= T0_MS + ABANDONED_CHARGE_MS + IN_FLIGHT_POLL_MS
+    assert limiter.used() == 20  # the dead charge is gone; ours is settled and counted

@@ -1,0 +1,100 @@
+"""SQL of the request-weight ledger: one host's rolling-minute budget, shared by every process.
+
+Hyperliquid allows 1,200 weight per minute per IP, and on one machine the streamer (REST
+backfills, universe polls) and the Dagster runs (funding, candle history) call it from processes
+of their own, so a budget kept in each process lets them spend it twice. Each request's charge is
+a row here, in a small SQLite file beside the market memory rather than in it: a reservation
+must not queue behind the streamer's flushes, and a dry run, which leaves the memory
+byte-identical, still spends real weight.
+
+A charge counts in full from its reservation until it is settled, then until ``window_ms`` after
+its settlement (the limiter's rule: never less than the server counts). A process that dies
+mid-request leaves a charge never settled: it stops counting ``abandoned_ms`` after its reservation.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import NamedTuple
+
+from market_assets.memory.connection import BUSY_TIMEOUT_SEC, write_transaction
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS weight_charges (
+        charge_id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        weight INTEGER NOT NULL,
+        reserved_at_ms INTEGER NOT NULL,
+        settled_at_ms INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS weight_charges_by_host ON weight_charges (host, settled_at_ms)",
+)
+
+
+class Admission(NamedTuple):
+    charge_id: int | None
+    """The charge recorded for the request; ``None`` when the budget had no room for it."""
+    room_at_ms: int | None
+    """When refused: the first moment a settled charge leaves the window (``None``: only
+    requests still in flight hold the budget, so room comes when one of them settles)."""
+
+
+def weight_ledger_path(db_path: Path) -> Path:
+    """The ledger beside the market memory at ``db_path`` (``market.db`` -> ``market.db.weight``)."""
+    return db_path.with_name(f"{db_path.name}.weight")
+
+
+def open_weight_ledger(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the ledger file; WAL, so a reader never waits on a charge."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SEC * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        for statement in _SCHEMA:
+            conn.execute(statement)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def admit(
+    conn: sqlite3.Connection, host: str, weight: int, *, capacity: int, now_ms: int, window_ms: int, abandoned_ms: int
+) -> Admission:
+    """Record a charge of ``weight`` if the host's rolling window has room for it, in one transaction."""
+    with write_transaction(conn):
+        conn.execute(
+            "DELETE FROM weight_charges WHERE host = ? AND (settled_at_ms <= ? "
+            "OR (settled_at_ms IS NULL AND reserved_at_ms <= ?))",
+            (host, now_ms - window_ms, now_ms - abandoned_ms),
+        )
+        used, oldest_settled = conn.execute(
+            "SELECT coalesce(sum(weight), 0), min(settled_at_ms) FROM weight_charges WHERE host = ?", (host,)
+        ).fetchone()
+        if used + weight > capacity:
+            return Admission(None, None if oldest_settled is None else oldest_settled + window_ms + 1)
+        cursor = conn.execute(
+            "INSERT INTO weight_charges (host, weight, reserved_at_ms) VALUES (?, ?, ?)", (host, weight, now_ms)
+        )
+        return Admission(cursor.lastrowid, None)
+
+
+def settle(conn: sqlite3.Connection, charge_id: int, weight: int, now_ms: int) -> None:
+    """The request is answered: its charge is what the server counted, from now."""
+    conn.execute(
+        "UPDATE weight_charges SET weight = ?, settled_at_ms = ? WHERE charge_id = ?", (weight, now_ms, charge_id)
+    )
+
+
+def used_weight(conn: sqlite3.Connection, host: str, now_ms: int, window_ms: int, abandoned_ms: int) -> int:
+    """Weight the host's rolling window holds at ``now_ms``, requests in flight included."""
+    return int(
+        conn.execute(
+            "SELECT coalesce(sum(weight), 0) FROM weight_charges WHERE host = ? AND (settled_at_ms > ? "
+            "OR (settled_at_ms IS NULL AND reserved_at_ms > ?))",
+            (host, now_ms - window_ms, now_ms - abandoned_ms),
+        ).fetchone()[0]
+    )
