@@ -100,8 +100,7 @@ class _Charge:
 class Reservation:
     """One request's claim on the budget; :meth:`settle` with the real item count when known."""
 
-    def __init__(self, charge: _Charge, request_type: str, waited: bool) -> None:
-        self._charge = charge
+    def __init__(self, request_type: str, waited: bool) -> None:
         self._request_type = request_type
         self.waited = waited
         """Whether the budget held this request back before admitting it."""
@@ -109,6 +108,12 @@ class Reservation:
 
     def settle(self, items: int) -> None:
         self.settled_weight = info_weight(self._request_type, items)
+
+    @property
+    def charged_weight(self) -> int:
+        """What the request costs once over: its settled weight, or the base weight for one
+        that failed before it could be settled (the server may well have counted it)."""
+        return self.settled_weight if self.settled_weight is not None else INFO_BASE_WEIGHT
 
 
 class WeightBudget(Protocol):
@@ -147,19 +152,14 @@ class WeightLimiter:
 
     @asynccontextmanager
     async def reserve(self, request_type: str, max_items: int = 0) -> AsyncIterator[Reservation]:
-        """Hold the budget for one request; on exit charge what it really cost.
-
-        A request that failed before it could be settled is charged its base weight: the server
-        may well have counted it.
-        """
+        """Hold the budget for one request; on exit charge what it really cost
+        (:attr:`Reservation.charged_weight`)."""
         charge, waited = await self._admit(min(self.capacity, info_weight(request_type, max_items)))
-        reservation = Reservation(charge, request_type, waited)
+        reservation = Reservation(request_type, waited)
         try:
             yield reservation
         finally:
-            charge.weight = (
-                reservation.settled_weight if reservation.settled_weight is not None else INFO_BASE_WEIGHT
-            )
+            charge.weight = reservation.charged_weight
             charge.stamped_ms = self._clock.now_ms()
             self._settled.set()
 
@@ -238,13 +238,14 @@ class SharedWeightLimiter:
         """As :meth:`WeightLimiter.reserve`: held at the most it could cost, settled at what it did."""
         weight = min(self.capacity, info_weight(request_type, max_items))
         charge_id, waited = await self._admit(weight)
-        reservation = Reservation(_Charge(weight), request_type, waited)
+        reservation = Reservation(request_type, waited)
         try:
             yield reservation
         finally:
-            settled = reservation.settled_weight if reservation.settled_weight is not None else INFO_BASE_WEIGHT
             try:
-                await asyncio.to_thread(self._ledger, weight_ledger.settle, charge_id, settled, self._clock.now_ms())
+                await asyncio.to_thread(
+                    self._ledger, weight_ledger.settle, charge_id, reservation.charged_weight, self._clock.now_ms()
+                )
             except sqlite3.Error as exc:  # the charge keeps its reserved weight until abandoned
                 log.warning("could not settle a weight charge in %s: %s", self.path, exc)
 
