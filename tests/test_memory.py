@@ -5,12 +5,16 @@ from __future__ import annotations
 import ast
 import re
 import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from market_assets.memory import SCHEMA_VERSION, MarketMemoryError, connect
 from market_assets.memory.connection import BUSY_TIMEOUT_SEC, close
+from market_assets.memory.weight import open_weight_ledger
 from market_assets.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,3 +157,33 @@ def test_a_readonly_connection_needs_an_existing_memory(tmp_path: Path) -> None:
     with pytest.raises(MarketMemoryError, match="no market memory"):
         connect(tmp_path / "absent.db", readonly=True)
     assert not (tmp_path / "absent.db").exists()
+
+
+@pytest.mark.parametrize("opener", [connect, open_weight_ledger], ids=["memory", "weight ledger"])
+def test_processes_opening_a_fresh_file_at_the_same_moment_all_get_it(
+    opener: Callable[[Path], sqlite3.Connection], tmp_path: Path
+) -> None:
+    """`market up` starts the streamer, the API and Dagster at once on a fresh machine. The switch
+    to WAL needs the file to itself and SQLite answers a concurrent one "database is locked"
+    without waiting (about one file in twenty here, before it was retried)."""
+    paths = [tmp_path / f"{n}.db" for n in range(100)]
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def open_each() -> None:
+        for path in paths:
+            start.wait()
+            try:
+                opener(path).close()
+            except Exception as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=open_each) for _ in range(start.parties)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    for path in paths:
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -6,6 +6,8 @@ carries the same pragmas: WAL so readers never block the single writer, ``synchr
 long enough that a competing writer's short transaction is waited out instead of failing with
 ``database is locked``. Write transactions begin ``IMMEDIATE``: a deferred transaction that
 upgrades from read to write inside WAL gets ``SQLITE_BUSY`` at once, without the busy handler.
+The switch to WAL can meet the same answer when processes open a file at the same moment, so
+:func:`enable_wal` retries it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.memory.errors import MarketMemoryError
@@ -53,8 +57,8 @@ def connect(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SEC * 1000)}")
         refuse_newer_schema(conn)  # before switching to WAL, which rewrites the file header
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
+        mode = enable_wal(conn)
+        if mode != "wal":
             raise MarketMemoryError(f"the market memory {path} cannot use WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -66,6 +70,27 @@ def connect(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False)
         conn.close()
         raise
     return conn
+
+
+def enable_wal(conn: sqlite3.Connection) -> str:
+    """Put the file in WAL mode (it stays so); returns the journal mode SQLite reports.
+
+    The switch needs the file to itself. When another connection is opening or closing it at the
+    same moment (two processes starting, the last connection deleting its ``-wal``), SQLite
+    answers ``SQLITE_BUSY`` without calling the busy handler, since waiting could deadlock both;
+    so the switch is retried, jittered, for as long as a write lock would be waited for.
+    """
+    switch = Retrying(
+        retry=retry_if_exception(_is_busy),
+        stop=stop_after_delay(BUSY_TIMEOUT_SEC),
+        wait=wait_random(0.002, 0.02),
+        reraise=True,
+    )
+    return str(switch(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])).lower()
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:

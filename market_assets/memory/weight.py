@@ -18,7 +18,7 @@ import sqlite3
 from pathlib import Path
 from typing import NamedTuple
 
-from market_assets.memory.connection import BUSY_TIMEOUT_SEC, write_transaction
+from market_assets.memory.connection import BUSY_TIMEOUT_SEC, enable_wal, write_transaction
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS weight_charges (
@@ -51,7 +51,7 @@ def open_weight_ledger(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SEC * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         for statement in _SCHEMA:
             conn.execute(statement)
