@@ -288,13 +288,18 @@ def up(
     too), restarting a crashed process with backoff, until Ctrl-C/SIGTERM stops it all."""
     import asyncio
 
-    from market_assets.stack import StackPorts, free_port, stack_children
+    from market_assets.stack import DagsterHomeError, StackPorts, free_port, prepare_dagster_home, stack_children
     from market_assets.supervisor import Supervisor
 
     state = ctx.find_root().obj
     settings, offline = state.settings, state.offline or offline
     with open_memory(settings.db_path):
         pass  # create and migrate the memory once, before four processes race to
+    try:
+        prepare_dagster_home(settings.dagster_home)  # the same, for Dagster's own storage
+    except DagsterHomeError as error:
+        typer.echo(f"market up: {error}", err=True)
+        raise typer.Exit(1) from None
     ports = StackPorts(api_port, dagster_port, free_port(), free_port())
     children = stack_children(settings, profile=profile, offline=offline, ports=ports)
     typer.echo(
