@@ -50,7 +50,8 @@ async def test_a_gap_older_than_the_five_thousand_candle_window_is_unfillable_an
             close_ended_before_ms=0,
             now_ms=last_stored,
         )
-    async with streaming(replay, memory_path, streamer_config(max_coins=2)) as streamer:
+    coins = 2
+    async with streaming(replay, memory_path, streamer_config(max_coins=coins)) as streamer:
         await wait_simulated(replay, 30)
         while not (streamer.backfill and streamer.backfill.idle and streamer.counters.gaps_filled):
             await wait_simulated(replay, 5)
@@ -69,7 +70,11 @@ async def test_a_gap_older_than_the_five_thousand_candle_window_is_unfillable_an
     assert filled and filled[0].start_ms == hole.end_ms and filled[0].missing_buckets >= 4990
     newest = max(stored)
     assert all(stored[t] == expected(replay.catalog.series, "BTC", t) for t in range(hole.end_ms, newest, MINUTE_MS))
-    assert streamer.counters.backfill_requests == 1  # the whole window in one request
+    # The whole window in one request. On a loaded machine the accelerated clock can time out a
+    # ping: each coin the reconnect or a silent-coin resubscribe hands over owes its own request.
+    counters = streamer.counters
+    handed_over = coins * counters.reconnects + counters.stale_resubscribes
+    assert 1 <= counters.backfill_requests <= 1 + handed_over
 
 
 async def test_a_full_queue_holds_the_readers_while_the_memory_is_locked_and_loses_nothing(
