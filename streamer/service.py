@@ -77,7 +77,9 @@ class Streamer:
         self.backfill: Backfiller | None = None
         self.started = asyncio.Event()
         """Set once the universe is placed on the sockets."""
-        self._universe_error = "not read yet"
+        self._universe_error: str | None = None
+        """Why the latest universe read failed; ``None`` while the first one is still in flight."""
+        self._created_ms = clock.now_ms()
 
     # Sink of the sockets ---------------------------------------------------------------------
 
@@ -200,5 +202,7 @@ class Streamer:
         if window_start_ms is None:
             return metadata, None
         if not self.started.is_set():
-            return metadata, f"cannot stream: no perp universe ({self._universe_error})"
+            if self._universe_error is None and window_start_ms <= self._created_ms:
+                return metadata, None  # the window it started in: still starting, nothing failed yet
+            return metadata, f"cannot stream: no perp universe ({self._universe_error or 'the first read is still in flight'})"
         return metadata, self.pool.outage(window_start_ms)

@@ -104,3 +104,34 @@ async def test_windows_fail_while_the_universe_cannot_be_read_and_nothing_is_sto
     failed = [w for w in windows if w.status is RunStatus.FAILED]
     assert len(failed) >= 2 and all("no perp universe" in (w.error or "") for w in failed)
     assert streamer.universe.coins
+
+
+async def test_the_window_the_streamer_starts_in_is_not_failed_while_its_first_universe_read_is_in_flight(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    # The first read takes 3 s (five simulated minutes at 100x), well inside the client's timeout.
+    replay.plan.add_http(HttpFault(HttpFaultKind.SLOW, path="/hyperliquid/info", delay_s=3.0, times=1))
+    streamer = Streamer(
+        memory_path,
+        Endpoints(replay.endpoints.hyperliquid_api, replay.endpoints.hyperliquid_ws),
+        streamer_config(max_coins=2),
+        replay.clock,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(streamer.run(stop))
+    await streamer.started.wait()
+    started_ms = replay.clock.now_ms()
+    await wait_simulated(replay, 150)
+    stop.set()
+    await task
+    with open_memory(memory_path) as conn:
+        first, *later = runs_of(conn, "hyperliquid", "candles")
+    assert (first.status, first.rows_written, first.error) == (RunStatus.SUCCEEDED, 0, None)
+    waiting = [w for w in later if w.finished_at_ms <= started_ms]
+    assert len(waiting) >= 3  # whole windows without a universe: those are failures
+    assert {(w.status, w.error) for w in waiting} == {
+        (RunStatus.FAILED, "cannot stream: no perp universe (the first read is still in flight)")
+    }
+    streaming_windows = [w for w in later if w.started_at_ms > started_ms]
+    assert streaming_windows and {w.status for w in streaming_windows} == {RunStatus.SUCCEEDED}
+    assert sum(w.rows_written for w in streaming_windows) > 0
