@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from market_assets.memory.candles import CandleRow, write_candles
+from market_assets.memory.candles import CandleRow, close_ended_candles, write_candles
 from market_assets.memory.retention import WalBound
 from market_assets.sources.timing import AsyncClock
 from streamer.config import StreamerConfig
@@ -241,6 +241,15 @@ class Writer:
             self.counters.wal_truncations += not result.busy
             self.counters.wal_truncations_held_back += result.busy
 
+    async def _close_ended(self) -> None:
+        """Close the minutes that ended since the last flush: with no frame after them there was
+        no flush to do it, and left forming they would hold back features and rollups until a
+        restart."""
+        try:
+            await self.memory.call(close_ended_candles, self.config.interval, self.clock.now_ms())
+        except sqlite3.Error as exc:
+            log.error("could not close the minutes that ended: %s", exc)
+
     def _keep(self, batch: dict[_Key, _Streamed], waiters: list[asyncio.Future[None]], error: sqlite3.Error, now_ms: int) -> None:
         """The memory refused the flush: hold its rows (newer ones taken meanwhile win, except
         that a closed row still beats a forming one) and retry after ``write_retry_s``."""
@@ -274,6 +283,8 @@ class Writer:
             await self._flush(batch, waiters)
         if self._pending:
             log.error("shutting down with %d rows the memory would not take", len(self._pending))
+        else:
+            await self._close_ended()
         self._release(self._waiters)
         metadata, _ = self.window_report(None)
         try:

@@ -68,11 +68,22 @@ def write_candles(
             "WHERE closed = 0 AND close_time_ms < ? AND coin = ? AND interval = ?",
             [(open_ms, coin, interval) for coin, open_ms in newest_open_by_coin.items()],
         )
-        conn.execute(
-            "UPDATE candles SET closed = 1 WHERE closed = 0 AND close_time_ms < ? AND interval = ?",
-            (close_ended_before_ms, interval),
-        )
+        _close_ended(conn, interval, close_ended_before_ms)
     return len(params)
+
+
+def close_ended_candles(conn: sqlite3.Connection, interval: str, before_ms: int) -> None:
+    """Close every forming bucket whose close time is before ``before_ms``: what a flush does
+    besides its rows, for a writer stopping with no rows left to flush."""
+    with write_transaction(conn):
+        _close_ended(conn, interval, before_ms)
+
+
+def _close_ended(conn: sqlite3.Connection, interval: str, before_ms: int) -> None:
+    conn.execute(
+        "UPDATE candles SET closed = 1 WHERE closed = 0 AND close_time_ms < ? AND interval = ?",
+        (before_ms, interval),
+    )
 
 
 def last_closed_open_times(conn: sqlite3.Connection, interval: str, coins: Iterable[str]) -> dict[str, int]:

@@ -16,7 +16,15 @@ from market_assets.memory.gaps import GapStatus, gaps_of
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.replay import ReplayServers
 
-from .conftest import LOCK_HOLDER, MINUTE_MS, assert_complete_and_exact, streamer_config, streaming, wait_simulated
+from .conftest import (
+    LOCK_HOLDER,
+    MINUTE_MS,
+    assert_complete_and_exact,
+    closed_rows,
+    streamer_config,
+    streaming,
+    wait_simulated,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +145,19 @@ async def test_a_reader_pinning_a_snapshot_holds_the_wal_back_only_until_it_lets
         end_ms = replay.clock.now_ms()
     assert streamer.counters.wal_truncations > truncated and streamer.counters.write_errors == 0
     assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
+
+
+async def test_a_stop_just_after_a_minute_ended_closes_it_though_no_frame_followed(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    async with streaming(replay, memory_path, streamer_config(max_coins=3)) as streamer:
+        await wait_simulated(replay, 90)
+        coins = streamer.universe.coins
+        now_ms = replay.clock.now_ms()
+        ended_ms = now_ms - now_ms % MINUTE_MS
+        await wait_simulated(replay, (ended_ms + MINUTE_MS - 2_000 - now_ms) / 1000)
+        replay.plan.silenced_coins.update(coins)  # nothing after this minute's last two seconds
+        await wait_simulated(replay, 5)  # three seconds past its end: no frame, so no flush, came
+    with open_memory(memory_path) as conn:
+        forming = {coin for coin in coins if ended_ms not in closed_rows(conn, coin)}
+    assert forming == set()
