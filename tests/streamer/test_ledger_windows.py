@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from market_assets.memory import open_memory
-from market_assets.memory.runs import RunStatus, runs_of
+from market_assets.memory.runs import RunRecord, RunStatus, runs_of
 from market_assets.replay import HttpFault, HttpFaultKind, ReplayServers
 from streamer.service import Endpoints, Streamer
 
@@ -39,8 +39,7 @@ async def test_each_minute_window_is_one_succeeded_run_with_the_rows_written_in_
 ) -> None:
     async with streaming(replay, memory_path, streamer_config(max_coins=3)) as streamer:
         await wait_simulated(replay, 240)
-    with open_memory(memory_path) as conn:
-        windows = runs_of(conn, "hyperliquid", "candles")
+    windows = windows_of(memory_path)
     starts = [w.started_at_ms for w in windows]
     assert len(windows) >= 4 and all(s % MINUTE_MS == 0 for s in starts)
     assert starts == sorted(set(starts))  # one run per window
@@ -53,6 +52,26 @@ async def test_each_minute_window_is_one_succeeded_run_with_the_rows_written_in_
     assert set(full.metadata["last_frame_ms"]) == set(streamer.universe.coins)
 
 
+def launched(
+    replay: ReplayServers, memory_path: Path, *, ws_url: str | None = None
+) -> tuple[Streamer, asyncio.Event, asyncio.Task[None]]:
+    """A streamer of two coins running against the replay (or ``ws_url``), without waiting for its
+    start as ``streaming`` does: these tests look at the windows before it."""
+    streamer = Streamer(
+        memory_path,
+        Endpoints(replay.endpoints.hyperliquid_api, ws_url or replay.endpoints.hyperliquid_ws),
+        streamer_config(max_coins=2),
+        replay.clock,
+    )
+    stop = asyncio.Event()
+    return streamer, stop, asyncio.create_task(streamer.run(stop))
+
+
+def windows_of(memory_path: Path) -> list[RunRecord]:
+    with open_memory(memory_path) as conn:
+        return runs_of(conn, "hyperliquid", "candles")
+
+
 def dead_ws_url() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -63,19 +82,11 @@ def dead_ws_url() -> str:
 async def test_a_window_with_its_socket_down_throughout_fails_and_the_streamer_keeps_trying(
     replay: ReplayServers, memory_path: Path
 ) -> None:
-    streamer = Streamer(
-        memory_path,
-        Endpoints(replay.endpoints.hyperliquid_api, dead_ws_url()),
-        streamer_config(max_coins=2),
-        replay.clock,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(streamer.run(stop))
+    streamer, stop, task = launched(replay, memory_path, ws_url=dead_ws_url())
     await wait_simulated(replay, 200)
     stop.set()
     await task
-    with open_memory(memory_path) as conn:
-        windows = runs_of(conn, "hyperliquid", "candles")
+    windows = windows_of(memory_path)
     failed = [w for w in windows if w.status is RunStatus.FAILED]
     assert len(failed) >= 2
     assert all(w.error is not None and w.error.startswith("cannot stay connected") for w in failed)
@@ -86,21 +97,13 @@ async def test_windows_fail_while_the_universe_cannot_be_read_and_nothing_is_sto
     replay: ReplayServers, memory_path: Path
 ) -> None:
     replay.plan.add_http(HttpFault(HttpFaultKind.STATUS, path="/hyperliquid/info", status=503, times=None))
-    streamer = Streamer(
-        memory_path,
-        Endpoints(replay.endpoints.hyperliquid_api, replay.endpoints.hyperliquid_ws),
-        streamer_config(max_coins=2),
-        replay.clock,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(streamer.run(stop))
+    streamer, stop, task = launched(replay, memory_path)
     await wait_simulated(replay, 150)
     replay.plan.clear()
     await streamer.started.wait()  # REST is back: the universe is read and streaming starts
     stop.set()
     await task
-    with open_memory(memory_path) as conn:
-        windows = runs_of(conn, "hyperliquid", "candles")
+    windows = windows_of(memory_path)
     failed = [w for w in windows if w.status is RunStatus.FAILED]
     assert len(failed) >= 2 and all("no perp universe" in (w.error or "") for w in failed)
     assert streamer.universe.coins
@@ -111,21 +114,13 @@ async def test_the_window_the_streamer_starts_in_is_not_failed_while_its_first_u
 ) -> None:
     # The first read takes 3 s (five simulated minutes at 100x), well inside the client's timeout.
     replay.plan.add_http(HttpFault(HttpFaultKind.SLOW, path="/hyperliquid/info", delay_s=3.0, times=1))
-    streamer = Streamer(
-        memory_path,
-        Endpoints(replay.endpoints.hyperliquid_api, replay.endpoints.hyperliquid_ws),
-        streamer_config(max_coins=2),
-        replay.clock,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(streamer.run(stop))
+    streamer, stop, task = launched(replay, memory_path)
     await streamer.started.wait()
     started_ms = replay.clock.now_ms()
     await wait_simulated(replay, 150)
     stop.set()
     await task
-    with open_memory(memory_path) as conn:
-        first, *later = runs_of(conn, "hyperliquid", "candles")
+    first, *later = windows_of(memory_path)
     assert (first.status, first.rows_written, first.error) == (RunStatus.SUCCEEDED, 0, None)
     waiting = [w for w in later if w.finished_at_ms <= started_ms]
     assert len(waiting) >= 3  # whole windows without a universe: those are failures
