@@ -131,7 +131,9 @@ def test_sigkill_mid_batch_leaves_no_partial_minute_and_the_restart_backfills_th
         filled = [g for g in gaps if g.coin == coin and g.status is GapStatus.FILLED]
         assert all(any(g.start_ms <= t < g.end_ms for g in filled) for t in down), coin
     assert not [g for g in gaps if g.status is not GapStatus.FILLED]
-    assert {w.status for w in windows} == {RunStatus.SUCCEEDED} and len(windows) >= 5
+    assert {w.status for w in windows} == {RunStatus.SUCCEEDED}
+    # Both processes recorded theirs (how many depends on how fast a loaded machine restarts it).
+    assert [w for w in windows if w.finished_at_ms <= killed_at] and [w for w in windows if w.started_at_ms > killed_at]
     # Minutes with no streamer have no window (health turns stale after six of them).
     assert not [w for w in windows if killed_at < w.started_at_ms < killed_at + 2 * MINUTE_MS]
     assert [w.started_at_ms % MINUTE_MS for w in windows] == [0] * len(windows)
