@@ -45,7 +45,7 @@ def series(coin: str, start_ms: int, closes: Sequence[float], *, seed: int = 0) 
 
 def store(conn: sqlite3.Connection, rows: Sequence[CandleRow], now_ms: int) -> int:
     """Upsert rows exactly as given (nothing closed on the side) in one transaction."""
-    return write_candles(conn, rows, newest_open_by_coin={}, interval="1m", close_ended_before_ms=0, now_ms=now_ms)
+    return write_candles(conn, rows, newest_open_by_coin={}, interval="1m", close_ended_before_ms=0, now_ms=now_ms)[0]
 
 
 def _d(value: float) -> Decimal:

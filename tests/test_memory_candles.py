@@ -22,7 +22,7 @@ def bucket(minute: int, volume: str, *, closed: bool = False, coin: str = "BTC")
 def write(conn: sqlite3.Connection, rows: list[CandleRow], *, newest: dict[str, int] | None = None,
           before_ms: int = 0) -> int:
     return write_candles(conn, rows, newest_open_by_coin=newest or {}, interval="1m",
-                         close_ended_before_ms=before_ms, now_ms=T0_MS)
+                         close_ended_before_ms=before_ms, now_ms=T0_MS)[0]
 
 
 def test_a_forming_bucket_is_upserted_with_growing_volume(conn: sqlite3.Connection) -> None:

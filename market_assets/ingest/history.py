@@ -53,9 +53,11 @@ class OutOfReach(Exception):
 
 
 def candle_row(candle: Candle, as_of_ms: int) -> CandleRow:
+    """A candleSnapshot candle as stored: a closed one is the venue's final state, so confirmed."""
+    closed = candle.is_closed(as_of_ms)
     return CandleRow(
         candle.coin, candle.interval, candle.open_ms, candle.close_ms, candle.open, candle.high, candle.low,
-        candle.close, candle.volume, candle.trades, candle.is_closed(as_of_ms),
+        candle.close, candle.volume, candle.trades, closed, closed,
     )
 
 
@@ -82,7 +84,7 @@ def backfill_candle_days(settings: Settings, start_ms: int, end_ms: int, now_ms:
 
         per_coin = asyncio.run(fetch())
         rows = [candle_row(candle, now_ms) for candles in per_coin for candle in candles]
-        written = write_candles(
+        written, _ = write_candles(
             conn, rows, newest_open_by_coin={}, interval=CANDLE_INTERVAL, close_ended_before_ms=now_ms, now_ms=now_ms
         )
     step = interval_ms(CANDLE_INTERVAL)

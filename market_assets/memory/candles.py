@@ -1,8 +1,11 @@
 """SQL of the candles table: the streamer's batched upserts, bucket closing and gap queries.
 
 A bucket is *forming* (``closed = 0``) until a later bucket arrives for its coin or its close
-time has passed; forming rows are re-sent with growing volume and simply upserted. Once closed,
-a row is only replaced by another closed row (a REST backfill), never by a late forming frame.
+time has passed; forming rows are re-sent with growing volume and simply upserted. A closed
+bucket is *confirmed* (``confirmed = 1``) once its final state is known (SPEC §8), *unverified*
+until then. A row is replaced only by one at least as final: forming < closed < confirmed, so a
+late forming frame never overwrites a closed minute and an unverified one never overwrites a
+confirmed minute.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from enum import StrEnum
 from typing import NamedTuple
 
 from market_assets.memory.connection import write_transaction
@@ -31,17 +35,56 @@ class CandleRow(NamedTuple):
     volume: Price
     trades: int
     closed: bool
+    confirmed: bool = False
 
 
 _UPSERT = (
     "INSERT INTO candles (coin, interval, open_time_ms, close_time_ms, open, high, low, close, "
-    "volume, trades, closed, ingested_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "volume, trades, closed, confirmed, ingested_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (coin, interval, open_time_ms) DO UPDATE SET close_time_ms = excluded.close_time_ms, "
     "open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, "
     "volume = excluded.volume, trades = excluded.trades, closed = excluded.closed, "
-    "ingested_at_ms = excluded.ingested_at_ms "
-    "WHERE candles.closed = 0 OR excluded.closed = 1"
+    "confirmed = excluded.confirmed, ingested_at_ms = excluded.ingested_at_ms "
+    "WHERE candles.closed + candles.confirmed <= excluded.closed + excluded.confirmed"
 )
+
+
+def _params(row: CandleRow, now_ms: int) -> tuple[object, ...]:
+    return (*row[:4], *map(float, row[4:9]), row.trades, int(row.closed), int(row.confirmed), now_ms)
+
+
+def upsert_candles(conn: sqlite3.Connection, rows: Sequence[CandleRow], now_ms: int) -> None:
+    """Upsert ``rows`` inside the caller's transaction (a row only replaces one as final or less)."""
+    conn.executemany(_UPSERT, [_params(row, now_ms) for row in rows])
+
+
+class RepairReason(StrEnum):
+    """Why a minute is owed to REST (``candle_repairs``, read by ``memory.repairs``)."""
+
+    UNVERIFIED = "unverified"
+    """Stored, but its final state is unknown."""
+    MISSING = "missing"
+    """Not stored: the stream skipped it."""
+    REJECTED = "rejected"
+    """Its frame carried impossible values, or the memory refused the row."""
+
+
+Repair = tuple[str, int, RepairReason]
+"""``(coin, open_time_ms, reason)``: one owed minute."""
+
+
+def queue_repairs(conn: sqlite3.Connection, interval: str, repairs: Iterable[Repair], now_ms: int) -> None:
+    """Queue ``repairs`` inside the caller's transaction; a minute already queued keeps its entry."""
+    conn.executemany(
+        "INSERT INTO candle_repairs (coin, interval, open_time_ms, reason, queued_at_ms) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (coin, interval, open_time_ms) DO NOTHING",
+        [(coin, interval, open_ms, reason.value, now_ms) for coin, open_ms, reason in repairs],
+    )
+
+
+class RefusedRow(NamedTuple):
+    row: CandleRow
+    error: str
 
 
 def write_candles(
@@ -52,14 +95,24 @@ def write_candles(
     interval: str,
     close_ended_before_ms: int,
     now_ms: int,
-) -> int:
-    """One flush of the streamer, in one transaction: upsert ``rows``, then close every forming
-    bucket older than its coin's newest bucket and every one whose close time is before
-    ``close_ended_before_ms``. Returns the rows upserted. All or nothing.
+    repairs: Sequence[Repair] = (),
+) -> tuple[int, list[RefusedRow]]:
+    """One flush of the streamer, in one transaction: upsert ``rows``, queue ``repairs`` (the
+    minutes these rows revealed as owed to REST), then close every forming bucket older than its
+    coin's newest bucket and every one whose close time is before ``close_ended_before_ms``.
+
+    A row the memory refuses (a value SQLite will not store) is set aside with its error and the
+    rest of the batch is written without it. Returns the rows upserted and the rows refused.
+    A lock or I/O error rolls the whole flush back and raises.
     """
-    params = [(*row[:4], *map(float, row[4:9]), row.trades, int(row.closed), now_ms) for row in rows]
+    refused: list[RefusedRow] = []
     with write_transaction(conn):
-        conn.executemany(_UPSERT, params)
+        try:
+            upsert_candles(conn, rows, now_ms)
+            written = len(rows)
+        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError):
+            written = _upsert_one_by_one(conn, rows, now_ms, refused)
+        queue_repairs(conn, interval, [*repairs, *((r.row.coin, r.row.open_time_ms, RepairReason.REJECTED) for r in refused)], now_ms)
         # A bucket ended before its coin's newest one began is older than it. Through the
         # forming index this visits only the few forming rows; the primary key would walk every
         # stored minute of the coin (100 ms per 171-coin flush at 5,000 minutes of history).
@@ -69,7 +122,23 @@ def write_candles(
             [(open_ms, coin, interval) for coin, open_ms in newest_open_by_coin.items()],
         )
         _close_ended(conn, interval, close_ended_before_ms)
-    return len(params)
+    return written, refused
+
+
+def _upsert_one_by_one(conn: sqlite3.Connection, rows: Sequence[CandleRow], now_ms: int, refused: list[RefusedRow]) -> int:
+    """The batch failed on some row: write each under its own savepoint, set aside the ones refused."""
+    written = 0
+    for row in rows:
+        conn.execute("SAVEPOINT candle_row")
+        try:
+            conn.execute(_UPSERT, _params(row, now_ms))
+        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError) as exc:
+            conn.execute("ROLLBACK TO candle_row")
+            refused.append(RefusedRow(row, f"{type(exc).__name__}: {exc}"))
+        else:
+            written += 1
+        conn.execute("RELEASE candle_row")
+    return written
 
 
 def close_ended_candles(conn: sqlite3.Connection, interval: str, before_ms: int) -> None:

@@ -2,8 +2,9 @@
 
 A run is recorded ``detected`` before the REST backfill is asked for it, so a process killed
 mid-backfill leaves it visible; once the backfill is stored the run is replaced by its parts,
-``filled`` (REST had the candles) and ``unfillable`` (older than the 5,000-candle window, or a
-minute the source has no candle for). Candles are never synthesised to close a gap.
+``filled`` (REST had the candles), ``no_trades`` (REST has no candle for the minute but has a
+later one: nobody traded) and ``unfillable`` (older than the 5,000-candle window). Candles are
+never synthesised to close a gap.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class GapStatus(StrEnum):
     DETECTED = "detected"
     FILLED = "filled"
     UNFILLABLE = "unfillable"
+    NO_TRADES = "no_trades"
+    """candleSnapshot has no candle for the minute while it has a later one: nobody traded."""
 
 
 class GapRow(NamedTuple):

@@ -266,7 +266,45 @@ _V4 = (
     END""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+# Confirmed vs unverified (SPEC §8). A closed minute is ``confirmed = 1`` only once its final
+# state is known: the same unbroken socket went on to the coin's next bucket, or candleSnapshot
+# returned it closed. Rows stored before this migration become unverified (the streamer's start
+# queues the unconfirmed minutes of its warm-start horizon for REST repair).
+# ``candle_repairs`` is the durable repair queue: one row per minute the streamer owes to REST
+# (``unverified``: stored, final state unknown; ``missing``: not stored; ``rejected``: its frame
+# carried impossible values), written in the transaction of the rows that revealed it and
+# deleted in the transaction that repairs it. ``candle_gaps`` gains ``no_trades``: a minute
+# candleSnapshot has no candle for while a later one exists (SQLite cannot alter a CHECK, so the
+# table is rebuilt).
+_V5 = (
+    "ALTER TABLE candles ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0",
+    # Closed but unconfirmed minutes only: the dashboard's count and the start's horizon scan.
+    "CREATE INDEX candles_unverified ON candles (open_time_ms) WHERE closed = 1 AND confirmed = 0",
+    """CREATE TABLE candle_repairs (
+        coin TEXT NOT NULL,
+        interval TEXT NOT NULL,
+        open_time_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('unverified', 'missing', 'rejected')),
+        queued_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (coin, interval, open_time_ms)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE candle_gaps_v5 (
+        coin TEXT NOT NULL,
+        interval TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('detected', 'filled', 'unfillable', 'no_trades')),
+        missing_buckets INTEGER NOT NULL,
+        detected_at_ms INTEGER NOT NULL,
+        resolved_at_ms INTEGER,
+        PRIMARY KEY (coin, interval, start_ms)
+    )""",
+    "INSERT INTO candle_gaps_v5 SELECT coin, interval, start_ms, end_ms, status, missing_buckets, detected_at_ms, resolved_at_ms FROM candle_gaps",
+    "DROP TABLE candle_gaps",
+    "ALTER TABLE candle_gaps_v5 RENAME TO candle_gaps",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
