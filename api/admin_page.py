@@ -60,7 +60,7 @@ tr.details td { border-bottom: 2px solid #d0d0d0; color: #444; font-size: .85rem
 
 _COLUMNS = (
     "channel", "status", "run age", "data lag", "coverage", "rows 1 h", "rows 24 h", "total rows",
-    "subjects 1 h / 24 h", "last run", "failures", "retries / throttles", "warnings",
+    "subjects 1 h / 24 h", "last run", "failures", "retries / throttles", "unverified / queued", "warnings",
 )
 
 
@@ -107,6 +107,7 @@ def _channel_rows(row: DashboardRow) -> str:
         for w in row.warnings
     ) or "<span class=\"none\">none</span>"
     coverage = "—" if row.coverage is None else f"{row.coverage:.0%} of {row.expected_subjects}"
+    unverified = "—" if row.unverified_minutes is None else f"{row.unverified_minutes:,} / {row.repair_queue or 0:,}"
     cells = (
         f"<td>{_text(key)}</td>"
         f"<td><span class=\"status status-{_text(status)}\">{_text(status)}</span></td>"
@@ -120,6 +121,7 @@ def _channel_rows(row: DashboardRow) -> str:
         f"<td>{_last_run(row.last_run)}</td>"
         f"<td class=\"num\">{row.recent_failures} in {_duration(row.recent_window_sec)}</td>"
         f"<td class=\"num\">{row.recent_retries} / {row.recent_throttles}</td>"
+        f"<td class=\"num unverified\">{_text(unverified)}</td>"
         f"<td class=\"warnings\">{warnings}</td>"
     )
     return (
@@ -141,6 +143,8 @@ def _details(row: DashboardRow) -> str:
         parts.append(f"newest data {_text(_utc(row.latest_data_ms))}")
     if row.last_success_ms is not None:
         parts.append(f"last success {_text(_utc(row.last_success_ms))}")
+    if row.unverified_minutes is not None:
+        parts.append(f"<span class=\"fidelity\">{_fidelity(row)}</span>")
     parts.extend(f"{_text(w.code)}: {_text(w.message)}" for w in row.warnings)
     metadata = [f"{_text(k)}={_text(_number(v))}" for k, v in sorted(row.counters.items())]
     metadata += [f"{_text(k)}={_text(v)}" for k, v in sorted(row.details.items())]
@@ -154,6 +158,17 @@ def _details(row: DashboardRow) -> str:
             f"{_text(failure.error or 'no error text recorded')}</div>"
         )
     return text
+
+
+def _fidelity(row: DashboardRow) -> str:
+    """The candles row's unverified, queued, no-trade, corrected minutes and rejected frames."""
+    oldest = "" if row.oldest_unverified_ms is None else f" (oldest opened {_text(_utc(row.oldest_unverified_ms))})"
+    rejected = ", ".join(f"{_text(reason)} {count:,}" for reason, count in sorted((row.rejected_frames or {}).items()))
+    return (
+        f"24 h: {row.unverified_minutes:,} unverified minutes{oldest}, {row.no_trade_minutes or 0:,} no-trade minutes; "
+        f"repair queue {row.repair_queue or 0:,}; last hour: {row.corrected_minutes or 0:,} corrected minutes, "
+        f"rejected frames {rejected or 'none'}"
+    )
 
 
 def _text(value: object) -> str:

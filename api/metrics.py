@@ -92,7 +92,51 @@ class DashboardCollector:
             ["coin"],
             [([coin], max(0.0, now_sec - open_ms / 1000)) for coin, open_ms in sorted(self.newest_candles.items())],
         )
+        yield from self._fidelity(rows)
         yield from self._stream_counters(rows)
+
+    def _fidelity(self, rows: list[DashboardRow]) -> Iterator[Metric]:
+        """The candles row's fidelity (SPEC §8); other channels have no series. Counts of 1-minute
+        candles say ``candles``, not ``minutes``: Prometheus reads ``_minutes`` as a time unit
+        (promtool: "use base unit seconds")."""
+        yield _per_channel(
+            "market_channel_unverified_candles_last_day",
+            "Closed 1-minute candles stored unverified (final state unknown), opened in the last 24 hours.",
+            rows,
+            lambda r: r.unverified_minutes,
+        )
+        yield _per_channel(
+            "market_channel_oldest_unverified_timestamp_seconds",
+            "Open time of the oldest of them (Unix seconds).",
+            rows,
+            lambda r: None if r.oldest_unverified_ms is None else r.oldest_unverified_ms / 1000,
+        )
+        yield _per_channel(
+            "market_channel_repair_queue", "1-minute candles queued for REST repair, any age and reason.", rows, lambda r: r.repair_queue
+        )
+        yield _per_channel(
+            "market_channel_corrected_candles_last_hour",
+            "Stored candles a REST repair found with different values, in the streamer windows started in the last hour.",
+            rows,
+            lambda r: r.corrected_minutes,
+        )
+        yield _per_channel(
+            "market_channel_no_trade_candles_last_day",
+            "1-minute buckets candleSnapshot shows nobody traded in (no_trades), opened in the last 24 hours.",
+            rows,
+            lambda r: r.no_trade_minutes,
+        )
+        yield _gauge(
+            "market_channel_rejected_frames_last_hour",
+            "Candle frames refused where they were parsed, per reason, in the streamer windows started in the last hour.",
+            [*_CHANNEL, "reason"],
+            [
+                ([r.source, r.channel, reason], float(count))
+                for r in rows
+                if r.rejected_frames is not None
+                for reason, count in sorted(r.rejected_frames.items())
+            ],
+        )
 
     def _stream_counters(self, rows: list[DashboardRow]) -> Iterator[Metric]:
         """The streamer's counters of its latest ledger window (reconnects, parse errors, gaps …)."""

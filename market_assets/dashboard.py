@@ -5,6 +5,10 @@ Evaluation is pure — :func:`evaluate_dashboard` is a function of (registry, fa
 memory, now) — and each warning is a small function of its signal and its threshold from the
 registry (``Channel.warnings``). :func:`read_dashboard` gathers the facts in one read snapshot.
 
+The candles row also says how faithful the streamed minutes are (SPEC §8): unverified minutes and
+minutes nobody traded in over the last 24 hours, the repair queue, and what the streamer's windows
+of the last hour corrected and rejected. Other rows carry ``null`` there.
+
 Two facts are counted apart: total rows and the last 24 hours' rows and subjects need a scan of
 the channel's whole table (625 ms and 35 ms for 10M candles), so a caller may pass
 :class:`~market_assets.memory.dashboard.VolumeCounts` counted a little earlier; the document says
@@ -16,6 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import msgspec
@@ -23,7 +28,8 @@ import msgspec
 from market_assets.health import ChannelHealth, HealthRow, Status, evaluate_health
 from market_assets.memory import dashboard as sql
 from market_assets.memory import runs
-from market_assets.memory.dashboard import RecentRuns, VolumeCounts, WindowCounts
+from market_assets.memory.dashboard import RecentRuns, VolumeCounts, WindowCounts, WindowTallies
+from market_assets.memory.repairs import Fidelity, fidelity
 from market_assets.memory.runs import RunRecord, RunStatus, latest_run
 from market_assets.registry import REGISTRY, Channel, ExpectedSubjects, WarningThresholds
 
@@ -31,6 +37,8 @@ ENDED = (RunStatus.SUCCEEDED, RunStatus.FAILED)
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
+MINUTE_MS = 60_000
+"""Unverified rows are 1-minute candles: a minute closes this long after it opens."""
 
 
 class WarningCode(StrEnum):
@@ -40,6 +48,7 @@ class WarningCode(StrEnum):
     LOW_COVERAGE = "low_coverage"
     RECENT_FAILURES = "recent_failures"
     THROTTLED = "throttled"
+    UNVERIFIED_CANDLES = "unverified_candles"
 
 
 class Finding(msgspec.Struct, frozen=True):
@@ -71,6 +80,7 @@ class Thresholds(msgspec.Struct, rename="camel"):
     recent_window_sec: int
     recent_failures: int
     throttles: int
+    unverified_after_sec: int | None
 
 
 class DashboardRow(msgspec.Struct, rename="camel"):
@@ -102,6 +112,22 @@ class DashboardRow(msgspec.Struct, rename="camel"):
     """Numeric metadata of the last run: for candles, the streamer's counters of its window."""
     details: dict[str, str]
     """The last run's other scalar metadata (search terms, unreported series …)."""
+    unverified_minutes: int | None
+    """Candles only: closed minutes stored unverified (final state unknown, queued for REST
+    repair) that opened in the last 24 hours."""
+    oldest_unverified_ms: int | None
+    """Candles only: open time of the oldest of them."""
+    repair_queue: int | None
+    """Candles only: minutes queued for REST repair, of any age and reason."""
+    corrected_minutes: int | None
+    """Candles only: stored minutes a REST repair found with different values, summed over the
+    streamer windows started in the last hour."""
+    no_trade_minutes: int | None
+    """Candles only: minutes candleSnapshot shows nobody traded in (``no_trades``, never a gap)
+    that opened in the last 24 hours."""
+    rejected_frames: dict[str, int] | None
+    """Candles only: candle frames refused where they were parsed, per reason (``non_finite``,
+    ``negative``, ``low_above_high`` …), summed over the streamer windows started in the last hour."""
     thresholds: Thresholds
     warnings: list[Finding]
 
@@ -111,6 +137,16 @@ class DashboardDocument(msgspec.Struct, rename="camel"):
     generated_at_ms: int
     volumes_counted_at_ms: int
     rows: list[DashboardRow]
+
+
+@dataclass(frozen=True, slots=True)
+class FidelityFacts:
+    """How faithful the streamed candles are: what the memory holds and what the windows tallied."""
+
+    held: Fidelity
+    """Unverified and no-trade minutes of the last 24 hours, and the repair queue."""
+    last_hour: WindowTallies
+    """Corrected minutes and rejected frames of the windows started in the last hour."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +160,8 @@ class ChannelFacts:
     last_success: RunRecord | None
     recent: RecentRuns
     last_failure: RunRecord | None
+    fidelity: FidelityFacts | None
+    """Channels the registry gives an ``unverified_candles`` threshold only (the candles)."""
 
 
 def stale_warning(health: ChannelHealth) -> Finding | None:
@@ -174,6 +212,22 @@ def throttled_warning(throttles: int, thresholds: WarningThresholds) -> Finding 
     )
 
 
+def unverified_warning(held: Fidelity | None, thresholds: WarningThresholds, now_ms: int) -> Finding | None:
+    """An unverified minute that closed longer ago than the threshold: repairs are stuck or behind."""
+    limit_sec = thresholds.unverified_after_sec
+    if held is None or held.oldest_unverified_ms is None or limit_sec is None:
+        return None
+    closed_ms = held.oldest_unverified_ms + MINUTE_MS
+    if now_ms - closed_ms <= limit_sec * 1000:
+        return None
+    minutes_word = "minute" if held.unverified_minutes == 1 else "minutes"
+    return Finding(
+        WarningCode.UNVERIFIED_CANDLES,
+        f"{held.unverified_minutes} unverified {minutes_word} in the last 24 h; the oldest, opened "
+        f"{_utc(held.oldest_unverified_ms)}, closed {_age_sec(closed_ms, now_ms)}s ago, over {limit_sec}s",
+    )
+
+
 def coverage_of(seen: int, expected: int | None) -> float | None:
     if not expected:
         return None
@@ -187,6 +241,8 @@ def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) ->
     lag_sec = None if latest_ms is None else _age_sec(latest_ms, now_ms)
     seen = facts.last_hour.subjects
     coverage = coverage_of(seen, facts.expected_subjects)
+    held = None if facts.fidelity is None else facts.fidelity.held
+    tallies = None if facts.fidelity is None else facts.fidelity.last_hour
     findings = (
         stale_warning(health),
         data_lag_warning(lag_sec, thresholds),
@@ -194,6 +250,7 @@ def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) ->
         low_coverage_warning(coverage, seen, facts.expected_subjects, thresholds),
         recent_failures_warning(facts.recent.failures, thresholds),
         throttled_warning(facts.recent.throttles, thresholds),
+        unverified_warning(held, thresholds, now_ms),
     )
     counters, details = _split_metadata(facts.last_finished)
     return DashboardRow(
@@ -219,12 +276,19 @@ def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) ->
         last_failure=_summary(facts.last_failure, now_ms),
         counters=counters,
         details=details,
+        unverified_minutes=None if held is None else held.unverified_minutes,
+        oldest_unverified_ms=None if held is None else held.oldest_unverified_ms,
+        repair_queue=None if held is None else held.repair_queue,
+        corrected_minutes=None if tallies is None else tallies.corrected_minutes,
+        no_trade_minutes=None if held is None else held.no_trade_minutes,
+        rejected_frames=None if tallies is None else tallies.rejected_frames,
         thresholds=Thresholds(
             thresholds.data_lag_sec,
             thresholds.min_coverage,
             thresholds.recent_window_sec,
             thresholds.recent_failures,
             thresholds.throttles,
+            thresholds.unverified_after_sec,
         ),
         warnings=[finding for finding in findings if finding is not None],
     )
@@ -281,6 +345,12 @@ def _facts(
         if channel.expected_subjects is ExpectedSubjects.PERP_UNIVERSE and max_coins is not None:
             expected = min(expected, max_coins)
     since = now_ms - channel.warnings.recent_window_sec * 1000
+    faithful = None
+    if channel.warnings.unverified_after_sec is not None:
+        faithful = FidelityFacts(
+            held=fidelity(conn, now_ms - DAY_MS, channel.data.scope["interval"]),
+            last_hour=sql.window_tallies(conn, channel.source, channel.name, now_ms - HOUR_MS),
+        )
     return ChannelFacts(
         last_hour=sql.window_counts(conn, channel.data, now_ms - HOUR_MS),
         volumes=volumes,
@@ -290,6 +360,7 @@ def _facts(
         last_success=latest_run(conn, channel.source, channel.name, statuses=(RunStatus.SUCCEEDED,)),
         recent=sql.recent_runs(conn, channel.source, channel.name, since),
         last_failure=latest_run(conn, channel.source, channel.name, statuses=(RunStatus.FAILED,), since_ms=since),
+        fidelity=faithful,
     )
 
 
@@ -329,3 +400,7 @@ def _split_metadata(run: RunRecord | None) -> tuple[dict[str, float], dict[str, 
 
 def _age_sec(since_ms: int, now_ms: int) -> int:
     return max(0, (now_ms - since_ms) // 1000)
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

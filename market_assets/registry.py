@@ -34,6 +34,11 @@ MAX_RECENT_FAILURES = 1
 """Any failed run in the window warns: each one is a window or a job that delivered nothing."""
 MAX_RECENT_THROTTLES = 1
 """Any 429 warns: the per-host weight budget exists so the sources never have to throttle us."""
+UNVERIFIED_CANDLES_AFTER = timedelta(minutes=10)
+"""``unverified_candles`` once the oldest unverified closed minute of the last 24 h closed this long
+ago. Repairs owe every minute exact within 5 minutes of a dropped connection (issue 12); twice
+that leaves room for a wait on the shared weight budget and still flags a queue that is stuck or
+losing to new entries."""
 VOLUME_RECOUNT_AFTER = timedelta(minutes=1)
 """Total rows and last-24 h counts scan O(rows) (625 ms and 35 ms for 10M candles); the API
 serves them as counted at most this long ago and recounts after responding."""
@@ -84,6 +89,9 @@ class WarningThresholds:
     """``recent_failures`` at this many failed runs started in the window."""
     throttles: int = MAX_RECENT_THROTTLES
     """``throttled`` at this many throttled requests (HTTP 429) in the window's runs."""
+    unverified_after_sec: int | None = None
+    """``unverified_candles`` when an unverified minute closed longer ago; ``None``: the channel's
+    rows are not confirmed one by one (only the streamed candles are, SPEC §8)."""
 
     def resolved(self, cadence_sec: int, stale_after_sec: int) -> WarningThresholds:
         default_window = max(int(RECENT_RUNS_WINDOW.total_seconds()), RECENT_RUNS_CADENCES * cadence_sec)
@@ -168,6 +176,7 @@ CANDLES = Channel(
     producer=Producer.STREAMER,
     expected_subjects=ExpectedSubjects.PERP_UNIVERSE,
     retention=timedelta(days=30),
+    warnings=WarningThresholds(unverified_after_sec=int(UNVERIFIED_CANDLES_AFTER.total_seconds())),
 )
 FUNDING = Channel(
     source="hyperliquid",

@@ -14,6 +14,7 @@ from market_assets.registry import (
     REGISTRY,
     RECENT_RUNS_CADENCES,
     RECENT_RUNS_WINDOW,
+    UNVERIFIED_CANDLES_AFTER,
     Channel,
     DataLocation,
     WarningThresholds,
@@ -41,6 +42,11 @@ def test_any_failure_or_throttle_warns_and_coverage_wants_nine_tenths() -> None:
         assert declared.warnings.recent_failures == MAX_RECENT_FAILURES == 1
         assert declared.warnings.throttles == MAX_RECENT_THROTTLES == 1
         assert declared.warnings.min_coverage == MIN_COVERAGE == 0.9
+
+
+def test_only_streamed_candles_warn_about_unverified_minutes_after_ten_minutes() -> None:
+    assert CANDLES.warnings.unverified_after_sec == UNVERIFIED_CANDLES_AFTER.total_seconds() == 600
+    assert [c.key for c in REGISTRY if c.warnings.unverified_after_sec is not None] == ["hyperliquid/candles"]
 
 
 def test_an_explicit_warning_threshold_wins() -> None:

@@ -49,6 +49,16 @@ class RecentRuns(NamedTuple):
     throttles: int
 
 
+class WindowTallies(NamedTuple):
+    """Tallies the runs of one channel started at or after a window's start kept in their
+    metadata (the streamer writes them per minute window)."""
+
+    corrected_minutes: int
+    """Sum of ``corrected_minutes``: minutes a REST repair found stored with different values."""
+    rejected_frames: dict[str, int]
+    """Sums of ``rejected_frames`` per reason: candle frames refused where they were parsed."""
+
+
 @contextmanager
 def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One read transaction: every statement inside sees the same state of the memory (WAL)."""
@@ -99,6 +109,23 @@ def recent_runs(conn: sqlite3.Connection, source: str, channel: str, since_ms: i
         (source, channel, since_ms),
     ).fetchone()
     return RecentRuns(*row)
+
+
+def window_tallies(conn: sqlite3.Connection, source: str, channel: str, since_ms: int) -> WindowTallies:
+    """The metadata tallies of one channel's runs started at or after ``since_ms`` (a seek on
+    ``ingestion_runs_by_channel``: 60 streamer windows an hour)."""
+    scope = "WHERE source = ? AND channel = ? AND started_at_ms >= ?"
+    (corrected,) = conn.execute(
+        f"SELECT coalesce(sum(json_extract(metadata, '$.corrected_minutes')), 0) FROM ingestion_runs {scope}",
+        (source, channel, since_ms),
+    ).fetchone()
+    rejected = conn.execute(
+        "SELECT reason.key, sum(reason.value) FROM ingestion_runs, "
+        f"json_each(ingestion_runs.metadata, '$.rejected_frames') AS reason {scope} "
+        "GROUP BY reason.key ORDER BY reason.key",
+        (source, channel, since_ms),
+    ).fetchall()
+    return WindowTallies(corrected, dict(rejected))
 
 
 def newest_candle_by_coin(conn: sqlite3.Connection, interval: str) -> dict[str, int]:

@@ -8,6 +8,7 @@ tests/artifacts/ for a person to look at.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,10 +24,10 @@ from market_assets.clock import wall_clock_ms
 from market_assets.memory import open_memory
 from market_assets.registry import CANDLES, FUNDING, POLYMARKET_SUMMARY
 from market_assets.settings import Settings
-from tests.conftest import MARKET
+from tests.conftest import MARKET, FrozenClock
 from tests.test_api import free_port
 
-from .seeding import candles, finished_run, listed
+from .seeding import candle_fidelity, candles, finished_run, listed
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -137,3 +138,28 @@ def test_the_page_is_unlinked_and_forbids_every_script(memory_path: Path) -> Non
     assert "default-src 'none'" in response.headers["content-security-policy"]
     assert "<script" not in response.text and "<a " not in response.text
     assert PAGE not in schema["paths"]
+
+
+def test_the_candles_row_shows_unverified_queued_corrected_no_trade_minutes_and_rejected_frames(
+    conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock, page: Page
+) -> None:
+    candle_fidelity(conn, clock)
+    with TestClient(create_app(Settings(db_path=memory_path), clock=clock)) as client:
+        page.set_content(client.get(PAGE).text)
+
+    headers = page.eval_on_selector_all("thead th", "cells => cells.map(c => c.innerText.toLowerCase())")
+    column = headers.index("unverified / queued")
+    cells = page.eval_on_selector_all(
+        "tr.channel", f"rows => rows.map(r => [r.dataset.channel, r.cells[{column}].innerText])")
+    assert dict(cells) == {
+        "hyperliquid/candles": "2 / 4", "hyperliquid/funding": "—", "hyperliquid/features": "—",
+        "hyperliquid/maintenance": "—", "polymarket/discovery": "—", "polymarket/summary": "—", "defillama/macro": "—",
+    }
+    assert page.locator('tr.channel[data-channel="hyperliquid/candles"] .warning').all_inner_texts() == ["unverified_candles"]
+    details = page.locator('tr.details[data-channel="hyperliquid/candles"]')
+    assert details.locator(".fidelity").inner_text() == (
+        "24 h: 2 unverified minutes (oldest opened 2026-11-18 10:55:00 UTC), 2 no-trade minutes; repair queue 4; "
+        "last hour: 3 corrected minutes, rejected frames low_above_high 1, non_finite 3")
+    assert ("unverified_candles: 2 unverified minutes in the last 24 h; the oldest, opened 2026-11-18 10:55:00 UTC, "
+            "closed 660s ago, over 600s") in details.inner_text()
+    assert page.locator('tr.details[data-channel="hyperliquid/funding"] .fidelity').count() == 0

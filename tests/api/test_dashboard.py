@@ -13,11 +13,13 @@ from market_assets.registry import CANDLES, FUNDING, REGISTRY, VOLUME_RECOUNT_AF
 from market_assets.settings import Settings
 from tests.conftest import FrozenClock
 
-from .seeding import candles, finished_run, listed
+from .seeding import candle_fidelity, candles, finished_run, listed
 
 DASHBOARD = "/api/v1/ingestion/dashboard"
 MIN = 60_000
 HOUR = 3_600_000
+FIDELITY = ("unverifiedMinutes", "oldestUnverifiedMs", "repairQueue", "correctedMinutes", "noTradeMinutes", "rejectedFrames")
+"""The candles row's fidelity fields (SPEC §8); ``null`` on every other row."""
 
 
 def seed_candles_channel(conn: sqlite3.Connection, clock: FrozenClock) -> None:
@@ -62,15 +64,41 @@ def test_dashboard_reports_every_signal_of_a_channel(conn: sqlite3.Connection, m
     assert row["counters"] == {"reconnects": 1, "parse_errors": 0, "queue_depth": 3}
     assert row["details"] == {"note": "resubscribed"}
     assert row["thresholds"] == {"dataLagSec": 360, "minCoverage": 0.9, "recentWindowSec": 3600,
-                                 "recentFailures": 1, "throttles": 1}
+                                 "recentFailures": 1, "throttles": 1, "unverifiedAfterSec": 600}
+    assert {k: row[k] for k in FIDELITY} == {"unverifiedMinutes": 0, "oldestUnverifiedMs": None, "repairQueue": 0,
+                                            "correctedMinutes": 0, "noTradeMinutes": 0, "rejectedFrames": {}}
     assert [w["code"] for w in row["warnings"]] == ["low_coverage", "recent_failures", "throttled"]
     assert "1 of 4 expected subjects" in row["warnings"][0]["message"]
     funding = document["rows"][1]
     assert (funding["health"]["status"], funding["totalRows"], funding["lastRun"]) == ("missing", 0, None)
     assert (funding["expectedSubjects"], funding["coverage"]) == (4, 0.0)
     assert [w["code"] for w in funding["warnings"]] == ["low_coverage"]
+    assert {k: funding[k] for k in FIDELITY} == dict.fromkeys(FIDELITY)
+    assert funding["thresholds"]["unverifiedAfterSec"] is None
     macro = document["rows"][-1]
     assert (macro["expectedSubjects"], macro["coverage"], macro["warnings"]) == (None, None, [])
+
+
+def test_the_candles_row_shows_unverified_queued_corrected_no_trade_minutes_and_rejected_frames(
+    conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock
+) -> None:
+    candle_fidelity(conn, clock)
+    t0 = clock.now_ms
+    with TestClient(create_app(Settings(db_path=memory_path), clock=clock)) as client:
+        rows = client.get(DASHBOARD).json()["rows"]
+    candles_row = rows[0]
+    assert {k: candles_row[k] for k in FIDELITY} == {
+        "unverifiedMinutes": 2, "oldestUnverifiedMs": t0 - 12 * MIN, "repairQueue": 4, "correctedMinutes": 3,
+        "noTradeMinutes": 2, "rejectedFrames": {"low_above_high": 1, "non_finite": 3}}
+    assert candles_row["warnings"] == [{
+        "code": "unverified_candles",
+        "message": "2 unverified minutes in the last 24 h; the oldest, opened 2026-11-18 10:55:00 UTC, "
+                   "closed 660s ago, over 600s"}]
+    # The last window's own counters still come through as they are.
+    assert (candles_row["counters"]["corrected_minutes"], candles_row["counters"]["repair_requests"]) == (2, 1)
+    for other in rows[1:]:
+        assert {k: other[k] for k in FIDELITY} == dict.fromkeys(FIDELITY), other["channel"]
+        assert "unverified_candles" not in [w["code"] for w in other["warnings"]]
 
 
 def test_the_local_profile_expects_only_its_capped_coins(conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock) -> None:
@@ -112,7 +140,9 @@ def test_dashboard_schemas_are_in_the_openapi_document(memory_path: Path) -> Non
     assert {"health", "totalRows", "rowsLast24h", "subjectsLastHour", "expectedSubjects", "coverage", "latestDataMs",
             "dataLagSec", "lastRun", "recentFailures", "recentThrottles", "counters", "warnings"} <= set(row)
     codes = schema["components"]["schemas"]["WarningCode"]["enum"]
-    assert set(codes) == {"stale", "data_lag", "zero_rows_last_run", "low_coverage", "recent_failures", "throttled"}
+    assert set(codes) == {"stale", "data_lag", "zero_rows_last_run", "low_coverage", "recent_failures", "throttled",
+                          "unverified_candles"}
+    assert set(FIDELITY) <= set(row)
     assert "/api/v1/ingestion/dashboard" in schema["paths"]
     assert "/admin/ingestion" not in schema["paths"]
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import sqlite3
 
 from market_assets.dashboard import DashboardRow, read_dashboard
+from market_assets.memory.candles import RepairReason
+from market_assets.memory.repairs import apply_repair
 from market_assets.registry import CANDLES, FUNDING, Channel
 from tests.conftest import FrozenClock
+from tests.market_data import candle
 
-from .seeding import candles, finished_run, listed
+from .seeding import candles, finished_run, listed, no_trades, queued
 
 MIN = 60_000
+DAY = 86_400_000
 
 
 def row(conn: sqlite3.Connection, clock: FrozenClock, channel: Channel = CANDLES) -> DashboardRow:
@@ -94,3 +98,44 @@ def test_throttled_warns_at_its_count_of_429s_in_the_window(conn: sqlite3.Connec
     finished_run(conn, clock, FUNDING, started_at_ms=t0 - 1000, finished_at_ms=t0, rows=4, throttles=FUNDING.warnings.throttles)
     assert "throttled" in codes(conn, clock, FUNDING)
     assert (row(conn, clock, FUNDING).recent_retries, row(conn, clock, FUNDING).recent_throttles) == (3, 1)
+
+
+def test_unverified_candles_warns_once_an_unverified_minute_closed_past_its_threshold(
+    conn: sqlite3.Connection, clock: FrozenClock
+) -> None:
+    clock.advance(seconds=(MIN - clock.now_ms % MIN) / 1000)
+    opened = clock.now_ms - MIN
+    candles(conn, "BTC", opened, confirmed=False)
+    queued(conn, "BTC", RepairReason.UNVERIFIED, opened, now_ms=clock.now_ms)
+    limit = CANDLES.warnings.unverified_after_sec
+    assert limit is not None
+    clock.advance(seconds=limit)
+    candles(conn, "ETH", clock.now_ms - MIN)  # the stream went on: no data lag
+    assert (row(conn, clock).unverified_minutes, codes(conn, clock)) == (1, [])
+    clock.advance(seconds=1)
+    assert codes(conn, clock) == ["unverified_candles"]
+    assert row(conn, clock).warnings[0].message == (
+        "1 unverified minute in the last 24 h; the oldest, opened 2026-11-18 11:06:00 UTC, closed 601s ago, over 600s")
+    # candleSnapshot returns the minute closed: confirmed, dequeued, and the warning is gone.
+    apply_repair(conn, "BTC", "1m", MIN, [candle("BTC", opened, 100.0)], minutes=[opened], no_trades=(), unfillable=(),
+                 now_ms=clock.now_ms)
+    assert (row(conn, clock).unverified_minutes, row(conn, clock).repair_queue, codes(conn, clock)) == (0, 0, [])
+
+
+def test_a_memory_without_unverified_minutes_has_no_unverified_warning(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    t0 = clock.now_ms - clock.now_ms % MIN
+    candles(conn, "BTC", t0 - 120 * MIN, t0 - MIN)
+    queued(conn, "BTC", RepairReason.MISSING, t0 - 60 * MIN, now_ms=t0 - 59 * MIN)  # owed, never stored
+    no_trades(conn, "BTC", t0 - 90 * MIN, now_ms=t0)
+    candles_row = row(conn, clock)
+    assert (candles_row.unverified_minutes, candles_row.oldest_unverified_ms, candles_row.repair_queue,
+            candles_row.no_trade_minutes) == (0, None, 1, 1)
+    assert codes(conn, clock) == []
+
+
+def test_an_unverified_minute_older_than_the_day_is_queued_but_not_counted(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    opened = clock.now_ms - clock.now_ms % MIN - DAY - MIN
+    candles(conn, "BTC", opened, confirmed=False)
+    queued(conn, "BTC", RepairReason.UNVERIFIED, opened, now_ms=clock.now_ms)
+    assert (row(conn, clock).unverified_minutes, row(conn, clock).repair_queue) == (0, 1)
+    assert "unverified_candles" not in codes(conn, clock)

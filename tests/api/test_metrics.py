@@ -14,7 +14,7 @@ from market_assets.registry import CANDLES, FUNDING, REGISTRY
 from market_assets.settings import Settings
 from tests.conftest import FrozenClock
 
-from .seeding import candles, finished_run, listed
+from .seeding import candle_fidelity, candles, finished_run, listed
 
 MIN = 60_000
 
@@ -71,6 +71,39 @@ def test_metrics_carry_last_success_status_rows_lag_and_streamer_counters(
     assert metrics["market_candle_lag_seconds"] == {(("coin", "BTC"),): 60.0, (("coin", "ETH"),): 600.0}
     assert (metrics["market_stream_reconnects"], metrics["market_stream_parse_errors"], metrics["market_stream_gaps_detected"]) == (
         {(): 2.0}, {(): 1.0}, {(): 4.0})
+
+
+def test_metrics_carry_the_candles_fidelity(conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock) -> None:
+    candle_fidelity(conn, clock)
+    t0 = clock.now_ms
+
+    metrics = scrape(memory_path, clock)
+
+    candles_channel = channel("hyperliquid", "candles")
+    assert metrics["market_channel_unverified_candles_last_day"] == {candles_channel: 2.0}
+    assert metrics["market_channel_oldest_unverified_timestamp_seconds"] == {candles_channel: (t0 - 12 * MIN) / 1000}
+    assert metrics["market_channel_repair_queue"] == {candles_channel: 4.0}
+    assert metrics["market_channel_corrected_candles_last_hour"] == {candles_channel: 3.0}
+    assert metrics["market_channel_no_trade_candles_last_day"] == {candles_channel: 2.0}
+    assert metrics["market_channel_rejected_frames_last_hour"] == {
+        (("channel", "candles"), ("reason", "low_above_high"), ("source", "hyperliquid")): 1.0,
+        (("channel", "candles"), ("reason", "non_finite"), ("source", "hyperliquid")): 3.0}
+    warnings = metrics["market_channel_warning"]
+    assert warnings[(*candles_channel, ("warning", "unverified_candles"))] == 1.0
+    assert warnings[(*channel("hyperliquid", "funding"), ("warning", "unverified_candles"))] == 0.0
+    # The latest window's own tallies, as for every streamer counter.
+    assert (metrics["market_stream_corrected_minutes"], metrics["market_stream_repair_requests"]) == ({(): 2.0}, {(): 1.0})
+
+
+def test_a_memory_without_fidelity_trouble_reports_zeros_for_candles_only(memory_path: Path, clock: FrozenClock) -> None:
+    metrics = scrape(memory_path, clock)
+    candles_channel = channel("hyperliquid", "candles")
+    for name in ("market_channel_unverified_candles_last_day", "market_channel_repair_queue",
+                 "market_channel_corrected_candles_last_hour", "market_channel_no_trade_candles_last_day"):
+        assert metrics[name] == {candles_channel: 0.0}, name
+    assert "market_channel_oldest_unverified_timestamp_seconds" not in metrics
+    assert "market_channel_rejected_frames_last_hour" not in metrics
+    assert metrics["market_channel_warning"][(*candles_channel, ("warning", "unverified_candles"))] == 0.0
 
 
 def test_a_channel_without_a_value_has_no_series_rather_than_a_zero(memory_path: Path, clock: FrozenClock) -> None:
