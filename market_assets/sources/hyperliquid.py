@@ -6,9 +6,11 @@ decimal strings and stay :class:`~decimal.Decimal`; times are epoch milliseconds
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -118,12 +120,103 @@ class Candle(
         return self.close_ms < now_ms
 
 
+class CandleDefect(StrEnum):
+    """Why a candle's values cannot be a real bucket, in the order :func:`candle_defect` checks."""
+
+    NON_FINITE = "non_finite"
+    """A value is ``NaN``, infinite, or one the memory cannot store as itself: ``"1e400"`` (a
+    REAL would hold ``inf``), a nonzero price under the smallest normal double (``"1e-400"``
+    would be ``0``), a trade count past a 64-bit INTEGER."""
+    NEGATIVE = "negative"
+    """A price at or below zero (``"-0"`` included), or a negative volume or trade count."""
+    LOW_ABOVE_HIGH = "low_above_high"
+    OPEN_OUTSIDE_RANGE = "open_outside_range"
+    CLOSE_OUTSIDE_RANGE = "close_outside_range"
+
+
+_ZERO = Decimal(0)
+_LARGEST = Decimal(sys.float_info.max)
+"""The largest double, exactly."""
+_SMALLEST_PRICE = Decimal(sys.float_info.min)
+"""The smallest normal double: below it a REAL keeps fewer digits, and under 2**-1075 none."""
+_MOST_TRADES = 2**63 - 1
+
+
+def candle_defect(candle: Candle) -> CandleDefect | None:
+    """The first defect of ``candle``'s values, or ``None`` when they can be a real bucket:
+    every price finite and ``> 0``, volume finite and ``>= 0``, ``trades >= 0``, ``l <= h`` and
+    ``o``, ``c`` within ``[l, h]``. ``o == h == l == c`` and ``v == 0`` are valid.
+
+    msgspec decodes ``"NaN"``, ``"sNaN"``, ``"inf"``, ``"-0"`` and ``"1e400"`` into a ``Decimal``
+    without complaint, so this is the only guard. It runs on every WebSocket candle frame: one
+    chained comparison settles a valid candle; only a defective one is classified. Only
+    comparisons, which never round: ``abs(Decimal("1e999999999"))`` raises ``Overflow``."""
+    low, high, volume, trades = candle.low, candle.high, candle.volume, candle.trades
+    try:
+        if (
+            _SMALLEST_PRICE <= low <= candle.open <= high <= _LARGEST
+            and low <= candle.close <= high
+            and _ZERO <= volume <= _LARGEST
+            and 0 <= trades <= _MOST_TRADES
+        ):
+            return None
+    except InvalidOperation:  # an ordering comparison with a NaN, under the default context
+        return CandleDefect.NON_FINITE
+    prices = (candle.open, high, low, candle.close)
+    if (
+        not all(value.is_finite() and -_LARGEST <= value <= _LARGEST for value in (*prices, volume))
+        or any(price != _ZERO and -_SMALLEST_PRICE < price < _SMALLEST_PRICE for price in prices)
+        or trades > _MOST_TRADES
+    ):
+        return CandleDefect.NON_FINITE
+    if min(prices) <= _ZERO or volume < _ZERO or trades < 0:
+        return CandleDefect.NEGATIVE
+    if low > high:
+        return CandleDefect.LOW_ABOVE_HIGH
+    if not low <= candle.open <= high:
+        return CandleDefect.OPEN_OUTSIDE_RANGE
+    return CandleDefect.CLOSE_OUTSIDE_RANGE  # the one condition of the chain left to fail
+
+
+class CandleRejection(NamedTuple):
+    """A candle refused for its values: the venue has that minute, so repair it from REST."""
+
+    reason: CandleDefect
+    coin: str
+    open_ms: int
+
+
+class RejectedCandle(PayloadError):
+    """A candle with every field present and typed, whose values cannot be a real bucket.
+
+    Unlike other payload errors it names the minute: count it under ``reason`` and queue
+    ``(coin, open_ms)`` for repair."""
+
+    def __init__(self, endpoint: str, field: str, reason: CandleDefect, candle: Candle) -> None:
+        values = f"o={candle.open} h={candle.high} l={candle.low} c={candle.close} v={candle.volume} n={candle.trades}"
+        super().__init__(SOURCE, endpoint, field, f"{reason} candle {candle.coin} t={candle.open_ms}: {values}")
+        self.reason = reason
+        self.coin = candle.coin
+        self.open_ms = candle.open_ms
+
+
+class CheckedCandles(NamedTuple):
+    """A ``candleSnapshot`` answer split by :func:`candle_defect`."""
+
+    candles: list[Candle]
+    rejected: list[CandleRejection]
+
+
 @dataclass(frozen=True, slots=True)
 class CandleBatch:
-    """Candles as answered at ``as_of_ms``: the newest bucket may still be forming."""
+    """Candles as answered at ``as_of_ms``: the newest bucket may still be forming.
+
+    ``rejected`` are the buckets the answer held with impossible values; they are in no other
+    list. The venue has those minutes: they are neither closed data nor no-trade minutes."""
 
     candles: list[Candle]
     as_of_ms: int
+    rejected: list[CandleRejection]
 
     @property
     def closed(self) -> list[Candle]:
@@ -165,9 +258,18 @@ def parse_meta_and_asset_ctxs(data: bytes, dex: str = "") -> PerpUniverse:
     return PerpUniverse(dex, tuple(listed), tuple(delisted))
 
 
-def parse_candles(data: bytes) -> list[Candle]:
+def parse_candles(data: bytes) -> CheckedCandles:
+    """Candles whose values pass :func:`candle_defect`, and the rest as rejections: one bad
+    bucket does not cost the answer's good ones."""
+    checked = CheckedCandles([], [])
     candles: list[Candle] = decode(data, list[Candle], SOURCE, "candleSnapshot")
-    return candles
+    for candle in candles:
+        defect = candle_defect(candle)
+        if defect is None:
+            checked.candles.append(candle)
+        else:
+            checked.rejected.append(CandleRejection(defect, candle.coin, candle.open_ms))
+    return checked
 
 
 def parse_funding(data: bytes) -> list[FundingRow]:
@@ -238,10 +340,10 @@ class HyperliquidClient:
         """
         interval_ms(interval)  # refuse an unknown interval before spending weight on it
         body = {"type": "candleSnapshot", "req": {"coin": coin, "interval": interval, "startTime": start_ms, "endTime": end_ms}}
-        candles: list[Candle] = await self._info(
+        checked: CheckedCandles = await self._info(
             body, "candleSnapshot", parse_candles, max_items=max_candles(interval, start_ms, end_ms)
         )
-        return CandleBatch(candles, self.clock.now_ms())
+        return CandleBatch(checked.candles, self.clock.now_ms(), checked.rejected)
 
     async def funding_history(self, coin: str, start_ms: int, end_ms: int | None = None) -> list[FundingRow]:
         """Every funding row of ``coin`` from ``start_ms``, following the 500-row pages.
@@ -278,4 +380,6 @@ class HyperliquidClient:
 
 
 def _item_count(parsed: object) -> int:
+    if isinstance(parsed, CheckedCandles):
+        return len(parsed.candles) + len(parsed.rejected)  # the venue charges for what it sent
     return len(parsed) if isinstance(parsed, list) else 0

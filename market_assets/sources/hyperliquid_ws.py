@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from market_assets.sources.errors import PayloadError
-from market_assets.sources.hyperliquid import SOURCE, Candle
+from market_assets.sources.hyperliquid import SOURCE, Candle, RejectedCandle, candle_defect
 from market_assets.sources.parsing import payload_error_from
 
 HYPERLIQUID_WS = "wss://api.hyperliquid.xyz/ws"
@@ -120,7 +120,9 @@ _ANY = msgspec.json.Decoder()
 
 def parse_frame(text: str | bytes) -> Frame:
     """Classify one server frame. Raises :class:`PayloadError` only for a JSON frame that breaks
-    its channel's contract (a ``candle`` without ``c``, say); non-JSON is :class:`NotJson`."""
+    its channel's contract (a ``candle`` without ``c``, say), and its subclass
+    :class:`RejectedCandle`, naming the coin and minute, for a whole candle with impossible values
+    (``"o":"NaN"``, ``l > h``: see :func:`candle_defect`); non-JSON is :class:`NotJson`."""
     try:
         envelope = _ENVELOPE.decode(text)
     except msgspec.ValidationError as exc:
@@ -130,7 +132,11 @@ def parse_frame(text: str | bytes) -> Frame:
     channel = envelope.channel
     try:
         if channel == "candle":
-            return CandleFrame(_CANDLE.decode(envelope.data))
+            candle = _CANDLE.decode(envelope.data)
+            defect = candle_defect(candle)
+            if defect is not None:
+                raise RejectedCandle(f"ws {channel}", "$.data", defect, candle)
+            return CandleFrame(candle)
         if channel == "pong":
             return Pong()
         if channel == "subscriptionResponse":

@@ -63,8 +63,8 @@ def test_ctxs_shorter_than_the_universe_is_a_payload_error() -> None:
 
 
 def test_candles_keep_decimal_text_and_inclusive_bucket_times() -> None:
-    candles = parse_candles(fixtures.fixture_bytes(fixtures.HL_CANDLES_KPEPE_1H))
-    assert len(candles) == 24
+    candles, rejected = parse_candles(fixtures.fixture_bytes(fixtures.HL_CANDLES_KPEPE_1H))
+    assert len(candles) == 24 and rejected == []
     first = candles[0]
     assert (first.open_ms, first.close_ms) == (1684699200000, 1684702799999)
     assert first.close == Decimal("0.001604") and first.volume == Decimal("520665683.0")

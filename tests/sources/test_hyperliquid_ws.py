@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from market_assets.replay import ReplayServers
 from market_assets.sources.timing import AcceleratedClock, AsyncClock
-from market_assets.sources.hyperliquid import Candle, HyperliquidClient
+from market_assets.sources.hyperliquid import Candle, CandleDefect, HyperliquidClient, RejectedCandle
 from market_assets.sources.hyperliquid_ws import (
     PING,
     Ack,
@@ -147,6 +147,41 @@ async def test_injected_noise_is_counted_and_candles_keep_flowing(replay: Replay
     assert counts.errors == 1 and counts.acks == 1
     last_noise = max(i for i, f in enumerate(frames) if isinstance(f, (NotJson, ErrorFrame)))
     assert _candles(frames[last_noise:], "BTC")
+
+
+async def _texts(ws: ClientConnection, clock_s: float) -> list[str]:
+    """Every text frame received within ``clock_s`` seconds of replay time, unparsed."""
+    texts: list[str] = []
+    try:
+        async with asyncio.timeout(clock_s / SPEED):
+            async for message in ws:
+                texts.append(str(message))
+    except TimeoutError:
+        pass
+    return texts
+
+
+async def test_a_nan_candle_frame_is_refused_naming_its_minute_and_candles_keep_flowing(replay: ReplayServers) -> None:
+    async with connect(replay.ws_url) as ws:
+        await ws.send(subscribe_message(candle_subscription("BTC")))
+        async with asyncio.timeout(5):
+            while (real := json.loads(await ws.recv()))["channel"] != "candle":
+                pass
+        replay.plan.inject(json.dumps({**real, "data": {**real["data"], "o": "NaN"}}, separators=(",", ":")))
+        await ws.send(PING)
+        texts = await _texts(ws, 30)
+    refused: list[RejectedCandle] = []
+    after_refusal: list[Frame] = []
+    for text in texts:
+        try:
+            frame = parse_frame(text)
+        except RejectedCandle as exc:
+            refused.append(exc)
+            after_refusal = []
+            continue
+        after_refusal.append(frame)
+    assert [(r.reason, r.coin, r.open_ms) for r in refused] == [(CandleDefect.NON_FINITE, "BTC", real["data"]["t"])]
+    assert len(_candles(after_refusal, "BTC")) >= 2
 
 
 async def test_unsubscribe_stops_that_coins_frames(replay: ReplayServers) -> None:

@@ -2,12 +2,14 @@
 
 Each parser gets 1,000 derandomised examples built from its own recording (the WebSocket frame
 parser from the candle, ack and error frames together): a value somewhere in the document is
-deleted, emptied or replaced by arbitrary JSON, or the bytes are cut or corrupted.
+deleted, emptied or replaced by arbitrary JSON, or the bytes are cut or corrupted. A candle
+that comes out as data has values a real bucket can have, judged here in floats, as stored.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +25,14 @@ from market_assets.sources.defillama import (
     parse_stablecoins,
 )
 from market_assets.sources.errors import PayloadError
-from market_assets.sources.hyperliquid import parse_candles, parse_funding, parse_meta_and_asset_ctxs
-from market_assets.sources.hyperliquid_ws import parse_frame
+from market_assets.sources.hyperliquid import (
+    Candle,
+    CheckedCandles,
+    parse_candles,
+    parse_funding,
+    parse_meta_and_asset_ctxs,
+)
+from market_assets.sources.hyperliquid_ws import CandleFrame, parse_frame
 from market_assets.sources.polymarket import parse_events, parse_markets, parse_search
 from market_assets.replay.catalog import synthetic_dimension_overview
 
@@ -78,7 +86,7 @@ json_values = st.one_of(
 )
 """Flat rather than recursive: the replacement only has to be the wrong shape, and a recursive
 strategy costs Hypothesis twice the time per example."""
-TRICKY = ["", "[", '["1"', "NaN", "1e999", "-0", "[1, 2]", "2025-13-45", "null", "{}"]
+TRICKY = ["", "[", '["1"', "NaN", "1e999", "1e999999999", "-0", "[1, 2]", "2025-13-45", "null", "{}"]
 ACTIONS = ["replace", "tricky", "drop_key", "empty", "truncate", "flip_byte"]
 
 Path = tuple[str | int, ...]
@@ -128,6 +136,19 @@ def _mutated(document: Any, path: Path, action: str, value: Any, position: int, 
     return body[:at] + bytes([byte]) + body[at + 1 :]
 
 
+def _candles_kept(result: object) -> list[Candle]:
+    if isinstance(result, CheckedCandles):
+        return result.candles
+    if isinstance(result, CandleFrame):
+        return [result.candle]
+    return []
+
+
+def _storable_bucket(candle: Candle) -> bool:
+    o, h, l, c, v = (float(value) for value in (candle.open, candle.high, candle.low, candle.close, candle.volume))
+    return all(map(math.isfinite, (o, h, l, c, v))) and 0 < l <= min(o, c) <= max(o, c) <= h and v >= 0 and candle.trades >= 0
+
+
 @pytest.mark.parametrize("name", list(PARSERS))
 def test_mutated_payload_parses_or_raises_the_documented_error(name: str) -> None:
     parse, sample = PARSERS[name]
@@ -154,8 +175,10 @@ def test_mutated_payload_parses_or_raises_the_documented_error(name: str) -> Non
         document, path = places[path_index]
         body = _mutated(document, path, action, value, position, byte)
         try:
-            parse(body)
+            result = parse(body)
         except PayloadError as error:
             assert error.source in ("hyperliquid", "polymarket", "defillama") and error.field.startswith("$")
+        else:
+            assert all(_storable_bucket(candle) for candle in _candles_kept(result))
 
     check()
