@@ -4,9 +4,15 @@ sensor can report each as a materialization.
 
 A window is recorded when it ends, started and finished together: were it recorded ``running``
 at its start, the channel's latest run would always be the window in progress and health would
-report candles ``running`` for ever instead of ``ok`` (SPEC §4's example). A killed streamer
-stops recording windows, and health turns ``stale`` once the last one is older than the
-threshold.
+report candles ``running`` for ever instead of ``ok`` (SPEC §4's example).
+
+A window that is recorded only when it ends leaves nothing when its process is killed, so each
+window opened is also stored as the memory's open window (:mod:`market_assets.memory.open_window`)
+and a clean stop removes it. The first roll of the next process finds a window left open and
+records it ``failed`` (:data:`ENDED_UNCLOSED`), finished when the window would have ended or at
+the restart if sooner: health reads ``failed`` until this process's first window completes. The
+marker is stored before the window just closed is recorded, and removed before the last one is:
+a kill between the two loses one window's record rather than recording it both ways.
 
 A window ``succeeded`` with the rows written in it, or ``failed`` when in it the memory refused
 a flush that no later flush of the window made good ("cannot write"), or a socket carrying coins
@@ -24,8 +30,12 @@ from typing import Any
 
 from market_assets.clock import Clock
 from market_assets.ledger import Ledger, Run
+from market_assets.memory.open_window import clear_open_window, mark_open_window, open_window_ms
 from market_assets.registry import CANDLES
 from market_assets.sources.http import RequestStats
+
+ENDED_UNCLOSED = "the streamer ended without closing this window"
+"""The error of the window a killed streamer left open, recorded by the next start."""
 
 
 @dataclass
@@ -52,6 +62,8 @@ class WindowRecorder:
         """Run ids recorded by this process, oldest first."""
         self._unrecorded: list[_Window] = []
         self._stats_at_window = (0, 0, 0)
+        self._took_over = False
+        """Whether the marker a previous process left was read: from then on it is this one's."""
 
     def window_of(self, at_ms: int) -> int:
         return at_ms - at_ms % self.window_ms
@@ -76,12 +88,26 @@ class WindowRecorder:
             return
         self._close(now_ms, metadata, failure)
         self.open = _Window(self.window_of(now_ms))
+        if not self._took_over:
+            self._take_over(conn, now_ms)
+        mark_open_window(conn, self.open.started_at_ms)
         self._record(conn)
 
     def finish(self, conn: sqlite3.Connection, now_ms: int, metadata: dict[str, Any]) -> None:
         """At shutdown: record the open window as it stands."""
         self._close(now_ms, metadata, None)
+        if self._took_over:
+            clear_open_window(conn)
         self._record(conn)
+
+    def _take_over(self, conn: sqlite3.Connection, now_ms: int) -> None:
+        """Queue the window a previous process left open as failed; before this process's own
+        marker replaces it."""
+        left_open = open_window_ms(conn)
+        self._took_over = True
+        if left_open is not None:
+            ended = min(now_ms, left_open + self.window_ms)
+            self._unrecorded.append(_Window(left_open, finished_at_ms=ended, metadata={}, error=ENDED_UNCLOSED))
 
     def _close(self, now_ms: int, metadata: dict[str, Any], failure: str | None) -> None:
         window, self.open = self.open, None
