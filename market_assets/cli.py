@@ -290,9 +290,15 @@ def up(
 
     from market_assets.stack import DagsterHomeError, StackPorts, free_port, prepare_dagster_home, stack_children
     from market_assets.supervisor import Supervisor
+    from streamer.lock import StreamerLockError, refuse_if_streaming
 
     state = ctx.find_root().obj
     settings, offline = state.settings, state.offline or offline
+    try:
+        refuse_if_streaming(settings.db_path)  # its own streamer would exit 1 and restart for ever
+    except StreamerLockError as error:
+        typer.echo(f"market up: {error}", err=True)
+        raise typer.Exit(1) from None
     with open_memory(settings.db_path):
         pass  # create and migrate the memory once, before four processes race to
     try:

@@ -2,7 +2,8 @@
 ``market hyperliquid ohlcv --duration-ms 70000`` (:func:`run_probe`).
 
 Both run the same streamer against ``settings.endpoints`` (real Hyperliquid, or the replay
-servers in offline mode) into ``settings.db_path``, with the local profile's coin cap.
+servers in offline mode) into ``settings.db_path``, with the local profile's coin cap, and both
+first take the memory's streamer lock (:mod:`streamer.lock`): a second streamer exits 1.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from market_assets.memory import MarketMemoryError, open_memory
@@ -18,10 +20,12 @@ from market_assets.memory.runs import RunStatus, get_run
 from market_assets.settings import Settings
 from market_assets.sources.timing import AsyncClock, SystemClock
 from streamer.config import StreamerConfig
+from streamer.lock import StreamerLock, StreamerLockError
 from streamer.service import Endpoints, Streamer
 
 EXIT_OK = 0
 EXIT_MEMORY_UNUSABLE = 1
+"""The memory cannot be used, or another streamer holds it (:mod:`streamer.lock`)."""
 EXIT_NOTHING_WRITTEN = 6
 """The probe streamed for its whole duration without committing a single row."""
 
@@ -29,8 +33,7 @@ EXIT_NOTHING_WRITTEN = 6
 def run_stream(settings: Settings, *, config: StreamerConfig | None = None, clock: AsyncClock | None = None) -> int:
     """Stream until SIGINT or SIGTERM; then flush the queue, record the open window, close the
     sockets and return 0."""
-    _log_to_stderr()
-    return asyncio.run(_stream(settings, config, clock, duration_ms=None, out=sys.stdout))
+    return _locked(settings, lambda: asyncio.run(_stream(settings, config, clock, duration_ms=None, out=sys.stdout)))
 
 
 def run_probe(
@@ -43,8 +46,22 @@ def run_probe(
 ) -> int:
     """Stream for ``duration_ms`` (or until interrupted), writing real rows and ledger windows,
     then print a short summary. Exit code 0 when rows were committed."""
-    _log_to_stderr()
-    return asyncio.run(_stream(settings, config, clock, duration_ms=duration_ms, out=out or sys.stdout))
+    return _locked(
+        settings, lambda: asyncio.run(_stream(settings, config, clock, duration_ms=duration_ms, out=out or sys.stdout))
+    )
+
+
+def _locked(settings: Settings, run: Callable[[], int]) -> int:
+    """``run()`` holding the memory's streamer lock, or exit 1 with one line while another
+    streamer holds it; checked before logging is set up, so that line is all stderr gets."""
+    try:
+        lock = StreamerLock.acquire(settings.db_path)
+    except StreamerLockError as exc:
+        print(f"market stream: {exc}", file=sys.stderr)
+        return EXIT_MEMORY_UNUSABLE
+    with lock:
+        _log_to_stderr()
+        return run()
 
 
 async def _stream(
@@ -104,8 +121,11 @@ def _summary(streamer: Streamer, settings: Settings, elapsed_ms: int, out: TextI
         f"  frames              {counters.candle_frames} candle, {counters.pongs} pong, "
         f"{counters.not_json_frames + counters.parse_errors + counters.error_frames} skipped",
         f"  rows written        {counters.rows_written} in {counters.flushes} flushes",
-        f"  backfill            {counters.backfill_requests} requests, {counters.backfill_candles} candles; "
-        f"gaps {counters.gaps_detected} detected, {counters.gaps_filled} filled, {counters.gaps_unfillable} unfillable",
+        f"  confirmed minutes   {counters.confirmed_minutes} by the stream, {counters.repaired_minutes} by REST "
+        f"({counters.corrected_minutes} corrected); {counters.no_trade_minutes} without trades, "
+        f"{counters.gaps_unfillable} beyond reach",
+        f"  repair              {counters.minutes_owed} minutes owed, {counters.repair_requests} requests, "
+        f"{counters.repair_failures} failed",
         f"  reconnects          {counters.reconnects} "
         f"(stale resubscribes {counters.stale_resubscribes})",
         f"  ledger windows      {windows}",
