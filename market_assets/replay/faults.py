@@ -59,6 +59,9 @@ class FaultPlan:
     """Drop each connection this many clock seconds after it opened."""
     injected_frames: list[str] = field(default_factory=list)
     """Raw text frames sent once to every connection open at the time of injection."""
+    ws_handshake_status: int | None = None
+    """While set, the WebSocket server answers every opening handshake with this HTTP status
+    (429: the venue is up and counts each connection, but turns it away)."""
 
     def add_http(self, fault: HttpFault) -> None:
         self.http.append(fault)
@@ -83,3 +86,4 @@ class FaultPlan:
         self.http.clear()
         self.silenced_coins.clear()
         self.drop_every_s = None
+        self.ws_handshake_status = None

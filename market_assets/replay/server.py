@@ -90,12 +90,35 @@ class ReplayServers:
             if self._uvicorn_task.done():
                 self._uvicorn_task.result()
             await asyncio.sleep(0.005)
-        # No protocol-level pings: the real server relies on the documented {"method":"ping"}.
-        self._ws_server = await serve(
-            self.ws.handle, host, self.config.ws_port, ping_interval=None, compression=None
-        )
+        self._ws_server = await self._serve_ws(self.config.ws_port)
         ws_port = self._ws_server.sockets[0].getsockname()[1]
         self.ws_url = f"ws://{host}:{ws_port}/ws"
+
+    async def _serve_ws(self, port: int) -> Server:
+        # No protocol-level pings: the real server relies on the documented {"method":"ping"}.
+        return await serve(
+            self.ws.handle,
+            self.config.host,
+            port,
+            process_request=self.ws.process_request,
+            ping_interval=None,
+            compression=None,
+        )
+
+    async def ws_outage(self, seconds: float) -> None:
+        """The WebSocket venue goes away for ``seconds`` of clock time, then comes back on the same
+        port. While away nothing listens, so connects are refused; the sockets open when it went
+        are cut without a close frame (1006 on clients), as a crashed server's are."""
+        server = self._ws_server
+        assert server is not None, "start the replay first"
+        port = server.sockets[0].getsockname()[1]
+        server.server.close()  # stop listening now, before a connection can slip in
+        for connection in server.all_connections:
+            connection.transport.abort()
+        server.close(close_connections=False)
+        await server.wait_closed()
+        await self.clock.sleep(seconds)
+        self._ws_server = await self._serve_ws(port)
 
     async def stop(self) -> None:
         if self._ws_server is not None:

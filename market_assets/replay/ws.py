@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
 
 from market_assets.replay.catalog import Catalog
 from market_assets.replay.faults import FaultPlan
@@ -50,6 +52,8 @@ class WsStats:
     pings: int = 0
     candle_frames: int = 0
     errors_sent: int = 0
+    refused_handshakes_ms: list[int] = field(default_factory=list)
+    """Clock time of every opening handshake answered with ``plan.ws_handshake_status``."""
 
 
 @dataclass
@@ -104,6 +108,14 @@ class ReplayWsServer:
         self.tick_s = tick_s
         """Clock seconds between candle updates per subscription."""
         self.stats = WsStats()
+
+    def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        """The opening handshake: refused with ``plan.ws_handshake_status`` while it is set."""
+        status = self.plan.ws_handshake_status
+        if status is None:
+            return None
+        self.stats.refused_handshakes_ms.append(self.clock.now_ms())
+        return ws.respond(status, f"{HTTPStatus(status).phrase}\n")
 
     async def handle(self, ws: ServerConnection) -> None:
         now_ms = self.clock.now_ms()
