@@ -1,5 +1,6 @@
 """Reconnect delays: capped exponential backoff with jitter, never giving up (nautilus_trader's
-Hyperliquid client: 250 ms doubling to 5 s, plus up to 200 ms of jitter, unlimited attempts).
+Hyperliquid client: 250 ms doubling to a cap, plus up to 200 ms of jitter, unlimited attempts;
+the cap is ``StreamerConfig.backoff_cap_s``).
 
 Jitter spreads the reconnects of several sockets dropped together, so they do not arrive at the
 server as one burst (cryptofeed #447: every subscription reconnecting at once drew HTTP 429).

@@ -142,6 +142,8 @@ class Connection:
         self.down_since_ms: int | None = self.clock.now_ms()
         """Since when this socket has not been LIVE (None while it is)."""
         self.last_error: str | None = None
+        self._failures = 0
+        """Failures since the socket was last LIVE: one per reconnect attempt."""
         self._task: asyncio.Task[None] | None = None
         self._ws: ClientConnection | None = None
         # Per-session state, reset by each new socket.
@@ -196,6 +198,7 @@ class Connection:
         self.state = state
         self.transitions.append((now, state))
         if state is ConnectionState.LIVE:
+            self._went_live(now)
             self.down_since_ms = None
         elif self.down_since_ms is None:
             self.down_since_ms = now
@@ -206,14 +209,7 @@ class Connection:
         while True:
             self._to(ConnectionState.CONNECTING)
             try:
-                async with self.limits.new_connections.slot():
-                    ws = await connect(
-                        self.limits.url,
-                        ping_interval=None,  # the documented heartbeat is the application ping
-                        open_timeout=self.config.connect_timeout_s,
-                        close_timeout=1,
-                        max_queue=1024,
-                    )
+                ws = await self._open()
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                 self._failed(f"connect: {exc!r}")
                 await self._back_off()
@@ -235,9 +231,55 @@ class Connection:
                     self.sink.lost(subscribed)
             await self._back_off()
 
+    async def _open(self) -> ClientConnection:
+        """Open a socket under the IP's new-connections limit.
+
+        The venue counts a connection when it accepts it, so an attempt that never got a TCP
+        connection (refused, no DNS answer, connect timeout) is refunded: during an outage every
+        refused try otherwise spent the allowance the venue's return needs (issue 12: data resumed
+        ~58 s after a 21 s outage). A failed handshake (e.g. an HTTP 429) reached it and counts.
+        """
+        reached = False
+
+        class Watched(ClientConnection):
+            # asyncio calls this once the TCP connection (and, for wss://, TLS) is up.
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                nonlocal reached
+                reached = True
+                super().connection_made(transport)
+
+        async with self.limits.new_connections.slot() as slot:
+            try:
+                return await connect(
+                    self.limits.url,
+                    ping_interval=None,  # the documented heartbeat is the application ping
+                    open_timeout=self.config.connect_timeout_s,
+                    close_timeout=1,
+                    max_queue=1024,
+                    create_connection=Watched,
+                )
+            except Exception:
+                if not reached:
+                    slot.refund()
+                raise
+
     def _failed(self, error: str) -> None:
+        """Only the first failure since the socket was LIVE is a warning: an outage of 20 s is ~12
+        refused connects per socket, and its end is one INFO line (:meth:`_went_live`)."""
         self.last_error = error
-        log.warning("socket %d: %s", self.index, error)
+        self._failures += 1
+        if self._failures == 1:
+            log.warning("socket %d: %s", self.index, error)
+        else:
+            log.debug("socket %d: %s (failure %d since it was live)", self.index, error, self._failures)
+
+    def _went_live(self, now_ms: int) -> None:
+        if self._failures and self.down_since_ms is not None:
+            log.info(
+                "socket %d: live again after %.1f s down and %d reconnect attempts",
+                self.index, (now_ms - self.down_since_ms) / 1000, self._failures,
+            )
+        self._failures = 0
 
     async def _back_off(self) -> None:
         self._to(ConnectionState.BACKING_OFF)

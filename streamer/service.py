@@ -68,8 +68,8 @@ class Streamer:
             config=config,
             clock=clock,
             counters=self.counters,
-            new_connections=RollingLimit(clock, config.new_connections_per_minute),
-            messages=RollingLimit(clock, config.messages_per_minute),
+            new_connections=RollingLimit(clock, config.new_connections_per_minute, name="new connections"),
+            messages=RollingLimit(clock, config.messages_per_minute, name="messages sent"),
             rng=rng or random.Random(),
         )
         self.pool = Pool(limits, self)

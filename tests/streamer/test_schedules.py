@@ -4,6 +4,7 @@ limits on new connections and messages, and the configuration's bounds."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 import pytest
@@ -77,6 +78,74 @@ def test_a_connection_counts_while_it_opens_and_from_when_it_opened() -> None:
         assert limit.wait_ms(clock.now_ms()) == 60_000  # counted from the end, not the ask
 
     asyncio.run(open_slowly())
+
+
+def test_an_attempt_refunded_as_never_reaching_the_server_leaves_no_trace_in_the_minute() -> None:
+    clock = VirtualClock(T0_MS)
+    limit = RollingLimit(clock, capacity=2)
+
+    async def outage_then_return() -> None:
+        for _ in range(20):  # refused: nothing listened
+            async with limit.slot() as slot:
+                clock.advance(0.5)
+                slot.refund()
+        assert limit.wait_ms(clock.now_ms()) == 0
+        for _ in range(2):
+            async with limit.slot():
+                clock.advance(0.5)
+        assert limit.wait_ms(clock.now_ms()) == 60_000 - 500  # only the two opens count
+
+    asyncio.run(outage_then_return())
+    assert limit.waits == 0
+
+
+def test_a_refund_lets_an_attempt_waiting_behind_it_in_at_once() -> None:
+    clock = VirtualClock(T0_MS)
+    limit = RollingLimit(clock, capacity=1)
+
+    async def admitted_at() -> int:
+        async with limit.slot():
+            return clock.now_ms()
+
+    async def two_sockets() -> int:
+        async with limit.slot() as slot:
+            waiting = asyncio.create_task(admitted_at())
+            await asyncio.sleep(0)
+            assert not waiting.done()  # only this attempt's outcome can make room
+            slot.refund()
+            return await waiting
+
+    assert asyncio.run(two_sockets()) == T0_MS
+
+
+def test_an_attempt_that_failed_without_a_refund_still_counts() -> None:
+    clock = VirtualClock(T0_MS)
+    limit = RollingLimit(clock, capacity=1)
+
+    async def answered_429() -> None:
+        with pytest.raises(ConnectionError):
+            async with limit.slot():
+                raise ConnectionError("HTTP 429")
+
+    asyncio.run(answered_429())
+    assert limit.wait_ms(clock.now_ms()) == 60_000
+
+
+def test_each_wait_on_a_limit_is_one_info_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="streamer.limits")
+    clock = VirtualClock(T0_MS)
+    limit = RollingLimit(clock, capacity=2, name="new connections")
+
+    async def five_opens() -> None:
+        for _ in range(5):
+            await limit.acquire()
+
+    asyncio.run(five_opens())
+    assert [r.getMessage() for r in caplog.records] == [
+        "new connections: waited 60.0 s for room under 2 per 60 s",
+        "new connections: waited 60.0 s for room under 2 per 60 s",
+    ]
+    assert limit.waits == 2
 
 
 def test_config_refuses_pings_slower_than_fifty_seconds_and_limits_above_the_ips() -> None:
