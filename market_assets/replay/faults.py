@@ -53,6 +53,11 @@ class FaultPlan:
     http: list[HttpFault] = field(default_factory=list)
     silenced_coins: set[str] = field(default_factory=set)
     """Coins whose ``candle`` frames the WebSocket server withholds (REST still has them)."""
+    drop_before_final: bool = False
+    """Cut each connection when it would next send a bucket's final state, before sending it:
+    every minute the stream carried ends partial on the client (REST still has the final)."""
+    truncate_every: int | None = None
+    """Send every this-many-th candle frame cut in half (not JSON any more): ``100`` is 1 %."""
     drop_generation: int = 0
     """Bumped by :meth:`drop_connections`; a connection opened under an older value is dropped."""
     drop_every_s: float | None = None
@@ -86,4 +91,6 @@ class FaultPlan:
         self.http.clear()
         self.silenced_coins.clear()
         self.drop_every_s = None
+        self.drop_before_final = False
+        self.truncate_every = None
         self.ws_handshake_status = None

@@ -61,7 +61,20 @@ class SyntheticSeries:
     def __init__(self, seeds: Mapping[str, CoinSeed], seed: int = 0) -> None:
         self.seeds = dict(seeds)
         self.seed = seed
+        self.no_trade_every: dict[str, int] = {}
+        """Per coin, every this-many-th 1-minute bucket has no trades: no candle, from the
+        stream or from ``candleSnapshot`` (an illiquid coin's quiet minutes)."""
         self._hour_path = lru_cache(maxsize=4096)(self._compute_hour_path)
+
+    def traded(self, coin: str, interval: str, open_ms: int) -> bool:
+        every = self.no_trade_every.get(coin)
+        return every is None or interval != "1m" or (open_ms // 60_000) % every != 0
+
+    @staticmethod
+    def is_final(interval: str, open_ms: int, at_ms: int) -> bool:
+        """Whether the bucket's state at ``at_ms`` is its final one (its last sample is taken)."""
+        step = interval_ms(interval) // SAMPLES_PER_BUCKET
+        return (at_ms - open_ms) // step + 1 >= SAMPLES_PER_BUCKET
 
     def __contains__(self, coin: str) -> bool:
         return coin in self.seeds
@@ -69,7 +82,7 @@ class SyntheticSeries:
     def candle(self, coin: str, interval: str, open_ms: int, now_ms: int) -> dict[str, Any] | None:
         """The bucket opening at ``open_ms`` as it stands at ``now_ms`` (HL wire shape), or None
         before it opens."""
-        if open_ms > now_ms or coin not in self.seeds:
+        if open_ms > now_ms or coin not in self.seeds or not self.traded(coin, interval, open_ms):
             return None
         length = interval_ms(interval)
         step = length // SAMPLES_PER_BUCKET

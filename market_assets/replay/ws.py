@@ -52,6 +52,7 @@ class WsStats:
     pings: int = 0
     candle_frames: int = 0
     errors_sent: int = 0
+    truncated: int = 0
     refused_handshakes_ms: list[int] = field(default_factory=list)
     """Clock time of every opening handshake answered with ``plan.ws_handshake_status``."""
 
@@ -200,10 +201,21 @@ class ReplayWsServer:
         await self._send_bucket(conn, sub, open_ms, now_ms)
 
     async def _send_bucket(self, conn: _Connection, sub: _Subscription, open_ms: int, at_ms: int) -> None:
-        candle = self.catalog.series.candle(sub.coin, sub.interval, open_ms, at_ms)
-        if candle is not None:
-            self.stats.candle_frames += 1
-            await conn.send(json.dumps({"channel": "candle", "data": candle}, separators=(",", ":")))
+        series = self.catalog.series
+        candle = series.candle(sub.coin, sub.interval, open_ms, at_ms)
+        if candle is None:
+            return
+        if self.plan.drop_before_final and series.is_final(sub.interval, open_ms, at_ms):
+            self.stats.dropped += 1
+            conn.ws.transport.abort()
+            raise ConnectionClosed(None, None)
+        self.stats.candle_frames += 1
+        text = json.dumps({"channel": "candle", "data": candle}, separators=(",", ":"))
+        every = self.plan.truncate_every
+        if every is not None and self.stats.candle_frames % every == 0:
+            self.stats.truncated += 1
+            text = text[: len(text) // 2]
+        await conn.send(text)
 
 
 def _valid(subscription: Any) -> bool:
