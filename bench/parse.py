@@ -26,6 +26,7 @@ from market_assets.sources.defillama import (  # noqa: E402
     parse_stablecoins,
 )
 from market_assets.sources.hyperliquid import (  # noqa: E402
+    CheckedCandles,
     PerpUniverse,
     parse_candles,
     parse_funding,
@@ -56,6 +57,8 @@ def records(result: object) -> int:
     """Top-level records a parse produced (a frame, an event page and a report count as shown)."""
     if isinstance(result, list):
         return len(result)
+    if isinstance(result, CheckedCandles):
+        return len(result.candles) + len(result.rejected)
     if isinstance(result, PerpUniverse):
         return len(result.listed) + len(result.delisted)
     if isinstance(result, SearchPage):

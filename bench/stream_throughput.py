@@ -12,8 +12,9 @@ throughput  Frames -> committed rows, sustained: the replay sends ``--frames`` c
 latency     An hour of simulated stream of every listed perp (171 in the recorded universe;
             Hyperliquid lists ~190-228) at 60x: frame received -> row committed p50/p99 (goal
             p99 <= 250 ms) and this process's RSS sampled through the hour (goal <= 120 MB, flat).
-backfill    A 5-minute outage of every listed perp, then a restart: time until every owed minute
-            is back from ``candleSnapshot``, as a ratio to the weight-budget floor: when the last
+backfill    A 5-minute outage of every listed perp, then a restart: time until the repair queue
+            is empty (every owed minute confirmed from ``candleSnapshot``), as a ratio to the
+            weight-budget floor: when the last
             of the same requests could be sent at the earliest under 1,200 weight per rolling
             minute (21-weight requests pack a minute to 1,197, so 3,611 weight needs a fourth
             slot at 180 s, not the 120 s a fluid budget would suggest). Goal <= 1.1x.
@@ -31,12 +32,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from market_assets.memory import connect  # noqa: E402
-from market_assets.memory.candles import _UPSERT  # noqa: E402  (the streamer's own statement)
+from market_assets.memory.candles import _UPSERT, _params  # noqa: E402  (the streamer's own statement)
 from market_assets.memory.connection import close  # noqa: E402
 from market_assets.replay import ReplayConfig, ReplayServers  # noqa: E402
 from market_assets.sources.hyperliquid_ws import CandleFrame, parse_frame  # noqa: E402
@@ -157,7 +157,7 @@ def sqlite_ceiling(frames: int, folder: Path) -> float:
         frame = parse_frame(text)
         assert isinstance(frame, CandleFrame)
         rows.append(row_of(frame.candle, True))
-    params = [(*row[:4], *map(float, row[4:9]), row.trades, int(row.closed), T0_MS) for row in rows]
+    params = [_params(row, T0_MS) for row in rows]
     conn = connect(folder / "ceiling.db")
     try:
         started = time.perf_counter()
@@ -257,17 +257,16 @@ async def outage(folder: Path) -> tuple[float, float, int, Streamer]:
     async with replay_process(speed, 5.0) as replay:
         clock = replay_clock(speed, replay.urls["control"])
         db = folder / "outage.db"
-        async with running(Streamer(db, replay.endpoints, StreamerConfig(), clock)):
+        config = StreamerConfig(warm_start_minutes=0)  # the outage alone, not a day of warm start
+        async with running(Streamer(db, replay.endpoints, config, clock)):
             await clock.sleep(150)
         await clock.sleep(300)  # five minutes without a socket
         restarted = clock.now_ms()
-        async with running(Streamer(db, replay.endpoints, StreamerConfig(), clock)) as streamer:
-            coins = len(streamer.universe.coins)
-            assert streamer.backfill is not None
-            while streamer.counters.gaps_filled < coins or not streamer.backfill.idle:
+        async with running(Streamer(db, replay.endpoints, config, clock)) as streamer:
+            while not (streamer.repairer.idle and streamer.counters.repaired_minutes):
                 await asyncio.sleep(0.02)
             took_ms = clock.now_ms() - restarted
-    weights = [info_weight("metaAndAssetCtxs")] + [info_weight("candleSnapshot", 7)] * streamer.counters.backfill_requests
+    weights = [info_weight("metaAndAssetCtxs")] + [info_weight("candleSnapshot", 7)] * streamer.counters.repair_requests
     return took_ms, budget_floor_ms(weights), sum(weights), streamer
 
 
@@ -287,9 +286,9 @@ def backfill() -> None:
     with tempfile.TemporaryDirectory() as folder:
         took_ms, floor_ms, weight, streamer = asyncio.run(outage(Path(folder)))
     counters = streamer.counters
-    print(f"backfill after a 5-minute outage of {len(streamer.universe.coins)} coins: "
-          f"{counters.backfill_requests} candleSnapshot requests, {counters.backfill_candles} candles, "
-          f"{weight} weight, gaps {counters.gaps_detected} detected / {counters.gaps_filled} filled")
+    print(f"repair after a 5-minute outage of {len(streamer.universe.coins)} coins: "
+          f"{counters.repair_requests} candleSnapshot requests, {counters.repaired_minutes} minutes confirmed "
+          f"({counters.corrected_minutes} corrected), {weight} weight")
     print(f"  every owed minute back in   {took_ms / 1000:6.1f} s (simulated)")
     print(f"  weight-budget floor         {floor_ms / 1000:6.1f} s   (the last request's earliest slot under "
           f"1,200 weight per rolling minute; {weight / HYPERLIQUID_WEIGHT_PER_MINUTE * 60:.1f} s at the bare rate)")

@@ -59,6 +59,9 @@ class Settings:
     is set (``MARKET_DASHBOARD_REQUIRES_ADMIN``): then an ``x-user-id`` of ``admin_user_ids``."""
     admin_user_ids: tuple[str, ...] = ()
     """``MARKET_ADMIN_USER_IDS``, comma-separated."""
+    warm_start_minutes: int = 1440
+    """``MARKET_WARM_START_MINUTES``: the streamer's start (and a new listing) queues the minutes
+    of this many before now that are not stored confirmed for REST repair."""
 
     @property
     def max_coins(self) -> int | None:
@@ -87,6 +90,7 @@ class Settings:
             else _project_dagster_home(),
             dashboard_requires_admin=_flag(env.get("MARKET_DASHBOARD_REQUIRES_ADMIN")),
             admin_user_ids=_csv(env.get("MARKET_ADMIN_USER_IDS")),
+            warm_start_minutes=int(env.get("MARKET_WARM_START_MINUTES", "1440")),
         )
 
 

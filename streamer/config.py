@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from market_assets.memory.retention import WAL_BOUND_BYTES
 from market_assets.registry import CANDLES
 from market_assets.settings import Settings
+from market_assets.sources.ratelimit import MAX_CANDLES_PER_SNAPSHOT
+from streamer.repair import RepairPolicy
 
 # Hyperliquid's WebSocket limits per IP (HLDOCS rate-limits-and-user-limits; sources.md §1.3).
 HL_MAX_CONNECTIONS = 10
@@ -74,10 +76,11 @@ class StreamerConfig:
 
     universe_poll_s: float = 600.0
     """Re-read ``metaAndAssetCtxs`` this often, to follow listings and delistings live."""
-    backfill_concurrency: int = 4
-    backfill_page_candles: int = 5000
-    """Candles asked for per ``candleSnapshot`` call (the server keeps the newest 5,000)."""
-    backfill_retry_s: float = 5.0
+    warm_start_minutes: int = 1440
+    """At start, and for a newly listed coin, every minute of this many before now that is not
+    stored confirmed is queued for REST repair: features have a day of history within minutes
+    of a first start, and what a previous process left unverified is made good."""
+    repair: RepairPolicy = RepairPolicy()
 
     def __post_init__(self) -> None:
         if not 0 < self.ping_interval_s <= HL_MAX_PING_INTERVAL_S:
@@ -90,6 +93,8 @@ class StreamerConfig:
             raise ValueError(f"messages_per_minute must be in [1, {HL_MAX_MESSAGES_PER_MINUTE}]")
         if self.subscriptions_per_connection < 1:
             raise ValueError("subscriptions_per_connection must be positive")
+        if not 0 <= self.warm_start_minutes <= MAX_CANDLES_PER_SNAPSHOT:
+            raise ValueError(f"warm_start_minutes must be in [0, {MAX_CANDLES_PER_SNAPSHOT}] (candleSnapshot's reach)")
         if self.silent_coin_multiple <= 0:
             raise ValueError("silent_coin_multiple must be positive")
         if self.backoff_initial_s <= 0 or self.backoff_cap_s < self.backoff_initial_s or self.backoff_jitter_s < 0:
@@ -97,7 +102,9 @@ class StreamerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamerConfig:
-        return cls(max_coins=settings.max_coins, hip3_dexes=settings.hip3_dexes)
+        return cls(
+            max_coins=settings.max_coins, hip3_dexes=settings.hip3_dexes, warm_start_minutes=settings.warm_start_minutes
+        )
 
     @property
     def window_ms(self) -> int:

@@ -37,7 +37,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from market_assets.sources.errors import PayloadError
-from market_assets.sources.hyperliquid import Candle
+from market_assets.sources.hyperliquid import Candle, RejectedCandle
 from market_assets.sources.hyperliquid_ws import (
     PING,
     Ack,
@@ -54,7 +54,8 @@ from market_assets.sources.hyperliquid_ws import (
 from market_assets.sources.timing import AsyncClock
 from streamer.backoff import Backoff
 from streamer.config import StreamerConfig
-from streamer.counters import StreamCounters
+from streamer.buckets import Feed
+from streamer.counters import UNPARSEABLE, StreamCounters
 from streamer.limits import RollingLimit
 
 log = logging.getLogger(__name__)
@@ -94,13 +95,18 @@ class SessionLost(Exception):
 class StreamSink(Protocol):
     """Where a connection hands what it learns (implemented by the service)."""
 
-    async def candle(self, candle: Candle, received_ms: int, first: bool) -> None:
-        """A candle frame; ``first``: the first frame of the coin since it was (re)subscribed.
-        May wait: that is the back-pressure of a full writer queue."""
+    async def candle(self, candle: Candle, received_ms: int, feed: Feed) -> None:
+        """A candle frame, from the socket session ``feed``. May wait: that is the back-pressure
+        of a full writer queue."""
         ...
 
-    def lost(self, coins: Collection[str]) -> None:
-        """These coins' subscription ended with the socket; their newest bucket may be partial."""
+    def rejected(self, error: RejectedCandle) -> None:
+        """A candle frame with impossible values: that coin's minute is not to be trusted."""
+        ...
+
+    def lost(self, coins: Collection[str], feed: Feed) -> None:
+        """These coins' subscription ended with the socket session ``feed``; their newest bucket
+        may be partial."""
         ...
 
     def resubscribed(self, coin: str) -> None:
@@ -151,8 +157,9 @@ class Connection:
         """Coins subscribed on this socket (ack pending or received) -> when the subscribe was sent."""
         self._acked: set[str] = set()
         self._asked_again: set[str] = set()
-        self._awaiting_first: set[str] = set()
         self._last_frame_ms: dict[str, int] = {}
+        self._feed = Feed()
+        """This session's frames as the bucket book sees them (a new one per socket)."""
         self._last_received_ms = 0
         self._in_sink = False
         self._changes: list[tuple[str, str]] = []
@@ -210,7 +217,7 @@ class Connection:
             self._to(ConnectionState.CONNECTING)
             try:
                 ws = await self._open()
-            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as exc:
                 self._failed(f"connect: {exc!r}")
                 await self._back_off()
                 continue
@@ -223,12 +230,12 @@ class Connection:
                 self._failed(str(exc) or repr(exc))
             finally:
                 self._ws = None
-                subscribed = list(self._sent)
+                subscribed, feed = list(self._sent), self._feed
                 self._reset_session()
                 if self.state is not ConnectionState.CLOSING:
                     ws.transport.abort()  # no close handshake with a socket we gave up on
                 if subscribed:
-                    self.sink.lost(subscribed)
+                    self.sink.lost(subscribed, feed)
             await self._back_off()
 
     async def _open(self) -> ClientConnection:
@@ -287,10 +294,10 @@ class Connection:
         await self.clock.sleep(self.backoff.next_delay())
 
     def _reset_session(self) -> None:
+        self._feed = Feed()
         self._sent.clear()
         self._acked.clear()
         self._asked_again.clear()
-        self._awaiting_first.clear()
         self._last_frame_ms.clear()
         self._changes.clear()
 
@@ -319,7 +326,6 @@ class Connection:
 
     async def _subscribe(self, ws: ClientConnection, coin: str) -> None:
         self._sent[coin] = self.clock.now_ms()
-        self._awaiting_first.add(coin)
         await self._send(ws, subscribe_message(candle_subscription(coin, self.config.interval)))
 
     async def _read(self, ws: ClientConnection) -> None:
@@ -329,8 +335,16 @@ class Connection:
             self.counters.frames += 1
             try:
                 frame = parse_frame(message)
+            except RejectedCandle as exc:
+                self.counters.reject(exc.reason.value)
+                self.sink.rejected(exc)
+                continue
             except PayloadError as exc:
+                # Whatever it was (a candle's final update, maybe), this socket's buckets can no
+                # longer be proved final by it.
+                self._feed.unparseable += 1
                 self.counters.parse_errors += 1
+                self.counters.reject(UNPARSEABLE)
                 log.debug("socket %d: skipped an invalid frame: %s", self.index, exc)
                 continue
             match frame:
@@ -339,11 +353,9 @@ class Connection:
                     coin = candle.coin
                     self._last_frame_ms[coin] = now_ms
                     self.counters.last_frame_ms[coin] = now_ms
-                    first = coin in self._awaiting_first
-                    self._awaiting_first.discard(coin)
                     self._in_sink = True
                     try:
-                        await self.sink.candle(candle, now_ms, first)
+                        await self.sink.candle(candle, now_ms, self._feed)
                     finally:
                         # Held by back-pressure, the reader was alive; the socket's silence
                         # counts from when it can read again.
@@ -358,7 +370,10 @@ class Connection:
                     self.counters.error_frames += 1
                     self._on_error(frame)
                 case NotJson():
+                    # A truncated candle frame is not JSON either.
+                    self._feed.unparseable += 1
                     self.counters.not_json_frames += 1
+                    self.counters.reject(UNPARSEABLE)
                 case OtherFrame():
                     self.counters.other_frames += 1
 
@@ -381,7 +396,6 @@ class Connection:
             # socket; the next universe poll decides whether it is still wanted.
             self.counters.refused_subscriptions += 1
             del self._sent[coin]
-            self._awaiting_first.discard(coin)
 
     async def _ping(self, ws: ClientConnection) -> None:
         while True:
@@ -411,7 +425,6 @@ class Connection:
             elif method == "unsubscribe" and coin in self._sent:
                 del self._sent[coin]
                 self._acked.discard(coin)
-                self._awaiting_first.discard(coin)
                 self._last_frame_ms.pop(coin, None)
                 await self._send(ws, unsubscribe_message(candle_subscription(coin, self.config.interval)))
 

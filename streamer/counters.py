@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+UNPARSEABLE = "unparseable"
+"""The rejection reason of a frame that could not be read at all (any of them may have been a candle)."""
+
 WINDOWED = (
     "frames",
     "candle_frames",
@@ -19,12 +22,17 @@ WINDOWED = (
     "ack_timeouts",
     "refused_subscriptions",
     "stale_resubscribes",
-    "gaps_detected",
-    "gaps_filled",
+    "confirmed_minutes",
+    "minutes_owed",
+    "repair_requests",
+    "repaired_minutes",
+    "corrected_minutes",
+    "no_trade_minutes",
     "gaps_unfillable",
-    "backfill_requests",
-    "backfill_candles",
-    "backfill_failures",
+    "repair_conflicts",
+    "repair_failures",
+    "repair_worker_restarts",
+    "rows_refused",
     "write_errors",
     "flushes",
     "rows_written",
@@ -52,12 +60,24 @@ class StreamCounters:
     ack_timeouts: int = 0
     refused_subscriptions: int = 0
     stale_resubscribes: int = 0
-    gaps_detected: int = 0
-    gaps_filled: int = 0
+    confirmed_minutes: int = 0
+    """Closed minutes the stream itself proved final (the same socket went on to the next)."""
+    minutes_owed: int = 0
+    """Minutes the stream queued for REST repair (unverified, skipped or rejected)."""
+    repair_requests: int = 0
+    repaired_minutes: int = 0
+    """Queued minutes stored confirmed from candleSnapshot."""
+    corrected_minutes: int = 0
+    """Of those, the ones stored before with different values."""
+    no_trade_minutes: int = 0
     gaps_unfillable: int = 0
-    backfill_requests: int = 0
-    backfill_candles: int = 0
-    backfill_failures: int = 0
+    """Queued minutes older than candleSnapshot's 5,000-candle reach."""
+    repair_conflicts: int = 0
+    """Minutes the stream had a candle for and REST has none."""
+    repair_failures: int = 0
+    repair_worker_restarts: int = 0
+    rows_refused: int = 0
+    """Rows the memory would not store (set aside, their minute queued for repair)."""
     write_errors: int = 0
     flushes: int = 0
     rows_written: int = 0
@@ -67,11 +87,17 @@ class StreamCounters:
     """Truncations readers kept from completing within the writer's wait."""
     queue_depth_max: int = 0
     """Deepest the frame queue was in the current window."""
+    rejected_frames: dict[str, int] = field(default_factory=dict)
+    """Candle frames refused, per reason (a value defect, or ``unparseable``)."""
     last_frame_ms: dict[str, int] = field(default_factory=dict)
     """Per coin, when its latest candle frame arrived (epoch ms)."""
     resubscribed: dict[str, int] = field(default_factory=dict)
     """Stale resubscribes per coin since the process started."""
     _at_last_window: dict[str, int] = field(default_factory=dict)
+    _rejected_at_last_window: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        self.rejected_frames[reason] = self.rejected_frames.get(reason, 0) + 1
 
     def window(self, queue_depth: int) -> dict[str, Any]:
         """The counts since the previous window, the queue depth and every coin's last frame."""
@@ -79,7 +105,13 @@ class StreamCounters:
         report: dict[str, Any] = {name: value - self._at_last_window.get(name, 0) for name, value in now.items()}
         report["queue_depth"] = queue_depth
         report["queue_depth_max"] = max(self.queue_depth_max, queue_depth)
+        report["rejected_frames"] = {
+            reason: count - self._rejected_at_last_window.get(reason, 0)
+            for reason, count in self.rejected_frames.items()
+            if count > self._rejected_at_last_window.get(reason, 0)
+        }
         report["last_frame_ms"] = dict(self.last_frame_ms)
         self._at_last_window = now
+        self._rejected_at_last_window = dict(self.rejected_frames)
         self.queue_depth_max = queue_depth
         return report

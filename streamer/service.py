@@ -1,7 +1,8 @@
-"""The streamer process composed: universe, sockets, writer, backfill, ledger windows, shutdown.
+"""The streamer process composed: universe, sockets, writer, repair, ledger windows, shutdown.
 
-:class:`Streamer` is also the sink of every socket: it decides closed vs forming for each frame,
-keeps the per-coin resume points of the continuity check, and hands owed ranges to the backfill.
+:class:`Streamer` is also the sink of every socket: the bucket book decides for each frame what
+it may be stored as (forming, closed, confirmed) and which minutes it reveals as owed to REST,
+which the writer queues durably for the repairer to drain.
 """
 
 from __future__ import annotations
@@ -9,26 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Collection
+import sqlite3
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from market_assets.memory.candles import last_closed_open_times
+from market_assets.memory.candles import RepairReason
 from market_assets.memory.hyperliquid import listed_coins, upsert_universe
+from market_assets.memory.repairs import queue_horizon
 from market_assets.sources.errors import SourceError
-from market_assets.sources.hyperliquid import Candle, HyperliquidClient
+from market_assets.sources.hyperliquid import Candle, HyperliquidClient, RejectedCandle
 from market_assets.sources.ratelimit import interval_ms, shared_budget
 from market_assets.sources.timing import AsyncClock
-from streamer.backfill import Backfiller
 from streamer.backoff import Backoff
-from streamer.buckets import BucketBook, row_of
+from streamer.buckets import BucketBook, Feed
 from streamer.config import StreamerConfig
 from streamer.connection import SocketLimits
-from streamer.continuity import ResumePoints, bucket_start
 from streamer.counters import StreamCounters
 from streamer.limits import RollingLimit
 from streamer.memory_thread import MemoryThread
 from streamer.pool import Pool
+from streamer.repair import Repairer, bucket_start, window_floor
 from streamer.universe import Universe, read_universe, stored_universe
 from streamer.windows import WindowRecorder
 from streamer.writer import Writer
@@ -59,8 +61,7 @@ class Streamer:
         self.counters = StreamCounters()
         self.memory = MemoryThread(db_path, clock.now_ms)
         self.client = HyperliquidClient(endpoints.rest, clock=clock, limiter=shared_budget(db_path, clock))
-        self.book = BucketBook()
-        self.resume = ResumePoints()
+        self.book = BucketBook(self.step_ms)
         self.universe = Universe((), {}, ())
         self.windows = WindowRecorder(config.window_ms, clock.now_ms, self.client.stats)
         limits = SocketLimits(
@@ -73,8 +74,19 @@ class Streamer:
             rng=rng or random.Random(),
         )
         self.pool = Pool(limits, self)
-        self.writer = Writer(self.memory, config, clock, self.counters, self.windows, self._window_report)
-        self.backfill: Backfiller | None = None
+        self.repairer = Repairer(
+            self.client,
+            self.memory,
+            clock,
+            self.counters,
+            lambda coin: self.universe.volume(coin),
+            interval=config.interval,
+            step_ms=self.step_ms,
+            policy=config.repair,
+        )
+        self.writer = Writer(
+            self.memory, config, clock, self.counters, self.windows, self._window_report, on_owed=self.repairer.wake
+        )
         self.started = asyncio.Event()
         """Set once the universe is placed on the sockets."""
         self._universe_error: str | None = None
@@ -83,24 +95,29 @@ class Streamer:
 
     # Sink of the sockets ---------------------------------------------------------------------
 
-    async def candle(self, candle: Candle, received_ms: int, first: bool) -> None:
-        closed = self.book.observe(candle, received_ms)
-        if first and self.backfill is not None:
-            owed = self.resume.resumed(candle.coin, candle.open_ms)
-            if owed is not None:
-                self.backfill.submit(candle.coin, owed)
-        await self.writer.put(row_of(candle, closed))
+    async def candle(self, candle: Candle, received_ms: int, feed: Feed) -> None:
+        row, confirmed, owed = self.book.observe(candle, received_ms, feed)
+        await self.writer.put(row)
+        if confirmed is not None:
+            self.counters.confirmed_minutes += 1
+            await self.writer.put(confirmed)
+        if owed:
+            self.writer.owe(owed)
 
-    def lost(self, coins: Collection[str]) -> None:
-        for coin in coins:
-            self.resume.lost(coin, self.book.newest_open.get(coin))
+    def rejected(self, error: RejectedCandle) -> None:
+        self.book.rejected(error.coin, error.open_ms)
+        self.writer.owe([(error.coin, error.open_ms, RepairReason.REJECTED)])
+
+    def lost(self, coins: Collection[str], feed: Feed) -> None:
+        owed = self.book.lost(coins, feed, self.clock.now_ms())
+        if owed:
+            self.writer.owe(owed)
 
     def resubscribed(self, coin: str) -> None:
-        """A silent coin is fetched from REST now rather than when its stream comes back."""
-        self.resume.lost(coin, self.book.newest_open.get(coin))
-        owed = self.resume.hand_over(coin, bucket_start(self.clock.now_ms(), self.step_ms))
-        if owed is not None and self.backfill is not None:
-            self.backfill.submit(coin, owed)
+        """A stale subscription started again: what it delivered before is not provably final."""
+        owed = self.book.lost([coin], None, self.clock.now_ms())
+        if owed:
+            self.writer.owe(owed)
 
     # Running ---------------------------------------------------------------------------------
 
@@ -112,21 +129,8 @@ class Streamer:
         try:
             universe = await self._first_universe(stop)
             if universe is not None:
-                stored = await self.memory.call(last_closed_open_times, self.config.interval, universe.coins)
-                self.resume = ResumePoints(stored)
-                self.backfill = Backfiller(
-                    self.client,
-                    self.memory,
-                    self.writer,
-                    self.clock,
-                    self.counters,
-                    self.universe.volume,
-                    interval=self.config.interval,
-                    step_ms=self.step_ms,
-                    concurrency=self.config.backfill_concurrency,
-                    page_candles=self.config.backfill_page_candles,
-                    retry_s=self.config.backfill_retry_s,
-                )
+                await self._queue_horizon(universe.coins)
+                self.repairer.start()
                 self.follow(universe)
                 self.started.set()
                 poller = asyncio.create_task(self._poll_universe(), name="universe")
@@ -139,12 +143,36 @@ class Streamer:
             if poller is not None:
                 poller.cancel()
             await self.pool.close()
-            if self.backfill is not None:
-                await self.backfill.close()
+            await self.repairer.close()
             if not writer_task.done():
                 await self.writer.stop()
             await self.client.aclose()
             await self.memory.close()
+
+    async def _queue_horizon(self, coins: Sequence[str]) -> None:
+        """Owe REST what this process cannot stream: the minutes before now that are not stored
+        confirmed, over the warm-start horizon (and an outage longer than it)."""
+        now_ms = self.clock.now_ms()
+        until_ms = bucket_start(now_ms, self.step_ms)
+        queued = await self.memory.call(
+            queue_horizon,
+            coins,
+            self.config.interval,
+            self.step_ms,
+            horizon=self.config.warm_start_minutes,
+            until_ms=until_ms,
+            floor_ms=window_floor(now_ms, self.step_ms),
+            now_ms=now_ms,
+        )
+        for coin in coins:
+            self.book.covered_from[coin] = until_ms
+        self.counters.gaps_unfillable += queued.unfillable
+        if queued.missing or queued.unverified:
+            log.info(
+                "owed to REST for %d coins: %d missing and %d unverified minutes (warm start over %d minutes)",
+                len(coins), queued.missing, queued.unverified, self.config.warm_start_minutes,
+            )
+        self.repairer.wake()
 
     def follow(self, universe: Universe) -> None:
         """Stream exactly ``universe``'s coins from now on: listings are subscribed and
@@ -187,6 +215,11 @@ class Streamer:
             removed = set(self.universe.coins) - set(universe.coins)
             if added or removed:
                 log.info("universe changed: +%d -%d coins", len(added), len(removed))
+            if added:
+                try:
+                    await self._queue_horizon(sorted(added))  # a new listing warms up like an empty memory
+                except sqlite3.Error as exc:
+                    log.warning("could not queue the history of %d new coins yet: %s", len(added), exc)
             self.follow(universe)
 
     def _window_report(self, window_start_ms: int | None) -> tuple[dict[str, object], str | None]:

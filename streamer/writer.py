@@ -8,8 +8,9 @@ could not write are kept and written by a later one, never dropped. Memory stays
 past ``max_pending_rows`` the writer stops taking frames until the flush in flight ends, the
 queue fills, and the readers wait (back-pressure, not growth: cryptofeed #426).
 
-A closed row (a later bucket seen, its close time passed, or from REST) is never replaced by a
-forming one, here as in the memory.
+A row is only replaced by one at least as final (forming < closed < confirmed), here as in the
+memory. Minutes owed to REST repair (:meth:`Writer.owe`) are queued durably by the flush that
+writes the rows revealing them, in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from market_assets.memory.candles import CandleRow, close_ended_candles, write_candles
+from market_assets.memory.candles import CandleRow, Repair, close_ended_candles, write_candles
 from market_assets.memory.retention import WalBound
 from market_assets.sources.timing import AsyncClock
 from streamer.config import StreamerConfig
@@ -49,9 +50,9 @@ class _Stop:
 
 _STOP = _Stop()
 _Streamed = tuple[CandleRow, int]
-_Item = _Streamed | list[CandleRow] | _Barrier | _Stop | None
-"""A streamed row with its receive time (``perf_counter_ns``), backfilled rows, a barrier, the
-stop sign, or a wake-up tick."""
+_Item = _Streamed | _Barrier | _Stop | None
+"""A streamed row with its receive time (``perf_counter_ns``), a barrier, the stop sign, or a
+wake-up tick."""
 _Key = tuple[str, int]
 
 
@@ -64,6 +65,7 @@ class Writer:
         counters: StreamCounters,
         windows: WindowRecorder,
         window_report: Callable[[int | None], tuple[dict[str, Any], str | None]],
+        on_owed: Callable[[], None] = lambda: None,
     ) -> None:
         self.memory = memory
         self.config = config
@@ -76,7 +78,10 @@ class Writer:
         self.queue: asyncio.Queue[_Item] = asyncio.Queue(config.queue_bound)
         self.latencies_ns: deque[int] = deque(maxlen=100_000)
         """Frame received -> its row committed, for the newest rows written."""
+        self.on_owed = on_owed
+        """Called once owed minutes are committed to the repair queue."""
         self._pending: dict[_Key, _Streamed] = {}
+        self._owed: dict[_Key, Repair] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._flushing: asyncio.Task[None] | None = None
         self._next_flush_ms = 0
@@ -94,19 +99,19 @@ class Writer:
         except asyncio.QueueFull:
             await self.queue.put(item)
 
-    async def store(self, rows: Sequence[CandleRow]) -> None:
-        """Closed rows from REST."""
-        await self.queue.put(list(rows))
+    def owe(self, repairs: Sequence[Repair]) -> None:
+        """Minutes to queue for REST repair with the next flush (no wait: a repair entry committed
+        before the row that revealed it is harmless, and callers may not be able to wait)."""
+        for repair in repairs:
+            self._owed.setdefault((repair[0], repair[1]), repair)
+        self.counters.minutes_owed += len(repairs)
+        self._wake()
 
     async def barrier(self) -> None:
         """Return once every row queued before this call is committed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self.queue.put(_Barrier(future))
         await future
-
-    @property
-    def pending_rows(self) -> int:
-        return len(self._pending)
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -155,9 +160,6 @@ class Writer:
             return True
         if isinstance(item, _Barrier):
             self._waiters.append(item.future)
-        elif isinstance(item, list):
-            for row in item:
-                self._merge(row, 0)
         else:
             self._merge(*item)
         return False
@@ -165,7 +167,7 @@ class Writer:
     def _merge(self, row: CandleRow, received_ns: int) -> None:
         key = (row.coin, row.open_time_ms)
         held = self._pending.get(key)
-        if held is None or row.closed or not held[0].closed:
+        if held is None or row.closed + row.confirmed >= held[0].closed + held[0].confirmed:
             self._pending[key] = (row, received_ns)
 
     async def _maybe_flush(self) -> None:
@@ -178,20 +180,23 @@ class Writer:
             flushing.result()  # a failure that is not the memory's is a bug: let it surface
         now_ms = self.clock.now_ms()
         window_due = self.windows.due(now_ms)
-        rows_due = bool(self._pending) and now_ms >= self._retry_at_ms and (
+        rows_due = bool(self._pending or self._owed) and now_ms >= self._retry_at_ms and (
             len(self._pending) >= self.config.flush_rows or now_ms >= self._next_flush_ms or bool(self._waiters)
         )
         if not (rows_due or window_due):
-            if not self._pending and self._waiters:
+            if not self._pending and not self._owed and self._waiters:
                 self._release(self._waiters)
                 self._waiters = []
             return
         batch, self._pending = (self._pending, {}) if rows_due else ({}, self._pending)
+        owed, self._owed = (self._owed, {}) if rows_due else ({}, self._owed)
         waiters, self._waiters = (self._waiters, []) if rows_due else ([], self._waiters)
-        self._flushing = asyncio.create_task(self._flush(batch, waiters))
+        self._flushing = asyncio.create_task(self._flush(batch, waiters, owed))
         self._flushing.add_done_callback(lambda _: self._wake())
 
-    async def _flush(self, batch: dict[_Key, _Streamed], waiters: list[asyncio.Future[None]]) -> None:
+    async def _flush(
+        self, batch: dict[_Key, _Streamed], waiters: list[asyncio.Future[None]], owed: dict[_Key, Repair]
+    ) -> None:
         now_ms = self.clock.now_ms()
         if self.windows.due(now_ms):
             # The window ends before this flush's rows, so its counts and its run agree.
@@ -200,24 +205,30 @@ class Writer:
                 await self.memory.call(self.windows.roll, now_ms, metadata, failure)
             except sqlite3.Error as exc:
                 log.warning("could not record the ledger window yet: %s", exc)
-        if batch:
+        if batch or owed:
             rows = [row for row, _ in batch.values()]
             newest: dict[str, int] = {}
             for row in rows:
                 if row.open_time_ms > newest.get(row.coin, -1):
                     newest[row.coin] = row.open_time_ms
             try:
-                written = await self.memory.call(
+                written, refused = await self.memory.call(
                     write_candles,
                     rows,
                     newest_open_by_coin=newest,
                     interval=self.config.interval,
                     close_ended_before_ms=now_ms,
                     now_ms=now_ms,
+                    repairs=list(owed.values()),
                 )
             except sqlite3.Error as exc:
-                self._keep(batch, waiters, exc, now_ms)
+                self._keep(batch, waiters, owed, exc, now_ms)
                 return
+            for refusal in refused:
+                log.warning("the memory refused %s %d, queued for repair: %s", refusal.row.coin, refusal.row.open_time_ms, refusal.error)
+            self.counters.rows_refused += len(refused)
+            if owed or refused:
+                self.on_owed()
             committed_ns = time.perf_counter_ns()
             self.latencies_ns.extend(committed_ns - ns for _, ns in batch.values() if ns)
             self.counters.flushes += 1
@@ -250,16 +261,25 @@ class Writer:
         except sqlite3.Error as exc:
             log.error("could not close the minutes that ended: %s", exc)
 
-    def _keep(self, batch: dict[_Key, _Streamed], waiters: list[asyncio.Future[None]], error: sqlite3.Error, now_ms: int) -> None:
-        """The memory refused the flush: hold its rows (newer ones taken meanwhile win, except
-        that a closed row still beats a forming one) and retry after ``write_retry_s``."""
+    def _keep(
+        self,
+        batch: dict[_Key, _Streamed],
+        waiters: list[asyncio.Future[None]],
+        owed: dict[_Key, Repair],
+        error: sqlite3.Error,
+        now_ms: int,
+    ) -> None:
+        """The memory refused the flush: hold its rows (newer ones taken meanwhile win, unless
+        less final) and owed minutes, and retry after ``write_retry_s``."""
         log.warning("flush of %d rows failed, kept for retry: %s", len(batch), error)
         self.counters.write_errors += 1
         self.windows.write_failed(error)
         for key, (row, ns) in batch.items():
             held = self._pending.get(key)
-            if held is None or (row.closed and not held[0].closed):
+            if held is None or row.closed + row.confirmed > held[0].closed + held[0].confirmed:
                 self._pending[key] = (row, ns)
+        for key, repair in owed.items():
+            self._owed.setdefault(key, repair)
         self._waiters = waiters + self._waiters
         self._retry_at_ms = now_ms + int(self.config.write_retry_s * 1000)
 
@@ -274,15 +294,19 @@ class Writer:
             await self._flushing
             self._flushing = None
         for attempt in range(SHUTDOWN_ATTEMPTS):
-            if not self._pending and not self._waiters:
+            if not self._pending and not self._owed and not self._waiters:
                 break
             if attempt:
                 await self.clock.sleep(self.config.write_retry_s)
             batch, self._pending = self._pending, {}
+            owed, self._owed = self._owed, {}
             waiters, self._waiters = self._waiters, []
-            await self._flush(batch, waiters)
-        if self._pending:
-            log.error("shutting down with %d rows the memory would not take", len(self._pending))
+            await self._flush(batch, waiters, owed)
+        if self._pending or self._owed:
+            log.error(
+                "shutting down with %d rows and %d owed minutes the memory would not take (the next start owes them again)",
+                len(self._pending), len(self._owed),
+            )
         else:
             await self._close_ended()
         self._release(self._waiters)

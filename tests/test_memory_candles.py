@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from decimal import Decimal
 
-from market_assets.memory.candles import CandleRow, candles_of, closed_open_times, last_closed_open_times, write_candles
+from market_assets.memory.candles import CandleRow, candles_of, write_candles
 
 from .conftest import T0_MS
 
@@ -37,7 +37,6 @@ def test_a_later_bucket_closes_the_earlier_ones_of_its_coin_only(conn: sqlite3.C
     write(conn, [bucket(1, "0.5")], newest={"BTC": BASE + MINUTE})
     assert [c.closed for c in candles_of(conn, "BTC", "1m")] == [True, False]
     assert [c.closed for c in candles_of(conn, "ETH", "1m")] == [False]
-    assert last_closed_open_times(conn, "1m", ["BTC", "ETH"]) == {"BTC": BASE}
 
 
 def test_a_bucket_whose_close_time_passed_is_closed(conn: sqlite3.Connection) -> None:
@@ -54,8 +53,3 @@ def test_a_late_forming_frame_never_overwrites_a_closed_bucket(conn: sqlite3.Con
     assert (stored.volume, stored.closed) == (9.75, True)
     write(conn, [bucket(0, "10.0", closed=True)])  # a newer closed row does replace it
     assert candles_of(conn, "BTC", "1m")[0].volume == 10.0
-
-
-def test_closed_open_times_lists_the_stored_minutes_of_a_range(conn: sqlite3.Connection) -> None:
-    write(conn, [bucket(m, "1", closed=True) for m in (0, 1, 3, 4)] + [bucket(5, "1")])
-    assert closed_open_times(conn, "BTC", "1m", BASE, BASE + 6 * MINUTE) == [BASE + m * MINUTE for m in (0, 1, 3, 4)]

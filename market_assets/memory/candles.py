@@ -155,40 +155,14 @@ def _close_ended(conn: sqlite3.Connection, interval: str, before_ms: int) -> Non
     )
 
 
-def last_closed_open_times(conn: sqlite3.Connection, interval: str, coins: Iterable[str]) -> dict[str, int]:
-    """Per coin, the open time of its newest closed bucket (where a gap backfill starts)."""
-    found: dict[str, int] = {}
-    for coin in coins:
-        # Walks back from the newest bucket and stops at the first closed one (the 1st or 2nd row).
-        row = conn.execute(
-            "SELECT open_time_ms FROM candles WHERE coin = ? AND interval = ? AND closed = 1 "
-            "ORDER BY open_time_ms DESC LIMIT 1",
-            (coin, interval),
-        ).fetchone()
-        if row is not None:
-            found[coin] = row[0]
-    return found
-
-
-def closed_open_times(
-    conn: sqlite3.Connection, coin: str, interval: str, start_ms: int, end_ms: int
-) -> list[int]:
-    """Open times of the closed buckets of one coin in ``[start_ms, end_ms)``, ascending."""
-    return [
-        row[0]
-        for row in conn.execute(
-            "SELECT open_time_ms FROM candles WHERE coin = ? AND interval = ? AND open_time_ms >= ? "
-            "AND open_time_ms < ? AND closed = 1 ORDER BY open_time_ms",
-            (coin, interval, start_ms, end_ms),
-        )
-    ]
-
-
 def candles_of(conn: sqlite3.Connection, coin: str, interval: str) -> list[CandleRow]:
     """Every stored bucket of one coin, oldest first (values as stored, REAL)."""
     rows = conn.execute(
-        "SELECT coin, interval, open_time_ms, close_time_ms, open, high, low, close, volume, trades, closed "
-        "FROM candles WHERE coin = ? AND interval = ? ORDER BY open_time_ms",
+        "SELECT coin, interval, open_time_ms, close_time_ms, open, high, low, close, volume, trades, closed, "
+        "confirmed FROM candles WHERE coin = ? AND interval = ? ORDER BY open_time_ms",
         (coin, interval),
     ).fetchall()
-    return [CandleRow(*row[:10], bool(row[10])) for row in rows]
+    return [
+        CandleRow(coin, interval_, open_ms, close_ms, o, h, low, c, v, n, bool(closed), bool(confirmed))
+        for coin, interval_, open_ms, close_ms, o, h, low, c, v, n, closed, confirmed in rows
+    ]

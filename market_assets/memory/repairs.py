@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from market_assets.memory.candles import CandleRow, RepairReason, upsert_candles
+from market_assets.memory.candles import CandleRow, RepairReason, queue_repairs, upsert_candles
 from market_assets.memory.connection import write_transaction
 from market_assets.memory.gaps import GapStatus
 
@@ -173,3 +173,81 @@ def fidelity(conn: sqlite3.Connection, since_ms: int, interval: str = "1m") -> F
         (interval, since_ms),
     ).fetchone()
     return Fidelity(unverified, oldest, queued, quiet)
+
+
+# The start's horizon ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HorizonQueued:
+    unverified: int
+    missing: int
+    unfillable: int
+    """Minutes of an outage older than ``floor_ms`` (beyond candleSnapshot's reach), recorded."""
+
+
+def queue_horizon(
+    conn: sqlite3.Connection,
+    coins: Sequence[str],
+    interval: str,
+    step_ms: int,
+    *,
+    horizon: int,
+    until_ms: int,
+    floor_ms: int,
+    now_ms: int,
+) -> HorizonQueued:
+    """What a streamer starting now owes REST, queued in one transaction.
+
+    Per coin, every minute in ``[until_ms - horizon * step_ms, until_ms)`` that is not stored
+    confirmed and not known to have no candle (``no_trades``, ``unfillable``) is queued: the
+    minutes a previous process left unverified or never stored, the history a new coin or an
+    empty memory warms up with. An outage longer than the horizon is owed from the coin's newest
+    stored minute on; its part older than ``floor_ms`` (beyond candleSnapshot's
+    5,000-candle reach) is recorded unfillable. Forming rows that ended are closed first: the
+    process that wrote them is gone.
+    """
+    unverified = missing = unfillable = 0
+    with write_transaction(conn):
+        conn.execute(
+            "UPDATE candles SET closed = 1 WHERE closed = 0 AND close_time_ms < ? AND interval = ?", (now_ms, interval)
+        )
+        for coin in coins:
+            start = until_ms - horizon * step_ms
+            (last,) = conn.execute(
+                "SELECT max(open_time_ms) FROM candles WHERE coin = ? AND interval = ? AND open_time_ms < ?",
+                (coin, interval, until_ms),
+            ).fetchone()
+            if last is not None and last < start:
+                start = last  # down longer than the horizon: owe the whole outage
+            if start < floor_ms:
+                lost = [m for m in range(start, min(floor_ms, until_ms), step_ms) if m != last]  # ``last`` is stored
+                _record_runs(conn, coin, interval, step_ms, lost, GapStatus.UNFILLABLE, now_ms)
+                unfillable += len(lost)
+                start = floor_ms
+            if start >= until_ms:
+                continue
+            confirmed: dict[int, int] = dict(
+                conn.execute(
+                    "SELECT open_time_ms, confirmed FROM candles WHERE coin = ? AND interval = ? "
+                    "AND open_time_ms >= ? AND open_time_ms < ?",
+                    (coin, interval, start, until_ms),
+                ).fetchall()
+            )
+            quiet: set[int] = set()
+            for gap_start, gap_end in conn.execute(
+                "SELECT start_ms, end_ms FROM candle_gaps WHERE coin = ? AND interval = ? "
+                "AND status IN ('no_trades', 'unfillable') AND end_ms > ? AND start_ms < ?",
+                (coin, interval, start, until_ms),
+            ):
+                quiet.update(range(gap_start, gap_end, step_ms))
+            owed: list[tuple[str, int, RepairReason]] = []
+            for open_ms in range(start, until_ms, step_ms):
+                state = confirmed.get(open_ms)
+                if state == 1 or (state is None and open_ms in quiet):
+                    continue
+                owed.append((coin, open_ms, RepairReason.MISSING if state is None else RepairReason.UNVERIFIED))
+            queue_repairs(conn, interval, owed, now_ms)
+            missing += sum(1 for _, _, reason in owed if reason is RepairReason.MISSING)
+            unverified += sum(1 for _, _, reason in owed if reason is RepairReason.UNVERIFIED)
+    return HorizonQueued(unverified, missing, unfillable)

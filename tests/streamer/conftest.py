@@ -49,8 +49,9 @@ def memory_path(tmp_path: Path) -> Path:
 
 
 def streamer_config(**changes: object) -> StreamerConfig:
-    """Defaults, except a flush every simulated second (10 ms of test time)."""
-    return replace(StreamerConfig(flush_interval_s=1.0), **changes)  # type: ignore[arg-type]
+    """Defaults, except a flush every simulated second (10 ms of test time) and no warm start
+    (a fresh memory owes nothing before the first frame; the warm-start tests ask for one)."""
+    return replace(StreamerConfig(flush_interval_s=1.0, warm_start_minutes=0), **changes)  # type: ignore[arg-type]
 
 
 @asynccontextmanager
@@ -89,6 +90,10 @@ def closed_rows(conn: sqlite3.Connection, coin: str) -> dict[int, tuple[object, 
     }
 
 
+def confirmed_minutes(conn: sqlite3.Connection, coin: str) -> set[int]:
+    return {row.open_time_ms for row in candles_of(conn, coin, "1m") if row.confirmed}
+
+
 def expected(series: SyntheticSeries, coin: str, open_ms: int) -> tuple[object, ...]:
     """The replay's final state of a bucket, as the memory stores it (REAL, exact for 5 digits)."""
     c = series.candle(coin, "1m", open_ms, open_ms + MINUTE_MS - 1)
@@ -96,21 +101,43 @@ def expected(series: SyntheticSeries, coin: str, open_ms: int) -> tuple[object, 
     return (float(c["o"]), float(c["h"]), float(c["l"]), float(c["c"]), float(c["v"]), int(c["n"]))
 
 
+def assert_confirmed_are_exact(memory_path: Path, series: SyntheticSeries, coins: Iterable[str]) -> int:
+    """At no moment is a partial minute stored as confirmed: every confirmed minute equals the
+    replay's final state (o/h/l/c/v/n). Returns how many were checked."""
+    checked = 0
+    with open_memory(memory_path) as conn:
+        for coin in coins:
+            rows = closed_rows(conn, coin)
+            confirmed = confirmed_minutes(conn, coin)
+            wrong = sorted(t for t in confirmed if rows[t] != expected(series, coin, t))
+            assert wrong == [], f"{coin}: {len(wrong)} confirmed minutes differ from the replay's series, first {wrong[:1]}"
+            checked += len(confirmed)
+    return checked
+
+
 def assert_complete_and_exact(
     memory_path: Path, series: SyntheticSeries, coins: Iterable[str], *, through_ms: int
 ) -> dict[str, int]:
-    """Every closed minute of every coin, from its first stored one through ``through_ms``,
-    is stored and equals the replay's series (o/h/l/c/v/n). Returns the minutes per coin."""
+    """Every closed minute of every coin, from its first stored one up to the minute before
+    ``through_ms``'s, is stored, confirmed and equal to the replay's series (o/h/l/c/v/n); the
+    newest minute or two (a stop leaves them for the next start to confirm) may still be
+    unverified, and nothing confirmed is ever wrong. Returns the settled minutes per coin."""
+    coins = list(coins)
+    assert_confirmed_are_exact(memory_path, series, coins)
+    settled_ms = through_ms - through_ms % MINUTE_MS - MINUTE_MS
     counts: dict[str, int] = {}
     with open_memory(memory_path) as conn:
         for coin in coins:
             rows = closed_rows(conn, coin)
             assert rows, f"{coin}: nothing stored"
             first = min(rows)
-            wanted = range(first, through_ms - through_ms % MINUTE_MS, MINUTE_MS)
+            wanted = range(first, settled_ms, MINUTE_MS)
             missing = [t for t in wanted if t not in rows]
-            assert missing == [], f"{coin}: {len(missing)} closed minutes missing"
+            assert missing == [], f"{coin}: {len(missing)} closed minutes missing, first {missing[:1]}"
             wrong = [t for t in wanted if rows[t] != expected(series, coin, t)]
             assert wrong == [], f"{coin}: {len(wrong)} minutes differ from the replay's series, first {wrong[:1]}"
+            confirmed = confirmed_minutes(conn, coin)
+            unverified = [t for t in wanted if t not in confirmed]
+            assert unverified == [], f"{coin}: {len(unverified)} settled minutes still unverified, first {unverified[:1]}"
             counts[coin] = len(wanted)
     return counts

@@ -51,7 +51,7 @@ async def test_connections_dropped_every_ten_seconds_for_ten_minutes_lose_no_clo
         end_ms = replay.clock.now_ms()
     assert replay.ws.stats.dropped >= 100 and streamer.counters.reconnects >= 100
     assert most_in_any_minute(replay.ws.stats.opened_ms) <= config.new_connections_per_minute <= 30
-    assert streamer.counters.backfill_requests > 0
+    assert streamer.counters.repair_requests > 0
     minutes = assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
     assert len(minutes) == 6 and min(minutes.values()) >= 11
 

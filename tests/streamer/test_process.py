@@ -25,6 +25,7 @@ from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.replay.catalog import Catalog
 
 from .conftest import MINUTE_MS, T0_MS, assert_complete_and_exact
+from .processes import stop
 
 SPEED = 60
 """A simulated minute per real second."""
@@ -131,9 +132,53 @@ def test_sigkill_mid_batch_leaves_no_partial_minute_and_the_restart_backfills_th
         filled = [g for g in gaps if g.coin == coin and g.status is GapStatus.FILLED]
         assert all(any(g.start_ms <= t < g.end_ms for g in filled) for t in down), coin
     assert not [g for g in gaps if g.status is not GapStatus.FILLED]
-    assert {w.status for w in windows} == {RunStatus.SUCCEEDED}
+    crashed = [w for w in windows if w.status is not RunStatus.SUCCEEDED]
+    assert [(w.status, w.error) for w in crashed] == [(RunStatus.FAILED, "the streamer ended without closing this window")]
+    assert crashed[0].started_at_ms <= killed_at < crashed[0].started_at_ms + MINUTE_MS
     # Both processes recorded theirs (how many depends on how fast a loaded machine restarts it).
     assert [w for w in windows if w.finished_at_ms <= killed_at] and [w for w in windows if w.started_at_ms > killed_at]
     # Minutes with no streamer have no window (health turns stale after six of them).
     assert not [w for w in windows if killed_at < w.started_at_ms < killed_at + 2 * MINUTE_MS]
     assert [w.started_at_ms % MINUTE_MS for w in windows] == [0] * len(windows)
+
+
+def queued_repairs(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM candle_repairs").fetchone()[0])
+
+
+def test_a_kill_while_repairs_are_queued_resumes_them_on_restart_until_the_queue_is_empty(
+    standalone_replay: dict[str, Any], tmp_path: Path
+) -> None:
+    memory_path = tmp_path / "market.db"
+    log = tmp_path / "streamer.log"
+    control = standalone_replay["control"]
+    # REST refuses candleSnapshot while the first process runs: its warm start stays queued.
+    httpx.post(f"{control}/faults", json={"kind": "status", "info_type": "candleSnapshot", "status": 500, "times": None})
+    first = start_streamer(standalone_replay, memory_path, log)
+    try:
+        poll(lambda: (read(memory_path, queued_repairs) or 0) >= 5 * 1440, 30, "the warm start queued")
+        poll(lambda: len(read(memory_path, closed_per_coin) or {}) == 5, 30, "a closed minute of each coin")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    killed_at = replay_now(standalone_replay)
+    queued_at_kill = read(memory_path, queued_repairs)
+    httpx.delete(f"{control}/faults")
+
+    second = start_streamer(standalone_replay, memory_path, log)
+    try:
+        poll(lambda: read(memory_path, queued_repairs) == 0, 60, "the repair queue to empty")
+        poll(lambda: replay_now(standalone_replay) >= killed_at + 3 * MINUTE_MS, 30, "three minutes after the kill")
+    finally:
+        code = stop(second)
+    assert code == 0, log.read_text()[-2000:]
+    end_ms = replay_now(standalone_replay)
+    with open_memory(memory_path) as conn:
+        coins = sorted(closed_per_coin(conn))
+        windows = runs_of(conn, "hyperliquid", "candles")
+    assert queued_at_kill >= 5 * 1440
+    # The day the first process could not fetch, its minutes and the second's: all confirmed, exact.
+    minutes = assert_complete_and_exact(memory_path, Catalog.load().series, coins, through_ms=end_ms)
+    assert len(coins) == 5 and min(minutes.values()) >= 1440
+    crashed = [w for w in windows if w.status is RunStatus.FAILED]
+    assert [w.error for w in crashed] == ["the streamer ended without closing this window"]
