@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--coins", type=int, default=100)
     parser.add_argument("--minutes", type=int, default=60)
     parser.add_argument("--frames-per-bucket", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--replay-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--streamer-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--urls", help=argparse.SUPPRESS)

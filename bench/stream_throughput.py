@@ -263,7 +263,7 @@ async def outage(folder: Path) -> tuple[float, float, int, Streamer]:
         await clock.sleep(300)  # five minutes without a socket
         restarted = clock.now_ms()
         async with running(Streamer(db, replay.endpoints, config, clock)) as streamer:
-            while not (streamer.repairer.idle and streamer.counters.repaired_minutes):
+            while not (streamer.repaired and streamer.counters.repaired_minutes):
                 await asyncio.sleep(0.02)
             took_ms = clock.now_ms() - restarted
     weights = [info_weight("metaAndAssetCtxs")] + [info_weight("candleSnapshot", 7)] * streamer.counters.repair_requests

@@ -11,7 +11,7 @@ every minute the stream skipped. Pure: the caller passes the receive time and th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from market_assets.memory.candles import CandleRow, Repair, RepairReason
@@ -19,6 +19,7 @@ from market_assets.sources.hyperliquid import Candle
 
 UNVERIFIED = RepairReason.UNVERIFIED
 MISSING = RepairReason.MISSING
+_NOTHING: tuple[Repair, ...] = ()
 
 
 class Feed:
@@ -53,20 +54,22 @@ class BucketBook:
         """Per coin, the first bucket the streamer owes from its first frame on: earlier ones
         were queued by the start's horizon (``memory.repairs.queue_horizon``)."""
 
-    def observe(self, candle: Candle, received_ms: int, feed: Feed) -> tuple[CandleRow, CandleRow | None, list[Repair]]:
+    def observe(
+        self, candle: Candle, received_ms: int, feed: Feed
+    ) -> tuple[CandleRow, CandleRow | None, Sequence[Repair]]:
         """A frame: the row to store for it, the row confirming the coin's previous bucket (if
         this frame proves it final), and the minutes it reveals as owed to REST."""
         coin, open_ms = candle.coin, candle.open_ms
         track = self._tracks.get(coin)
+        if track is not None and open_ms == track.open_ms:
+            # The common case, first: a full state of the same bucket, from this socket or a new
+            # one. It holds every trade so far, so whatever was lost before it no longer matters.
+            track.latest, track.feed, track.mark = candle, feed, feed.unparseable
+            return row_of(candle, candle.close_ms < received_ms), None, _NOTHING
         if track is None:
             self._tracks[coin] = _Track(open_ms, candle, feed, feed.unparseable)
             before = range(self.covered_from.get(coin, open_ms), open_ms, self.step_ms)
             return row_of(candle, candle.close_ms < received_ms), None, [(coin, m, MISSING) for m in before]
-        if open_ms == track.open_ms:
-            # A full state of the same bucket, from this socket or a new one: it holds every
-            # trade so far, so whatever was lost before it no longer matters.
-            track.latest, track.feed, track.mark = candle, feed, feed.unparseable
-            return row_of(candle, candle.close_ms < received_ms), None, []
         if open_ms < track.open_ms:
             # A late frame of an older bucket (a resubscription overlapping): never final here.
             return row_of(candle, True), None, [(coin, open_ms, UNVERIFIED)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from market_assets.memory.candles import CandleRow
 from market_assets.memory.repairs import Backlog, RepairOutcome, apply_repair, backlog, queued_minutes
@@ -79,9 +79,11 @@ class Repairer:
         self._stale = True
         """The queue changed since :attr:`_backlog` was read."""
         self._in_flight: set[str] = set()
+        self._queued_in_flight: set[str] = set()
         self._not_before_ms: dict[str, int] = {}
         self._backoffs: dict[str, Backoff] = {}
-        self._woken = asyncio.Event()
+        self._changed = asyncio.Event()
+        """Set when minutes were queued or a repair ended: waiting workers look again."""
         self._workers: list[asyncio.Task[None]] = []
         self._supervisor: asyncio.Task[None] | None = None
 
@@ -97,7 +99,7 @@ class Repairer:
     def wake(self) -> None:
         """Minutes were queued: read the queue again."""
         self._stale = True
-        self._woken.set()
+        self._changed.set()
 
     def start(self) -> None:
         self._workers = [self._spawn(i) for i in range(self.policy.concurrency)]
@@ -126,63 +128,77 @@ class Repairer:
 
     async def _work(self) -> None:
         while True:
-            coin: str | None = None
+            entry: Backlog | None = None
             try:
-                coin = await self._next_coin()
-                self._in_flight.add(coin)
-                await self._repair(coin)
+                entry = await self._next()
+                self._in_flight.add(entry.coin)
+                left = await self._repair(entry.coin)
+                self._backoffs.pop(entry.coin, None)
+                if left:  # REST could not tell yet: ask again later
+                    self._backlog[entry.coin] = replace(entry, minutes=left)
+                    self._not_before_ms[entry.coin] = self.clock.now_ms() + int(self.policy.unresolved_retry_s * 1000)
+                else:
+                    self._not_before_ms.pop(entry.coin, None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a worker must survive whatever one request or read does
                 self.counters.repair_failures += 1
-                if coin is None:  # the queue could not be read (a locked memory): wait, then again
+                if entry is None:  # the queue could not be read (a locked memory): wait, then again
                     log.warning("repair queue unreadable, reading it again in %.0f s: %s", self.policy.retry_initial_s, exc)
                     await self.clock.sleep(self.policy.retry_initial_s)
                     continue
                 backoff = self._backoffs.setdefault(
-                    coin, Backoff(self.policy.retry_initial_s, self.policy.retry_cap_s, 0.0)
+                    entry.coin, Backoff(self.policy.retry_initial_s, self.policy.retry_cap_s, 0.0)
                 )
                 delay = backoff.next_delay()
-                self._not_before_ms[coin] = self.clock.now_ms() + int(delay * 1000)
-                log.warning("repair of %s failed, asking again in %.0f s: %s", coin, delay, exc)
+                self._backlog[entry.coin] = entry
+                self._not_before_ms[entry.coin] = self.clock.now_ms() + int(delay * 1000)
+                log.warning("repair of %s failed, asking again in %.0f s: %s", entry.coin, delay, exc)
             finally:
-                if coin is not None:
-                    self._in_flight.discard(coin)
-                    self._stale = True
+                if entry is not None:
+                    self._in_flight.discard(entry.coin)
+                    if entry.coin in self._queued_in_flight:
+                        self._queued_in_flight.discard(entry.coin)
+                        self._stale = True
+                    self._changed.set()  # workers waiting on a backed-off coin look again
 
-    async def _next_coin(self) -> str:
+    async def _next(self) -> Backlog:
+        """The next coin to repair, taken out of the backlog: newest owed minute first, then
+        most traded. The queue is read again only when minutes were queued (:meth:`wake`) or
+        every ``idle_poll_s``; in between, the backlog as read, minus what was repaired, is it."""
         while True:
             if self._stale:
                 self._stale = False
-                self._woken.clear()
                 entries = await self.memory.call(backlog, self.interval)
-                self._backlog = {entry.coin: entry for entry in entries}
+                self._backlog = {entry.coin: entry for entry in entries if entry.coin not in self._in_flight}
+                # A coin queued again while its repair is in flight is read again once it ends.
+                self._queued_in_flight.update(entry.coin for entry in entries if entry.coin in self._in_flight)
             now_ms = self.clock.now_ms()
-            ready = [
-                entry
-                for entry in self._backlog.values()
-                if entry.coin not in self._in_flight and self._not_before_ms.get(entry.coin, 0) <= now_ms
-            ]
+            ready = [entry for entry in self._backlog.values() if self._not_before_ms.get(entry.coin, 0) <= now_ms]
             if ready:
                 best = min(ready, key=lambda e: (-e.newest_ms, -self.volume(e.coin), e.coin))
                 del self._backlog[best.coin]
-                return best.coin
-            waits = [at - now_ms for coin, at in self._not_before_ms.items() if at > now_ms and coin in self._backlog]
-            timeout = min([self.policy.idle_poll_s, *(w / 1000 for w in waits)])
-            woken = asyncio.create_task(self._woken.wait())
-            sleeping = asyncio.create_task(self.clock.sleep(timeout))
+                return best
+            waits = [self._not_before_ms[coin] - now_ms for coin in self._backlog if coin in self._not_before_ms]
+            self._changed.clear()
+            if self._stale:
+                continue
+            poll_ms = self.policy.idle_poll_s * 1000
+            changed = asyncio.create_task(self._changed.wait())
+            sleeping = asyncio.create_task(self.clock.sleep(min([poll_ms, *waits]) / 1000))
             try:
-                done, _ = await asyncio.wait({woken, sleeping}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({changed, sleeping}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                woken.cancel()
+                changed.cancel()
                 sleeping.cancel()
-            if sleeping in done:
-                self._stale = True
+            if sleeping in done and min([poll_ms, *waits]) == poll_ms:
+                self._stale = True  # the periodic look at the queue
 
-    async def _repair(self, coin: str) -> None:
+    async def _repair(self, coin: str) -> int:
+        """Repair every queued minute of ``coin`` REST can tell about; returns how many are left."""
         queued = await self.memory.call(queued_minutes, coin, self.interval)
         if not queued:
-            return
+            return 0
         now_ms = self.clock.now_ms()
         floor = window_floor(now_ms, self.step_ms)
         beyond = [m for m in queued if m < floor]
@@ -213,12 +229,7 @@ class Repairer:
             unfillable=beyond,
             now_ms=self.clock.now_ms(),
         )
-        self._backoffs.pop(coin, None)
         left = len(queued) - outcome.confirmed - outcome.no_trades - outcome.unfillable - outcome.conflicts
-        if left:
-            self._not_before_ms[coin] = self.clock.now_ms() + int(self.policy.unresolved_retry_s * 1000)
-        else:
-            self._not_before_ms.pop(coin, None)
         self.counters.repaired_minutes += outcome.confirmed
         self.counters.corrected_minutes += outcome.corrected
         self.counters.no_trade_minutes += outcome.no_trades
@@ -230,3 +241,4 @@ class Repairer:
             coin, outcome.confirmed, outcome.corrected, outcome.no_trades, outcome.unfillable, left,
             self.queued, len(self._backlog),
         )
+        return left

@@ -93,6 +93,11 @@ class Streamer:
         """Why the latest universe read failed; ``None`` while the first one is still in flight."""
         self._created_ms = clock.now_ms()
 
+    @property
+    def repaired(self) -> bool:
+        """Nothing owed to REST: no minute waiting to be queued, none queued, none in flight."""
+        return not self.writer.owing and self.repairer.idle
+
     # Sink of the sockets ---------------------------------------------------------------------
 
     async def candle(self, candle: Candle, received_ms: int, feed: Feed) -> None:

@@ -82,6 +82,7 @@ class Writer:
         """Called once owed minutes are committed to the repair queue."""
         self._pending: dict[_Key, _Streamed] = {}
         self._owed: dict[_Key, Repair] = {}
+        self._owed_in_flight = False
         self._waiters: list[asyncio.Future[None]] = []
         self._flushing: asyncio.Task[None] | None = None
         self._next_flush_ms = 0
@@ -98,6 +99,11 @@ class Writer:
             self.queue.put_nowait(item)  # the common case, without Queue.put's own coroutine
         except asyncio.QueueFull:
             await self.queue.put(item)
+
+    @property
+    def owing(self) -> bool:
+        """Owed minutes wait to be committed to the repair queue."""
+        return bool(self._owed) or self._owed_in_flight
 
     def owe(self, repairs: Sequence[Repair]) -> None:
         """Minutes to queue for REST repair with the next flush (no wait: a repair entry committed
@@ -190,6 +196,7 @@ class Writer:
             return
         batch, self._pending = (self._pending, {}) if rows_due else ({}, self._pending)
         owed, self._owed = (self._owed, {}) if rows_due else ({}, self._owed)
+        self._owed_in_flight = bool(owed)
         waiters, self._waiters = (self._waiters, []) if rows_due else ([], self._waiters)
         self._flushing = asyncio.create_task(self._flush(batch, waiters, owed))
         self._flushing.add_done_callback(lambda _: self._wake())
@@ -223,12 +230,14 @@ class Writer:
                 )
             except sqlite3.Error as exc:
                 self._keep(batch, waiters, owed, exc, now_ms)
+                self._owed_in_flight = False
                 return
             for refusal in refused:
                 log.warning("the memory refused %s %d, queued for repair: %s", refusal.row.coin, refusal.row.open_time_ms, refusal.error)
             self.counters.rows_refused += len(refused)
             if owed or refused:
                 self.on_owed()
+            self._owed_in_flight = False
             committed_ns = time.perf_counter_ns()
             self.latencies_ns.extend(committed_ns - ns for _, ns in batch.values() if ns)
             self.counters.flushes += 1

@@ -53,7 +53,7 @@ async def test_a_gap_older_than_the_five_thousand_candle_window_is_unfillable_an
     coins = 2
     async with streaming(replay, memory_path, streamer_config(max_coins=coins)) as streamer:
         await wait_simulated(replay, 30)
-        while not (streamer.repairer.idle and streamer.counters.repaired_minutes):
+        while not (streamer.repaired and streamer.counters.repaired_minutes):
             await wait_simulated(replay, 5)
     floor = window_floor(replay.clock.now_ms(), MINUTE_MS)
     with open_memory(memory_path) as conn:

@@ -42,7 +42,7 @@ async def watch(replay: ReplayServers, memory_path: Path, streamer: Streamer, se
 async def settle(replay: ReplayServers, streamer: Streamer, seconds: float = 90) -> None:
     """Let the minute in flight close and be confirmed, then wait for the repair queue to empty."""
     await wait_simulated(replay, seconds)
-    while not streamer.repairer.idle:
+    while not streamer.repaired:
         await wait_simulated(replay, 5)
 
 
