@@ -171,7 +171,7 @@ CANDLES = Channel(
     source="hyperliquid",
     name="candles",
     expected_cadence_sec=60,
-    description="1-minute OHLCV candles of every listed perp, streamed over WebSocket with REST gap backfill.",
+    description="1-minute OHLCV candles of every listed perp, streamed over WebSocket; minutes not confirmed by the stream are repaired from REST.",
     data=DataLocation("candles", "open_time_ms", "coin", scope={"interval": "1m"}),
     producer=Producer.STREAMER,
     expected_subjects=ExpectedSubjects.PERP_UNIVERSE,
