@@ -4,18 +4,13 @@ as failed, and health reads ``failed`` until the restarted streamer completes a 
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from market_assets.health import Status, explain, read_health
@@ -26,8 +21,8 @@ from market_assets.registry import CANDLES
 from market_assets.replay import ReplayServers
 from streamer.windows import ENDED_UNCLOSED
 
-from .conftest import MINUTE_MS, T0_MS, streamer_config, streaming, wait_simulated
-from .processes import poll, stop
+from .conftest import MINUTE_MS, streamer_config, streaming, wait_simulated
+from .processes import poll, replay_now, standalone_replay, start_streamer, stop
 
 PROCESS_SPEED = 10
 """A simulated minute per six real seconds: room for a restarted process to come up and be seen
@@ -35,40 +30,9 @@ failed before its first window ends, on a loaded machine."""
 
 
 @pytest.fixture
-def standalone_replay() -> Iterator[dict[str, Any]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "market_assets.replay", "--speed", str(PROCESS_SPEED), "--start-ms", str(T0_MS)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield json.loads(process.stdout.readline())
-    finally:
-        stop(process)
-
-
-def start_streamer(replay: dict[str, Any], memory_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``market stream`` as ``market up`` runs it, on the replay's accelerated clock."""
-    env = {
-        **os.environ,
-        "MARKET_DB": str(memory_path),
-        "MARKET_REPLAY_HTTP": replay["http"],
-        "MARKET_REPLAY_WS": replay["ws"],
-        "MARKET_PROFILE": "local",
-    }
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streamer", "--clock-speed", str(PROCESS_SPEED), "--replay-control", replay["control"]],
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-
-
-def replay_now(replay: dict[str, Any]) -> int:
-    return int(httpx.get(f"{replay['control']}/clock").json()["now_ms"])
+def replay_process() -> Iterator[dict[str, Any]]:
+    with standalone_replay(PROCESS_SPEED) as replay:
+        yield replay
 
 
 def reading(memory_path: Path, reader: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -84,11 +48,11 @@ def windows(memory_path: Path) -> list[RunRecord]:
 
 
 def test_the_window_a_killed_streamer_left_open_is_recorded_failed_and_health_shows_it_until_the_next_window(
-    standalone_replay: dict[str, Any], tmp_path: Path
+    replay_process: dict[str, Any], tmp_path: Path
 ) -> None:
     memory_path = tmp_path / "market.db"
     log = tmp_path / "streamer.log"
-    first = start_streamer(standalone_replay, memory_path, log)
+    first = start_streamer(replay_process, memory_path, log)
     try:
         poll(lambda: len(windows(memory_path)) >= 2, 60, "two windows recorded")
         # Killed just after a window was recorded, seconds before the next one ends.
@@ -96,7 +60,7 @@ def test_the_window_a_killed_streamer_left_open_is_recorded_failed_and_health_sh
         first.wait(timeout=10)
     finally:
         stop(first)
-    killed_at = replay_now(standalone_replay)
+    killed_at = replay_now(replay_process)
     before = windows(memory_path)
     assert {w.status for w in before} == {RunStatus.SUCCEEDED}, log.read_text()[-2000:]
     left_open = before[-1].started_at_ms + MINUTE_MS
@@ -104,14 +68,14 @@ def test_the_window_a_killed_streamer_left_open_is_recorded_failed_and_health_sh
 
     # Restart early in the minute after the next: the window after the crashed one has no streamer.
     restart_window = left_open + 2 * MINUTE_MS
-    poll(lambda: replay_now(standalone_replay) >= restart_window, 60, "a whole window without a streamer")
-    second = start_streamer(standalone_replay, memory_path, log)
+    poll(lambda: replay_now(replay_process) >= restart_window, 60, "a whole window without a streamer")
+    second = start_streamer(replay_process, memory_path, log)
     try:
         poll(lambda: any(w.status is RunStatus.FAILED for w in windows(memory_path)), 20, "the crash recorded")
         failed_reads = 0
         deadline = time.monotonic() + 30
         while True:
-            health = reading(memory_path, lambda conn: read_health(conn, replay_now(standalone_replay)))
+            health = reading(memory_path, lambda conn: read_health(conn, replay_now(replay_process)))
             candles = next(c for c in health.channels if c.channel == CANDLES)
             assert candles.run is not None
             if candles.run.status is RunStatus.SUCCEEDED:

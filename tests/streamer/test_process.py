@@ -4,12 +4,8 @@ deadline instead of injecting time."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,56 +20,17 @@ from market_assets.memory.gaps import GapStatus, gaps_of
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.replay.catalog import Catalog
 
-from .conftest import MINUTE_MS, T0_MS, assert_complete_and_exact
-from .processes import stop
+from .conftest import MINUTE_MS, assert_complete_and_exact
+from .processes import poll, replay_now, standalone_replay, start_streamer, stop
 
 SPEED = 60
 """A simulated minute per real second."""
 
 
 @pytest.fixture
-def standalone_replay() -> Iterator[dict[str, Any]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "market_assets.replay", "--speed", str(SPEED), "--start-ms", str(T0_MS)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield json.loads(process.stdout.readline())
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-
-
-def start_streamer(replay: dict[str, Any], memory_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MARKET_DB": str(memory_path),
-        "MARKET_REPLAY_HTTP": replay["http"],
-        "MARKET_REPLAY_WS": replay["ws"],
-        "MARKET_PROFILE": "local",
-    }
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streamer", "--clock-speed", str(SPEED), "--replay-control", replay["control"]],
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-
-
-def replay_now(replay: dict[str, Any]) -> int:
-    return int(httpx.get(f"{replay['control']}/clock").json()["now_ms"])
-
-
-def poll(condition: Callable[[], bool], deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+def replay_process() -> Iterator[dict[str, Any]]:
+    with standalone_replay(SPEED) as replay:
+        yield replay
 
 
 def read(memory_path: Path, sql_reader: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -94,28 +51,28 @@ def closed_per_coin(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def test_sigkill_mid_batch_leaves_no_partial_minute_and_the_restart_backfills_the_gap(
-    standalone_replay: dict[str, Any], tmp_path: Path
+    replay_process: dict[str, Any], tmp_path: Path
 ) -> None:
     memory_path = tmp_path / "market.db"
     log = tmp_path / "streamer.log"
-    first = start_streamer(standalone_replay, memory_path, log)
+    first = start_streamer(replay_process, memory_path, log)
     poll(lambda: len(read(memory_path, closed_per_coin) or {}) == 5 and min(read(memory_path, closed_per_coin).values()) >= 2,
          30, "two closed minutes of the five local coins")
     first.send_signal(signal.SIGKILL)  # rows are flushed every 100 ms: the kill lands amid writes
     first.wait(timeout=10)
-    killed_at = replay_now(standalone_replay)
-    poll(lambda: replay_now(standalone_replay) >= killed_at + 3 * MINUTE_MS, 30, "three minutes of downtime")
+    killed_at = replay_now(replay_process)
+    poll(lambda: replay_now(replay_process) >= killed_at + 3 * MINUTE_MS, 30, "three minutes of downtime")
 
-    second = start_streamer(standalone_replay, memory_path, log)
+    second = start_streamer(replay_process, memory_path, log)
     try:
         poll(lambda: any(g.status is GapStatus.FILLED for g in read(memory_path, gaps_of) or []), 30, "a filled gap")
-        poll(lambda: replay_now(standalone_replay) >= killed_at + 5 * MINUTE_MS, 30, "two minutes after the restart")
+        poll(lambda: replay_now(replay_process) >= killed_at + 5 * MINUTE_MS, 30, "two minutes after the restart")
     finally:
         second.send_signal(signal.SIGTERM)
         stopping = time.monotonic()
         code = second.wait(timeout=10)
     assert code == 0 and time.monotonic() - stopping < 5, log.read_text()[-2000:]
-    end_ms = replay_now(standalone_replay)
+    end_ms = replay_now(replay_process)
 
     series = Catalog.load().series
     with open_memory(memory_path) as conn:
@@ -147,32 +104,32 @@ def queued_repairs(conn: sqlite3.Connection) -> int:
 
 
 def test_a_kill_while_repairs_are_queued_resumes_them_on_restart_until_the_queue_is_empty(
-    standalone_replay: dict[str, Any], tmp_path: Path
+    replay_process: dict[str, Any], tmp_path: Path
 ) -> None:
     memory_path = tmp_path / "market.db"
     log = tmp_path / "streamer.log"
-    control = standalone_replay["control"]
+    control = replay_process["control"]
     # REST refuses candleSnapshot while the first process runs: its warm start stays queued.
     httpx.post(f"{control}/faults", json={"kind": "status", "info_type": "candleSnapshot", "status": 500, "times": None})
-    first = start_streamer(standalone_replay, memory_path, log)
+    first = start_streamer(replay_process, memory_path, log)
     try:
         poll(lambda: (read(memory_path, queued_repairs) or 0) >= 5 * 1440, 30, "the warm start queued")
         poll(lambda: len(read(memory_path, closed_per_coin) or {}) == 5, 30, "a closed minute of each coin")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-    killed_at = replay_now(standalone_replay)
+    killed_at = replay_now(replay_process)
     queued_at_kill = read(memory_path, queued_repairs)
     httpx.delete(f"{control}/faults")
 
-    second = start_streamer(standalone_replay, memory_path, log)
+    second = start_streamer(replay_process, memory_path, log)
     try:
         poll(lambda: read(memory_path, queued_repairs) == 0, 60, "the repair queue to empty")
-        poll(lambda: replay_now(standalone_replay) >= killed_at + 3 * MINUTE_MS, 30, "three minutes after the kill")
+        poll(lambda: replay_now(replay_process) >= killed_at + 3 * MINUTE_MS, 30, "three minutes after the kill")
     finally:
         code = stop(second)
     assert code == 0, log.read_text()[-2000:]
-    end_ms = replay_now(standalone_replay)
+    end_ms = replay_now(replay_process)
     with open_memory(memory_path) as conn:
         coins = sorted(closed_per_coin(conn))
         windows = runs_of(conn, "hyperliquid", "candles")
