@@ -74,6 +74,10 @@ class StreamerConfig:
     wal_bound_bytes: int = WAL_BOUND_BYTES
     """Past this WAL size the writer truncates it after its flush (``memory.retention.WalBound``)."""
 
+    universe_retry_cap_s: float = 30.0
+    """While the first universe read fails (and the memory lists no coins to start from), retry
+    no faster than this: each failed read already spent the client's own attempts, weight the
+    Dagster runs share, and the sockets' short backoff cap is meant for refused connects."""
     universe_poll_s: float = 600.0
     """Re-read ``metaAndAssetCtxs`` this often, to follow listings and delistings live."""
     warm_start_minutes: int = 1440

@@ -189,7 +189,7 @@ class Streamer:
     async def _first_universe(self, stop: asyncio.Event) -> Universe | None:
         """Read the universe, retrying forever; while REST is down, start from the coins the
         memory last listed if it has any."""
-        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_cap_s, self.config.backoff_jitter_s)
+        backoff = Backoff(self.config.backoff_initial_s, self.config.universe_retry_cap_s, self.config.backoff_jitter_s)
         while not stop.is_set():
             try:
                 return await self._read_universe()
