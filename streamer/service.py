@@ -102,12 +102,12 @@ class Streamer:
 
     async def candle(self, candle: Candle, received_ms: int, feed: Feed) -> None:
         row, confirmed, owed = self.book.observe(candle, received_ms, feed)
-        await self.writer.put(row)
         if confirmed is not None:
             self.counters.confirmed_minutes += 1
-            await self.writer.put(confirmed)
+            self.writer.confirm(confirmed)
         if owed:
             self.writer.owe(owed)
+        await self.writer.put(row)
 
     def rejected(self, error: RejectedCandle) -> None:
         self.book.rejected(error.coin, error.open_ms)

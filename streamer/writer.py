@@ -100,6 +100,12 @@ class Writer:
         except asyncio.QueueFull:
             await self.queue.put(item)
 
+    def confirm(self, row: CandleRow) -> None:
+        """A minute the stream proved final, with its latest state: merged at once, not queued
+        (once a bucket a minute, not per frame; a less final row queued before it cannot
+        replace it), so confirming costs the sockets no queue slot."""
+        self._merge(row, 0)
+
     @property
     def owing(self) -> bool:
         """Owed minutes wait to be committed to the repair queue."""
