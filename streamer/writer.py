@@ -166,20 +166,22 @@ class Writer:
     # Batching ----------------------------------------------------------------------------------
 
     def _absorb(self, item: _Item) -> bool:
-        if item is None:
+        if type(item) is tuple:  # a streamed row: nearly every item
+            self._merge(*item)
             return False
         if isinstance(item, _Stop):
             return True
         if isinstance(item, _Barrier):
             self._waiters.append(item.future)
-        else:
-            self._merge(*item)
         return False
 
     def _merge(self, row: CandleRow, received_ns: int) -> None:
         key = (row.coin, row.open_time_ms)
         held = self._pending.get(key)
-        if held is None or row.closed + row.confirmed >= held[0].closed + held[0].confirmed:
+        # Replace unless the held row is more final: forming < closed < confirmed.
+        if held is None or (
+            row.confirmed or not held[0].confirmed and (row.closed or not held[0].closed)
+        ):
             self._pending[key] = (row, received_ns)
 
     async def _maybe_flush(self) -> None:
