@@ -58,6 +58,9 @@ def test_sigkill_mid_batch_leaves_no_partial_minute_and_the_restart_backfills_th
     first = start_streamer(replay_process, memory_path, log)
     poll(lambda: len(read(memory_path, closed_per_coin) or {}) == 5 and min(read(memory_path, closed_per_coin).values()) >= 2,
          30, "two closed minutes of the five local coins")
+    # The warm start's REST minutes can be stored before the stream's first flush: wait for the
+    # stream itself to have written a window, so the kill lands on a streamer with one open.
+    poll(lambda: bool(read(memory_path, lambda conn: runs_of(conn, "hyperliquid", "candles"))), 30, "a window recorded")
     first.send_signal(signal.SIGKILL)  # rows are flushed every 100 ms: the kill lands amid writes
     first.wait(timeout=10)
     killed_at = replay_now(replay_process)
