@@ -217,7 +217,12 @@ class Repairer:
             # A candle refused for impossible values exists at the venue: never "no trades".
             returned = {c.open_ms for c in batch.candles if c.coin == coin} | {r.open_ms for r in batch.rejected if r.coin == coin}
             closed = [row_of(c, True, True) for c in batch.closed if c.coin == coin and c.open_ms in queued]
-            no_trades = [m for m in reachable if m not in returned and m < latest_ms]
+            absent = [m for m in reachable if m not in returned]
+            # The window moves on while the request is out: a minute that left it by the time of
+            # the answer is beyond reach, not a minute nobody traded in.
+            answered_floor = window_floor(batch.as_of_ms, self.step_ms)
+            beyond += [m for m in absent if m < answered_floor]
+            no_trades = [m for m in absent if answered_floor <= m < latest_ms]
         outcome: RepairOutcome = await self.memory.call(
             apply_repair,
             coin,
