@@ -103,8 +103,9 @@ class Writer:
     def confirm(self, row: CandleRow) -> None:
         """A minute the stream proved final, with its latest state: merged at once, not queued
         (once a bucket a minute, not per frame; a less final row queued before it cannot
-        replace it), so confirming costs the sockets no queue slot."""
-        self._merge(row, 0)
+        replace it), so confirming costs the sockets no queue slot. Its latency counts from the
+        frame that proved it final, now."""
+        self._merge(row, time.perf_counter_ns())
 
     @property
     def owing(self) -> bool:
