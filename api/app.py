@@ -1,4 +1,5 @@
-"""The app factory. Settings are read by the caller, once; handlers receive them as dependencies."""
+"""The app factory. Settings are read by the caller, once; handlers receive them as dependencies,
+except the health route, which binds its reader and clock here (see ``api.health``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from litestar.openapi import OpenAPIConfig
 from api.admin_page import AdminPageController
 from api.auth import DashboardAccess
 from api.dashboard import IngestionDashboardController
-from api.health import IngestionHealthController
+from api.health import health_handler
 from api.metrics import MetricsController
 from api.probes import ProbesController
 from api.readers import Readers
@@ -27,7 +28,7 @@ def create_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> Litestar:
         guards=[DashboardAccess(settings)],
     )
     return Litestar(
-        route_handlers=[IngestionHealthController, ProbesController, operational],
+        route_handlers=[health_handler(readers, clock), ProbesController, operational],
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "clock": Provide(lambda: clock, use_cache=True, sync_to_thread=False),

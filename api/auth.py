@@ -1,4 +1,8 @@
-"""Request guards. Users are identified by the ``x-user-id`` header (the runbook's development auth)."""
+"""Request guards. Users are identified by the ``x-user-id`` header (the runbook's development auth).
+
+Guards are ``async``: Litestar runs a sync guard in a worker thread, a thread hop per request for
+a header lookup (bench/api.py).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from market_assets.settings import Settings
 USER_HEADER = "x-user-id"
 
 
-def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     if not connection.headers.get(USER_HEADER, "").strip():
         raise NotAuthorizedException(detail=f"missing {USER_HEADER} header")
 
@@ -26,7 +30,7 @@ class DashboardAccess:
 
     settings: Settings
 
-    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if not self.settings.dashboard_requires_admin:
             return
         user = connection.headers.get(USER_HEADER, "").strip()

@@ -3,8 +3,8 @@
 Opening a connection runs the connection factory's pragmas and schema check and closing it runs
 ``PRAGMA optimize``: ~0.4 ms, more than the health evaluation itself (0.06 ms), which held the
 health endpoint to 0.3x the requests/s of a hello-world endpoint (bench/api.py). SQLite
-connections belong to the thread that opened them, so each of the server's worker threads keeps
-its own (``threading.local``); one per app instance, none shared between apps. A connection
+connections belong to the thread that opened them, so each of the server's worker threads (and
+the event loop's, which serves health) keeps its own (``threading.local``); one per app instance, none shared between apps. A connection
 that raised a database error is dropped, so the next request opens a fresh one.
 """
 

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +51,41 @@ def test_health_returns_the_evaluation_at_the_injected_clock(memory_path: Path, 
     assert response.content == expected
     row = response.json()["rows"][0]
     assert (row["status"], row["ageSec"], row["rowsWritten"]) == ("ok", 20, 512)
+
+
+def test_health_follows_the_ledger_between_requests_on_its_kept_connection(
+    memory_path: Path, clock: FrozenClock
+) -> None:
+    """The API keeps its reader open across requests (api/readers.py): every answer must still be
+    the memory as committed by another connection by then, judged at the clock of that request."""
+
+    def candles(client: TestClient[Any]) -> tuple[bool, str, int | None, int | None]:
+        response = client.get(HEALTH, headers=USER)
+        assert response.status_code == 200
+        document = response.json()
+        row = next(r for r in document["rows"] if r["channel"] == CANDLES.name)
+        return document["ok"], row["status"], row["ageSec"], row["rowsWritten"]
+
+    stale_after = CANDLES.stale_after_sec
+    with open_memory(memory_path, clock=clock) as writer:
+        ledger = Ledger(writer, clock)
+        with TestClient(create_app(Settings(db_path=memory_path), clock=clock)) as client:
+            assert candles(client) == (False, "missing", None, None)
+            run = ledger.start(CANDLES)
+            clock.advance(seconds=5)
+            assert candles(client) == (False, "running", 5, 0)
+            clock.advance(seconds=stale_after - 5 + 1)
+            assert candles(client)[1:3] == ("stale", stale_after + 1)
+            run.add_rows(512)
+            run.succeed()
+            assert candles(client)[1:] == ("ok", 0, 512)
+            clock.advance(seconds=stale_after)
+            assert candles(client)[1:3] == ("ok", stale_after)
+            clock.advance(seconds=1)
+            assert candles(client)[1:3] == ("stale", stale_after + 1)
+            failing = ledger.start(CANDLES)
+            failing.fail("HTTP 503 from the source")
+            assert candles(client)[1:] == ("failed", 0, 0)
 
 
 def test_health_schema_is_in_the_openapi_document(memory_path: Path) -> None:
