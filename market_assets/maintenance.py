@@ -134,13 +134,15 @@ def rebuild_rollups(
     WAL is bounded between days as the streamer bounds it (``retention.WalBound``): a rebuild of
     months of rollups beside a live dashboard would otherwise grow it by every page it rewrites.
 
-    SQLite, not DuckDB: the fast DuckDB route (``sqlite_scan`` straight from the file, 6.9–7.9 s
-    vs 17.2 s for 10M rows, peers.md §3) needs the sqlite extension, which cannot be downloaded
-    offline; the only offline build (``duckdb-extension-sqlite-scanner`` 1.5.5 on PyPI) is locked
-    to DuckDB 1.5.5, and this project runs DuckDB 2.0 ("built specifically for DuckDB version
-    'v1.5.5'", measured). Without it, rows must cross Python's sqlite3 into Arrow first, which
-    alone costs 3× SQLite's whole GROUP BY (``bench/rollups.py``). Computing each interval
-    from the one below also makes the 1h and 1d levels 12× and 24× smaller than a flat scan.
+    SQLite, not DuckDB. DuckDB reads SQLite only through its sqlite extension, and the only build
+    on PyPI (``duckdb-extension-sqlite-scanner``) is for DuckDB 1.5.5: this project runs DuckDB 2,
+    which refuses it ("built specifically for DuckDB version 'v1.5.5'") and crashes loading it
+    with the version check off (measured). Even on 1.5.5 it would read the file through a second
+    copy of SQLite inside this process, which releases this connection's POSIX locks whenever it
+    closes the file (sqlite.org/howtocorrupt.html §2.2.1), and its GROUP BY alone is the
+    yardstick the rebuild is measured against, before writing anything back
+    (``bench/rollups.py``). Through Python's sqlite3 into Arrow instead, the transfer alone costs
+    more than the rebuild.
     """
     with ledger.run(MAINTENANCE, metadata={"rebuild": True}) as run:
         now_ms = run.started_at_ms

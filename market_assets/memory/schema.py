@@ -304,7 +304,63 @@ _V5 = (
     "ALTER TABLE candle_gaps_v5 RENAME TO candle_gaps",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+# The rollup queue holds hours, not 5-minute buckets. An hour of 200 coins queued 2,400 entries,
+# each stored twice (the rowid table and its unique index), read, deleted and re-queued upward one
+# by one: with a temp batch table per level, the queue cost more than the rollup it scheduled
+# (``bench/rollups.py``: 150 ms an hour, the 5m level 120 ms of it). Now a ``1h`` entry is one
+# per coin and hour, keyed without a rowid, and ``[from_ms, to_ms)`` spans the 5-minute buckets
+# whose minutes changed and are not rolled yet (empty once they are: the hour alone is left).
+# A ``1d`` entry is a day to roll from its hours (an empty span: no minutes of its own).
+_V6 = (
+    """CREATE TABLE pending_rollups_v6 (
+        interval TEXT NOT NULL,
+        coin TEXT NOT NULL,
+        bucket_ms INTEGER NOT NULL,
+        from_ms INTEGER NOT NULL,
+        to_ms INTEGER NOT NULL,
+        PRIMARY KEY (interval, coin, bucket_ms)
+    ) WITHOUT ROWID""",
+    # Queued 5m buckets become their hour, spanning them; a queued hour becomes its hour with an
+    # empty span; a queued day stays a day.
+    """INSERT INTO pending_rollups_v6 (interval, coin, bucket_ms, from_ms, to_ms)
+        SELECT '1h', coin, bucket_ms - bucket_ms % 3600000,
+            coalesce(min(CASE interval WHEN '5m' THEN bucket_ms END), bucket_ms - bucket_ms % 3600000),
+            coalesce(max(CASE interval WHEN '5m' THEN bucket_ms + 300000 END), bucket_ms - bucket_ms % 3600000)
+        FROM pending_rollups WHERE interval IN ('5m', '1h') GROUP BY coin, bucket_ms - bucket_ms % 3600000""",
+    """INSERT INTO pending_rollups_v6 (interval, coin, bucket_ms, from_ms, to_ms)
+        SELECT DISTINCT '1d', coin, bucket_ms, bucket_ms, bucket_ms FROM pending_rollups WHERE interval = '1d'""",
+    "DROP TRIGGER candles_closed_inserted",
+    "DROP TRIGGER candles_closed_updated",
+    "DROP TABLE pending_rollups",
+    "ALTER TABLE pending_rollups_v6 RENAME TO pending_rollups",
+    # A changed closed minute widens its hour's span to its 5-minute bucket: one key probe, and
+    # a write only when the hour was not queued or its span did not hold that bucket yet.
+    """CREATE TRIGGER candles_closed_inserted AFTER INSERT ON candles
+    WHEN NEW.interval = '1m' AND NEW.closed = 1
+    BEGIN
+        INSERT INTO pending_features (coin, open_time_ms) VALUES (NEW.coin, NEW.open_time_ms);
+        INSERT INTO pending_rollups (interval, coin, bucket_ms, from_ms, to_ms)
+            VALUES ('1h', NEW.coin, NEW.open_time_ms - NEW.open_time_ms % 3600000,
+                NEW.open_time_ms - NEW.open_time_ms % 300000, NEW.open_time_ms - NEW.open_time_ms % 300000 + 300000)
+            ON CONFLICT DO UPDATE SET from_ms = min(from_ms, excluded.from_ms), to_ms = max(to_ms, excluded.to_ms)
+            WHERE excluded.from_ms < from_ms OR excluded.to_ms > to_ms;
+    END""",
+    """CREATE TRIGGER candles_closed_updated AFTER UPDATE ON candles
+    WHEN NEW.interval = '1m' AND NEW.closed = 1 AND (
+        OLD.closed = 0 OR OLD.open IS NOT NEW.open OR OLD.high IS NOT NEW.high
+        OR OLD.low IS NOT NEW.low OR OLD.close IS NOT NEW.close
+        OR OLD.volume IS NOT NEW.volume OR OLD.trades IS NOT NEW.trades)
+    BEGIN
+        INSERT INTO pending_features (coin, open_time_ms) VALUES (NEW.coin, NEW.open_time_ms);
+        INSERT INTO pending_rollups (interval, coin, bucket_ms, from_ms, to_ms)
+            VALUES ('1h', NEW.coin, NEW.open_time_ms - NEW.open_time_ms % 3600000,
+                NEW.open_time_ms - NEW.open_time_ms % 300000, NEW.open_time_ms - NEW.open_time_ms % 300000 + 300000)
+            ON CONFLICT DO UPDATE SET from_ms = min(from_ms, excluded.from_ms), to_ms = max(to_ms, excluded.to_ms)
+            WHERE excluded.from_ms < from_ms OR excluded.to_ms > to_ms;
+    END""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -165,3 +165,70 @@ def test_a_full_rebuild_reproduces_the_incremental_rollups(conn: sqlite3.Connect
     assert rebuilt.wal_truncations >= 2  # bounded between days, not only at the end
     assert conn.execute(values).fetchall() == incremental
     assert {r[0] for r in conn.execute("SELECT DISTINCT rolled_up_at_ms FROM candle_rollups")} == {clock()}
+
+
+def test_a_minute_revised_in_an_hour_still_open_rerolls_its_bucket_beside_the_new_ones(
+    conn: sqlite3.Connection, clock: FrozenClock
+) -> None:
+    rows = series("SOL", DAY0_MS, random_walk(7, 90))
+    store(conn, rows[:32], clock())
+    clock.now_ms = DAY0_MS + 32 * MINUTE_MS
+    ledger = Ledger(conn, clock)
+    assert run_maintenance(conn, ledger).buckets_rolled == {"5m": 6, "1h": 0, "1d": 0}  # 0-30 min; hour 0 still open
+    revised = rows[3]._replace(low=rows[3].low / 2)  # a repair in bucket 0, already rolled
+    store(conn, [revised, *rows[32:45]], clock())
+    clock.now_ms = DAY0_MS + 45 * MINUTE_MS
+    again = run_maintenance(conn, ledger)
+    # The hour's queue entry is a span, not a set: bucket 0 through 40, the five between again (same values).
+    assert again.buckets_rolled == {"5m": 9, "1h": 0, "1d": 0}
+    expected = direct_rollups([revised, *rows[:3], *rows[4:45]], 300_000, clock())
+    assert_rollups_equal(rollups_of(conn, "SOL", "5m"), expected)
+    store(conn, rows[45:], clock())
+    clock.now_ms = DAY0_MS + DAY_MS
+    run_maintenance(conn, ledger)
+    assert_rollups_equal(rollups_of(conn, "SOL", "1h"), direct_rollups([revised, *rows[:3], *rows[4:]], 3_600_000, clock()))
+
+
+def test_buckets_queued_before_the_hourly_queue_roll_the_same_after_migrating(tmp_path, clock: FrozenClock) -> None:
+    """A memory at schema V5 holds 5m, 1h and 1d queue entries; V6 turns them into hours and days."""
+    from market_assets.memory import connect
+    from market_assets.memory.schema import MIGRATIONS
+
+    path = tmp_path / "v5.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for statements in MIGRATIONS[:5]:
+        for statement in statements:
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 5")
+    old.execute("INSERT INTO memory_info (key, value) VALUES ('created_at_ms', ?)", (str(clock()),))
+    rows = series("ETH", DAY0_MS, random_walk(8, 150))
+    old.executemany(
+        "INSERT INTO candles (coin, interval, open_time_ms, close_time_ms, open, high, low, close, volume, trades, "
+        "closed, confirmed, ingested_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*r[:4], float(r.open), float(r.high), float(r.low), float(r.close), float(r.volume), r.trades, 1, 0, clock())
+         for r in rows],
+    )
+    # Hours 1 and 2 queued as 5m buckets (by the V5 trigger), hour 0 as an hour and day 0 as a
+    # day (as a V5 run leaves them: hour 0's minutes were never rolled here, so it has no 5m rows).
+    old.execute("DELETE FROM pending_rollups WHERE bucket_ms < ?", (DAY0_MS + HOUR,))
+    old.execute("INSERT INTO pending_rollups (coin, interval, bucket_ms) VALUES ('ETH', '1h', ?), ('ETH', '1d', ?)",
+                (DAY0_MS, DAY0_MS))
+    old.close()
+
+    migrated = connect(path, clock=clock)
+    try:
+        assert migrated.execute("SELECT interval, bucket_ms - ?, from_ms - ?, to_ms - ? FROM pending_rollups ORDER BY 1, 2",
+                                (DAY0_MS,) * 3).fetchall() == [
+            ("1d", 0, 0, 0), ("1h", 0, 0, 0), ("1h", HOUR, HOUR, 2 * HOUR), ("1h", 2 * HOUR, 2 * HOUR, 2 * HOUR + 30 * MINUTE_MS)]
+        clock.now_ms = DAY0_MS + DAY_MS
+        result = run_maintenance(migrated, Ledger(migrated, clock))
+        assert result.buckets_rolled == {"5m": 18, "1h": 2, "1d": 1} and result.buckets_queued == 0
+        stored = candles_of(migrated, "ETH", "1m")
+        assert_rollups_equal(rollups_of(migrated, "ETH", "5m"), direct_rollups(stored, 300_000, clock())[12:])
+        assert_rollups_equal(rollups_of(migrated, "ETH", "1h"), direct_rollups(stored, HOUR, clock())[1:])
+        assert [r[7] for r in rollups_of(migrated, "ETH", "1d")] == [90]
+    finally:
+        migrated.close()
+
+
+HOUR = 3_600_000
