@@ -64,7 +64,8 @@ SCANNER_CHILD = """
 import json, pathlib, sys, time
 import duckdb, duckdb_extension_sqlite_scanner as ext
 path, sql = sys.argv[1], sys.argv[2]
-duck = duckdb.connect(config={"enable_progress_bar": False})
+duck = duckdb.connect()
+duck.execute("SET enable_progress_bar = false")
 duck.execute(f"LOAD '{next(pathlib.Path(ext.__file__).parent.rglob('*.duckdb_extension'))}'")
 started = time.perf_counter()
 duck.execute(sql.format(source=f"sqlite_scan('{path}', 'candles')"))
