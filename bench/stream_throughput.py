@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from market_assets.memory import connect  # noqa: E402
-from market_assets.memory.candles import _UPSERT, _params  # noqa: E402  (the streamer's own statement)
+from market_assets.memory.candles import _UPSERT, upsert_params  # noqa: E402  (the streamer's own statement)
 from market_assets.memory.connection import close  # noqa: E402
 from market_assets.replay import ReplayConfig, ReplayServers  # noqa: E402
 from market_assets.sources.hyperliquid_ws import CandleFrame, parse_frame  # noqa: E402
@@ -157,7 +157,7 @@ def sqlite_ceiling(frames: int, folder: Path) -> float:
         frame = parse_frame(text)
         assert isinstance(frame, CandleFrame)
         rows.append(row_of(frame.candle, True))
-    params = [_params(row, T0_MS) for row in rows]
+    params = [upsert_params(row, T0_MS) for row in rows]
     conn = connect(folder / "ceiling.db")
     try:
         started = time.perf_counter()

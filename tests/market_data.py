@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from decimal import Decimal
 
 import numpy as np
 
@@ -28,8 +27,8 @@ def candle(coin: str, open_ms: int, close: float, *, closed: bool = True, volume
     open_ = close * 0.999
     return CandleRow(
         coin, "1m", open_ms, open_ms + MINUTE_MS - 1,
-        _d(open_), _d(max(open_, close) * 1.001), _d(min(open_, close) * 0.998), _d(close),
-        _d(volume), trades, closed,
+        open_, max(open_, close) * 1.001, min(open_, close) * 0.998, close,
+        volume, trades, closed,
     )
 
 
@@ -47,6 +46,3 @@ def store(conn: sqlite3.Connection, rows: Sequence[CandleRow], now_ms: int) -> i
     """Upsert rows exactly as given (nothing closed on the side) in one transaction."""
     return write_candles(conn, rows, newest_open_by_coin={}, interval="1m", close_ended_before_ms=0, now_ms=now_ms)[0]
 
-
-def _d(value: float) -> Decimal:
-    return Decimal(repr(value))

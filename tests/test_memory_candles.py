@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from decimal import Decimal
 
 from market_assets.memory.candles import CandleRow, candles_of, write_candles
 
@@ -15,8 +14,8 @@ BASE = T0_MS - T0_MS % MINUTE
 
 def bucket(minute: int, volume: str, *, closed: bool = False, coin: str = "BTC") -> CandleRow:
     start = BASE + minute * MINUTE
-    return CandleRow(coin, "1m", start, start + MINUTE - 1, Decimal("100.5"), Decimal("101"),
-                     Decimal("99.5"), Decimal("100.75"), Decimal(volume), 3, closed)
+    return CandleRow(coin, "1m", start, start + MINUTE - 1, 100.5, 101.0, 99.5, 100.75, float(volume), 3,
+                     closed)
 
 
 def write(conn: sqlite3.Connection, rows: list[CandleRow], *, newest: dict[str, int] | None = None,

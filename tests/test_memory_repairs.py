@@ -6,7 +6,6 @@ overwritten by an unverified row."""
 from __future__ import annotations
 
 import sqlite3
-from decimal import Decimal
 from pathlib import Path
 
 from market_assets.memory import SCHEMA_VERSION, connect
@@ -25,8 +24,8 @@ UNVERIFIED, MISSING = RepairReason.UNVERIFIED, RepairReason.MISSING
 
 def minute(m: int, close: str = "100.75", *, closed: bool = True, confirmed: bool = False, coin: str = "BTC") -> CandleRow:
     start = BASE + m * M
-    return CandleRow(coin, "1m", start, start + M - 1, Decimal("100.5"), Decimal("101"), Decimal("99.5"),
-                     Decimal(close), Decimal("2"), 3, closed, confirmed)
+    return CandleRow(coin, "1m", start, start + M - 1, 100.5, 101.0, 99.5, float(close), 2.0, 3,
+                     closed, confirmed)
 
 
 def flush(conn: sqlite3.Connection, rows: list[CandleRow], repairs: list[tuple[str, int, RepairReason]] = ()) -> tuple[int, list]:  # type: ignore[assignment]
@@ -59,7 +58,7 @@ def test_owed_minutes_are_queued_in_the_flush_that_revealed_them_all_or_nothing(
 
 
 def test_a_row_the_memory_refuses_is_set_aside_queued_and_the_rest_of_the_batch_is_written(conn: sqlite3.Connection) -> None:
-    nan = minute(1)._replace(open=Decimal("NaN"))  # SQLite stores NaN as NULL: NOT NULL refuses it
+    nan = minute(1)._replace(open=float("nan"))  # SQLite stores NaN as NULL: NOT NULL refuses it
     written, refused = flush(conn, [minute(0), nan, minute(2)])
     assert written == 2 and [r.row for r in refused] == [nan] and "IntegrityError" in refused[0].error
     assert sorted(stored(conn)) == [BASE, BASE + 2 * M]

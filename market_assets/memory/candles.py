@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
 from market_assets.memory.connection import write_transaction
 
 
-Price = Decimal | float
-"""A candle value: ``Decimal`` as a source payload gives it, ``float`` as the memory stores it (REAL)."""
+Price = float
+"""A candle value as the memory stores it (REAL); the sources' parsers give candles as doubles."""
 
 
 class CandleRow(NamedTuple):
@@ -49,13 +48,16 @@ _UPSERT = (
 )
 
 
-def _params(row: CandleRow, now_ms: int) -> tuple[object, ...]:
-    return (*row[:4], *map(float, row[4:9]), row.trades, int(row.closed), int(row.confirmed), now_ms)
+def upsert_params(row: CandleRow, now_ms: int) -> tuple[object, ...]:
+    """``_UPSERT``'s parameters: the row as it is (its fields are the statement's columns, in
+    order) and the time it was written. No per-value conversion: the streamer's hot path."""
+    return row + (now_ms,)
 
 
 def upsert_candles(conn: sqlite3.Connection, rows: Sequence[CandleRow], now_ms: int) -> None:
     """Upsert ``rows`` inside the caller's transaction (a row only replaces one as final or less)."""
-    conn.executemany(_UPSERT, [_params(row, now_ms) for row in rows])
+    stamp = (now_ms,)
+    conn.executemany(_UPSERT, [row + stamp for row in rows])
 
 
 class RepairReason(StrEnum):
@@ -131,7 +133,7 @@ def _upsert_one_by_one(conn: sqlite3.Connection, rows: Sequence[CandleRow], now_
     for row in rows:
         conn.execute("SAVEPOINT candle_row")
         try:
-            conn.execute(_UPSERT, _params(row, now_ms))
+            conn.execute(_UPSERT, upsert_params(row, now_ms))
         except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError) as exc:
             conn.execute("ROLLBACK TO candle_row")
             refused.append(RefusedRow(row, f"{type(exc).__name__}: {exc}"))

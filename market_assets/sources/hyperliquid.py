@@ -1,7 +1,8 @@
 """Hyperliquid REST ``POST /info``: the perp universe with its contexts, candles, funding history.
 
 Source contract: ``shared/research/sources.md`` §1.1-1.2. Prices, sizes and rates arrive as
-decimal strings and stay :class:`~decimal.Decimal`; times are epoch milliseconds.
+decimal strings and stay :class:`~decimal.Decimal`, except a candle's, read straight into the
+doubles the memory stores (the hot path of the stream and of repair); times are epoch milliseconds.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import msgspec
 
@@ -86,23 +87,45 @@ class PerpUniverse:
         return [asset.name for asset in self.listed]
 
 
-class Candle(
-    msgspec.Struct,
-    frozen=True,
-    rename={
-        "open_ms": "t",
-        "close_ms": "T",
-        "coin": "s",
-        "interval": "i",
-        "open": "o",
-        "close": "c",
-        "high": "h",
-        "low": "l",
-        "volume": "v",
-        "trades": "n",
-    },
-):
-    """One OHLCV bucket. ``close_ms`` is ``open_ms + interval - 1``; ``volume`` is in the base asset."""
+_CANDLE_KEYS = {
+    "open_ms": "t",
+    "close_ms": "T",
+    "coin": "s",
+    "interval": "i",
+    "open": "o",
+    "close": "c",
+    "high": "h",
+    "low": "l",
+    "volume": "v",
+    "trades": "n",
+}
+
+
+class Candle(msgspec.Struct, frozen=True, gc=False, rename=_CANDLE_KEYS):
+    """One OHLCV bucket. ``close_ms`` is ``open_ms + interval - 1``; ``volume`` is in the base asset.
+
+    Values are the doubles the memory stores, each the one nearest the venue's decimal string
+    (built by :func:`checked_candle` and :func:`parse_candles`); it encodes to the venue's keys."""
+
+    open_ms: int
+    close_ms: int
+    coin: str
+    interval: str
+    open: float
+    close: float
+    high: float
+    low: float
+    volume: float
+    trades: int
+
+    def is_closed(self, now_ms: int) -> bool:
+        """A bucket is final only once its close time has passed."""
+        return self.close_ms < now_ms
+
+
+class ExactCandle(msgspec.Struct, frozen=True, rename=_CANDLE_KEYS):
+    """A candle as the venue's decimals, exactly: what a candle refused as doubles is classified
+    on (``"1e-400"`` is a price of ``0`` as a double, a non-finite one here)."""
 
     open_ms: int
     close_ms: int
@@ -115,9 +138,20 @@ class Candle(
     volume: Decimal
     trades: int
 
-    def is_closed(self, now_ms: int) -> bool:
-        """A bucket is final only once its close time has passed."""
-        return self.close_ms < now_ms
+
+class _WireCandle(msgspec.Struct, rename=_CANDLE_KEYS, gc=False):
+    """A candle as sent: decimal strings (or JSON numbers), read into doubles by :func:`_as_doubles`."""
+
+    open_ms: int
+    close_ms: int
+    coin: str
+    interval: str
+    open: str | float
+    close: str | float
+    high: str | float
+    low: str | float
+    volume: str | float
+    trades: int
 
 
 class CandleDefect(StrEnum):
@@ -142,15 +176,14 @@ _SMALLEST_PRICE = Decimal(sys.float_info.min)
 _MOST_TRADES = 2**63 - 1
 
 
-def candle_defect(candle: Candle) -> CandleDefect | None:
+def candle_defect(candle: ExactCandle) -> CandleDefect | None:
     """The first defect of ``candle``'s values, or ``None`` when they can be a real bucket:
     every price finite and ``> 0``, volume finite and ``>= 0``, ``trades >= 0``, ``l <= h`` and
     ``o``, ``c`` within ``[l, h]``. ``o == h == l == c`` and ``v == 0`` are valid.
 
     msgspec decodes ``"NaN"``, ``"sNaN"``, ``"inf"``, ``"-0"`` and ``"1e400"`` into a ``Decimal``
-    without complaint, so this is the only guard. It runs on every WebSocket candle frame: one
-    chained comparison settles a valid candle; only a defective one is classified. Only
-    comparisons, which never round: ``abs(Decimal("1e999999999"))`` raises ``Overflow``."""
+    without complaint, so this is the only guard. It classifies what :func:`_as_doubles` refused.
+    Only comparisons, which never round: ``abs(Decimal("1e999999999"))`` raises ``Overflow``."""
     low, high, volume, trades = candle.low, candle.high, candle.volume, candle.trades
     try:
         if (
@@ -178,6 +211,60 @@ def candle_defect(candle: Candle) -> CandleDefect | None:
     return CandleDefect.CLOSE_OUTSIDE_RANGE  # the one condition of the chain left to fail
 
 
+_SMALLEST_DOUBLE = sys.float_info.min
+_LARGEST_DOUBLE = sys.float_info.max
+
+
+def _as_doubles(wire: _WireCandle) -> Candle | None:
+    """The candle as doubles when they make a real bucket, else ``None`` (for the exact decimals
+    to say why): the check every valid candle takes, one chained comparison on floats.
+
+    It is made on the values as stored. Rounding to the nearest double is monotonic, so every
+    candle :func:`candle_defect` refuses is refused here too; a decimal less than half a unit
+    of the last place outside its range rounds into it and is kept as the double it is stored as."""
+    try:
+        o, h, low = float(wire.open), float(wire.high), float(wire.low)
+        c, v = float(wire.close), float(wire.volume)
+    except ValueError:  # "sNaN", or not a number at all
+        return None
+    trades = wire.trades
+    if (
+        _SMALLEST_DOUBLE <= low <= o <= h <= _LARGEST_DOUBLE
+        and low <= c <= h
+        and 0.0 <= v <= _LARGEST_DOUBLE
+        and 0 <= trades <= _MOST_TRADES
+    ):
+        return Candle(wire.open_ms, wire.close_ms, wire.coin, wire.interval, o, c, h, low, v, trades)
+    return None
+
+
+def _doubles_of(exact: ExactCandle) -> Candle:
+    return Candle(exact.open_ms, exact.close_ms, exact.coin, exact.interval, float(exact.open), float(exact.close),
+                  float(exact.high), float(exact.low), float(exact.volume), exact.trades)
+
+
+_WIRE_CANDLE = msgspec.json.Decoder(_WireCandle)
+_WIRE_CANDLES = msgspec.json.Decoder(list[_WireCandle])
+_EXACT_CANDLE = msgspec.json.Decoder(ExactCandle)
+_UNREADABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
+
+
+def checked_candle(raw: bytes | msgspec.Raw, endpoint: str) -> Candle:
+    """One candle object as doubles. Raises :class:`RejectedCandle` for impossible values, and
+    msgspec's own errors for a candle that breaks the contract (the caller names the path)."""
+    try:
+        candle = _as_doubles(_WIRE_CANDLE.decode(raw))
+    except _UNREADABLE:
+        candle = None  # a number past a double's range, say: the exact decimals tell
+    if candle is not None:
+        return candle
+    exact = _EXACT_CANDLE.decode(raw)
+    defect = candle_defect(exact)
+    if defect is not None:
+        raise RejectedCandle(endpoint, "$.data", defect, exact)
+    return _doubles_of(exact)
+
+
 class CandleRejection(NamedTuple):
     """A candle refused for its values: the venue has that minute, so repair it from REST."""
 
@@ -192,7 +279,7 @@ class RejectedCandle(PayloadError):
     Unlike other payload errors it names the minute: count it under ``reason`` and queue
     ``(coin, open_ms)`` for repair."""
 
-    def __init__(self, endpoint: str, field: str, reason: CandleDefect, candle: Candle) -> None:
+    def __init__(self, endpoint: str, field: str, reason: CandleDefect, candle: ExactCandle) -> None:
         values = f"o={candle.open} h={candle.high} l={candle.low} c={candle.close} v={candle.volume} n={candle.trades}"
         super().__init__(SOURCE, endpoint, field, f"{reason} candle {candle.coin} t={candle.open_ms}: {values}")
         self.reason = reason
@@ -261,12 +348,19 @@ def parse_meta_and_asset_ctxs(data: bytes, dex: str = "") -> PerpUniverse:
 def parse_candles(data: bytes) -> CheckedCandles:
     """Candles whose values pass :func:`candle_defect`, and the rest as rejections: one bad
     bucket does not cost the answer's good ones."""
+    try:
+        doubles = [_as_doubles(wire) for wire in _WIRE_CANDLES.decode(data)]
+    except _UNREADABLE:
+        doubles = []  # the exact decimals say whether and where the answer breaks the contract
+    if doubles and all(candle is not None for candle in doubles):
+        return CheckedCandles(cast(list[Candle], doubles), [])
     checked = CheckedCandles([], [])
-    candles: list[Candle] = decode(data, list[Candle], SOURCE, "candleSnapshot")
-    for candle in candles:
-        defect = candle_defect(candle)
+    exact: list[ExactCandle] = decode(data, list[ExactCandle], SOURCE, "candleSnapshot")
+    for i, candle in enumerate(exact):
+        double = doubles[i] if i < len(doubles) else None
+        defect = None if double is not None else candle_defect(candle)
         if defect is None:
-            checked.candles.append(candle)
+            checked.candles.append(double or _doubles_of(candle))
         else:
             checked.rejected.append(CandleRejection(defect, candle.coin, candle.open_ms))
     return checked

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from market_assets.sources.errors import PayloadError
-from market_assets.sources.hyperliquid import SOURCE, Candle, RejectedCandle, candle_defect
+from market_assets.sources.hyperliquid import SOURCE, Candle, checked_candle
 from market_assets.sources.parsing import payload_error_from
 
 HYPERLIQUID_WS = "wss://api.hyperliquid.xyz/ws"
@@ -113,7 +113,6 @@ class _AckData(msgspec.Struct):
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
-_CANDLE = msgspec.json.Decoder(Candle)
 _ACK = msgspec.json.Decoder(_AckData)
 _ANY = msgspec.json.Decoder()
 
@@ -132,11 +131,7 @@ def parse_frame(text: str | bytes) -> Frame:
     channel = envelope.channel
     try:
         if channel == "candle":
-            candle = _CANDLE.decode(envelope.data)
-            defect = candle_defect(candle)
-            if defect is not None:
-                raise RejectedCandle(f"ws {channel}", "$.data", defect, candle)
-            return CandleFrame(candle)
+            return CandleFrame(checked_candle(envelope.data, f"ws {channel}"))
         if channel == "pong":
             return Pong()
         if channel == "subscriptionResponse":

@@ -101,19 +101,21 @@ ACCEPTED: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("changes", ACCEPTED, ids=[json.dumps(c) for c in ACCEPTED])
-def test_a_candle_at_the_edge_of_possible_is_kept_with_its_exact_values(changes: dict[str, Any]) -> None:
+def test_a_candle_at_the_edge_of_possible_is_kept_as_the_doubles_nearest_its_values(changes: dict[str, Any]) -> None:
     frame = parse_frame(_frame(**changes))
     assert isinstance(frame, CandleFrame)
     sent = {**FIRST, **changes}
     candle = frame.candle
+    # What the memory stores: the double nearest each exact decimal (a REAL), and the count.
     assert (candle.open, candle.high, candle.low, candle.close, candle.volume, candle.trades) == (
-        Decimal(sent["o"]),
-        Decimal(sent["h"]),
-        Decimal(sent["l"]),
-        Decimal(sent["c"]),
-        Decimal(sent["v"]),
+        float(Decimal(sent["o"])),
+        float(Decimal(sent["h"])),
+        float(Decimal(sent["l"])),
+        float(Decimal(sent["c"])),
+        float(Decimal(sent["v"])),
         sent["n"],
     )
+    assert all(type(value) is float for value in (candle.open, candle.high, candle.low, candle.close, candle.volume))
 
 
 @pytest.mark.parametrize(

@@ -62,12 +62,12 @@ def test_ctxs_shorter_than_the_universe_is_a_payload_error() -> None:
     assert caught.value.field == "$[1]" and "141 ctxs for 142" in str(caught.value)
 
 
-def test_candles_keep_decimal_text_and_inclusive_bucket_times() -> None:
+def test_candles_are_the_doubles_nearest_the_decimal_text_with_inclusive_bucket_times() -> None:
     candles, rejected = parse_candles(fixtures.fixture_bytes(fixtures.HL_CANDLES_KPEPE_1H))
     assert len(candles) == 24 and rejected == []
     first = candles[0]
     assert (first.open_ms, first.close_ms) == (1684699200000, 1684702799999)
-    assert first.close == Decimal("0.001604") and first.volume == Decimal("520665683.0")
+    assert first.close == float(Decimal("0.001604")) and first.volume == float(Decimal("520665683.0"))
     assert first.trades == 709 and first.coin == "kPEPE" and first.interval == "1h"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,7 @@ async def test_a_gap_older_than_the_five_thousand_candle_window_is_unfillable_an
     replay: ReplayServers, memory_path: Path
 ) -> None:
     last_stored = T0_MS - T0_MS % MINUTE_MS - DAYS_DOWN * 24 * 60 * MINUTE_MS
-    one = Decimal("1")
+    one = 1.0
     with open_memory(memory_path) as conn:
         write_candles(
             conn,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 
 from market_assets.memory.candles import RepairReason
 from market_assets.sources.hyperliquid import Candle
@@ -14,8 +13,7 @@ UNVERIFIED, MISSING = RepairReason.UNVERIFIED, RepairReason.MISSING
 
 
 def candle(coin: str, open_ms: int, volume: str = "1") -> Candle:
-    one = Decimal("1")
-    return Candle(open_ms, open_ms + M - 1, coin, "1m", one, one, one, one, Decimal(volume), 1)
+    return Candle(open_ms, open_ms + M - 1, coin, "1m", 1.0, 1.0, 1.0, 1.0, float(volume), 1)
 
 
 def test_a_resent_bucket_is_forming_until_its_close_time_passes_and_then_closed_but_not_confirmed() -> None:
@@ -31,7 +29,7 @@ def test_the_next_bucket_on_the_same_socket_confirms_the_latest_state_of_the_pre
     book.observe(candle("BTC", T0, "1"), T0 + 10_000, feed)
     book.observe(candle("BTC", T0, "2.5"), T0 + 50_000, feed)
     row, confirmed, owed = book.observe(candle("BTC", T0 + M, "0.1"), T0 + M + 1, feed)
-    assert confirmed is not None and (confirmed.open_time_ms, confirmed.volume) == (T0, Decimal("2.5"))
+    assert confirmed is not None and (confirmed.open_time_ms, confirmed.volume) == (T0, 2.5)
     assert confirmed.closed and confirmed.confirmed and owed == []
     assert (row.open_time_ms, row.closed) == (T0 + M, False)
 
@@ -51,7 +49,7 @@ def test_a_new_socket_resending_the_forming_bucket_in_full_can_still_confirm_it(
     book.lost(["BTC"], first, T0 + 20_000)
     book.observe(candle("BTC", T0, "2"), T0 + 30_000, second)
     _, confirmed, owed = book.observe(candle("BTC", T0 + M), T0 + M + 5, second)
-    assert confirmed is not None and confirmed.volume == Decimal("2") and owed == []
+    assert confirmed is not None and confirmed.volume == 2.0 and owed == []
 
 
 def test_a_drop_after_the_bucket_ended_owes_it_at_once() -> None:

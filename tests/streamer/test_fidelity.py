@@ -165,7 +165,7 @@ async def test_an_empty_memory_warms_up_with_the_last_minutes_from_rest(replay: 
     config = streamer_config(max_coins=3, warm_start_minutes=120)
     async with streaming(replay, memory_path, config) as streamer:
         started_ms = replay.clock.now_ms()
-        await settle(replay, streamer, seconds=30)
+        await settle(replay, streamer)  # past the next minute boundary, wherever in its minute the start fell
         end_ms = replay.clock.now_ms()
     coins = streamer.universe.coins
     minutes = assert_complete_and_exact(memory_path, replay.catalog.series, coins, through_ms=end_ms)
