@@ -134,9 +134,14 @@ def optimize(conn: sqlite3.Connection) -> None:
 
     Without them the dashboard's time-window queries over (coin, interval, open_time_ms) are
     full scans: 850 ms vs 3.3 ms at 10M rows (peers.md §3).
+
+    Inside a write transaction taken first: alone, ``PRAGMA optimize`` reads, then upgrades to
+    write for its ANALYZE, and a streamer commit in between makes SQLite refuse the upgrade at
+    once (``database is locked``, no busy wait): it failed a maintenance run under ``bench/wal.py``.
     """
     conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
-    conn.execute("PRAGMA optimize")
+    with write_transaction(conn):
+        conn.execute("PRAGMA optimize")
 
 
 @contextmanager

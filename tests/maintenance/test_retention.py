@@ -13,6 +13,8 @@ import pytest
 from market_assets.indicators import run_features
 from market_assets.ledger import Ledger
 from market_assets.maintenance import run_maintenance
+from market_assets.memory import connect, retention
+from market_assets.memory.connection import close
 from market_assets.memory.rollups import rollups_of
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.registry import (
@@ -138,3 +140,40 @@ def test_a_run_killed_mid_prune_leaves_no_half_pruned_day_and_the_ledger_shows_i
     resumed = run_maintenance(conn, Ledger(conn, clock))
     assert resumed.candle_rows_pruned == 2 * 2 * 1440
     assert minutes_per_coin_day(conn) == {("BTC", 3): 1440, ("ETH", 3): 1440}
+
+
+def test_planner_statistics_are_refreshed_though_the_streamer_commits_while_they_are(
+    conn: sqlite3.Connection, clock: FrozenClock, memory_path: Path
+) -> None:
+    """``PRAGMA optimize`` reads before its ANALYZE writes; a commit in between used to fail the
+    maintenance run with ``database is locked`` at once (bench/wal.py)."""
+    four_days(conn, clock)
+    conn.execute("SELECT count(*) FROM candles WHERE coin = 'BTC' AND interval = '1m'").fetchone()  # marks candles for optimize
+    streamer = connect(memory_path, clock=clock)
+    streamer.execute("PRAGMA busy_timeout = 0")
+    optimizing = False
+    streamer_tried: list[str] = []
+
+    def trace(statement: str) -> None:
+        nonlocal optimizing
+        optimizing = optimizing or statement == "PRAGMA optimize"
+
+    def commit_meanwhile() -> int:
+        if optimizing and not streamer_tried:
+            try:
+                store(streamer, series("ETH", DAY0_MS + 4 * DAY_MS, random_walk(9, 5)), clock())
+                streamer_tried.append("committed")
+            except sqlite3.OperationalError:
+                streamer_tried.append("waited for the lock")
+        return 0
+
+    conn.set_trace_callback(trace)
+    conn.set_progress_handler(commit_meanwhile, 1)
+    try:
+        retention.optimize(conn)
+    finally:
+        conn.set_progress_handler(None, 0)
+        conn.set_trace_callback(None)
+    assert streamer_tried == ["waited for the lock"]
+    assert "candles" in {row[0] for row in conn.execute("SELECT tbl FROM main.sqlite_stat1")}
+    close(streamer)
