@@ -23,11 +23,22 @@ from market_assets.registry import DataLocation
 CHECKPOINT_ATTEMPT_MS = 10
 """Busy timeout of one truncation attempt; :func:`checkpoint` repeats attempts until its wait is spent."""
 
-WAL_BOUND_BYTES = 32 * 1024 * 1024
-"""WAL size past which a continuous writer truncates it after its commit (:class:`WalBound`)."""
+CHECKPOINT_PAUSE_S = 0.001
+"""Pause between two attempts, for the attempts SQLite refuses without waiting at all."""
+
+WAL_BOUND_BYTES = 16 * 1024 * 1024
+"""WAL size past which a continuous writer truncates it after its commit (:class:`WalBound`).
+
+One 1,000-row flush of 200 coins adds 2.4 MB of WAL (615 pages: each coin's last leaf and the
+index and queue pages, rewritten whole), and it grew 13 MB during one 2.6 s maintenance run
+(``bench/wal.py``): 16 MB leaves room for both, and for a refused attempt, under the 64 MB
+goal (23.5 MB measured at 1M rows; a 32 MB bound reached 69–203 MB)."""
 
 WAL_BOUND_WAIT_MS = 250
 """How long that writer waits for readers to let go of the WAL: its own writes wait meanwhile."""
+
+WAL_BOUND_RETRY_WAIT_MS = 50
+"""How long it waits on a short attempt after a refused one (:class:`WalBound`)."""
 
 
 class DayPrune(NamedTuple):
@@ -183,6 +194,10 @@ def checkpoint(conn: sqlite3.Connection, wait_ms: int) -> Checkpoint:
         mode = "TRUNCATE"
         busy, frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         while busy and time.monotonic() < deadline:
+            # While another connection checkpoints, SQLite refuses at once, without the busy
+            # handler: unpaced, this loop ran the pragma ~1,000 times per ms against the
+            # streamer's own truncation (bench/wal.py trace), taking a core from it.
+            time.sleep(CHECKPOINT_PAUSE_S)
             busy, frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:
             mode = "PASSIVE"
@@ -196,41 +211,84 @@ def checkpoint(conn: sqlite3.Connection, wait_ms: int) -> Checkpoint:
 class WalBound:
     """A continuous writer's own bound on the WAL, checked after each of its commits.
 
-    With readers always in flight SQLite's automatic checkpoint can never restart the WAL, so a
-    streaming writer grows it without bound (2.56 GB for 70 MB of rows, peers.md §3): an hourly
-    maintenance checkpoint comes far too late for a burst, and checkpointing every 2 s from
-    another process still let it reach 91 MB (``bench/wal.py``). The writer knows when it has
-    just committed, so once the file passes ``limit_bytes`` it truncates it itself between two
-    of its transactions, waiting at most ``wait_ms`` for readers on older snapshots. When they
-    outlast the wait, the next attempt comes only after another ``limit_bytes`` of growth, so a
-    reader that holds a snapshot for minutes costs one wait per ``limit_bytes``, not per commit.
+    With readers always in flight SQLite's automatic checkpoint never lets the WAL restart: it
+    runs right after the commit, while readers still hold the snapshot before it, so the
+    commit's own frames stay uncopied and the next transaction appends instead of wrapping
+    (a PASSIVE checkpoint after every 1,000-row commit copied all but the last one's 615
+    pages, and the WAL reached 532 MB at 300k rows, ``bench/wal.py``). The writer knows when it
+    has just committed, so once the file passes ``limit_bytes`` it truncates it itself between
+    two of its transactions, waiting at most ``wait_ms`` for readers on older snapshots.
+
+    When that wait runs out, the next waited attempt comes only after another ``limit_bytes`` of
+    growth, so a reader that holds a snapshot for minutes costs one wait per ``limit_bytes``,
+    not one per commit. Meanwhile a short attempt (``retry_wait_ms``) is made at every quarter
+    of it: most refusals are brief (maintenance's rollup transaction holds the write lock for
+    0.3–1 s: every refusal traced in ``bench/wal.py`` was one) and, with only the waited attempts
+    every 32 MB, three of them let the WAL reach 69 MB, and 203 MB in the issue's run.
+
+    Never inside the caller's transaction: SQLite refuses a checkpoint there (``SQLITE_LOCKED``),
+    so the bound then does nothing and stays due for the call after the commit.
     """
 
-    def __init__(self, db_path: str | os.PathLike[str], limit_bytes: int = WAL_BOUND_BYTES, wait_ms: int = WAL_BOUND_WAIT_MS) -> None:
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        limit_bytes: int = WAL_BOUND_BYTES,
+        wait_ms: int = WAL_BOUND_WAIT_MS,
+        retry_wait_ms: int = WAL_BOUND_RETRY_WAIT_MS,
+    ) -> None:
         self.wal_path = f"{os.fspath(db_path)}-wal"
         self.limit_bytes = limit_bytes
         self.wait_ms = wait_ms
+        self.retry_wait_ms = retry_wait_ms
         self._attempt_at_bytes = limit_bytes
+        self._retry_at_bytes: int | None = None
         self.truncations = 0
         self.held_back = 0
-        """Attempts that readers kept from truncating within the wait."""
+        """Waited attempts that readers (or another writer) kept from truncating within the wait."""
+        self.retries_refused = 0
+        """Short attempts, between two waited ones, refused too."""
 
     def due(self) -> bool:
         """Whether the WAL has grown past the point of the next attempt (a ``stat``, no SQL)."""
-        return _size(self.wal_path) >= self._attempt_at_bytes
+        return _size(self.wal_path) >= self._next_at_bytes()
 
     def __call__(self, conn: sqlite3.Connection) -> Checkpoint | None:
-        """Truncate the WAL if :meth:`due`; call it on the writer's connection, outside a transaction."""
-        if not self.due():
+        """Truncate the WAL if :meth:`due`; call it on the writer's connection, after its commit.
+
+        Returns the checkpoint of a waited attempt or of a truncation; ``None`` when nothing was
+        due, when called inside a transaction, or when a short attempt was refused.
+        """
+        if conn.in_transaction:
             return None
-        result = checkpoint(conn, self.wait_ms)
-        if result.busy:
-            self.held_back += 1
-            self._attempt_at_bytes = result.wal_bytes_after + self.limit_bytes
+        size = _size(self.wal_path)
+        if size >= self._attempt_at_bytes:
+            result = checkpoint(conn, self.wait_ms)
+            if result.busy:
+                self.held_back += 1
+                self._attempt_at_bytes = result.wal_bytes_after + self.limit_bytes
+                self._retry_at_bytes = result.wal_bytes_after + self._retry_step()
+        elif self._retry_at_bytes is not None and size >= self._retry_at_bytes:
+            result = checkpoint(conn, self.retry_wait_ms)
+            if result.busy:
+                self.retries_refused += 1
+                self._retry_at_bytes = result.wal_bytes_after + self._retry_step()
+                return None
         else:
+            return None
+        if not result.busy:
             self.truncations += 1
             self._attempt_at_bytes = self.limit_bytes
+            self._retry_at_bytes = None
         return result
+
+    def _retry_step(self) -> int:
+        return max(1, self.limit_bytes // 4)
+
+    def _next_at_bytes(self) -> int:
+        if self._retry_at_bytes is None:
+            return self._attempt_at_bytes
+        return min(self._attempt_at_bytes, self._retry_at_bytes)
 
 
 def database_path(conn: sqlite3.Connection) -> str:
