@@ -100,14 +100,17 @@ class Streamer:
 
     # Sink of the sockets ---------------------------------------------------------------------
 
-    async def candle(self, candle: Candle, received_ms: int, feed: Feed) -> None:
+    def candle(self, candle: Candle, received_ms: int, feed: Feed) -> bool:
         row, confirmed, owed = self.book.observe(candle, received_ms, feed)
         if confirmed is not None:
             self.counters.confirmed_minutes += 1
             self.writer.confirm(confirmed)
         if owed:
             self.writer.owe(owed)
-        await self.writer.put(row)
+        return self.writer.offer(row)
+
+    async def room(self) -> None:
+        await self.writer.room()
 
     def rejected(self, error: RejectedCandle) -> None:
         self.book.rejected(error.coin, error.open_ms)
@@ -228,7 +231,7 @@ class Streamer:
             self.follow(universe)
 
     def _window_report(self, window_start_ms: int | None) -> tuple[dict[str, object], str | None]:
-        metadata = self.counters.window(self.writer.queue.qsize())
+        metadata = self.counters.window(self.writer.depth)
         latencies = sorted(self.writer.latencies_ns)
         self.writer.latencies_ns.clear()
         if latencies:

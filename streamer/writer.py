@@ -6,7 +6,8 @@ frame. A flush runs on the memory thread while the writer keeps taking frames in
 batch, so a memory locked by another process for seconds stalls nothing upstream; rows a flush
 could not write are kept and written by a later one, never dropped. Memory stays bounded:
 past ``max_pending_rows`` the writer stops taking frames until the flush in flight ends, the
-queue fills, and the readers wait (back-pressure, not growth: cryptofeed #426).
+queue fills, and the readers stop reading their sockets until there is room (back-pressure,
+not growth: cryptofeed #426).
 
 A row is only replaced by one at least as final (forming < closed < confirmed), here as in the
 memory. Minutes owed to REST repair (:meth:`Writer.owe`) are queued durably by the flush that
@@ -80,6 +81,9 @@ class Writer:
         """Frame received -> its row committed, for the newest rows written."""
         self.on_owed = on_owed
         """Called once owed minutes are committed to the repair queue."""
+        self._held: deque[_Streamed] = deque()
+        """Rows offered while the queue was full, in order, queued by :meth:`room`."""
+        self._room_lock = asyncio.Lock()
         self._pending: dict[_Key, _Streamed] = {}
         self._owed: dict[_Key, Repair] = {}
         self._owed_in_flight = False
@@ -92,13 +96,26 @@ class Writer:
 
     # What producers call -----------------------------------------------------------------------
 
-    async def put(self, row: CandleRow) -> None:
-        """A streamed row; waits while the queue is full."""
+    def offer(self, row: CandleRow) -> bool:
+        """A streamed row, taken without waiting (the sockets hand frames over as websockets
+        parses them). ``False`` once the queue is full: the row is held, in order, and the caller
+        stops reading until :meth:`room`."""
         item = (row, time.perf_counter_ns())
-        try:
-            self.queue.put_nowait(item)  # the common case, without Queue.put's own coroutine
-        except asyncio.QueueFull:
-            await self.queue.put(item)
+        if not self._held:
+            try:
+                self.queue.put_nowait(item)
+                return True
+            except asyncio.QueueFull:
+                pass
+        self._held.append(item)
+        return False
+
+    async def room(self) -> None:
+        """Return once every held row is queued (the queue had room for them)."""
+        async with self._room_lock:
+            while self._held:
+                await self.queue.put(self._held[0])  # cancelled, the row stays held: never lost nor doubled
+                self._held.popleft()
 
     def confirm(self, row: CandleRow) -> None:
         """A minute the stream proved final, with its latest state: merged at once, not queued
@@ -106,6 +123,11 @@ class Writer:
         replace it), so confirming costs the sockets no queue slot. Its latency counts from the
         frame that proved it final, now."""
         self._merge(row, time.perf_counter_ns())
+
+    @property
+    def depth(self) -> int:
+        """Rows handed over and not yet taken into a batch: queued, or held behind a full queue."""
+        return self.queue.qsize() + len(self._held)
 
     @property
     def owing(self) -> bool:
@@ -123,6 +145,7 @@ class Writer:
     async def barrier(self) -> None:
         """Return once every row queued before this call is committed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self.room()
         await self.queue.put(_Barrier(future))
         await future
 
@@ -134,6 +157,7 @@ class Writer:
 
     async def stop(self) -> None:
         """Write everything queued so far, record the open window, and end."""
+        await self.room()
         await self.queue.put(_STOP)
         if self._task is not None:
             await self._task
@@ -145,7 +169,7 @@ class Writer:
                 stop = self._absorb(await self.queue.get())
                 while not stop and not self.queue.empty() and len(self._pending) < self.config.max_pending_rows:
                     stop = self._absorb(self.queue.get_nowait())
-                self.counters.queue_depth_max = max(self.counters.queue_depth_max, self.queue.qsize())
+                self.counters.queue_depth_max = max(self.counters.queue_depth_max, self.depth)
                 if stop:
                     break
                 await self._maybe_flush()

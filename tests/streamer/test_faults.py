@@ -53,7 +53,8 @@ async def test_connections_dropped_every_ten_seconds_for_ten_minutes_lose_no_clo
     assert most_in_any_minute(replay.ws.stats.opened_ms) <= config.new_connections_per_minute <= 30
     assert streamer.counters.repair_requests > 0
     minutes = assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
-    assert len(minutes) == 6 and min(minutes.values()) >= 11
+    # 690 simulated seconds: 11 settled minutes, or 10 when the start (slower on a loaded machine) fell late in its minute
+    assert len(minutes) == 6 and min(minutes.values()) >= 10
 
 
 async def test_one_silent_coin_is_resubscribed_alone_and_its_minutes_come_from_rest(
