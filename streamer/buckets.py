@@ -107,7 +107,8 @@ class BucketBook:
 
 
 def row_of(candle: Candle, closed: bool, confirmed: bool = False) -> CandleRow:
-    return CandleRow(
+    # tuple.__new__ straight, not CandleRow's Python-level __new__: two rows a frame.
+    return _new_row(CandleRow, (
         candle.coin,
         candle.interval,
         candle.open_ms,
@@ -120,4 +121,7 @@ def row_of(candle: Candle, closed: bool, confirmed: bool = False) -> CandleRow:
         candle.trades,
         closed,
         confirmed,
-    )
+    ))
+
+
+_new_row = tuple.__new__

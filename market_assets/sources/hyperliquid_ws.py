@@ -102,7 +102,7 @@ class NotJson:
 Frame = Ack | ErrorFrame | Pong | CandleFrame | OtherFrame | NotJson
 
 
-class _Envelope(msgspec.Struct):
+class _Envelope(msgspec.Struct, gc=False):  # one per frame: kept out of the cyclic GC's counts
     channel: str
     data: msgspec.Raw = msgspec.Raw(b"null")
 
