@@ -23,8 +23,9 @@ test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest
 
+# Every benchmark, then one table: each figure, its goal, its same-run baseline, pass or fall short.
 bench: $(STAMP)
-	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import report
+
 HERE = Path(__file__).resolve().parents[1]
 T0_MS = 1_795_000_000_000
 MINUTE_MS = 60_000
@@ -168,6 +170,9 @@ def main() -> None:
     now, before = (run["cpu_s"] for run in best.values())
     medians = [statistics.median(r["cpu_s"] for r in runs) for runs in results.values()]
     print(f"  ratio                  {now / before:7.2f}x best, {medians[0] / medians[1]:.2f}x median   (goal <= 1.05x)")
+    report("confirmation_cost", f"CPU per frame / baseline {args.baseline} (before confirmation)", now / before, "x",
+           goal="<= 1.05x", baseline=f"{args.baseline}: {1000 * before / count * 1000:.1f} ms CPU per 1,000 frames",
+           limit=1.05)
 
 
 if __name__ == "__main__":

@@ -25,16 +25,21 @@ class Figure:
     """The goal as read by a person, e.g. ``>= 0.8x`` or ``<= 64 MB``."""
     baseline: str
     """The yardstick measured in the same run, with its figure, e.g. ``executemany 30,400 rows/s``."""
-    passed: bool
+    passed: bool | None
+    """``None`` for a figure shown for information, with no goal of its own."""
+
+    @property
+    def verdict(self) -> str:
+        return "info" if self.passed is None else "pass" if self.passed else "FALLS SHORT"
 
 
 def report(bench: str, name: str, value: float, unit: str, *, goal: str, baseline: str,
-           limit: float, direction: Literal["max", "min"]) -> Figure:
-    """Print and record one figure; it passes if ``value <= limit`` (``max``) or ``>= limit`` (``min``)."""
-    passed = value <= limit if direction == "max" else value >= limit
+           limit: float | None, direction: Literal["max", "min"] = "max") -> Figure:
+    """Print and record one figure; it passes if ``value <= limit`` (``max``) or ``>= limit``
+    (``min``); with no limit it is information."""
+    passed = None if limit is None else value <= limit if direction == "max" else value >= limit
     figure = Figure(bench, name, value, unit, goal, baseline, passed)
-    print(f"FIGURE {name}: {value:,.3g} {unit} (goal {goal}; baseline {baseline}) "
-          f"{'pass' if passed else 'falls short'}", flush=True)
+    print(f"FIGURE {name}: {value:,.3g} {unit} (goal {goal}; baseline {baseline}) {figure.verdict}", flush=True)
     if path := os.environ.get(FIGURES_ENV):
         with open(path, "a", encoding="utf-8") as out:
             out.write(json.dumps(asdict(figure)) + "\n")

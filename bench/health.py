@@ -28,6 +28,8 @@ from market_assets.memory.connection import close  # noqa: E402
 from market_assets.memory.runs import LATEST_RUN_SQL  # noqa: E402
 from market_assets.registry import CANDLES, REGISTRY  # noqa: E402
 
+from figures import report  # noqa: E402
+
 # Bench-only seeding statement: the product writes runs one at a time through the ledger API.
 SEED_SQL = (
     "INSERT INTO ingestion_runs (source, channel, started_at_ms, finished_at_ms, status, "
@@ -101,6 +103,8 @@ def main() -> None:
             now_ms = T0_MS + total * 6_000 + 10_000
             bare_us, health_us = measure(conn, now_ms, args.repeat)
             print(f"{total:>12,} {bare_us:>15.1f} {health_us:>10.1f} {health_us / bare_us:>5.2f}x", flush=True)
+        report("health", f"health evaluation / bare indexed SELECT, {total:,} ledger runs", health_us / bare_us, "x",
+               goal="<= 2x, flat", baseline=f"bare SELECT {bare_us:.1f} us", limit=2.0)
         close(conn)
 
 

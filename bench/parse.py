@@ -35,6 +35,8 @@ from market_assets.sources.hyperliquid import (  # noqa: E402
 from market_assets.sources.hyperliquid_ws import parse_frame  # noqa: E402
 from market_assets.sources.polymarket import SearchPage, parse_events, parse_markets, parse_search  # noqa: E402
 
+from figures import report  # noqa: E402
+
 GOAL = 3.0
 
 CASES: list[tuple[str, str, Callable[[bytes], object]]] = [
@@ -105,6 +107,8 @@ def main() -> int:
             f"{name:<30} {len(data):>8} {produced:>8} {produced / measured:>12,.0f} "
             f"{baseline * 1e6:>9.0f}us {measured * 1e6:>8.0f}us {ratio:>5.2f}x"
         )
+    report("parse", "slowest parser / json.loads of the same fixture", worst, "x", goal=f"<= {GOAL:g}x",
+           baseline="json.loads of each fixture", limit=GOAL)
     verdict = "meets" if worst <= GOAL else "MISSES"
     print(f"worst ratio {worst:.2f}x: {verdict} the goal of <= {GOAL:g}x json.loads")
     return 0 if worst <= GOAL else 1

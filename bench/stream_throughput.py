@@ -48,6 +48,8 @@ from streamer.config import StreamerConfig  # noqa: E402
 from streamer.connection import ConnectionState  # noqa: E402
 from streamer.service import Endpoints, Streamer  # noqa: E402
 
+from figures import report  # noqa: E402
+
 T0_MS = 1_795_000_000_000
 MINUTE_MS = 60_000
 BENCH_COINS = 171
@@ -182,6 +184,9 @@ def throughput(frames: int, rounds: int) -> None:
     print(f"  streamer, replay socket -> committed rows   {max(stream):10,.0f} frames/s   (all: {_list(stream)})")
     print(f"  SQLite executemany, 1,000-row transactions  {max(ceiling):10,.0f} rows/s     (all: {_list(ceiling)})")
     print(f"  ratio                                       {max(stream) / max(ceiling):10.2f}x   (goal >= 0.8x)")
+    report("stream_throughput", "stream frames -> committed rows / executemany ceiling", max(stream) / max(ceiling), "x",
+           goal=">= 0.8x", baseline=f"executemany, 1,000-row transactions: {max(ceiling):,.0f} rows/s", limit=0.8,
+           direction="min")
 
 
 def _list(rates: list[float]) -> str:
@@ -247,6 +252,10 @@ def latency(hours: int, hour_s: float) -> None:
     rss = [next(mb for minute, mb in samples if minute >= mark) if mark < 60 * hours else samples[-1][1] for mark in marks]
     trail = ", ".join(f"{mb:.1f} MB at {mark} min" for mark, mb in zip(marks, rss))
     print(f"  RSS                 {trail}; max {max(mb for _, mb in samples):.1f} MB   (goal <= 120 MB, flat)")
+    report("stream_throughput", "frame -> committed p99, 1 h of every perp at 60x", latencies.quantile(0.99), "ms",
+           goal="<= 250 ms", baseline=f"none (absolute); p50 {latencies.quantile(0.5):.1f} ms", limit=250)
+    report("stream_throughput", "streamer RSS, max over the simulated hour", max(mb for _, mb in samples), "MB",
+           goal="<= 120 MB, flat", baseline=f"{rss[0]:.1f} MB at 5 min", limit=120)
 
 
 # Backfill after an outage ---------------------------------------------------------------------
@@ -293,6 +302,8 @@ def backfill() -> None:
     print(f"  weight-budget floor         {floor_ms / 1000:6.1f} s   (the last request's earliest slot under "
           f"1,200 weight per rolling minute; {weight / HYPERLIQUID_WEIGHT_PER_MINUTE * 60:.1f} s at the bare rate)")
     print(f"  ratio                       {took_ms / floor_ms:6.2f}x   (goal <= 1.1x)")
+    report("stream_throughput", "repair after a 5-minute outage / weight-budget floor", took_ms / floor_ms, "x",
+           goal="<= 1.1x", baseline=f"the budget's earliest last slot: {floor_ms / 1000:.0f} s", limit=1.1)
 
 
 def main() -> None:
