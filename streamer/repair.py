@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 
 from market_assets.memory.candles import CandleRow
 from market_assets.memory.repairs import Backlog, RepairOutcome, apply_repair, backlog, queued_minutes
@@ -31,6 +31,9 @@ from streamer.counters import StreamCounters
 from streamer.memory_thread import MemoryThread
 
 log = logging.getLogger(__name__)
+
+REPAIR_MINUTES_PER_TRANSACTION = 120
+"""A repair is stored two hours of a coin at a time: a stream flush waits for that much, not a day."""
 
 
 def bucket_start(at_ms: int, step_ms: int) -> int:
@@ -223,17 +226,25 @@ class Repairer:
             answered_floor = window_floor(batch.as_of_ms, self.step_ms)
             beyond += [m for m in absent if m < answered_floor]
             no_trades = [m for m in absent if answered_floor <= m < latest_ms]
-        outcome: RepairOutcome = await self.memory.call(
-            apply_repair,
-            coin,
-            self.interval,
-            self.step_ms,
-            closed,
-            minutes=queued,
-            no_trades=no_trades,
-            unfillable=beyond,
-            now_ms=self.clock.now_ms(),
-        )
+        # Stored in slices of minutes, each its own transaction: the stream's flushes share the
+        # memory thread, and a day of a coin in one transaction held them back (frame -> commit
+        # p99 384 ms during a warm start, 123 ms without one).
+        outcome = RepairOutcome(0, 0, 0, 0, 0)
+        ordered = sorted(queued)
+        for start in range(0, len(ordered), REPAIR_MINUTES_PER_TRANSACTION):
+            part = set(ordered[start : start + REPAIR_MINUTES_PER_TRANSACTION])
+            done: RepairOutcome = await self.memory.call(
+                apply_repair,
+                coin,
+                self.interval,
+                self.step_ms,
+                [row for row in closed if row.open_time_ms in part],
+                minutes=part,
+                no_trades=[m for m in no_trades if m in part],
+                unfillable=[m for m in beyond if m in part],
+                now_ms=self.clock.now_ms(),
+            )
+            outcome = RepairOutcome(*(a + b for a, b in zip(astuple(outcome), astuple(done))))
         left = len(queued) - outcome.confirmed - outcome.no_trades - outcome.unfillable - outcome.conflicts
         self.counters.repaired_minutes += outcome.confirmed
         self.counters.corrected_minutes += outcome.corrected

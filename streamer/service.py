@@ -8,7 +8,6 @@ which the writer queues durably for the repairer to drain.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
 import sqlite3
@@ -141,10 +140,6 @@ class Streamer:
                 await self._queue_horizon(universe.coins)
                 self.repairer.start()
                 self.follow(universe)
-                # What is alive once started (modules, the registry, the universe) lives as long as
-                # the process: keep it out of the cyclic GC, whose full collections otherwise walk
-                # it every few thousand frames (a tenth of the socket thread at 25k frames/s).
-                gc.freeze()
                 self.started.set()
                 poller = asyncio.create_task(self._poll_universe(), name="universe")
                 stopping = asyncio.create_task(stop.wait())

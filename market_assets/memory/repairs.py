@@ -126,13 +126,21 @@ def _values(row: CandleRow) -> tuple[float, ...]:
 def _record_runs(
     conn: sqlite3.Connection, coin: str, interval: str, step_ms: int, minutes: Sequence[int], status: GapStatus, now_ms: int
 ) -> None:
-    """Record consecutive ``minutes`` as runs of ``status`` in ``candle_gaps``."""
+    """Record consecutive ``minutes`` as runs of ``status`` in ``candle_gaps``; a run that starts
+    where one of the same status ends extends it."""
     runs: list[list[int]] = []
     for open_ms in sorted(minutes):
         if runs and runs[-1][1] == open_ms:
             runs[-1][1] = open_ms + step_ms
         else:
             runs.append([open_ms, open_ms + step_ms])
+    for run in runs:  # a run recorded just before this one (a repair stored in slices) grows
+        before = conn.execute(
+            "SELECT start_ms FROM candle_gaps WHERE coin = ? AND interval = ? AND status = ? AND end_ms = ?",
+            (coin, interval, status.value, run[0]),
+        ).fetchone()
+        if before is not None:
+            run[0] = before[0]
     conn.executemany(
         "INSERT INTO candle_gaps (coin, interval, start_ms, end_ms, status, missing_buckets, detected_at_ms, "
         "resolved_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coin, interval, start_ms) DO UPDATE SET "
