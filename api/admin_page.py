@@ -92,7 +92,8 @@ def render_page(document: DashboardDocument) -> str:
         f"<style>{_STYLE}</style></head><body>"
         "<h1>Ingestion</h1>"
         f"<p class=\"meta\"><span class=\"overall {'ok' if document.ok else 'not-ok'}\" id=\"overall\">{overall}</span> "
-        f"as of {_text(_utc(document.generated_at_ms))}; total and 24 h rows counted {counted_ago} earlier; "
+        f"as of {_text(_utc(document.generated_at_ms))}; total and 24 h rows: data older than an hour counted "
+        f"{counted_ago} earlier, newer data now; "
         f"reloads every {RELOAD_EVERY_SEC} s</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
         "</body></html>\n"
@@ -101,17 +102,17 @@ def render_page(document: DashboardDocument) -> str:
 
 def _channel_rows(row: DashboardRow) -> str:
     key = f"{row.source}/{row.channel}"
-    status = row.health.status
+    status = row.status
     warnings = "".join(
-        f"<span class=\"warning\" data-code=\"{_text(w.code)}\" title=\"{_text(w.message)}\">{_text(w.code)}</span>"
-        for w in row.warnings
+        f"<span class=\"warning\" data-code=\"{_text(code)}\" title=\"{_text(row.warning_details[code])}\">{_text(code)}</span>"
+        for code in row.warnings
     ) or "<span class=\"none\">none</span>"
     coverage = "—" if row.coverage is None else f"{row.coverage:.0%} of {row.expected_subjects}"
     unverified = "—" if row.unverified_minutes is None else f"{row.unverified_minutes:,} / {row.repair_queue or 0:,}"
     cells = (
         f"<td>{_text(key)}</td>"
         f"<td><span class=\"status status-{_text(status)}\">{_text(status)}</span></td>"
-        f"<td class=\"num\">{_seconds(row.health.age_sec)}</td>"
+        f"<td class=\"num\">{_seconds(row.age_sec)}</td>"
         f"<td class=\"num\">{_seconds(row.data_lag_sec)}</td>"
         f"<td class=\"num\">{_text(coverage)}</td>"
         f"<td class=\"num\">{row.rows_last_hour:,}</td>"
@@ -145,7 +146,7 @@ def _details(row: DashboardRow) -> str:
         parts.append(f"last success {_text(_utc(row.last_success_ms))}")
     if row.unverified_minutes is not None:
         parts.append(f"<span class=\"fidelity\">{_fidelity(row)}</span>")
-    parts.extend(f"{_text(w.code)}: {_text(w.message)}" for w in row.warnings)
+    parts.extend(f"{_text(code)}: {_text(row.warning_details[code])}" for code in row.warnings)
     metadata = [f"{_text(k)}={_text(_number(v))}" for k, v in sorted(row.counters.items())]
     metadata += [f"{_text(k)}={_text(v)}" for k, v in sorted(row.details.items())]
     if metadata:

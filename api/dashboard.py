@@ -36,11 +36,14 @@ class IngestionDashboardController(Controller):
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],
     ) -> Response[DashboardDocument]:
-        """Every channel's health row, volumes, coverage, data lag, runs and warnings.
+        """Every channel's health row (its fields flat, as in the health document) with its
+        volumes, coverage, data lag, runs, and warnings: ``warnings`` lists their names,
+        ``warningDetails`` says each in a line.
 
         Public unless ``MARKET_DASHBOARD_REQUIRES_ADMIN`` is set (then 401 without a user, 403
         for a user not in ``MARKET_ADMIN_USER_IDS``). Total rows and the last 24 hours' figures
-        are as counted at ``volumesCountedAtMs`` (recounted each minute, after a response).
+        count data older than an hour as at ``volumesCountedAtMs`` (recounted each minute, after
+        a response) and newer data now, so rows of the last hour ≤ last 24 hours ≤ total.
         """
         document, recount = current_dashboard(settings, readers, clock, volumes)
         return Response(document, background=recount)

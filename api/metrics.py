@@ -54,10 +54,15 @@ class DashboardCollector:
             "market_channel_status",
             "1 for the channel's current health status (SPEC §4), 0 for the others.",
             [*_CHANNEL, "status"],
-            [([r.source, r.channel, s.value], float(r.health.status == s.value)) for r in rows for s in Status],
+            [([r.source, r.channel, s.value], float(r.status == s.value)) for r in rows for s in Status],
         )
-        yield _per_channel("market_channel_age_seconds", "Age of the channel's latest run (health ageSec).", rows, lambda r: r.health.age_sec)
-        yield _per_channel("market_channel_rows", "Rows the channel's table holds (as counted at volumesCountedAtMs).", rows, lambda r: r.total_rows)
+        yield _per_channel("market_channel_age_seconds", "Age of the channel's latest run (health ageSec).", rows, lambda r: r.age_sec)
+        yield _per_channel(
+            "market_channel_rows",
+            "Rows the channel's table holds (data older than an hour as counted at volumesCountedAtMs).",
+            rows,
+            lambda r: r.total_rows,
+        )
         yield _per_channel("market_channel_rows_last_hour", "Rows whose data timestamp lies in the last hour.", rows, lambda r: r.rows_last_hour)
         yield _per_channel("market_channel_rows_last_day", "Rows whose data timestamp lies in the last 24 hours.", rows, lambda r: r.rows_last_24h)
         yield _per_channel("market_channel_subjects_last_hour", "Distinct subjects with data in the last hour.", rows, lambda r: r.subjects_last_hour)
@@ -81,7 +86,7 @@ class DashboardCollector:
             "1 when the dashboard raises the warning for the channel (SPEC §5), 0 otherwise.",
             [*_CHANNEL, "warning"],
             [
-                ([r.source, r.channel, code.value], float(any(w.code == code for w in r.warnings)))
+                ([r.source, r.channel, code.value], float(code in r.warnings))
                 for r in rows
                 for code in WarningCode
             ],

@@ -3,7 +3,8 @@
 Total rows and the last 24 hours' rows and subjects are counted once, on the first request of
 the process; afterwards a response older than ``VOLUME_RECOUNT_AFTER`` schedules one recount
 that runs after it is sent. At 10M candles the count takes ~0.7 s, every other dashboard read
-a few milliseconds (peers.md §3).
+a few milliseconds (peers.md §3). The counts cover data older than an hour before them; each
+request adds the newer rows it reads with the last hour (``market_assets.dashboard``).
 """
 
 from __future__ import annotations

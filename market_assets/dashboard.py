@@ -1,5 +1,6 @@
-"""The ingestion dashboard (SPEC §5): every channel's health row plus its volume, coverage, lag
-and run signals, and the warnings derived from them.
+"""The ingestion dashboard (SPEC §5): every channel's health row, flat, plus its volume,
+coverage, lag and run signals, and the warnings derived from them: ``warnings`` lists their names,
+``warningDetails`` holds a line a person reads for each.
 
 Evaluation is pure — :func:`evaluate_dashboard` is a function of (registry, facts read from the
 memory, now) — and each warning is a small function of its signal and its threshold from the
@@ -12,7 +13,12 @@ of the last hour corrected and rejected. Other rows carry ``null`` there.
 Two facts are counted apart: total rows and the last 24 hours' rows and subjects need a scan of
 the channel's whole table (625 ms and 35 ms for 10M candles), so a caller may pass
 :class:`~market_assets.memory.dashboard.VolumeCounts` counted a little earlier; the document says
-when (``volumesCountedAtMs``). Everything else is index seeks, read at ``now``.
+when (``volumesCountedAtMs``). Such a count covers only the rows settled by then (data older than
+an hour before it); every newer row is read with the last hour, at ``now``, and added to both
+totals. So the three counts never contradict each other — rows of the last hour ≤ of the last
+24 hours ≤ in all — however old the count: a live hour beside an older count once read
+35 > 20 = 20. The last 24 hours' subjects are at least the live ones since the settled part.
+Everything else is index seeks, read at ``now``.
 """
 
 from __future__ import annotations
@@ -25,13 +31,23 @@ from enum import StrEnum
 
 import msgspec
 
-from market_assets.health import ChannelHealth, HealthRow, Status, evaluate_health
+from market_assets.health import ChannelHealth, Status, evaluate_health
 from market_assets.memory import dashboard as sql
 from market_assets.memory import runs
-from market_assets.memory.dashboard import RecentRuns, VolumeCounts, WindowCounts, WindowTallies
+from market_assets.memory.dashboard import (
+    RecentCounts,
+    RecentRuns,
+    VolumeCounts,
+    WindowTallies,
+)
 from market_assets.memory.repairs import Fidelity, fidelity
 from market_assets.memory.runs import RunRecord, RunStatus, latest_run
-from market_assets.registry import REGISTRY, Channel, ExpectedSubjects, WarningThresholds
+from market_assets.registry import (
+    REGISTRY,
+    Channel,
+    ExpectedSubjects,
+    WarningThresholds,
+)
 
 ENDED = (RunStatus.SUCCEEDED, RunStatus.FAILED)
 
@@ -49,10 +65,15 @@ class WarningCode(StrEnum):
     RECENT_FAILURES = "recent_failures"
     THROTTLED = "throttled"
     UNVERIFIED_CANDLES = "unverified_candles"
+    PARTIAL_RUN = "partial_run"
+
+
+SUBJECTS_NAMED = 3
+"""How many of a partial run's failed subjects its warning names (the count says the rest)."""
 
 
 class Finding(msgspec.Struct, frozen=True):
-    """One warning: its code and a line a person reads."""
+    """One warning: its name and a line a person reads."""
 
     code: WarningCode
     message: str
@@ -84,9 +105,16 @@ class Thresholds(msgspec.Struct, rename="camel"):
 
 
 class DashboardRow(msgspec.Struct, rename="camel"):
+    """A channel's health row (SPEC §4's keys, flat, in its order) followed by its signals."""
+
     source: str
     channel: str
-    health: HealthRow
+    status: str
+    expected_cadence_sec: int
+    stale_after_sec: int
+    age_sec: int | None
+    rows_written: int | None
+    """Rows of the latest run, as in the health row (0 for one still running)."""
     total_rows: int
     rows_last_hour: int
     rows_last_24h: int = msgspec.field(name="rowsLast24h")
@@ -129,7 +157,10 @@ class DashboardRow(msgspec.Struct, rename="camel"):
     """Candles only: candle frames refused where they were parsed, per reason (``non_finite``,
     ``negative``, ``low_above_high`` …), summed over the streamer windows started in the last hour."""
     thresholds: Thresholds
-    warnings: list[Finding]
+    warnings: list[WarningCode]
+    """The names of the warnings raised, in SPEC §5's order."""
+    warning_details: dict[WarningCode, str]
+    """A line a person reads for each raised warning, keyed by its name."""
 
 
 class DashboardDocument(msgspec.Struct, rename="camel"):
@@ -151,9 +182,10 @@ class FidelityFacts:
 
 @dataclass(frozen=True, slots=True)
 class ChannelFacts:
-    """What the memory says about one channel, read in one snapshot."""
+    """What the memory says about one channel, read in one snapshot (``volumes`` maybe earlier)."""
 
-    last_hour: WindowCounts
+    live: RecentCounts
+    """Rows newer than the settled part of ``volumes``, and the last hour's among them."""
     volumes: VolumeCounts
     expected_subjects: int | None
     last_finished: RunRecord | None
@@ -228,6 +260,25 @@ def unverified_warning(held: Fidelity | None, thresholds: WarningThresholds, now
     )
 
 
+def partial_run_warning(last_finished: RunRecord | None) -> Finding | None:
+    """A run that succeeded while some of its subjects failed (``subject_errors`` in its metadata,
+    ``{subject: one-line error}``): the others were kept, these are missing. A run where every
+    subject failed is ``failed`` and counted by ``recent_failures``."""
+    if last_finished is None or last_finished.status is not RunStatus.SUCCEEDED:
+        return None
+    errors = last_finished.metadata.get("subject_errors")
+    if not isinstance(errors, dict) or not errors:
+        return None
+    named = "; ".join(f"{subject}: {error}" for subject, error in sorted(errors.items())[:SUBJECTS_NAMED])
+    more = len(errors) - SUBJECTS_NAMED
+    subjects_word = "subject" if len(errors) == 1 else "subjects"
+    return Finding(
+        WarningCode.PARTIAL_RUN,
+        f"run {last_finished.run_id} wrote {last_finished.rows_written} rows but {len(errors)} {subjects_word} "
+        f"failed: {named}" + (f" (and {more} more)" if more > 0 else ""),
+    )
+
+
 def coverage_of(seen: int, expected: int | None) -> float | None:
     if not expected:
         return None
@@ -237,9 +288,10 @@ def coverage_of(seen: int, expected: int | None) -> float | None:
 def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) -> DashboardRow:
     channel = health.channel
     thresholds = channel.warnings
-    latest_ms = facts.last_hour.latest_ms if facts.last_hour.latest_ms is not None else facts.volumes.latest_ms
+    live, volumes = facts.live, facts.volumes
+    latest_ms = live.latest_ms if live.latest_ms is not None else volumes.latest_ms
     lag_sec = None if latest_ms is None else _age_sec(latest_ms, now_ms)
-    seen = facts.last_hour.subjects
+    seen = live.last_hour.subjects
     coverage = coverage_of(seen, facts.expected_subjects)
     held = None if facts.fidelity is None else facts.fidelity.held
     tallies = None if facts.fidelity is None else facts.fidelity.last_hour
@@ -251,17 +303,24 @@ def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) ->
         recent_failures_warning(facts.recent.failures, thresholds),
         throttled_warning(facts.recent.throttles, thresholds),
         unverified_warning(held, thresholds, now_ms),
+        partial_run_warning(facts.last_finished),
     )
+    raised = [finding for finding in findings if finding is not None]
     counters, details = _split_metadata(facts.last_finished)
+    health_row = health.row()
     return DashboardRow(
-        source=channel.source,
-        channel=channel.name,
-        health=health.row(),
-        total_rows=facts.volumes.total_rows,
-        rows_last_hour=facts.last_hour.rows,
-        rows_last_24h=facts.volumes.last_day.rows,
+        source=health_row.source,
+        channel=health_row.channel,
+        status=health_row.status,
+        expected_cadence_sec=health_row.expected_cadence_sec,
+        stale_after_sec=health_row.stale_after_sec,
+        age_sec=health_row.age_sec,
+        rows_written=health_row.rows_written,
+        total_rows=volumes.settled_rows + live.rows,
+        rows_last_hour=live.last_hour.rows,
+        rows_last_24h=volumes.settled_last_day + live.rows,
         subjects_last_hour=seen,
-        subjects_last_24h=facts.volumes.last_day.subjects,
+        subjects_last_24h=max(volumes.last_day_subjects, live.subjects),
         expected_subjects=facts.expected_subjects,
         coverage=coverage,
         latest_data_ms=latest_ms,
@@ -290,7 +349,8 @@ def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) ->
             thresholds.throttles,
             thresholds.unverified_after_sec,
         ),
-        warnings=[finding for finding in findings if finding is not None],
+        warnings=[finding.code for finding in raised],
+        warning_details={finding.code: finding.message for finding in raised},
     )
 
 
@@ -312,7 +372,7 @@ def count_volumes(
 ) -> dict[Channel, VolumeCounts]:
     """The whole-table counts of every channel at ``now_ms`` (the slow part; see the module doc)."""
     with sql.snapshot(conn):
-        return {c: sql.volume_counts(conn, c.data, now_ms - DAY_MS, now_ms) for c in registry}
+        return {c: sql.volume_counts(conn, c.data, now_ms - DAY_MS, now_ms - HOUR_MS, now_ms) for c in registry}
 
 
 def read_dashboard(
@@ -352,7 +412,7 @@ def _facts(
             last_hour=sql.window_tallies(conn, channel.source, channel.name, now_ms - HOUR_MS),
         )
     return ChannelFacts(
-        last_hour=sql.window_counts(conn, channel.data, now_ms - HOUR_MS),
+        live=sql.recent_counts(conn, channel.data, volumes.settled_before_ms, now_ms - HOUR_MS),
         volumes=volumes,
         expected_subjects=expected,
         # A streamer window in flight is skipped: the last run that ended says what was written.

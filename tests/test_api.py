@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +20,10 @@ from market_assets.memory import open_memory
 from market_assets.registry import CANDLES, FUNDING, REGISTRY
 from market_assets.settings import Settings
 
-from .conftest import MARKET, FrozenClock
+from .api.server import free_port, served_api
+from .conftest import FrozenClock
+
+__all__ = ["free_port"]  # tests/test_monitor.py takes its free port from here
 
 HEALTH = "/api/v1/ingestion/health"
 USER = {"x-user-id": "ops-1"}
@@ -95,39 +94,12 @@ def test_health_schema_is_in_the_openapi_document(memory_path: Path) -> None:
     assert {"expectedCadenceSec", "staleAfterSec", "ageSec", "rowsWritten"} <= set(row)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``market api`` as a real server process on a loopback port."""
     db = tmp_path / "served.db"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MARKET_DB"}
-    server = subprocess.Popen(
-        [str(MARKET), "--db", str(db), "api", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(base + HEALTH, timeout=1)
-            break
-        except httpx.TransportError:
-            assert server.poll() is None, server.stderr.read().decode()
-            assert time.monotonic() < deadline, "market api did not start listening"
-            time.sleep(0.1)
-    try:
+    with served_api(db) as base:
         yield base, db
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def cli_json(db: Path) -> bytes:

@@ -30,14 +30,34 @@ class WindowCounts(NamedTuple):
 
 
 class VolumeCounts(NamedTuple):
-    """What only a scan of the whole channel answers, counted together in one pass."""
+    """What only a scan of the whole channel answers, counted together in one pass.
 
-    total_rows: int
-    last_day: WindowCounts
-    """Rows, subjects and newest timestamp since ``counted_at_ms`` − 24 h."""
+    Row counts cover the rows *settled* by then, whose data timestamp lies before
+    ``settled_before_ms``; the newer ones are counted live with each request
+    (:func:`recent_counts`) and added, so a count taken a minute ago never sits below the live
+    last hour beside it.
+    """
+
+    settled_rows: int
+    settled_last_day: int
+    """Settled rows at or after ``counted_at_ms`` − 24 h."""
+    last_day_subjects: int
+    """Distinct subjects at or after ``counted_at_ms`` − 24 h, settled or not."""
     latest_ms: int | None
     """Newest data timestamp of the whole table."""
+    settled_before_ms: int
     counted_at_ms: int
+
+
+class RecentCounts(NamedTuple):
+    """The rows newer than a count's settled part, and the last hour's rows among them."""
+
+    rows: int
+    """Rows at or after the count's ``settled_before_ms``."""
+    subjects: int
+    latest_ms: int | None
+    """Newest data timestamp read (``None``: no row since the settled part or the last hour)."""
+    last_hour: WindowCounts
 
 
 class RecentRuns(NamedTuple):
@@ -79,17 +99,33 @@ def window_counts(conn: sqlite3.Connection, data: DataLocation, since_ms: int) -
     return WindowCounts(row[0], row[1], row[2])
 
 
-def volume_counts(conn: sqlite3.Connection, data: DataLocation, day_start_ms: int, now_ms: int) -> VolumeCounts:
-    """Total rows, the last day's rows and subjects, and the newest timestamp: one scan."""
+def volume_counts(
+    conn: sqlite3.Connection, data: DataLocation, day_start_ms: int, settled_before_ms: int, now_ms: int
+) -> VolumeCounts:
+    """Settled rows, in all and since ``day_start_ms``, the last day's subjects and the newest
+    timestamp: one scan."""
     table, time, subject, scope, args = _parts(data)
     row = conn.execute(
-        f"SELECT count(*), count({time} >= ? OR NULL), count(DISTINCT CASE WHEN {time} >= ? THEN {subject} END), "
-        f"max({time}) FROM {table} WHERE {scope}1",
-        (day_start_ms, day_start_ms, *args),
+        f"SELECT count({time} < ? OR NULL), count({time} >= ? AND {time} < ? OR NULL), "
+        f"count(DISTINCT CASE WHEN {time} >= ? THEN {subject} END), max({time}) FROM {table} WHERE {scope}1",
+        (settled_before_ms, day_start_ms, settled_before_ms, day_start_ms, *args),
     ).fetchone()
-    latest = row[3]
-    last_day_latest = latest if latest is not None and latest >= day_start_ms else None
-    return VolumeCounts(row[0], WindowCounts(row[1], row[2], last_day_latest), latest, now_ms)
+    return VolumeCounts(row[0], row[1], row[2], row[3], settled_before_ms, now_ms)
+
+
+def recent_counts(conn: sqlite3.Connection, data: DataLocation, settled_before_ms: int, hour_start_ms: int) -> RecentCounts:
+    """The rows a count left to be read live (at or after ``settled_before_ms``) and those of the
+    last hour: one range on the time column, ~an hour long while counts are recounted each minute."""
+    table, time, subject, scope, args = _parts(data)
+    row = conn.execute(
+        f"SELECT count({time} >= ? OR NULL), count(DISTINCT CASE WHEN {time} >= ? THEN {subject} END), "
+        f"count({time} >= ? OR NULL), count(DISTINCT CASE WHEN {time} >= ? THEN {subject} END), "
+        f"max({time}) FROM {table} WHERE {scope}{time} >= ?",
+        (settled_before_ms, settled_before_ms, hour_start_ms, hour_start_ms, *args, min(settled_before_ms, hour_start_ms)),
+    ).fetchone()
+    latest = row[4]
+    hour_latest = latest if latest is not None and latest >= hour_start_ms else None
+    return RecentCounts(row[0], row[1], latest, WindowCounts(row[2], row[3], hour_latest))
 
 
 def expected_subjects(conn: sqlite3.Connection, expectation: ExpectedSubjects) -> int:

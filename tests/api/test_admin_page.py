@@ -7,14 +7,10 @@ tests/artifacts/ for a person to look at.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 from playwright.sync_api import Page, sync_playwright
@@ -24,10 +20,10 @@ from market_assets.clock import wall_clock_ms
 from market_assets.memory import open_memory
 from market_assets.registry import CANDLES, FUNDING, POLYMARKET_SUMMARY
 from market_assets.settings import Settings
-from tests.conftest import MARKET, FrozenClock
-from tests.test_api import free_port
+from tests.conftest import FrozenClock
 
 from .seeding import candle_fidelity, candles, finished_run, listed
+from .server import served_api
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -51,31 +47,21 @@ def seed(path: Path) -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``market api`` as a real server process on a loopback port, over a seeded memory."""
     db = tmp_path / "served.db"
     seed(db)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MARKET_DB"}
-    server = subprocess.Popen(
-        [str(MARKET), "--db", str(db), "api", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(base + "/livez", timeout=1)
-            break
-        except httpx.TransportError:
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "market api did not start listening"
-            time.sleep(0.1)
-    try:
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with served_api(db) as base:
+        yield base, db
+
+
+def row_counts(page: Page) -> dict[str, tuple[int, int, int]]:
+    """Each channel's rows of the last hour, of the last 24 hours and in all, as the page shows them."""
+    headers = page.eval_on_selector_all("thead th", "cells => cells.map(c => c.innerText.toLowerCase())")
+    columns = [headers.index(name) for name in ("rows 1 h", "rows 24 h", "total rows")]
+    cells = page.eval_on_selector_all(
+        "tr.channel", f"rows => rows.map(r => [r.dataset.channel, {columns}.map(i => r.cells[i].innerText)])")
+    return {channel: tuple(int(text.replace(",", "")) for text in texts) for channel, texts in cells}
 
 
 @pytest.fixture
@@ -95,10 +81,11 @@ def page(tmp_path: Path) -> Iterator[Page]:
             context.close()
 
 
-def test_the_page_shows_statuses_warnings_and_hostile_text_as_text(served: str, page: Page) -> None:
+def test_the_page_shows_statuses_warnings_and_hostile_text_as_text(served: tuple[str, Path], page: Page) -> None:
+    base, db = served
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    response = page.goto(served + PAGE, wait_until="load")
+    response = page.goto(base + PAGE, wait_until="load")
     assert response is not None and response.status == 200
 
     statuses = page.eval_on_selector_all("tr.channel", "rows => rows.map(r => [r.dataset.channel, r.dataset.status])")
@@ -123,6 +110,17 @@ def test_the_page_shows_statuses_warnings_and_hostile_text_as_text(served: str, 
     assert page.evaluate("() => [window.__pwned, document.scripts.length, document.images.length]") == [None, 0, 0]
     assert errors == []
     assert page.locator('meta[http-equiv="refresh"]').get_attribute("content") == "30"
+
+    # Rows written after the page counted the tables: on reload the last hour (read live) must not
+    # pass the last 24 hours or the total (counted a moment ago) beside it.
+    assert row_counts(page)["hyperliquid/candles"] == (2, 2, 2)
+    now = wall_clock_ms()
+    with open_memory(db) as conn:
+        candles(conn, "ETH", *(now - 50 * 60_000 + i * 60_000 for i in range(35)))
+    page.reload(wait_until="load")
+    counts = row_counts(page)
+    assert counts["hyperliquid/candles"] == (37, 37, 37)
+    assert all(hour <= day <= total for hour, day, total in counts.values()), counts
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "admin-ingestion.png"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from market_assets.dashboard import DashboardRow, read_dashboard
+from market_assets.ledger import Ledger
 from market_assets.memory.candles import RepairReason
 from market_assets.memory.repairs import apply_repair
 from market_assets.registry import CANDLES, FUNDING, Channel
@@ -23,7 +24,7 @@ def row(conn: sqlite3.Connection, clock: FrozenClock, channel: Channel = CANDLES
 
 
 def codes(conn: sqlite3.Connection, clock: FrozenClock, channel: Channel = CANDLES) -> list[str]:
-    return [w.code.value for w in row(conn, clock, channel).warnings]
+    return [code.value for code in row(conn, clock, channel).warnings]
 
 
 def test_stale_warns_past_the_stale_threshold(conn: sqlite3.Connection, clock: FrozenClock) -> None:
@@ -32,7 +33,7 @@ def test_stale_warns_past_the_stale_threshold(conn: sqlite3.Connection, clock: F
     assert "stale" not in codes(conn, clock, FUNDING)
     clock.advance(seconds=1)
     assert "stale" in codes(conn, clock, FUNDING)
-    assert row(conn, clock, FUNDING).health.status == "stale"
+    assert row(conn, clock, FUNDING).status == "stale"
 
 
 def test_data_lag_warns_when_the_newest_data_is_older_than_its_threshold(conn: sqlite3.Connection, clock: FrozenClock) -> None:
@@ -114,8 +115,8 @@ def test_unverified_candles_warns_once_an_unverified_minute_closed_past_its_thre
     assert (row(conn, clock).unverified_minutes, codes(conn, clock)) == (1, [])
     clock.advance(seconds=1)
     assert codes(conn, clock) == ["unverified_candles"]
-    assert row(conn, clock).warnings[0].message == (
-        "1 unverified minute in the last 24 h; the oldest, opened 2026-11-18 11:06:00 UTC, closed 601s ago, over 600s")
+    assert row(conn, clock).warning_details == {"unverified_candles": (
+        "1 unverified minute in the last 24 h; the oldest, opened 2026-11-18 11:06:00 UTC, closed 601s ago, over 600s")}
     # candleSnapshot returns the minute closed: confirmed, dequeued, and the warning is gone.
     apply_repair(conn, "BTC", "1m", MIN, [candle("BTC", opened, 100.0)], minutes=[opened], no_trades=(), unfillable=(),
                  now_ms=clock.now_ms)
@@ -139,3 +140,39 @@ def test_an_unverified_minute_older_than_the_day_is_queued_but_not_counted(conn:
     queued(conn, "BTC", RepairReason.UNVERIFIED, opened, now_ms=clock.now_ms)
     assert (row(conn, clock).unverified_minutes, row(conn, clock).repair_queue) == (0, 1)
     assert "unverified_candles" not in codes(conn, clock)
+
+
+def subjects_run(conn: sqlite3.Connection, clock: FrozenClock, subject_errors: dict[str, str], *, rows: int = 40,
+                 fail: str | None = None) -> None:
+    """A funding run through the real Ledger that records its failed subjects in its metadata."""
+    run = Ledger(conn, clock).start(FUNDING)
+    run.add_rows(rows)
+    run.metadata["subject_errors"] = subject_errors
+    if fail is None:
+        run.succeed()
+    else:
+        run.fail(fail)
+
+
+def test_partial_run_warns_when_the_last_run_kept_some_subjects_and_names_the_failed_ones(
+    conn: sqlite3.Connection, clock: FrozenClock
+) -> None:
+    subjects_run(conn, clock, {})
+    assert "partial_run" not in codes(conn, clock, FUNDING)
+    errors = {"SOL": "HTTP 500 from info", "BTC": "timed out after 10 s", "ETH": "HTTP 429", "DOGE": "HTTP 502"}
+    subjects_run(conn, clock, errors)
+    funding = row(conn, clock, FUNDING)
+    assert funding.last_run is not None
+    assert (funding.status, [c.value for c in funding.warnings]) == ("ok", ["partial_run"])
+    assert funding.warning_details == {"partial_run": (
+        f"run {funding.last_run.run_id} wrote 40 rows but 4 subjects failed: "
+        "BTC: timed out after 10 s; DOGE: HTTP 502; ETH: HTTP 429 (and 1 more)")}
+    subjects_run(conn, clock, {"ETH": "HTTP 500"})
+    assert row(conn, clock, FUNDING).warning_details["partial_run"].endswith("wrote 40 rows but 1 subject failed: ETH: HTTP 500")
+    subjects_run(conn, clock, {})  # the next run kept every subject: the warning is gone
+    assert "partial_run" not in codes(conn, clock, FUNDING)
+
+
+def test_a_run_where_every_subject_failed_is_a_failure_not_a_partial_run(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    subjects_run(conn, clock, {"BTC": "HTTP 500", "ETH": "HTTP 500"}, rows=0, fail="every coin failed: BTC, ETH")
+    assert codes(conn, clock, FUNDING) == ["recent_failures"]
