@@ -49,6 +49,7 @@ from market_assets.registry import (
     Channel,
 )
 from market_assets.settings import Profile, Settings
+from market_assets.stack_runs import STOP_GRACE_SEC
 from market_assets.sources.endpoints import SourceEndpoints
 from market_assets.sources.errors import SourceError
 
@@ -283,17 +284,41 @@ def up(
     offline: Annotated[
         bool, typer.Option("--offline", help="Also run the replay servers and point every source at them.")
     ] = False,
+    log_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of each process's full log (default: logs/ beside the memory)."),
+    ] = None,
+    stop_grace: Annotated[
+        float, typer.Option(min=0, help="Seconds in-flight Dagster runs get to finish on Ctrl-C before they are canceled.")
+    ] = STOP_GRACE_SEC,
 ) -> None:
     """Run the whole stack (streamer, Dagster webserver + daemon, API; with --offline the replay
-    too), restarting a crashed process with backoff, until Ctrl-C/SIGTERM stops it all."""
+    too), restarting a crashed process with backoff, until Ctrl-C/SIGTERM stops it all. Each
+    process's output goes to its log file; the console shows one line per failed run."""
     import asyncio
 
-    from market_assets.stack import DagsterHomeError, StackPorts, free_port, prepare_dagster_home, stack_children
+    from market_assets.stack import (
+        LOOPBACK,
+        DagsterHomeError,
+        StackPorts,
+        free_port,
+        port_in_use,
+        prepare_dagster_home,
+        stack_children,
+    )
+    from market_assets.stack_runs import failure_reporter
     from market_assets.supervisor import Supervisor
     from streamer.lock import StreamerLockError, refuse_if_streaming
 
     state = ctx.find_root().obj
     settings, offline = state.settings, state.offline or offline
+    if api_port == dagster_port:
+        typer.echo(f"market up: --api-port and --dagster-port are both {api_port}; give them different ports", err=True)
+        raise typer.Exit(1)
+    for port, option in ((api_port, "--api-port"), (dagster_port, "--dagster-port")):
+        if port_in_use(port):  # else that child would crash-loop for ever behind a banner naming it
+            typer.echo(f"market up: port {port} on {LOOPBACK} is in use; choose another with {option} PORT", err=True)
+            raise typer.Exit(1)
     try:
         refuse_if_streaming(settings.db_path)  # its own streamer would exit 1 and restart for ever
     except StreamerLockError as error:
@@ -302,17 +327,21 @@ def up(
     with open_memory(settings.db_path):
         pass  # create and migrate the memory once, before four processes race to
     try:
-        prepare_dagster_home(settings.dagster_home)  # the same, for Dagster's own storage
+        if prepare_dagster_home(settings.dagster_home):  # the same, for Dagster's own storage
+            typer.echo(f"market up: installed the project's dagster.yaml into {settings.dagster_home}")
     except DagsterHomeError as error:
         typer.echo(f"market up: {error}", err=True)
         raise typer.Exit(1) from None
     ports = StackPorts(api_port, dagster_port, free_port(), free_port())
-    children = stack_children(settings, profile=profile, offline=offline, ports=ports)
+    children = stack_children(settings, profile=profile, offline=offline, ports=ports, stop_grace_sec=stop_grace)
+    logs = (log_dir or settings.db_path.parent / "logs").absolute()
+    dagster_url = f"http://{LOOPBACK}:{dagster_port}"
     typer.echo(
-        f"market up: memory {settings.db_path}; API http://127.0.0.1:{api_port}/admin/ingestion; "
-        f"Dagster http://127.0.0.1:{dagster_port}; profile {profile.value}{'; offline' if offline else ''}"
+        f"market up: memory {settings.db_path}; API http://{LOOPBACK}:{api_port}/admin/ingestion; "
+        f"Dagster {dagster_url}; profile {profile.value}{'; offline' if offline else ''}; logs {logs}"
     )
-    raise typer.Exit(asyncio.run(Supervisor(children).run()))
+    reporter = failure_reporter(settings.dagster_home, log_file=logs / "dagster-daemon.log", ui_url=dagster_url)
+    raise typer.Exit(asyncio.run(Supervisor(children, log_dir=logs, background=[reporter]).run()))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

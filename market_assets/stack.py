@@ -14,7 +14,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from market_assets.instance_settings import InstanceSettingsError, install_instance_settings
 from market_assets.settings import Profile, Settings
+from market_assets.stack_runs import run_drain
 from market_assets.supervisor import Child
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -36,13 +38,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """Whether a server could not listen on ``host:port``. ``SO_REUSEADDR`` as uvicorn sets it,
+    so a port left in TIME_WAIT by the last run does not count as taken."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 class DagsterHomeError(RuntimeError):
-    """The Dagster instance could not be created or migrated; its output says why."""
+    """The Dagster instance could not be created or migrated, or its settings differ from the
+    project's; the message says why."""
 
 
-def prepare_dagster_home(dagster_home: Path) -> None:
-    """Create, or bring up to date, the Dagster instance's storage, in one process, before the
-    webserver and the daemon start.
+def prepare_dagster_home(dagster_home: Path) -> bool:
+    """Install or check the project's instance settings (:mod:`market_assets.instance_settings`),
+    then create, or bring up to date, the Dagster instance's storage, in one process, before the
+    webserver and the daemon start; True when the settings were installed.
 
     Both open the instance as they start. On a fresh ``DAGSTER_HOME`` each would create the
     SQLite storage and stamp its alembic revision at the same moment, and the loser fails to load
@@ -50,6 +66,10 @@ def prepare_dagster_home(dagster_home: Path) -> None:
     processes opening a fresh home together failed on 18 homes in 20. ``dagster instance migrate``
     creates it once, and after a Dagster upgrade migrates it as Dagster asks operators to.
     """
+    try:
+        installed = install_instance_settings(dagster_home)
+    except InstanceSettingsError as error:
+        raise DagsterHomeError(str(error)) from None
     result = subprocess.run(
         [str(BIN / "dagster"), "instance", "migrate"],
         env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
@@ -62,9 +82,14 @@ def prepare_dagster_home(dagster_home: Path) -> None:
             f"dagster instance migrate failed for DAGSTER_HOME={dagster_home} (exit {result.returncode}):\n"
             + (result.stderr.strip() or result.stdout.strip())
         )
+    return installed
 
 
-def stack_children(settings: Settings, *, profile: Profile, offline: bool, ports: StackPorts) -> list[Child]:
+def stack_children(
+    settings: Settings, *, profile: Profile, offline: bool, ports: StackPorts, stop_grace_sec: float
+) -> list[Child]:
+    """The replay (offline), the streamer, Dagster's webserver and daemon, the API. The daemon
+    drains on stop: its runs get ``stop_grace_sec`` to finish, then are canceled."""
     env = {
         "MARKET_DB": str(settings.db_path),
         "DAGSTER_HOME": str(settings.dagster_home),
@@ -94,7 +119,13 @@ def stack_children(settings: Settings, *, profile: Profile, offline: bool, ports
             env,
             cwd=str(PROJECT),
         ),
-        Child("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, cwd=str(PROJECT)),
+        Child(
+            "dagster-daemon",
+            [str(BIN / "dagster-daemon"), "run", "-w", workspace],
+            env,
+            cwd=str(PROJECT),
+            drain=run_drain(settings.dagster_home, grace_sec=stop_grace_sec),
+        ),
         Child("api", [str(BIN / "market"), "api", "--host", LOOPBACK, "--port", str(ports.api)], env),
     ]
     return children

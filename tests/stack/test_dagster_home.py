@@ -53,7 +53,8 @@ def test_preparing_a_home_twice_changes_nothing(tmp_path: Path) -> None:
 def test_market_up_stops_before_starting_anything_when_dagster_home_is_broken(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("run_storage:\n  module: no_such_module\n  class: Nope\n")
+    broken = (PROJECT / "dagster_home" / "dagster.yaml").read_text() + "run_storage:\n  module: no_such_module\n  class: Nope\n"
+    (home / "dagster.yaml").write_text(broken)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("MARKET_", "DAGSTER_"))},
            "DAGSTER_HOME": str(home)}
     result = subprocess.run([str(MARKET), "--db", str(tmp_path / "m.db"), "up", "--offline"],

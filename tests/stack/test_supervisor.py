@@ -1,14 +1,20 @@
-"""The supervisor restarts a crashed child with backoff, and stops every child's tree cleanly."""
+"""The supervisor restarts a crashed child with backoff, keeps each child's output in its log
+file, stops every child's tree cleanly, and its children die with it when it is SIGKILLed."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from market_assets.supervisor import RESTART_DELAY_MAX_SEC, Child, Supervisor, restart_delay
 
@@ -24,14 +30,24 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def wait_until(deadline_s: float, what: str, probe) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not probe():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
 def test_restart_delays_double_and_are_capped() -> None:
     assert [restart_delay(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
     assert restart_delay(30) == RESTART_DELAY_MAX_SEC
 
 
-def test_a_crashing_child_is_restarted_with_backoff_and_recorded() -> None:
+def test_a_crashing_child_is_restarted_with_backoff_its_cause_on_the_console_its_output_in_its_log(
+    tmp_path: Path,
+) -> None:
     out = io.StringIO()
-    supervisor = Supervisor([Child("crasher", [PY, "-c", "print('boom'); raise SystemExit(3)"])], out=out)
+    crasher = "import sys; print('line one'); print('Traceback ...'); print('ValueError: boom'); sys.exit(3)"
+    supervisor = Supervisor([Child("crasher", [PY, "-c", crasher])], log_dir=tmp_path / "logs", out=out)
 
     async def scenario() -> None:
         task = asyncio.create_task(supervisor.run())
@@ -40,33 +56,70 @@ def test_a_crashing_child_is_restarted_with_backoff_and_recorded() -> None:
         assert await task == 0
 
     asyncio.run(scenario())
-    log = out.getvalue()
-    delays = re.findall(r"crasher exited with code 3 after [\d.]+s; restart #\d+ in (\d+)s", log)
+    console = out.getvalue()
+    log_file = tmp_path / "logs" / "crasher.log"
+    delays = re.findall(
+        rf"crasher exited with code 3 after [\d.]+s: ValueError: boom; restart #\d+ in (\d+)s \(full log: {re.escape(str(log_file))}\)",
+        console,
+    )
     assert len(delays) >= 2 and delays == ["1", "2", "4"][: len(delays)]
     assert supervisor.states[0].restarts == len(delays)  # every crash recorded
-    assert log.count("| boom") == log.count("started crasher")
+    assert "line one" not in console and "Traceback" not in console  # the output is in the log only
+    log = log_file.read_text().splitlines()
+    assert log.count("line one") == log.count("ValueError: boom") == console.count("started crasher")
 
 
-def test_sigterm_stops_every_child_and_its_descendants(tmp_path: Path) -> None:
-    """``market up``'s supervisor as a process: SIGTERM ends it with 0 and leaves nothing behind."""
-    pids = tmp_path / "pids"
-    grandchild = f"import os, time; open({str(pids)!r}, 'a').write(str(os.getpid()) + chr(10)); time.sleep(600)"
+@pytest.fixture
+def pids_file(tmp_path: Path) -> Iterator[Path]:
+    """Where the test's grandchildren write their PIDs; any still running at the end are killed."""
+    path = tmp_path / "pids"
+    try:
+        yield path
+    finally:
+        for pid in map(int, path.read_text().split() if path.exists() else []):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def supervisor_script(pids: Path) -> str:
+    """A supervisor of two children that each start a grandchild; every one writes its PID."""
+    record = f"import os; open({str(pids)!r}, 'a').write(str(os.getpid()) + chr(10))"
+    grandchild = f"import time; {record}; time.sleep(600)"
     parent = (
-        "import subprocess, sys, time; "
+        f"import subprocess, sys, time; {record}; "
         f"subprocess.Popen([sys.executable, '-c', {grandchild!r}]); time.sleep(600)"
     )
-    script = (
+    return (
         "import asyncio, sys\n"
+        "from pathlib import Path\n"
         "from market_assets.supervisor import Child, Supervisor\n"
         f"children = [Child('a', [sys.executable, '-c', {parent!r}]), Child('b', [sys.executable, '-c', {parent!r}])]\n"
-        "sys.exit(asyncio.run(Supervisor(children).run()))\n"
+        f"sys.exit(asyncio.run(Supervisor(children, log_dir=Path({str(pids.parent / 'logs')!r})).run()))\n"
     )
-    process = subprocess.Popen([PY, "-c", script], stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while not (pids.exists() and len(pids.read_text().split()) == 2):
-        assert time.monotonic() < deadline, "grandchildren did not start"
-        time.sleep(0.1)
+
+
+def start_supervisor(pids: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    process = subprocess.Popen([PY, "-c", supervisor_script(pids)], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_until(20, "children and grandchildren to start", lambda: pids.exists() and len(pids.read_text().split()) == 4)
+    except AssertionError:
+        process.kill()
+        raise
+    return process, list(map(int, pids.read_text().split()))
+
+
+def test_sigterm_stops_every_child_and_its_descendants(pids_file: Path) -> None:
+    """``market up``'s supervisor as a process: SIGTERM ends it with 0 and leaves nothing behind."""
+    process, pids = start_supervisor(pids_file)
     process.terminate()
     assert process.wait(timeout=30) == 0
-    assert not [pid for pid in map(int, pids.read_text().split()) if alive(pid)]
+    assert not [pid for pid in pids if alive(pid)]
     assert "stopped a" in process.stdout.read()
+
+
+def test_children_and_their_children_die_with_a_sigkilled_supervisor(pids_file: Path) -> None:
+    """Before the lifeline, SIGKILL of ``market up`` left every child and grandchild running."""
+    process, pids = start_supervisor(pids_file)
+    process.kill()
+    process.wait(timeout=10)
+    wait_until(15, "every child and grandchild to die", lambda: not [pid for pid in pids if alive(pid)])
