@@ -6,22 +6,31 @@ same ledger run; ``--dry-run`` calls the real sources, prints what would be writ
 nothing. ``market --offline …`` first starts the loopback replay servers and points every
 source at them.
 
-Exit codes of ``market check`` (and of every command for an unusable memory):
+Readers never write: ``market status``, ``market check``, ``market monitor`` and ``market api``
+open the memory read-only, and a dry run writes nothing anywhere. Error text that reaches the
+terminal is one line, with URL credentials redacted and source text escaped for Rich.
+
+Exit codes of ``market check`` (and of every command for an unusable or busy memory):
 
 ====  =====================================================================
 0     every channel ok or running
-1     the memory cannot be used (not SQLite, newer schema, unwritable path)
+1     the memory cannot be used (no memory at the path for a reader, not SQLite, newer schema,
+      unwritable path), or a one-off run failed
 2     usage error
 3     at least one channel stale
 4     at least one channel missing: a setup/configuration failure
 5     at least one channel failed (the most severe; wins over the others)
+75    the memory is busy: another process held its write lock past the busy timeout; try again
+      (``EX_TEMPFAIL`` of sysexits.h)
 ====  =====================================================================
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,14 +40,17 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from market_assets.clock import wall_clock_ms
 from market_assets.health import HealthReport, Severity, Status, encode_document, explain, read_health
-from market_assets.memory import MarketMemoryError, open_memory
+from market_assets.memory import MarketMemoryError, MemoryBusyError, MemoryMissingError, open_memory
+from market_assets.memory.connection import is_busy
 from market_assets.memory.runs import memory_created_at_ms
 from market_assets.ingest.runner import ChannelResult, Collect, Store, run_channel
 from market_assets.ledger import Ledger
+from market_assets.redact import RedactingFormatter, redact
 from market_assets.registry import (
     DEFILLAMA_MACRO,
     FEATURES,
@@ -55,6 +67,7 @@ from market_assets.sources.errors import SourceError
 
 EXIT_MEMORY_UNUSABLE = 1
 EXIT_RUN_FAILED = 1
+EXIT_MEMORY_BUSY = 75
 
 app = typer.Typer(
     name="market",
@@ -75,12 +88,15 @@ _STATUS_STYLE = {
 
 hyperliquid_app = typer.Typer(help="Hyperliquid one-offs: funding, features, maintenance, a stream probe.", no_args_is_help=True)
 polymarket_app = typer.Typer(help="Polymarket one-offs: discovery and summary.", no_args_is_help=True)
-defillama_app = typer.Typer(help="DefiLlama one-offs: macro series.", no_args_is_help=True)
+defillama_app = typer.Typer(help="DefiLlama one-offs: the macro series.", no_args_is_help=True)
 app.add_typer(hyperliquid_app, name="hyperliquid")
 app.add_typer(polymarket_app, name="polymarket")
 app.add_typer(defillama_app, name="defillama")
 
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Call the real source, print what would be written, write nothing.")]
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Call the real sources (one line per call on stderr), print what would be written, write nothing anywhere."),
+]
 
 
 @app.callback()
@@ -134,7 +150,7 @@ def _settings(ctx: typer.Context) -> Settings:
 def _snapshot(settings: Settings) -> tuple[HealthReport, int]:
     """The health report and the memory's age in seconds, evaluated at one instant."""
     now_ms = wall_clock_ms()
-    with open_memory(settings.db_path) as conn:
+    with open_memory(settings.db_path, readonly=True) as conn:
         report = read_health(conn, now_ms)
         memory_age_sec = max(0, (now_ms - memory_created_at_ms(conn)) // 1000)
     return report, memory_age_sec
@@ -150,7 +166,7 @@ def status(
     if json:
         sys.stdout.buffer.write(encode_document(report.document()) + b"\n")
         return
-    table = Table(title=f"market memory {_settings(ctx).db_path}", title_justify="left")
+    table = Table(title=f"market memory {escape(str(_settings(ctx).db_path))}", title_justify="left")
     for column in ("source", "channel", "status", "age", "stale after", "rows"):
         table.add_column(column, justify="right" if column in {"age", "stale after", "rows"} else "left")
     for health in report.channels:
@@ -168,7 +184,7 @@ def status(
     for health in report.channels:
         if why := explain(health, memory_age_sec):
             style = _STATUS_STYLE[health.status]
-            console.print(f"[{style}]{health.channel.key}[/]: {why}", highlight=False)
+            console.print(f"[{style}]{health.channel.key}[/]: {escape(why)}", highlight=False)
     verdict = "[green]ok[/]" if report.ok else "[bold red]not ok[/]"
     console.print(f"overall: {verdict}")
 
@@ -199,15 +215,15 @@ def monitor(
     interval: Annotated[float, typer.Option(min=1, help="Seconds between checks.")] = 60.0,
     once: Annotated[bool, typer.Option("--once", help="Check once and exit (for cron).")] = False,
 ) -> None:
-    """The alerting policy (SPEC §6): notify when ok is false for two consecutive checks, again
-    when the worst status changes, once when resolved; to MARKET_ALERT_WEBHOOK_URL, else stdout."""
+    """Check health every --interval seconds (or --once, for cron) and notify MARKET_ALERT_WEBHOOK_URL
+    (else stdout) per SPEC §6: after two bad checks in a row, when the worst status changes, once resolved.
+
+    Reads the memory only; the webhook URL is never printed with its token."""
     import time
     from functools import partial
 
-    import httpx
-
     from market_assets import monitor as policy
-    from market_assets.notify import post_alert
+    from market_assets.notify import AlertDeliveryError, post_alert
 
     settings = _settings(ctx)
     path = state or settings.db_path.with_name("monitor-state.json")
@@ -218,7 +234,7 @@ def monitor(
             report, memory_age_sec = _snapshot(settings)
             try:
                 policy.check(path, report, memory_age_sec, deliver)
-            except httpx.HTTPError as exc:
+            except AlertDeliveryError as exc:
                 typer.echo(f"market monitor: the alert webhook refused the notification ({exc}); next check retries", err=True)
                 if once:
                     raise typer.Exit(EXIT_RUN_FAILED) from None
@@ -238,14 +254,19 @@ def api(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
 ) -> None:
-    """Serve the health API (and, later, the dashboard) with uvicorn."""
+    """Serve the health contract, the dashboard API, /metrics and the /admin/ingestion page (uvicorn).
+
+    Reads the memory only; until a writer has created it, health answers 503."""
     import uvicorn
 
     from api import create_app
 
     settings = _settings(ctx)
-    with open_memory(settings.db_path):
-        pass  # fail fast, with the one-line error, before binding a port
+    try:
+        with open_memory(settings.db_path, readonly=True):
+            pass  # fail fast, with the one-line error, before binding a port
+    except MemoryMissingError as missing:
+        typer.echo(f"market api: {missing} yet; serving 503 until a writer (market up, market stream) creates it", err=True)
     uvicorn.run(
         create_app(settings),
         host=host or settings.api_host,
@@ -260,18 +281,40 @@ def _report(result: ChannelResult) -> None:
     where = "dry run, nothing written" if result.dry_run else f"ledger run {result.run_id}"
     console.print(f"[bold]{result.channel.key}[/]: {verb} {result.rows_written} rows ({where})", highlight=False)
     for kind, count in result.rows.items():
-        console.print(f"  {kind}: {count}", highlight=False)
+        console.print(f"  {escape(kind)}: {count}", highlight=False)
     console.print(f"  retries: {result.retries}, throttles: {result.throttles}", highlight=False)
     for key, value in result.details.items():
-        console.print(f"  {key}: {value}", highlight=False)
+        console.print(f"  {escape(key)}: {escape(redact(str(value)))}", highlight=False)
+
+
+@contextmanager
+def _progress() -> Iterator[None]:
+    """Each source call of the block as one line on stderr (httpx logs every request it sends),
+    its URL redacted; stdout keeps only the report."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("  %(message)s"))
+    source_calls = logging.getLogger("httpx")
+    level = source_calls.level
+    source_calls.addHandler(handler)
+    source_calls.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        source_calls.removeHandler(handler)
+        source_calls.setLevel(level)
 
 
 def _run(ctx: typer.Context, channel: Channel, collect: Collect, store: Store, *, dry_run: bool) -> None:
+    settings = _settings(ctx)
+    intent = "dry run, writes nothing" if dry_run else f"into {settings.db_path}"
+    typer.echo(f"market: {channel.key}: calling the sources ({intent})", err=True)
     try:
-        result = run_channel(channel, _settings(ctx), collect, store, dry_run=dry_run)
+        with _progress():
+            result = run_channel(channel, settings, collect, store, dry_run=dry_run)
     except SourceError as exc:
-        typer.echo(f"market: {channel.key} failed: {exc}", err=True)
+        typer.echo(f"market: {channel.key} failed: {redact(str(exc))}", err=True)
         raise typer.Exit(EXIT_RUN_FAILED) from None
+    typer.echo(f"market: {channel.key}: done", err=True)
     _report(result)
 
 
@@ -344,10 +387,14 @@ def up(
     raise typer.Exit(asyncio.run(Supervisor(children, log_dir=logs, background=[reporter]).run()))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
 def replay(ctx: typer.Context) -> None:
-    """Serve the recorded payloads on loopback until Ctrl-C (options: see --help of
-    ``python -m market_assets.replay``); prints the URLs to point MARKET_REPLAY_HTTP/WS at."""
+    """Serve the recorded payloads on loopback until Ctrl-C and print their URLs (market replay --help: its options).
+
+    Point MARKET_REPLAY_HTTP/WS at the URLs it prints."""
     from market_assets.replay.__main__ import main as serve
 
     raise typer.Exit(serve(ctx.args))
@@ -374,7 +421,7 @@ def hyperliquid_ohlcv(
 
 @hyperliquid_app.command("funding")
 def hyperliquid_funding(ctx: typer.Context, dry_run: DryRun = False) -> None:
-    """Funding now: the perp universe, the current hour and missing settled hours."""
+    """Fetch funding now: the perp universe, the current hour and missing settled hours."""
     from market_assets.ingest import funding
 
     _run(ctx, FUNDING, funding.collect, funding.store, dry_run=dry_run)
@@ -427,7 +474,7 @@ def polymarket_summary(ctx: typer.Context, dry_run: DryRun = False) -> None:
 
 @defillama_app.command("ingest")
 def defillama_ingest(ctx: typer.Context, dry_run: DryRun = False) -> None:
-    """TVL, stablecoin supply, DEX volume and fees."""
+    """Fetch DefiLlama's TVL, stablecoin supply, DEX volume and fees."""
     from market_assets.ingest import defillama
 
     _run(ctx, DEFILLAMA_MACRO, defillama.collect, defillama.store, dry_run=dry_run)
@@ -436,6 +483,14 @@ def defillama_ingest(ctx: typer.Context, dry_run: DryRun = False) -> None:
 def main() -> None:
     try:
         app()
+    except MemoryBusyError as exc:
+        typer.echo(f"market: {exc}", err=True)
+        sys.exit(EXIT_MEMORY_BUSY)
     except MarketMemoryError as exc:
         typer.echo(f"market: {exc}", err=True)
         sys.exit(EXIT_MEMORY_UNUSABLE)
+    except sqlite3.OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        typer.echo(f"market: a file of the market memory is busy ({exc}): another process holds its write lock; try again", err=True)
+        sys.exit(EXIT_MEMORY_BUSY)

@@ -11,23 +11,46 @@ still propagates to the caller.
 
 The streamer, which never ends, opens one run per minute window with ``started_at_ms`` set to
 the window start and finishes it when the window is flushed.
+
+Under contention the record still ends right: finishing a run retries ``database is locked`` for
+:data:`FINISH_PATIENCE_SEC` (beyond one busy timeout), so a run that fails while another process
+holds the write lock is recorded ``failed`` with its own error; past that it logs one line and
+the run's own exception goes on. A run left ``running`` by a process that is gone is reaped as
+``failed`` ("abandoned") by the next run of its channel (and by maintenance:
+:func:`market_assets.memory.runs.reap_abandoned`). Error text is redacted
+(:mod:`market_assets.redact`): the ledger is read by the API, the CLI and the alerts.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.memory import runs as sql
+from market_assets.memory.connection import is_busy
 from market_assets.memory.runs import RunStatus
+from market_assets.redact import redact
 from market_assets.registry import Channel
+
+log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 4000
 """Error text is kept readable and the ledger compact; the head of a traceback says what failed."""
+
+FINISH_PATIENCE_SEC = 60.0
+"""How long finishing a run keeps retrying a busy memory: six busy timeouts, longer than any
+write transaction of the platform holds the lock (a maintenance prune batch is the longest)."""
+
+REAP_LOOKBACK_MS = 24 * 3600 * 1000
+"""How far back a channel's next run looks for its abandoned runs (an index range: the
+streamer's 1,440 windows a day); older leftovers are maintenance's, which looks everywhere."""
 
 
 @dataclass
@@ -58,14 +81,22 @@ class Run:
 
     def fail(self, error: BaseException | str, *, finished_at_ms: int | None = None) -> None:
         text = error if isinstance(error, str) else _describe(error)
-        self._finish(RunStatus.FAILED, text[:MAX_ERROR_CHARS], finished_at_ms)
+        self._finish(RunStatus.FAILED, redact(text)[:MAX_ERROR_CHARS], finished_at_ms)
 
     def _finish(self, status: RunStatus, error: str | None, finished_at_ms: int | None) -> None:
-        sql.finish(
+        finished = self.ledger.clock() if finished_at_ms is None else finished_at_ms
+        patience = Retrying(
+            retry=retry_if_exception(is_busy),
+            stop=stop_after_delay(self.ledger.finish_patience_sec),
+            wait=wait_random(0.05, 0.5),
+            reraise=True,
+        )
+        patience(
+            sql.finish,
             self.ledger.conn,
             self.run_id,
             status=status,
-            finished_at_ms=self.ledger.clock() if finished_at_ms is None else finished_at_ms,
+            finished_at_ms=finished,
             rows_written=self.rows_written,
             error=error,
             retries=self.retries,
@@ -79,6 +110,7 @@ class Run:
 class Ledger:
     conn: sqlite3.Connection
     clock: Clock = wall_clock_ms
+    finish_patience_sec: float = FINISH_PATIENCE_SEC
 
     def start(
         self,
@@ -87,9 +119,17 @@ class Ledger:
         started_at_ms: int | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Run:
-        """Record a ``running`` run now and return its handle."""
-        started = self.clock() if started_at_ms is None else started_at_ms
+        """Record a ``running`` run now and return its handle, after reaping the channel's
+        runs whose process is gone."""
+        now = self.clock()
+        started = now if started_at_ms is None else started_at_ms
         meta = dict(metadata or {})
+        key = (channel.source, channel.name)
+        for run_id in sql.reap_abandoned(
+            self.conn, {key: channel.stale_after_sec * 1000}, now, since_ms=min(now, started) - REAP_LOOKBACK_MS
+        ):
+            log.warning("ledger run %s of %s/%s was left running by a process that is gone: failed as abandoned",
+                        run_id, *key)
         run_id = sql.insert_running(self.conn, channel.source, channel.name, started, meta)
         return Run(self, channel, run_id, started, metadata=meta)
 
@@ -101,7 +141,16 @@ class Ledger:
             yield run
         except BaseException as exc:
             if run.status is RunStatus.RUNNING:
-                run.fail(exc)
+                try:
+                    run.fail(exc)
+                except sqlite3.OperationalError as busy:
+                    if not is_busy(busy):
+                        raise
+                    log.error(
+                        "ledger run %s of %s stays running: the memory stayed locked by another process for "
+                        "%gs while recording its failure (%s); the next run of the channel reaps it",
+                        run.run_id, channel.key, self.finish_patience_sec, redact(_describe(exc)),
+                    )
             raise
         if run.status is RunStatus.RUNNING:
             run.succeed()

@@ -11,7 +11,8 @@ import pytest
 
 from market_assets.clock import wall_clock_ms
 from market_assets.ledger import Ledger
-from market_assets.memory import open_memory
+from market_assets.memory import connect, open_memory
+from market_assets.memory.connection import close
 from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FEATURES, FUNDING, MAINTENANCE, REGISTRY
 
 from .conftest import MARKET
@@ -22,6 +23,12 @@ def market(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(MARKET), "--db", str(db), *args], capture_output=True, text=True, timeout=60, env=env
     )
+
+
+def fresh(db: Path) -> Path:
+    """A new, empty memory at ``db``, as ``market up`` or the first writer leaves it."""
+    close(connect(db))
+    return db
 
 
 def record(db: Path, channel, *, finished_ago_sec: float | None, failed: bool = False, rows: int = 1) -> None:
@@ -48,7 +55,7 @@ def record_all_healthy(db: Path, *, but: tuple = ()) -> None:
 
 
 def test_status_json_on_a_fresh_memory_shows_every_channel_missing(tmp_path: Path) -> None:
-    result = market(tmp_path / "fresh.db", "status", "--json")
+    result = market(fresh(tmp_path / "fresh.db"), "status", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["ok"] is False
@@ -93,7 +100,7 @@ def test_check_exits_zero_only_when_every_channel_is_healthy(tmp_path: Path) -> 
 
 
 def test_check_on_a_fresh_memory_names_each_missing_channel_a_setup_failure(tmp_path: Path) -> None:
-    result = market(tmp_path / "fresh.db", "check")
+    result = market(fresh(tmp_path / "fresh.db"), "check")
     assert result.returncode == 4
     lines = result.stdout.strip().splitlines()
     assert len(lines) == len(REGISTRY)
@@ -125,7 +132,7 @@ def test_a_failed_channel_exits_5_and_is_listed_before_stale_ones(tmp_path: Path
 
 
 def test_status_table_names_every_channel(tmp_path: Path) -> None:
-    result = market(tmp_path / "m.db", "status")
+    result = market(fresh(tmp_path / "m.db"), "status")
     assert result.returncode == 0
     for channel in REGISTRY:
         assert channel.name in result.stdout
@@ -144,7 +151,7 @@ def test_a_file_that_is_not_sqlite_is_one_line_of_error_and_exit_1(tmp_path: Pat
 
 
 def test_an_unwritable_memory_path_is_one_line_of_error(tmp_path: Path) -> None:
-    result = market(Path("/proc/self/market.db"), "check")
+    result = market(Path("/proc/self/market.db"), "hyperliquid", "features")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -154,6 +161,8 @@ def test_an_unwritable_memory_path_is_one_line_of_error(tmp_path: Path) -> None:
 def test_market_db_environment_variable_picks_the_memory(tmp_path: Path) -> None:
     db = tmp_path / "from-env.db"
     env = {**os.environ, "MARKET_DB": str(db)}
+    absent = subprocess.run([str(MARKET), "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    assert (absent.returncode, absent.stderr) == (1, f"market: no market memory at {db}\n")
+    fresh(db)
     result = subprocess.run([str(MARKET), "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
-    assert result.returncode == 0
-    assert db.exists()
+    assert result.returncode == 0, result.stderr

@@ -13,7 +13,8 @@ import pytest
 
 from market_assets.health import HealthReport, evaluate_health
 from market_assets.ledger import Ledger
-from market_assets.memory import open_memory
+from market_assets.memory import connect, open_memory
+from market_assets.memory.connection import close
 from market_assets.memory.runs import RunRecord, RunStatus
 from market_assets.monitor import MonitorState, StateFileError, check, load_state, save_state, step
 from market_assets.registry import CANDLES, FUNDING, REGISTRY, Channel
@@ -124,6 +125,10 @@ def env() -> Iterator[dict[str, str]]:
 
 
 def monitor_once(db: Path, state: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``market monitor --once`` on the memory at ``db``, created empty first if absent (monitor
+    only reads it)."""
+    if not db.exists():
+        close(connect(db))
     return subprocess.run(
         [str(MARKET), "--db", str(db), "monitor", "--once", "--state", str(state)],
         capture_output=True, text=True, env=env, timeout=60,

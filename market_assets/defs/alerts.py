@@ -4,6 +4,10 @@ Freshness alerts are a Dagster+ feature (research/peers.md §4), so a sensor wat
 freshness daemon records and posts once per change into WARN or FAIL. The message is
 Slack-compatible (``{"text": ...}``), which Mattermost, Discord's /slack endpoint and most chat
 bridges accept. Without ``MARKET_ALERT_WEBHOOK_URL`` both sensors stay quiet.
+
+Neither sensor opens the market memory. The webhook URL is a credential: a refused post raises
+:class:`~market_assets.notify.AlertDeliveryError`, whose text (what Dagster records for the tick)
+names the URL redacted, and the run's error is redacted before it is posted.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dagster as dg
 
 from market_assets.defs.automation import channel_of
 from market_assets.notify import post_alert
+from market_assets.redact import redact
 from market_assets.settings import Settings
 
 ALERT_STATES = frozenset({"WARN", "FAIL"})
@@ -30,7 +35,7 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext) -> dg.SkipReason |
     if url is None:
         return dg.SkipReason("MARKET_ALERT_WEBHOOK_URL is not set; alerts are off")
     run = context.dagster_run
-    error = context.failure_event.message or "no error message"
+    error = redact(context.failure_event.message or "no error message")
     post_alert(url, f":red_circle: market: run {run.run_id} of {run.job_name} failed: {error}")
     return None
 

@@ -27,6 +27,8 @@ class MarketMemory(dg.ConfigurableResource):
         return self.settings.db_path
 
     @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        with open_memory(self.path) as conn:
+    def connect(self, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection for a ``with`` block; sensors and other readers pass ``readonly=True``,
+        which creates nothing and raises ``MemoryMissingError`` when there is no memory yet."""
+        with open_memory(self.path, readonly=readonly) as conn:
             yield conn

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.ledger import Ledger
 from market_assets.memory import open_memory
+from market_assets.memory.weight import private_weight_ledger
 from market_assets.registry import Channel
 from market_assets.settings import Settings
 from market_assets.sources.http import RequestStats
@@ -73,15 +74,17 @@ def run_channel(
     The run is recorded ``running`` before the first request, ``failed`` with the error if a
     source or the write fails (nothing of a failed batch is kept: each store is one
     transaction), ``succeeded`` with the rows otherwise. A dry run calls the real sources,
-    reads the memory only if it already exists, and writes nothing at all.
+    reads the memory only if it already exists, and writes nothing at all: not the memory, not
+    its ``-wal``/``-shm``, not the shared weight budget (its charges stay in this process).
     """
     stats = RequestStats()
     if dry_run:
-        if settings.db_path.exists():
-            with open_memory(settings.db_path, readonly=True) as conn:
-                batch = asyncio.run(collect(conn, settings, stats, clock()))
-        else:
-            batch = asyncio.run(collect(None, settings, stats, clock()))
+        with private_weight_ledger(settings.db_path):
+            if settings.db_path.exists():
+                with open_memory(settings.db_path, readonly=True) as conn:
+                    batch = asyncio.run(collect(conn, settings, stats, clock()))
+            else:
+                batch = asyncio.run(collect(None, settings, stats, clock()))
         return ChannelResult(channel, batch.counts(), stats.retries, stats.throttles, True, batch.details())
 
     with open_memory(settings.db_path) as conn:

@@ -5,13 +5,15 @@ dialect SQLite and PostgreSQL share wherever that costs nothing.
 """
 
 from market_assets.memory.connection import close, connect, open_memory, write_transaction
-from market_assets.memory.errors import MarketMemoryError
+from market_assets.memory.errors import MarketMemoryError, MemoryBusyError, MemoryMissingError
 from market_assets.memory.runs import RunRecord, RunStatus
 from market_assets.memory.schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
     "MarketMemoryError",
+    "MemoryBusyError",
+    "MemoryMissingError",
     "RunRecord",
     "RunStatus",
     "close",

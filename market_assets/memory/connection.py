@@ -12,6 +12,7 @@ The switch to WAL can meet the same answer when processes open a file at the sam
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from pathlib import Path
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from market_assets.clock import Clock, wall_clock_ms
-from market_assets.memory.errors import MarketMemoryError
+from market_assets.memory.errors import MarketMemoryError, MemoryBusyError, MemoryMissingError
 from market_assets.memory.schema import SCHEMA_VERSION, migrate, refuse_newer_schema
 
 BUSY_TIMEOUT_SEC = 10.0
@@ -38,7 +39,8 @@ def connect(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False)
     Refuses, without writing a byte, a file that is not SQLite or that a newer version of this
     program has migrated; raises :class:`MarketMemoryError` with a one-line reason.
     ``readonly`` opens an existing, current memory that this connection cannot change at all
-    (a dry run's promise to write nothing).
+    (every reader's and a dry run's promise to write nothing); it creates nothing, and raises
+    :class:`MemoryMissingError` when there is no memory at ``path``.
     """
     path = Path(path)
     _check_existing_file(path)
@@ -65,6 +67,8 @@ def connect(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False)
         migrate(conn, clock())
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if is_busy(exc):
+            raise busy_error(path) from exc
         raise MarketMemoryError(f"cannot use the market memory {path}: {exc}") from exc
     except BaseException:
         conn.close()
@@ -81,7 +85,7 @@ def enable_wal(conn: sqlite3.Connection) -> str:
     so the switch is retried, jittered, for as long as a write lock would be waited for.
     """
     switch = Retrying(
-        retry=retry_if_exception(_is_busy),
+        retry=retry_if_exception(is_busy),
         stop=stop_after_delay(BUSY_TIMEOUT_SEC),
         wait=wait_random(0.002, 0.02),
         reraise=True,
@@ -89,19 +93,56 @@ def enable_wal(conn: sqlite3.Connection) -> str:
     return str(switch(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])).lower()
 
 
-def _is_busy(exc: BaseException) -> bool:
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's ``database is locked`` (a busy timeout ran out)."""
     return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
-def _connect_readonly(path: Path) -> sqlite3.Connection:
-    if not path.exists():
-        raise MarketMemoryError(f"there is no market memory at {path} to read")
+def busy_error(path: Path) -> MemoryBusyError:
+    """The one-line error for a write lock that another process held past the busy timeout."""
+    return MemoryBusyError(
+        f"the market memory {path} is busy: another process has held its write lock for over "
+        f"{BUSY_TIMEOUT_SEC:g} s; try again"
+    )
+
+
+def open_reader(path: Path) -> sqlite3.Connection:
+    """A connection to the existing SQLite file at ``path`` that can neither change it nor leave a
+    file behind; raises ``sqlite3.Error`` as SQLite does.
+
+    A read-only (``mode=ro``) connection to a WAL file with no writer attached creates the
+    ``-wal`` and ``-shm`` files and, being read-only, cannot delete them on close. So when there
+    is no ``-wal`` (no writer is attached, nothing waits to be checkpointed) the file is opened
+    read-write with ``PRAGMA query_only``: SQLite removes its own ``-wal``/``-shm`` when this
+    last connection closes, and every statement that would change the file is refused. With a
+    ``-wal`` present, ``mode=ro`` shares the writer's files and leaves them as they were.
+    """
+    mode = "ro" if Path(f"{path}-wal").exists() or not os.access(path, os.W_OK) else "rw"
+    conn = sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
     try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
+        conn.execute("PRAGMA query_only = ON")
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SEC * 1000)}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise MemoryMissingError(f"no market memory at {path}")
+    try:
+        conn = open_reader(path.absolute())
+    except sqlite3.Error as exc:
+        raise MarketMemoryError(f"cannot read the market memory {path}: {exc}") from exc
+    try:
         version = refuse_newer_schema(conn)
     except sqlite3.DatabaseError as exc:
+        conn.close()
         raise MarketMemoryError(f"cannot read the market memory {path}: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
     if version != SCHEMA_VERSION:
         conn.close()
         raise MarketMemoryError(
@@ -117,10 +158,15 @@ def open_memory(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = Fa
     ``PRAGMA optimize`` before closing keeps planner statistics current; without them the
     dashboard's time-window queries are full scans (850 ms vs 3.3 ms at 10M rows, peers.md §3).
     A read-only connection is closed as it is: it may not write statistics either.
+    ``database is locked`` leaving the block becomes :class:`MemoryBusyError` naming the memory.
     """
     conn = connect(path, clock=clock, readonly=readonly)
     try:
         yield conn
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):
+            raise busy_error(path) from exc
+        raise
     finally:
         if readonly:
             conn.close()

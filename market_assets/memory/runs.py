@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -52,6 +55,14 @@ LATEST_RUN_SQL = (
 """The latest run of one channel: the most recently started (ties: the later insert)."""
 
 
+PROCESS_KEY = "process"
+"""Metadata key of a running run's owner (``{"host", "pid", "started"}``): what tells, once the
+run is left ``running``, whether its process is gone. Finishing the run replaces it."""
+
+ABANDONED = "abandoned"
+"""The error that starts the text of a run reaped because its process is gone."""
+
+
 def insert_running(
     conn: sqlite3.Connection,
     source: str,
@@ -59,14 +70,109 @@ def insert_running(
     started_at_ms: int,
     metadata: Mapping[str, Any],
 ) -> int:
+    """Record a ``running`` run owned by this process (its :func:`this_process` in the metadata)."""
     with write_transaction(conn):
         cursor = conn.execute(
             "INSERT INTO ingestion_runs (source, channel, started_at_ms, status, metadata) "
             "VALUES (?, ?, ?, 'running', ?)",
-            (source, channel, started_at_ms, _json(metadata)),
+            (source, channel, started_at_ms, _json({**metadata, PROCESS_KEY: this_process()})),
         )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
+
+
+def this_process() -> dict[str, Any]:
+    """Who owns a run: host name, pid namespace (containers on one host share its name but not
+    their pids), pid, and the process's start time (so a recycled pid is not taken for the owner)."""
+    return {"host": socket.gethostname(), "pidns": _pid_namespace(), "pid": os.getpid(), "started": process_start(os.getpid())}
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux ``/proc``); ``None``
+    where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[19])  # field 22; the name before ")" may hold spaces
+
+
+def process_gone(owner: Mapping[str, Any]) -> bool | None:
+    """Whether the process recorded as ``owner`` has ended: ``None`` when this host cannot tell
+    (another host, or no pid recorded)."""
+    here = owner.get("host") == socket.gethostname() and owner.get("pidns") == _pid_namespace()
+    if not here or not isinstance(owner.get("pid"), int):
+        return None
+    pid = owner["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, as another user
+    started = owner.get("started")
+    return started is not None and process_start(pid) not in (None, started)
+
+
+def reap_abandoned(
+    conn: sqlite3.Connection,
+    stale_after_ms: Mapping[tuple[str, str], int],
+    now_ms: int,
+    *,
+    since_ms: int | None = None,
+    gone: Callable[[Mapping[str, Any]], bool | None] = process_gone,
+) -> list[int]:
+    """Fail, with an error starting :data:`ABANDONED`, every ``running`` run of the channels in
+    ``stale_after_ms`` whose process is gone, or, when ``gone`` cannot tell, that has been
+    running for longer than its channel's stale window; returns their run ids.
+
+    ``since_ms`` bounds the search to runs started since then (an index range: a channel's next
+    run looks back a little, maintenance everywhere).
+    """
+    reaped: list[int] = []
+    for (source, channel), stale_ms in stale_after_ms.items():
+        rows = conn.execute(
+            "SELECT run_id, started_at_ms, metadata FROM ingestion_runs WHERE source = ? AND channel = ? "
+            "AND started_at_ms >= ? AND status = 'running'",
+            (source, channel, since_ms if since_ms is not None else -(2**62)),
+        ).fetchall()
+        for run_id, started_at_ms, metadata in rows:
+            why = _abandoned_because(json.loads(metadata or "{}"), now_ms - started_at_ms, stale_ms, gone)
+            if why is not None and _fail_abandoned(conn, run_id, now_ms, f"{ABANDONED}: {why}"):
+                reaped.append(run_id)
+    return reaped
+
+
+def _abandoned_because(
+    metadata: Mapping[str, Any], running_ms: int, stale_ms: int, gone: Callable[[Mapping[str, Any]], bool | None]
+) -> str | None:
+    owner = metadata.get(PROCESS_KEY)
+    verdict = gone(owner) if isinstance(owner, Mapping) else None
+    if verdict:
+        return f"its process (pid {owner['pid']} on {owner['host']}) ended without finishing it"
+    if verdict is None and running_ms > stale_ms:
+        return (
+            f"still running {running_ms // 1000}s after it started, past its channel's "
+            f"{stale_ms // 1000}s stale window, and its process cannot be checked from here"
+        )
+    return None
+
+
+def _fail_abandoned(conn: sqlite3.Connection, run_id: int, now_ms: int, error: str) -> bool:
+    with write_transaction(conn):
+        cursor = conn.execute(
+            "UPDATE ingestion_runs SET status = 'failed', finished_at_ms = ?, error = ? "
+            "WHERE run_id = ? AND status = 'running'",
+            (now_ms, error, run_id),
+        )
+    return cursor.rowcount == 1
 
 
 def finish(

@@ -10,15 +10,23 @@ byte-identical, still spends real weight.
 A charge counts in full from its reservation until it is settled, then until ``window_ms`` after
 its settlement (the limiter's rule: never less than the server counts). A process that dies
 mid-request leaves a charge never settled: it stops counting ``abandoned_ms`` after its reservation.
+
+A dry run writes nothing anywhere, this file included: inside :func:`private_weight_ledger` the
+charges go to an in-memory copy of the ledger, seeded with the charges the file holds, so the
+dry run still stays inside what the other processes left of the budget.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import NamedTuple
 
-from market_assets.memory.connection import BUSY_TIMEOUT_SEC, enable_wal, write_transaction
+from market_assets.memory.connection import BUSY_TIMEOUT_SEC, enable_wal, open_reader, write_transaction
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS weight_charges (
@@ -45,8 +53,59 @@ def weight_ledger_path(db_path: Path) -> Path:
     return db_path.with_name(f"{db_path.name}.weight")
 
 
+_PRIVATE: ContextVar[tuple[Path, str] | None] = ContextVar("private_weight_ledger", default=None)
+"""(ledger file, URI of its in-memory copy) while a dry run is in progress in this context."""
+
+
+@contextmanager
+def private_weight_ledger(db_path: Path) -> Iterator[None]:
+    """Within this block (and the tasks and threads it starts), charges against the ledger beside
+    ``db_path`` go to an in-memory copy of it that vanishes at the end; the file is only read.
+
+    The copy lives in SQLite's ``memdb`` VFS: one database shared by this process's connections,
+    with ordinary locking (the busy timeout applies, unlike a shared-cache ``:memory:``).
+    """
+    path = weight_ledger_path(db_path)
+    uri = f"file:/weight-{uuid.uuid4().hex}?vfs=memdb"
+    keeper = sqlite3.connect(uri, uri=True, isolation_level=None)  # the copy lives while it is open
+    try:
+        for statement in _SCHEMA:
+            keeper.execute(statement)
+        keeper.executemany(
+            "INSERT INTO weight_charges (host, weight, reserved_at_ms, settled_at_ms) VALUES (?, ?, ?, ?)",
+            _charges_in(path),
+        )
+        token = _PRIVATE.set((path, uri))
+        try:
+            yield
+        finally:
+            _PRIVATE.reset(token)
+    finally:
+        keeper.close()
+
+
+def _charges_in(path: Path) -> list[tuple[str, int, int, int | None]]:
+    if not path.is_file():
+        return []
+    reader = open_reader(path.absolute())
+    try:
+        return reader.execute("SELECT host, weight, reserved_at_ms, settled_at_ms FROM weight_charges").fetchall()
+    except sqlite3.OperationalError:
+        return []  # a file created a moment ago, before its table
+    finally:
+        reader.close()
+
+
 def open_weight_ledger(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the ledger file; WAL, so a reader never waits on a charge."""
+    """Open (creating if needed) the ledger file; WAL, so a reader never waits on a charge.
+
+    Inside :func:`private_weight_ledger` for ``path``, its in-memory copy instead.
+    """
+    private = _PRIVATE.get()
+    if private is not None and private[0] == path:
+        conn = sqlite3.connect(private[1], uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SEC * 1000)}")
+        return conn
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
     try:
