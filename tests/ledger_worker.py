@@ -2,6 +2,8 @@
 
     python ledger_worker.py DB runs N [--start-at EPOCH_S]   N runs, each start -> succeed
     python ledger_worker.py DB hang                           start one run, print its id, hang
+    python ledger_worker.py DB lock SECONDS                   hold the write lock (BEGIN IMMEDIATE)
+                                                              for SECONDS; prints "locked" once held
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from market_assets.registry import FUNDING
 
 
 def main(path: str, mode: str, *args: str) -> None:
+    if mode == "lock":
+        hold_write_lock(Path(path), float(args[0]))
+        return
     with open_memory(Path(path)) as conn:
         ledger = Ledger(conn)
         if mode == "runs":
@@ -29,6 +34,15 @@ def main(path: str, mode: str, *args: str) -> None:
             run = ledger.start(FUNDING)
             print(run.run_id, flush=True)
             time.sleep(3600)
+
+
+def hold_write_lock(path: Path, seconds: float) -> None:
+    """What a long write transaction of another process looks like to everyone else."""
+    with open_memory(path) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        print("locked", flush=True)
+        time.sleep(seconds)
+        conn.execute("COMMIT")
 
 
 if __name__ == "__main__":
