@@ -23,6 +23,14 @@ MIN_FRESHNESS_WINDOW_SEC = 60
 LEDGER_RETENTION = timedelta(days=90)
 """Ledger records are compact and pruned on their own, longer policy (SPEC §10)."""
 
+RETRY_BACKOFF_BASE = timedelta(minutes=1)
+"""The catch-up sensor re-runs a ``failed`` channel this long after its failure, and doubles the
+wait with each consecutive failure (1, 2, 4, 8 ... minutes): a source that is down for a moment
+is retried at once, one that keeps refusing is not hammered."""
+RETRY_BACKOFF_CAP = timedelta(minutes=30)
+"""The longest wait before a retry, and never longer than the channel's cadence: past that its
+own schedule runs it anyway."""
+
 MIN_COVERAGE = 0.9
 """``low_coverage`` below 90 % of the expected subjects seen in the last hour: a few coins listed
 minutes ago may not have traded yet, a tenth of the universe missing is a real hole."""
@@ -143,6 +151,11 @@ class Channel:
     def cron_schedule(self) -> str:
         """The cron expression that runs this channel once per cadence (UTC)."""
         return cron_for_cadence(self.expected_cadence_sec)
+
+    @property
+    def retry_backoff_cap_sec(self) -> int:
+        """The longest backoff before the catch-up sensor retries a failed run of this channel."""
+        return min(int(RETRY_BACKOFF_CAP.total_seconds()), self.expected_cadence_sec)
 
     @property
     def freshness_warn_sec(self) -> int:

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from market_assets.ingest.subjects import (
+    one_subject,
+    refuse_if_all_failed,
+    subject_details,
+)
 from market_assets.memory import defillama as memory
 from market_assets.memory.defillama import SeriesPoint
 from market_assets.settings import Settings
@@ -16,6 +21,11 @@ from market_assets.sources.http import RequestStats
 
 DAY_MS = 86_400_000
 TOTAL = "total"
+CHAINS_TVL, TOTAL_TVL, STABLECOINS, DEX_VOLUME, FEES = SUBJECTS = (
+    "tvl/chains", "tvl/total", "stablecoin_supply", "dex_volume", "fees"
+)
+"""The run's subjects, one request each: per-chain TVL today, total TVL history, stablecoin
+supply per peg, DEX volume and fees. One failing keeps the others."""
 
 
 def utc_day(ms: int) -> int:
@@ -27,6 +37,8 @@ class MacroBatch:
     points: list[SeriesPoint]
     unreported: dict[str, str] = field(default_factory=dict)
     """Series withheld because DefiLlama reported 0 or null for them (never stored as a real 0)."""
+    subject_errors: dict[str, str] = field(default_factory=dict)
+    """Series whose request failed (keyed as in :data:`SUBJECTS`); the others are kept."""
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -35,7 +47,8 @@ class MacroBatch:
         return counts
 
     def details(self) -> dict[str, Any]:
-        return {f"unreported/{series}": why for series, why in self.unreported.items()}
+        unreported = {f"unreported/{series}": why for series, why in self.unreported.items()}
+        return {**unreported, **subject_details(self.subject_errors)}
 
 
 def tvl_history_points(history: list[TvlPoint], since_ms: int | None = None) -> list[SeriesPoint]:
@@ -58,22 +71,27 @@ async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: Re
     today = utc_day(now_ms)
     latest_total = memory.latest_ts(conn, "tvl", TOTAL) if conn is not None else None
     endpoints = settings.endpoints
+    errors: dict[str, str] = {}
     async with DefiLlamaClient(endpoints.llama_api, endpoints.stablecoins_api, stats=stats) as client:
-        chains = await client.chains()
-        history = await client.historical_chain_tvl()
-        stablecoins = await client.stablecoins()
-        dex_volume = await client.dex_volume()
-        fees = await client.fees()
+        chains = await one_subject(CHAINS_TVL, client.chains(), errors)
+        history = await one_subject(TOTAL_TVL, client.historical_chain_tvl(), errors)
+        stablecoins = await one_subject(STABLECOINS, client.stablecoins(), errors)
+        dex_volume = await one_subject(DEX_VOLUME, client.dex_volume(), errors)
+        fees = await one_subject(FEES, client.fees(), errors)
+    refuse_if_all_failed(len(SUBJECTS), errors)
     # The newest stored day is re-read: its value keeps moving until the day is over.
-    batch = MacroBatch(tvl_history_points(history, latest_total))
-    batch.points.extend(SeriesPoint("tvl", chain.name, today, chain.tvl) for chain in chains)
-    batch.points.extend(
-        SeriesPoint("stablecoin_supply", peg, today, amount)
-        for peg, amount in sorted(stablecoins.supply_by_peg().items())
-        if amount > Decimal(0)
-    )
-    _figure("dex_volume", dex_volume.total_24h, today, batch)
-    _figure("fees", fees.total_24h, today, batch)
+    batch = MacroBatch(tvl_history_points(history or [], latest_total), subject_errors=errors)
+    batch.points.extend(SeriesPoint("tvl", chain.name, today, chain.tvl) for chain in chains or [])
+    if stablecoins is not None:
+        batch.points.extend(
+            SeriesPoint("stablecoin_supply", peg, today, amount)
+            for peg, amount in sorted(stablecoins.supply_by_peg().items())
+            if amount > Decimal(0)
+        )
+    if dex_volume is not None:
+        _figure("dex_volume", dex_volume.total_24h, today, batch)
+    if fees is not None:
+        _figure("fees", fees.total_24h, today, batch)
     return finite(batch)
 
 
@@ -88,4 +106,4 @@ def finite(batch: MacroBatch) -> MacroBatch:
     kept = [point for point in batch.points if point.value.is_finite()]
     dropped = len(batch.points) - len(kept)
     unreported = {**batch.unreported, **({"non_finite_points": str(dropped)} if dropped else {})}
-    return MacroBatch(kept, unreported)
+    return MacroBatch(kept, unreported, batch.subject_errors)

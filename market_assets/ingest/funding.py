@@ -3,11 +3,15 @@ contexts, and settled hours from ``fundingHistory`` since the last stored one.""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from market_assets.ingest.subjects import (
+    each_subject,
+    refuse_if_all_failed,
+    subject_details,
+)
 from market_assets.ingest.universe import followed_assets, universe_rows
 from market_assets.memory import hyperliquid as memory
 from market_assets.memory.hyperliquid import FundingRow, UniverseRow
@@ -26,12 +30,14 @@ class FundingBatch:
     universe: list[UniverseRow]
     funding: list[FundingRow]
     coins_with_history: int
+    subject_errors: dict[str, str] = field(default_factory=dict)
+    """Coins whose fundingHistory failed: their settled hours are asked for again next run."""
 
     def counts(self) -> dict[str, int]:
         return {"universe": len(self.universe), "funding": len(self.funding)}
 
     def details(self) -> dict[str, Any]:
-        return {"coins_with_history": self.coins_with_history}
+        return {"coins_with_history": self.coins_with_history, **subject_details(self.subject_errors)}
 
 
 def history_start(last_settled_hour: int | None, current_hour: int) -> int | None:
@@ -63,16 +69,18 @@ async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: Re
         ]
         starts = {a.name: history_start(last_settled.get(a.name), current_hour) for a in followed}
         wanted = {coin: start for coin, start in starts.items() if start is not None}
-        histories = await asyncio.gather(
-            *(client.funding_history(coin, start) for coin, start in wanted.items())
-        )
+        errors: dict[str, str] = {}
+        histories = await each_subject(wanted, lambda coin: client.funding_history(coin, wanted[coin]), errors)
+    # A coin is a subject: one whose history failed still has its current hour from the asset
+    # contexts; the run fails only when every followed coin's history failed.
+    refuse_if_all_failed(len(followed), errors)
     settled = [
         FundingRow(row.coin, row.hour_ms, row.funding_rate, row.premium, True, row.time)
-        for rows in histories
+        for rows in histories.values()
         for row in rows
         if row.hour_ms < current_hour
     ]
-    return FundingBatch(universe_rows(universes, followed), current + settled, len(wanted))
+    return FundingBatch(universe_rows(universes, followed), current + settled, len(wanted), errors)
 
 
 def store(conn: sqlite3.Connection, batch: FundingBatch, now_ms: int) -> dict[str, int]:

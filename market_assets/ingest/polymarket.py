@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from market_assets.ingest.subjects import (
+    one_subject,
+    refuse_if_all_failed,
+    subject_details,
+)
 from market_assets.memory import polymarket as memory
 from market_assets.memory.polymarket import MarketSummary, TrackedMarket
 from market_assets.settings import Settings
@@ -23,12 +28,14 @@ SEARCH_PAGES_PER_TERM = 3
 class DiscoveryBatch:
     markets: list[TrackedMarket]
     terms: list[str]
+    subject_errors: dict[str, str] = field(default_factory=dict)
+    """Search terms whose search failed: the markets only they find are not refreshed this run."""
 
     def counts(self) -> dict[str, int]:
         return {"tracked_markets": len(self.markets)}
 
     def details(self) -> dict[str, Any]:
-        return {"search_terms": ", ".join(self.terms)}
+        return {"search_terms": ", ".join(self.terms), **subject_details(self.subject_errors)}
 
 
 def is_open(market: GammaMarket) -> bool:
@@ -44,12 +51,14 @@ async def collect_discovery(
 ) -> DiscoveryBatch:
     terms = list(settings.search_terms[: settings.max_search_terms])
     found: dict[str, TrackedMarket] = {}
+    errors: dict[str, str] = {}
     async with GammaClient(settings.endpoints.gamma_api, stats=stats) as client:
         for term in terms:
-            events = await client.search(term, max_pages=SEARCH_PAGES_PER_TERM)
-            for market in open_markets(term, events):
+            events = await one_subject(term, client.search(term, max_pages=SEARCH_PAGES_PER_TERM), errors)
+            for market in open_markets(term, events or []):
                 found.setdefault(market.market_id, market)  # the first term that found it names it
-    return DiscoveryBatch(list(found.values()), terms)
+    refuse_if_all_failed(len(terms), errors)
+    return DiscoveryBatch(list(found.values()), terms, errors)
 
 
 def store_discovery(conn: sqlite3.Connection, batch: DiscoveryBatch, now_ms: int) -> dict[str, int]:

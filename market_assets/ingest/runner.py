@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from market_assets.clock import Clock, wall_clock_ms
+from market_assets.ingest.subjects import SUBJECT_ERRORS, AllSubjectsFailed
 from market_assets.ledger import Ledger
 from market_assets.memory import open_memory
 from market_assets.memory.weight import private_weight_ledger
@@ -43,6 +44,12 @@ class ChannelResult:
     def rows_written(self) -> int:
         return sum(self.rows.values())
 
+    @property
+    def subject_errors(self) -> Mapping[str, str]:
+        """Subjects (coins, search terms, series) that failed in a run that kept the others."""
+        errors: Mapping[str, str] = self.details.get(SUBJECT_ERRORS, {})
+        return errors
+
     def metadata(self) -> dict[str, Any]:
         """Flat metadata for ``MaterializeResult`` and the ledger (``dagster/row_count`` included)."""
         return {
@@ -73,7 +80,9 @@ def run_channel(
 
     The run is recorded ``running`` before the first request, ``failed`` with the error if a
     source or the write fails (nothing of a failed batch is kept: each store is one
-    transaction), ``succeeded`` with the rows otherwise. A dry run calls the real sources,
+    transaction), ``succeeded`` with the rows otherwise. A run over many subjects keeps those
+    that answered and lists the failed ones under ``subject_errors`` in its metadata; it fails
+    only when every subject failed (``ingest.subjects``). A dry run calls the real sources,
     reads the memory only if it already exists, and writes nothing at all: not the memory, not
     its ``-wal``/``-shm``, not the shared weight budget (its charges stay in this process).
     """
@@ -91,6 +100,9 @@ def run_channel(
         with Ledger(conn, clock).run(channel) as run:
             try:
                 batch = asyncio.run(collect(conn, settings, stats, clock()))
+            except AllSubjectsFailed as exc:
+                run.metadata[SUBJECT_ERRORS] = exc.errors
+                raise
             finally:
                 run.add_retries(stats.retries)
                 run.add_throttles(stats.throttles)

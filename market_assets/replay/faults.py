@@ -37,6 +37,11 @@ class HttpFault:
     """Prefix of the request path this applies to (``/gamma/markets``); empty matches all."""
     info_type: str | None = None
     """For Hyperliquid ``POST /info``: only requests of this ``type``."""
+    coin: str | None = None
+    """For Hyperliquid ``POST /info``: only requests about this coin (``fundingHistory``'s
+    ``coin``, ``candleSnapshot``'s ``req.coin``): one subject of a run failing, the rest answered."""
+    query: dict[str, str] | None = None
+    """Only requests carrying these query parameters (Gamma's ``public-search`` ``q``: one term)."""
     status: int = 503
     retry_after: str | None = None
     body: bytes | None = None
@@ -44,8 +49,15 @@ class HttpFault:
     times: int | None = 1
     """How many matching requests it hits; ``None``: until cleared."""
 
-    def matches(self, path: str, info_type: str | None) -> bool:
-        return path.startswith(self.path) and (self.info_type is None or self.info_type == info_type)
+    def matches(
+        self, path: str, info_type: str | None, coin: str | None = None, query: dict[str, str] | None = None
+    ) -> bool:
+        return (
+            path.startswith(self.path)
+            and (self.info_type is None or self.info_type == info_type)
+            and (self.coin is None or self.coin == coin)
+            and (self.query is None or all((query or {}).get(k) == v for k, v in self.query.items()))
+        )
 
 
 @dataclass
@@ -71,9 +83,11 @@ class FaultPlan:
     def add_http(self, fault: HttpFault) -> None:
         self.http.append(fault)
 
-    def take_http(self, path: str, info_type: str | None) -> HttpFault | None:
+    def take_http(
+        self, path: str, info_type: str | None, coin: str | None = None, query: dict[str, str] | None = None
+    ) -> HttpFault | None:
         for fault in self.http:
-            if fault.matches(path, info_type):
+            if fault.matches(path, info_type, coin, query):
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times <= 0:

@@ -123,7 +123,8 @@ class ReplayHttpApp:
     async def _respond(
         self, method: str, path: str, query: dict[str, str], body: bytes, info_type: str | None, now_ms: int, send: Send
     ) -> None:
-        fault = None if path.startswith("/_replay") else self.plan.take_http(path, info_type)
+        coin = _info_coin(body) if info_type is not None else None
+        fault = None if path.startswith("/_replay") else self.plan.take_http(path, info_type, coin, query)
         if fault is not None and fault.kind is HttpFaultKind.SLOW:
             await asyncio.sleep(fault.delay_s)
             fault = None
@@ -263,6 +264,7 @@ class ReplayHttpApp:
                     kind=HttpFaultKind(control.kind),
                     path=control.path,
                     info_type=control.info_type,
+                    coin=control.coin,
                     status=control.status,
                     retry_after=control.retry_after,
                     body=control.body.encode() if control.body is not None else None,
@@ -283,6 +285,14 @@ class ReplayHttpApp:
             self.plan.inject(control.frame)
         else:
             raise ValueError(f"unknown fault kind {control.kind!r}")
+
+
+def _info_coin(body: bytes) -> str | None:
+    """The coin a Hyperliquid info request is about (top-level ``coin`` or ``req.coin``), if any."""
+    request = json.loads(body)
+    inner = request.get("req")
+    coin = request.get("coin", inner.get("coin") if isinstance(inner, dict) else None)
+    return coin if isinstance(coin, str) else None
 
 
 def _info_type(body: bytes) -> str | None:

@@ -1,0 +1,32 @@
+"""SQL of a channel's failure streak: the consecutive failed runs the catch-up's backoff counts."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import NamedTuple
+
+
+class FailureStreak(NamedTuple):
+    failures: int
+    """Consecutive ``failed`` runs, newest first, up to the limit asked for (0: the latest did not fail)."""
+    last_failed_at_ms: int | None
+    """When the newest of them finished (its start, if it never recorded a finish)."""
+
+
+def failure_streak(conn: sqlite3.Connection, source: str, channel: str, limit: int) -> FailureStreak:
+    """The failed runs that end the channel's ledger, counted up to ``limit``.
+
+    One seek on ``ingestion_runs_by_channel`` reading at most ``limit`` runs: a channel that
+    failed for a month costs what one that failed twice does.
+    """
+    rows = conn.execute(
+        "SELECT status, coalesce(finished_at_ms, started_at_ms) FROM ingestion_runs "
+        "WHERE source = ? AND channel = ? ORDER BY started_at_ms DESC, run_id DESC LIMIT ?",
+        (source, channel, limit),
+    ).fetchall()
+    failures = 0
+    for status, _ in rows:
+        if status != "failed":
+            break
+        failures += 1
+    return FailureStreak(failures, int(rows[0][1]) if failures else None)
