@@ -1,4 +1,4 @@
-"""The Litestar app of the platform: health contract (and, later, dashboard, admin page, metrics)."""
+"""The Litestar app of the platform: health contract, dashboard, admin page, metrics and probes."""
 
 from api.app import create_app
 

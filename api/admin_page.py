@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from litestar.enums import MediaType
 
 from api.dashboard import current_dashboard
+from api.errors import HTML_ERRORS
 from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
@@ -66,6 +67,7 @@ _COLUMNS = (
 
 class AdminPageController(Controller):
     include_in_schema = False
+    exception_handlers = HTML_ERRORS  # a person's browser: errors as a page, sent as text/html
 
     @get("/admin/ingestion", sync_to_thread=True, media_type=MediaType.HTML)
     def ingestion(

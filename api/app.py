@@ -1,17 +1,23 @@
 """The app factory. Settings are read by the caller, once; handlers receive them as dependencies,
-except the health route, which binds its reader and clock here (see ``api.health``)."""
+except the health route, which binds its reader, clock and guard here (see ``api.health``).
+
+HEAD is answered wherever GET is (:func:`api.head.head_as_get`), wrapped around Litestar's own
+ASGI handler because Litestar routes HEAD only to handlers that declare it.
+"""
 
 from __future__ import annotations
 
 from litestar import Litestar, Router
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 
 from api.admin_page import AdminPageController
-from api.auth import DashboardAccess
+from api.auth import DashboardAccess, Tokens, UserAccess
 from api.dashboard import IngestionDashboardController
+from api.errors import JSON_ERRORS
+from api.head import head_as_get
 from api.health import health_handler
 from api.metrics import MetricsController
+from api.openapi import SECURITY, openapi_config
 from api.probes import ProbesController
 from api.readers import Readers
 from api.volume_cache import VolumeCache
@@ -22,18 +28,23 @@ from market_assets.settings import Settings
 def create_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> Litestar:
     readers = Readers(settings.db_path)
     volumes = VolumeCache()
+    tokens = Tokens.of(settings.api_tokens)
     operational = Router(
         path="/",
         route_handlers=[IngestionDashboardController, AdminPageController, MetricsController],
-        guards=[DashboardAccess(settings)],
+        guards=[DashboardAccess(settings, tokens)],
+        security=SECURITY,
     )
-    return Litestar(
-        route_handlers=[health_handler(readers, clock), ProbesController, operational],
+    app = Litestar(
+        route_handlers=[health_handler(readers, clock, UserAccess(tokens)), ProbesController, operational],
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "clock": Provide(lambda: clock, use_cache=True, sync_to_thread=False),
             "readers": Provide(lambda: readers, use_cache=True, sync_to_thread=False),
             "volumes": Provide(lambda: volumes, use_cache=True, sync_to_thread=False),
         },
-        openapi_config=OpenAPIConfig(title="Market memory API", version="1"),
+        exception_handlers=JSON_ERRORS,
+        openapi_config=openapi_config(),
     )
+    app.asgi_handler = head_as_get(app.asgi_handler)
+    return app

@@ -6,6 +6,7 @@ from litestar import Controller, Response, get
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 
+from api.openapi import GUARDED_ERRORS, GuardedOperation
 from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
@@ -28,7 +29,7 @@ class IngestionDashboardController(Controller):
     path = "/api/v1/ingestion"
     tags = ["ingestion"]
 
-    @get("/dashboard", sync_to_thread=True)
+    @get("/dashboard", sync_to_thread=True, responses=GUARDED_ERRORS, operation_class=GuardedOperation)
     def dashboard(
         self,
         settings: NamedDependency[Settings],
@@ -41,7 +42,8 @@ class IngestionDashboardController(Controller):
         ``warningDetails`` says each in a line.
 
         Public unless ``MARKET_DASHBOARD_REQUIRES_ADMIN`` is set (then 401 without a user, 403
-        for a user not in ``MARKET_ADMIN_USER_IDS``). Total rows and the last 24 hours' figures
+        for a user not in ``MARKET_ADMIN_USER_IDS``); a bearer token of ``MARKET_API_TOKENS``
+        counts as an admin, a wrong one is 401. Total rows and the last 24 hours' figures
         count data older than an hour as at ``volumesCountedAtMs`` (recounted each minute, after
         a response) and newer data now, so rows of the last hour ≤ last 24 hours ≤ total.
         """

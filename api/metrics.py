@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from api.dashboard import current_dashboard
+from api.openapi import GUARDED_ERRORS, GuardedOperation
 from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
@@ -172,7 +173,7 @@ def _per_channel(
 class MetricsController(Controller):
     tags = ["metrics"]
 
-    @get("/metrics", sync_to_thread=True, media_type=TEXT_FORMAT)
+    @get("/metrics", sync_to_thread=True, media_type=TEXT_FORMAT, responses=GUARDED_ERRORS, operation_class=GuardedOperation)
     def metrics(
         self,
         settings: NamedDependency[Settings],
@@ -180,7 +181,9 @@ class MetricsController(Controller):
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],
     ) -> Response[bytes]:
-        """The dashboard as Prometheus gauges, per channel and per coin."""
+        """The dashboard as Prometheus gauges, per channel and per coin. Guarded like the
+        dashboard; with ``MARKET_DASHBOARD_REQUIRES_ADMIN``, Prometheus scrapes with a bearer token
+        of ``MARKET_API_TOKENS`` (``authorization`` in its scrape config)."""
         document, recount = current_dashboard(settings, readers, clock, volumes)
         with readers.connection() as conn:
             newest = newest_candle_by_coin(conn, CANDLES.data.scope["interval"])

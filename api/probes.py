@@ -9,6 +9,7 @@ import sqlite3
 import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from market_assets.memory import MarketMemoryError, open_memory
@@ -31,7 +32,15 @@ class ProbesController(Controller):
         """200 while the process serves requests; reads nothing."""
         return Probe("ok")
 
-    @get("/readyz", sync_to_thread=True)
+    @get(
+        "/readyz",
+        sync_to_thread=True,
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                data_container=Probe, description="The memory is unreadable or lacks a channel's table.", generate_examples=False
+            )
+        },
+    )
     def readyz(self, settings: NamedDependency[Settings]) -> Response[Probe]:
         """200 when the memory is readable and holds every registered channel's table, else 503."""
         try:

@@ -1,4 +1,9 @@
-"""The API's connections to the memory: one per worker thread, kept open for the app's life.
+"""The API's connections to the memory: read-only, one per worker thread, kept open for the app's life.
+
+Read-only (SQLite ``mode=ro``): the API never creates, migrates or changes the memory. With no
+memory at the path yet, or one a writer has not migrated, :meth:`Readers.connection` raises
+:class:`~market_assets.memory.MarketMemoryError` (503 with the reason, ``api.errors``) and the
+next request tries again, so the API starts before the first writer and serves once it has run.
 
 Opening a connection runs the connection factory's pragmas and schema check and closing it runs
 ``PRAGMA optimize``: ~0.4 ms, more than the health evaluation itself (0.06 ms), which held the
@@ -28,7 +33,7 @@ class Readers:
     def connection(self) -> Iterator[sqlite3.Connection]:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path)
+            conn = self._local.conn = connect(self.path, readonly=True)
         try:
             yield conn
         except sqlite3.DatabaseError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -12,6 +13,9 @@ from market_assets.sources.endpoints import REAL_ENDPOINTS, SourceEndpoints
 
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
+
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""RFC 6750's b64token: what an ``Authorization: Bearer`` header can carry."""
 
 
 def default_db_path(env: Mapping[str, str]) -> Path:
@@ -56,9 +60,14 @@ class Settings:
     dagster_home: Path = field(default_factory=_project_dagster_home)
     dashboard_requires_admin: bool = False
     """The dashboard, the admin page and /metrics are public (the runbook's default) unless this
-    is set (``MARKET_DASHBOARD_REQUIRES_ADMIN``): then an ``x-user-id`` of ``admin_user_ids``."""
+    is set (``MARKET_DASHBOARD_REQUIRES_ADMIN``): then an ``x-user-id`` of ``admin_user_ids`` or a
+    bearer token of ``api_tokens``."""
     admin_user_ids: tuple[str, ...] = ()
-    """``MARKET_ADMIN_USER_IDS``, comma-separated."""
+    """``MARKET_ADMIN_USER_IDS``, comma-separated. ``x-user-id`` is an identity header a trusted
+    front proxy sets, not authentication (api/auth.py)."""
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    """``MARKET_API_TOKENS``, comma-separated: bearer tokens for machines (monitors, Prometheus),
+    accepted wherever ``x-user-id`` is and counted as an admin. Kept out of ``repr``."""
     warm_start_minutes: int = 1440
     """``MARKET_WARM_START_MINUTES``: the streamer's start (and a new listing) queues the minutes
     of this many before now that are not stored confirmed for REST repair."""
@@ -90,6 +99,7 @@ class Settings:
             else _project_dagster_home(),
             dashboard_requires_admin=_flag(env.get("MARKET_DASHBOARD_REQUIRES_ADMIN")),
             admin_user_ids=_csv(env.get("MARKET_ADMIN_USER_IDS")),
+            api_tokens=_tokens(env.get("MARKET_API_TOKENS")),
             warm_start_minutes=int(env.get("MARKET_WARM_START_MINUTES", "1440")),
         )
 
@@ -103,6 +113,18 @@ def _endpoints(env: Mapping[str, str]) -> SourceEndpoints:
 
 def _csv(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _tokens(text: str | None) -> tuple[str, ...]:
+    """Bearer tokens; one a header cannot carry is refused by its position, never echoed."""
+    tokens = _csv(text)
+    for position, token in enumerate(tokens, start=1):
+        if not _BEARER_TOKEN.fullmatch(token):
+            raise ValueError(
+                f"MARKET_API_TOKENS: token {position} of {len(tokens)} has characters a bearer token cannot "
+                "carry (use letters, digits and -._~+/, e.g. `openssl rand -hex 32`)"
+            )
+    return tokens
 
 
 def _flag(text: str | None) -> bool:

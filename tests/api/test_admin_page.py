@@ -128,8 +128,8 @@ def test_the_page_shows_statuses_warnings_and_hostile_text_as_text(served: tuple
     assert shot.stat().st_size > 10_000
 
 
-def test_the_page_is_unlinked_and_forbids_every_script(memory_path: Path) -> None:
-    with TestClient(create_app(Settings(db_path=memory_path))) as client:
+def test_the_page_is_unlinked_and_forbids_every_script(memory: Path) -> None:
+    with TestClient(create_app(Settings(db_path=memory))) as client:
         response = client.get(PAGE)
         schema = client.get("/schema/openapi.json").json()
     assert response.headers["content-type"] == "text/html; charset=utf-8"

@@ -95,8 +95,8 @@ def test_metrics_carry_the_candles_fidelity(conn: sqlite3.Connection, memory_pat
     assert (metrics["market_stream_corrected_minutes"], metrics["market_stream_repair_requests"]) == ({(): 2.0}, {(): 1.0})
 
 
-def test_a_memory_without_fidelity_trouble_reports_zeros_for_candles_only(memory_path: Path, clock: FrozenClock) -> None:
-    metrics = scrape(memory_path, clock)
+def test_a_memory_without_fidelity_trouble_reports_zeros_for_candles_only(memory: Path, clock: FrozenClock) -> None:
+    metrics = scrape(memory, clock)
     candles_channel = channel("hyperliquid", "candles")
     for name in ("market_channel_unverified_candles_last_day", "market_channel_repair_queue",
                  "market_channel_corrected_candles_last_hour", "market_channel_no_trade_candles_last_day"):
@@ -106,8 +106,8 @@ def test_a_memory_without_fidelity_trouble_reports_zeros_for_candles_only(memory
     assert metrics["market_channel_warning"][(*candles_channel, ("warning", "unverified_candles"))] == 0.0
 
 
-def test_a_channel_without_a_value_has_no_series_rather_than_a_zero(memory_path: Path, clock: FrozenClock) -> None:
-    metrics = scrape(memory_path, clock)
+def test_a_channel_without_a_value_has_no_series_rather_than_a_zero(memory: Path, clock: FrozenClock) -> None:
+    metrics = scrape(memory, clock)
     assert metrics["market_channel_rows"][channel("defillama", "macro")] == 0.0
     assert "market_channel_last_success_timestamp_seconds" not in metrics
     assert "market_channel_data_lag_seconds" not in metrics
@@ -122,4 +122,6 @@ def test_two_apps_share_no_metric_state(tmp_path: Path, clock: FrozenClock) -> N
         finished_run(conn, clock, CANDLES, started_at_ms=clock.now_ms - 2000, finished_at_ms=clock.now_ms - 1000,
                      metadata={"reconnects": 9})
     assert scrape(busy, clock)["market_stream_reconnects"] == {(): 9.0}
+    with open_memory(idle, clock=clock):
+        pass
     assert "market_stream_reconnects" not in scrape(idle, clock)

@@ -12,8 +12,8 @@ from api.readers import Readers
 from market_assets.memory.runs import memory_created_at_ms
 
 
-def test_a_thread_reuses_its_connection_and_other_threads_get_their_own(memory_path: Path) -> None:
-    readers = Readers(memory_path)
+def test_a_thread_reuses_its_connection_and_other_threads_get_their_own(memory: Path) -> None:
+    readers = Readers(memory)
     with readers.connection() as first:
         pass
     with readers.connection() as again:
@@ -31,8 +31,8 @@ def test_a_thread_reuses_its_connection_and_other_threads_get_their_own(memory_p
     assert seen and seen[0] is not first
 
 
-def test_a_connection_that_raised_a_database_error_is_replaced(memory_path: Path) -> None:
-    readers = Readers(memory_path)
+def test_a_connection_that_raised_a_database_error_is_replaced(memory: Path) -> None:
+    readers = Readers(memory)
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         with readers.connection() as broken:
             broken.execute("SELECT * FROM no_such_table")
