@@ -1,0 +1,112 @@
+"""Readers never write (issue 14): the CLI's readers and every dry run leave the disk as they found
+it, whether there is no memory at all, an idle one, or one a writer process is attached to."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from market_assets.memory import MemoryMissingError, connect, open_memory
+from market_assets.memory.connection import close
+
+from .conftest import MARKET
+from .test_ledger_contention import worker
+
+DRY_RUNS = [
+    ("defillama", "ingest", "--dry-run"),
+    ("polymarket", "discover", "--max-search-terms", "3", "--dry-run"),
+    ("polymarket", "summary", "--dry-run"),
+    ("hyperliquid", "funding", "--dry-run"),
+]
+
+
+def market(db: Path | str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKET_")} | {"MARKET_PROFILE": "local"}
+    return subprocess.run(
+        [str(MARKET), "--db", str(db), "--offline", *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+    )
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes; a ``-shm`` by name only: it is the attached
+    writer's shared memory, where every reader, read-only ones too, marks the snapshot it reads."""
+    return {
+        str(p.relative_to(folder)): b"" if p.name.endswith("-shm") else p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("command", [("check",), ("status",), ("status", "--json"), ("monitor", "--once")])
+def test_a_reader_given_a_path_with_no_memory_says_so_in_one_line_and_creates_nothing(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    result = market("typo/a/b/market.db", *command, cwd=tmp_path)
+    assert result.returncode == 1
+    assert (result.stdout, result.stderr) == ("", f"market: no market memory at {tmp_path}/typo/a/b/market.db\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_readonly_open_of_a_missing_memory_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "typo" / "a" / "market.db"
+    with pytest.raises(MemoryMissingError, match=f"^no market memory at {path}$"):
+        with open_memory(path, readonly=True):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command", [c for c in DRY_RUNS if c[1] != "summary"], ids=lambda c: "-".join(c[:2])
+)  # summary refreshes tracked markets: without a memory there are none to call for
+def test_a_dry_run_without_a_memory_creates_nothing_anywhere_and_shows_each_source_call(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    result = market(tmp_path / "market.db", *command)
+    assert result.returncode == 0, result.stderr
+    assert "would write" in result.stdout and "nothing written" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no memory, no market.db.weight, no -wal/-shm
+    progress = result.stderr.splitlines()
+    assert progress[0].startswith(f"market: {command[0]}/") and progress[0].endswith("(dry run, writes nothing)")
+    assert any(line.startswith("  HTTP Request: ") for line in progress)
+    assert progress[-1].endswith(": done")
+
+
+@contextmanager
+def writer_attached(db: Path, attached: bool) -> Iterator[None]:
+    """Optionally a process with a run open on ``db`` for the length of the block (as the streamer
+    or a Dagster run is while a dry run reads): its ``-wal``/``-shm`` exist meanwhile."""
+    if not attached:
+        yield
+        return
+    with worker(db, "hang") as hung:
+        assert hung.stdout is not None and hung.stdout.readline().strip().isdigit()
+        yield
+
+
+@pytest.mark.parametrize("attached", [False, True], ids=["idle memory", "writer attached"])
+def test_a_dry_run_on_an_existing_memory_and_budget_leaves_every_file_byte_identical(
+    tmp_path: Path, attached: bool
+) -> None:
+    db = tmp_path / "market.db"
+    assert market(db, "hyperliquid", "funding").returncode == 0  # the memory and its weight budget
+    assert (tmp_path / "market.db.weight").exists()
+    with writer_attached(db, attached):
+        before = snapshot(tmp_path)
+        for command in DRY_RUNS:
+            result = market(db, *command)
+            assert result.returncode == 0, result.stderr
+        assert snapshot(tmp_path) == before
+
+
+def test_status_and_check_leave_an_idle_memory_and_its_folder_as_they_were(tmp_path: Path) -> None:
+    db = tmp_path / "market.db"
+    close(connect(db))
+    before = snapshot(tmp_path)
+    assert market(db, "status", "--json").returncode == 0
+    assert market(db, "check").returncode == 4
+    assert snapshot(tmp_path) == before
