@@ -40,14 +40,16 @@ SCHEDULED = {
 
 jobs = {channel: channel_job(channel) for channel in SCHEDULED}
 
+defs = dg.Definitions(
+    assets=[candles, *SCHEDULED.values(), tvl_history, candles_history],
+    jobs=list(jobs.values()),
+    schedules=[channel_schedule(channel, job) for channel, job in jobs.items()],
+    sensors=[candles_windows_sensor, catch_up_sensor(jobs), alert_on_run_failure, alert_on_freshness],
+    resources={"memory": MarketMemory()},
+)
+
 with warnings.catch_warnings():
     # map_asset_specs is marked preview in 1.13; it is the documented way to apply one policy
     # over all specs (dagster-open-platform does the same).
     warnings.simplefilter("ignore", dg.PreviewWarning)
-    defs = dg.Definitions(
-        assets=[candles, *SCHEDULED.values(), tvl_history, candles_history],
-        jobs=list(jobs.values()),
-        schedules=[channel_schedule(channel, job) for channel, job in jobs.items()],
-        sensors=[candles_windows_sensor, catch_up_sensor(jobs), alert_on_run_failure, alert_on_freshness],
-        resources={"memory": MarketMemory()},
-    ).map_asset_specs(func=with_registry_freshness)
+    defs = defs.map_asset_specs(func=with_registry_freshness)

@@ -14,7 +14,7 @@ import dagster as dg
 from market_assets.registry import REGISTRY, Channel
 
 GROUP_TAG = "market/group"
-"""Tag ``dagster_home/dagster.yaml`` limits to one run per value at a time (one per source)."""
+"""Run tag of the scheduled jobs, which ``dagster_home/dagster.yaml`` limits to one run per value."""
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -31,6 +31,18 @@ def asset_key(channel: Channel) -> dg.AssetKey:
 def channel_of(key: dg.AssetKey) -> Channel | None:
     """The registry channel an asset key stands for, if any (backfill assets have none)."""
     return next((c for c in REGISTRY if asset_key(c) == key), None)
+
+
+def source_pool(channel: Channel) -> str:
+    """The Dagster concurrency pool of every asset that writes ``channel``: its source.
+
+    A pool belongs to the asset's definition, so every run materializing the asset claims it
+    however the run was launched (schedule, sensor, the UI's Materialize or backfill dialog,
+    ``dagster asset materialize``); a run tag exists only on the runs of the job that sets it.
+    With ``concurrency.pools`` at run granularity and a limit of 1 in ``dagster.yaml``, the run
+    queue starts one run per source at a time: the source's request budget is shared.
+    """
+    return channel.source
 
 
 def job_name(channel: Channel) -> str:

@@ -1,23 +1,32 @@
 """History backfills, one UTC day at a time: DefiLlama total TVL and Hyperliquid 1-minute candles.
 
-Run from the Dagster UI's backfill dialog (daily partitions). Hyperliquid serves only the most
-recent 5,000 candles of an interval (sources.md §1.1): at 1m that is about 3.5 days, so older
-days cannot be backfilled and the run says so instead of pretending.
+Run from the Dagster UI's backfill dialog (daily partitions). Each run is a ledger run of the
+channel it fills (``defillama/macro``, ``hyperliquid/candles``), marked with the days it covers
+under ``BACKFILL_METADATA_KEY``. Hyperliquid serves only the most recent 5,000 candles of an
+interval (sources.md §1.1): at 1m that is about 3.5 days, so older days cannot be backfilled and
+the run says so instead of pretending.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from market_assets.clock import Clock, wall_clock_ms
 from market_assets.ingest.defillama import tvl_history_points
+from market_assets.ingest.universe import read_followed_coins
+from market_assets.ledger import Ledger, Run
 from market_assets.memory import open_memory
 from market_assets.memory.candles import CandleRow, write_candles
 from market_assets.memory.defillama import upsert_series
 from market_assets.memory.hyperliquid import listed_coins
+from market_assets.registry import CANDLES, DEFILLAMA_MACRO
 from market_assets.settings import Settings
 from market_assets.sources.defillama import DefiLlamaClient, TvlPoint
+from market_assets.sources.errors import SourceError
 from market_assets.sources.http import RequestStats
 from market_assets.sources.hyperliquid import Candle, HyperliquidClient
 from market_assets.sources.ratelimit import interval_ms, shared_budget
@@ -26,10 +35,27 @@ from market_assets.sources.timing import SystemClock
 CANDLE_INTERVAL = "1m"
 SNAPSHOT_WINDOW_CANDLES = 5_000
 """candleSnapshot: "Only the most recent 5000 candles are available" (HLDOCS/info-endpoint)."""
+BACKFILL_METADATA_KEY = "backfill"
+"""Ledger run metadata naming the UTC days a backfill run covers; a streamer window has none."""
+SUBJECT_ERRORS_KEY = "subject_errors"
+"""Ledger run metadata of the subjects (coins) that failed while the others were stored."""
+
+Progress = Callable[[str], None]
+"""Where a backfill reports each step (the Dagster run's log)."""
 
 
 def day_text(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def day_key(ms: int) -> str:
+    """The UTC day of ``ms`` as a daily partition key."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def backfill_metadata(start_ms: int, end_ms: int) -> dict[str, str]:
+    """The ledger metadata of a backfill of ``[start_ms, end_ms)``: its first and last UTC day."""
+    return {BACKFILL_METADATA_KEY: f"{day_key(start_ms)}..{day_key(end_ms - 1)}"}
 
 
 def earliest_reachable_open_ms(now_ms: int, interval: str = CANDLE_INTERVAL) -> int:
@@ -37,19 +63,38 @@ def earliest_reachable_open_ms(now_ms: int, interval: str = CANDLE_INTERVAL) -> 
     return now_ms - now_ms % step - (SNAPSHOT_WINDOW_CANDLES - 1) * step
 
 
+def out_of_reach_text(start_ms: int, end_ms: int, now_ms: int) -> str:
+    """Why ``[start_ms, end_ms)`` (partly) cannot be filled, naming the first minute that can."""
+    return (
+        f"{day_text(start_ms)} to {day_text(min(end_ms, earliest_reachable_open_ms(now_ms)))} is out of reach: "
+        f"candleSnapshot keeps only the last {SNAPSHOT_WINDOW_CANDLES} {CANDLE_INTERVAL} candles, "
+        f"the earliest now being {day_text(earliest_reachable_open_ms(now_ms))}"
+    )
+
+
 @dataclass(frozen=True)
 class CandleDayResult:
+    run_id: int
+    """The ledger run of ``hyperliquid/candles`` this backfill recorded."""
     rows_written: int
     coins: int
     reachable_from_ms: int
     """The first minute of the requested range candleSnapshot still serves."""
+    universe_read_from_source: bool
+    """The memory held no perp universe yet, so the followed coins came from metaAndAssetCtxs."""
     missing_by_coin: dict[str, int] = field(default_factory=dict)
     """Closed minutes of the reachable range the source did not return (no trades, or a gap)."""
+    subject_errors: dict[str, str] = field(default_factory=dict)
+    """Coins whose request failed, with the one-line error; the others were stored."""
     stats: RequestStats = field(default_factory=RequestStats)
 
 
 class OutOfReach(Exception):
-    """The requested day lies wholly before candleSnapshot's 5,000-candle window."""
+    """The requested days lie wholly before candleSnapshot's 5,000-candle window."""
+
+
+class NoCoinStored(Exception):
+    """Every coin's request failed: the backfill stored nothing."""
 
 
 def candle_row(candle: Candle, as_of_ms: int) -> CandleRow:
@@ -61,48 +106,134 @@ def candle_row(candle: Candle, as_of_ms: int) -> CandleRow:
     )
 
 
-def backfill_candle_days(settings: Settings, start_ms: int, end_ms: int, now_ms: int) -> CandleDayResult:
-    """Fetch and store the 1-minute candles of ``[start_ms, end_ms)`` for every followed coin."""
+def _ignore(_: str) -> None:
+    return None
+
+
+def backfill_candle_days(
+    settings: Settings,
+    start_ms: int,
+    end_ms: int,
+    now_ms: int,
+    *,
+    progress: Progress = _ignore,
+    clock: Clock = wall_clock_ms,
+) -> CandleDayResult:
+    """Fetch and store the 1-minute candles of ``[start_ms, end_ms)`` for every followed coin.
+
+    One coin at a time, each stored in its own transaction as it arrives, so a run cut short
+    keeps every coin it finished; the shared weight budget paces the requests either way
+    (candleSnapshot costs 20 weight plus one per 60 candles of the 1,200 a minute). A coin whose
+    request fails is named in the run's ``subject_errors`` and the others go on; the run fails
+    only when no coin was stored. Raises :class:`OutOfReach`, having opened nothing, when the
+    whole range is older than candleSnapshot's window.
+    """
     reachable_from = max(start_ms, earliest_reachable_open_ms(now_ms))
     if reachable_from >= end_ms:
-        raise OutOfReach(
-            f"{day_text(start_ms)} to {day_text(end_ms)} is out of reach: candleSnapshot keeps only the last "
-            f"{SNAPSHOT_WINDOW_CANDLES} {CANDLE_INTERVAL} candles, the earliest now being {day_text(earliest_reachable_open_ms(now_ms))}"
-        )
+        raise OutOfReach(out_of_reach_text(start_ms, end_ms, now_ms))
+    if reachable_from > start_ms:
+        progress(f"{out_of_reach_text(start_ms, end_ms, now_ms)}; filling from {day_text(reachable_from)}")
+    stats = RequestStats()
     with open_memory(settings.db_path) as conn:
-        coins = listed_coins(conn)
-        stats = RequestStats()
-
-        async def fetch() -> list[list[Candle]]:
-            clock = SystemClock()
-            budget = shared_budget(settings.db_path, clock)
-            async with HyperliquidClient(settings.endpoints.hyperliquid_api, clock=clock, limiter=budget, stats=stats) as client:
-                batches = await asyncio.gather(
-                    *(client.candle_snapshot(coin, CANDLE_INTERVAL, reachable_from, end_ms - 1) for coin in coins)
+        with Ledger(conn, clock).run(CANDLES, metadata=backfill_metadata(start_ms, end_ms)) as run:
+            try:
+                filled = asyncio.run(
+                    _fill_coins(conn, run, settings, stats, reachable_from, end_ms, now_ms, progress)
                 )
-            return [[c for c in batch.candles if reachable_from <= c.open_ms < end_ms] for batch in batches]
+            finally:
+                run.add_retries(stats.retries)
+                run.add_throttles(stats.throttles)
+                run.metadata["requests"] = stats.requests
+            if filled.subject_errors:
+                run.metadata[SUBJECT_ERRORS_KEY] = filled.subject_errors
+                if filled.stored_coins == 0:
+                    raise NoCoinStored(_no_coin_stored_text(filled.subject_errors))
+    return CandleDayResult(
+        run.run_id, run.rows_written, len(filled.coins), reachable_from, filled.from_source,
+        filled.missing_by_coin, filled.subject_errors, stats,
+    )
 
-        per_coin = asyncio.run(fetch())
-        rows = [candle_row(candle, now_ms) for candles in per_coin for candle in candles]
-        written, _ = write_candles(
-            conn, rows, newest_open_by_coin={}, interval=CANDLE_INTERVAL, close_ended_before_ms=now_ms, now_ms=now_ms
-        )
+
+@dataclass
+class _Filled:
+    coins: list[str]
+    from_source: bool
+    stored_coins: int = 0
+    missing_by_coin: dict[str, int] = field(default_factory=dict)
+    subject_errors: dict[str, str] = field(default_factory=dict)
+
+
+async def _fill_coins(
+    conn: sqlite3.Connection,
+    run: Run,
+    settings: Settings,
+    stats: RequestStats,
+    reachable_from: int,
+    end_ms: int,
+    now_ms: int,
+    progress: Progress,
+) -> _Filled:
     step = interval_ms(CANDLE_INTERVAL)
     expected = (min(end_ms, now_ms - now_ms % step) - reachable_from) // step
-    closed = {coin: sum(1 for c in candles if c.is_closed(now_ms)) for coin, candles in zip(coins, per_coin)}
-    missing = {coin: expected - count for coin, count in closed.items() if count < expected}
-    return CandleDayResult(written, len(coins), reachable_from, missing, stats)
+    clock = SystemClock()
+    budget = shared_budget(settings.db_path, clock)
+    async with HyperliquidClient(settings.endpoints.hyperliquid_api, clock=clock, limiter=budget, stats=stats) as client:
+        coins = listed_coins(conn)
+        filled = _Filled(coins, from_source=not coins)
+        if filled.from_source:
+            filled.coins = coins = await read_followed_coins(client, settings)
+            progress(f"no perp universe in the memory yet: {len(coins)} followed coins read from metaAndAssetCtxs")
+        for n, coin in enumerate(coins, 1):
+            try:
+                batch = await client.candle_snapshot(coin, CANDLE_INTERVAL, reachable_from, end_ms - 1)
+            except SourceError as exc:
+                filled.subject_errors[coin] = str(exc).partition("\n")[0]
+                progress(f"{n}/{len(coins)} {coin}: failed, {filled.subject_errors[coin]}")
+                continue
+            candles = [c for c in batch.candles if reachable_from <= c.open_ms < end_ms]
+            written, _ = write_candles(
+                conn, [candle_row(c, now_ms) for c in candles], newest_open_by_coin={},
+                interval=CANDLE_INTERVAL, close_ended_before_ms=now_ms, now_ms=now_ms,
+            )
+            run.add_rows(written)
+            filled.stored_coins += 1
+            closed = sum(1 for c in candles if c.is_closed(now_ms))
+            if closed < expected:
+                filled.missing_by_coin[coin] = expected - closed
+            progress(f"{n}/{len(coins)} {coin}: {written} rows stored ({run.rows_written} in all)")
+    return filled
 
 
-def backfill_tvl_days(settings: Settings, start_ms: int, end_ms: int, now_ms: int) -> int:
+def _no_coin_stored_text(errors: dict[str, str]) -> str:
+    first_coin, first_error = next(iter(errors.items()))
+    return f"no coin stored: all {len(errors)} candleSnapshot requests failed; first, {first_coin}: {first_error}"
+
+
+@dataclass(frozen=True)
+class TvlDaysResult:
+    run_id: int
+    """The ledger run of ``defillama/macro`` this backfill recorded."""
+    rows_written: int
+
+
+def backfill_tvl_days(
+    settings: Settings, start_ms: int, end_ms: int, now_ms: int, *, clock: Clock = wall_clock_ms
+) -> TvlDaysResult:
     """Store total TVL for the days in ``[start_ms, end_ms)`` from one history request."""
+    stats = RequestStats()
 
     async def fetch() -> list[TvlPoint]:
         endpoints = settings.endpoints
-        async with DefiLlamaClient(endpoints.llama_api, endpoints.stablecoins_api) as client:
+        async with DefiLlamaClient(endpoints.llama_api, endpoints.stablecoins_api, stats=stats) as client:
             return await client.historical_chain_tvl()
 
-    points = [p for p in tvl_history_points(asyncio.run(fetch())) if start_ms <= p.ts_ms < end_ms]
     with open_memory(settings.db_path) as conn:
-        return upsert_series(conn, points, now_ms)
-
+        with Ledger(conn, clock).run(DEFILLAMA_MACRO, metadata=backfill_metadata(start_ms, end_ms)) as run:
+            try:
+                history = asyncio.run(fetch())
+            finally:
+                run.add_retries(stats.retries)
+                run.add_throttles(stats.throttles)
+            points = [p for p in tvl_history_points(history) if start_ms <= p.ts_ms < end_ms]
+            run.add_rows(upsert_series(conn, points, now_ms))
+    return TvlDaysResult(run.run_id, run.rows_written)

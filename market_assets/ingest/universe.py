@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from market_assets.memory.hyperliquid import UniverseRow
-from market_assets.sources.hyperliquid import PerpAsset, PerpUniverse
+from market_assets.settings import Settings
+from market_assets.sources.hyperliquid import HyperliquidClient, PerpAsset, PerpUniverse
 
 
 def followed_assets(universes: Sequence[PerpUniverse], max_coins: int | None) -> list[PerpAsset]:
@@ -14,6 +15,16 @@ def followed_assets(universes: Sequence[PerpUniverse], max_coins: int | None) ->
     if max_coins is None:
         return listed
     return sorted(listed, key=lambda asset: asset.ctx.day_ntl_vlm, reverse=True)[:max_coins]
+
+
+async def read_followed_coins(client: HyperliquidClient, settings: Settings) -> list[str]:
+    """The coins the platform follows, read from ``metaAndAssetCtxs`` of every followed dex.
+
+    For a writer that finds no universe stored yet (funding stores it; a history backfill run
+    first on a new memory must not mistake an empty table for an empty market).
+    """
+    universes = [await client.meta_and_asset_ctxs(dex) for dex in ("", *settings.hip3_dexes)]
+    return [asset.name for asset in followed_assets(universes, settings.max_coins)]
 
 
 def universe_rows(universes: Sequence[PerpUniverse], followed: Sequence[PerpAsset]) -> list[UniverseRow]:

@@ -9,6 +9,7 @@ import dagster as dg
 from market_assets.clock import wall_clock_ms
 from market_assets.defs.hyperliquid.candles import candles_windows_sensor, windows_to_report
 from market_assets.defs.resources import MarketMemory
+from market_assets.ingest.history import backfill_metadata
 from market_assets.ledger import Ledger
 from market_assets.memory import open_memory
 from market_assets.memory.runs import RunRecord, RunStatus
@@ -82,3 +83,27 @@ def test_a_window_abandoned_by_a_killed_streamer_does_not_block_reports() -> Non
     reported, cursor = windows_to_report([abandoned, later, failed, fresh], now)
     assert [w.run_id for w in reported] == [2]
     assert cursor == 3
+
+
+def test_a_history_backfill_run_is_not_a_window_and_does_not_hold_the_cursor(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    now = wall_clock_ms()
+    record_windows(db, [10], first_start_ms=now - 3 * WINDOW_MS)
+    with open_memory(db) as conn:  # a backfill of today, still running in a Dagster run worker
+        Ledger(conn).start(CANDLES, started_at_ms=now - 2 * WINDOW_MS, metadata=backfill_metadata(now - WINDOW_MS, now))
+    record_windows(db, [20], first_start_ms=now - 2 * WINDOW_MS)
+    first = tick(db, None)
+    assert [e.metadata["rows_written"].value for e in first.asset_events] == [10, 20]
+    with open_memory(db) as conn:
+        finished = Ledger(conn).start(CANDLES, metadata=backfill_metadata(now - WINDOW_MS, now))
+        finished.add_rows(7_200)
+        finished.succeed()
+    assert tick(db, first.cursor).asset_events == []
+
+
+def test_before_the_streamer_made_a_memory_the_sensor_skips_and_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "not-yet" / "market.db"
+    result = tick(db, None)
+    assert result.asset_events == [] and result.cursor is None
+    assert f"no market memory at {db}" in result.skip_message
+    assert list(tmp_path.iterdir()) == []

@@ -1,8 +1,10 @@
-"""The code location loads, and every key, group, cron and freshness window follows the registry."""
+"""The code location loads, and every key, group, pool, cron and freshness window follows the registry."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -32,6 +34,7 @@ def snapshot() -> dict[str, dict[str, object]]:
         name = key.to_user_string()
         rows[name] = {
             "group": node.group_name,
+            "pool": repository.assets_defs_by_key[key].op.pool if node.is_executable else None,
             "cron": crons.get(targets.get(name, "")),
             "fail_window_sec": None if policy is None else int(policy.fail_window.to_timedelta().total_seconds()),
             "warn_window_sec": None if policy is None else int(policy.warn_window.to_timedelta().total_seconds()),
@@ -48,6 +51,7 @@ def test_every_channel_is_an_asset_with_the_registry_cron_and_freshness() -> Non
     for channel in REGISTRY:
         assert actual[channel.key] == {
             "group": channel.source,
+            "pool": None if channel is CANDLES else channel.source,
             "cron": None if channel is CANDLES else channel.cron_schedule,
             "fail_window_sec": channel.stale_after_sec,
             "warn_window_sec": channel.freshness_warn_sec,
@@ -55,7 +59,7 @@ def test_every_channel_is_an_asset_with_the_registry_cron_and_freshness() -> Non
 
 
 def test_definitions_match_the_committed_snapshot() -> None:
-    """A change to a key, group, cron or window must be deliberate: update the snapshot with it."""
+    """A change to a key, group, pool, cron or window must be deliberate: update the snapshot with it."""
     assert snapshot() == json.loads(SNAPSHOT.read_text())
 
 
@@ -93,3 +97,34 @@ def test_a_finished_run_does_not_hold_the_schedule() -> None:
         run_in_flight(instance, "another_job", dg.DagsterRunStatus.STARTED)
         tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
         assert len(tick.run_requests) == 1
+
+
+LOAD_AND_PROBE = """
+import json, warnings
+import dagster as dg
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import market_assets.definitions
+    market_assets.definitions.defs.get_repository_def()
+    warnings.warn("a beta API used outside our deliberate calls", dg.BetaWarning)
+    warnings.warn("a preview API used outside our deliberate calls", dg.PreviewWarning)
+print(json.dumps([[w.category.__name__, str(w.message)] for w in caught]))
+"""
+
+
+def test_loading_the_definitions_silences_only_our_deliberate_beta_and_preview_calls() -> None:
+    """A fresh interpreter, as each Dagster process (webserver, daemon, run worker) is: loading
+    prints no BetaWarning or PreviewWarning, and the silencing does not leak: the same classes
+    raised afterwards still surface."""
+    loaded = subprocess.run(
+        [sys.executable, "-W", "always", "-c", LOAD_AND_PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+    dagster_warnings = [
+        (category, message)
+        for category, message in json.loads(loaded.stdout.splitlines()[-1])
+        if category in {"BetaWarning", "PreviewWarning"}
+    ]
+    assert dagster_warnings == [
+        ("BetaWarning", "a beta API used outside our deliberate calls"),
+        ("PreviewWarning", "a preview API used outside our deliberate calls"),
+    ]

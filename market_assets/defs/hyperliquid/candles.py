@@ -13,6 +13,8 @@ from market_assets.clock import wall_clock_ms
 from market_assets.defs.automation import asset_key
 from market_assets.defs.resources import MarketMemory
 from market_assets.health import Status, evaluate_channel
+from market_assets.ingest.history import BACKFILL_METADATA_KEY
+from market_assets.memory import MarketMemoryError, open_memory
 from market_assets.memory.runs import RunRecord, RunStatus, runs_after
 from market_assets.registry import CANDLES
 
@@ -32,11 +34,16 @@ def windows_to_report(windows: list[RunRecord], now_ms: int) -> tuple[list[RunRe
     """The succeeded windows to report, and the run id the cursor may advance to.
 
     The cursor never passes a window still running (it may yet succeed), unless that window has
-    outlived the stale threshold: its process was killed and it will never finish.
+    outlived the stale threshold: its process was killed and it will never finish. A history
+    backfill's run of the channel is not a window: it is passed over whatever its state, so a
+    long backfill never holds the streamer's windows back.
     """
     reported: list[RunRecord] = []
     cursor: int | None = None
     for window in windows:
+        if BACKFILL_METADATA_KEY in window.metadata:
+            cursor = window.run_id
+            continue
         if window.status is RunStatus.RUNNING and evaluate_channel(CANDLES, window, now_ms).status is not Status.STALE:
             break
         if window.status is RunStatus.SUCCEEDED:
@@ -57,8 +64,11 @@ def windows_to_report(windows: list[RunRecord], now_ms: int) -> tuple[list[RunRe
 )
 def candles_windows_sensor(context: dg.SensorEvaluationContext, memory: MarketMemory) -> dg.SensorResult | dg.SkipReason:
     after = int(context.cursor or 0)
-    with memory.connect() as conn:
-        windows = runs_after(conn, CANDLES.source, CANDLES.name, after, WINDOWS_PER_TICK)
+    try:
+        with open_memory(memory.path, readonly=True) as conn:
+            windows = runs_after(conn, CANDLES.source, CANDLES.name, after, WINDOWS_PER_TICK)
+    except MarketMemoryError as exc:  # none yet (the streamer has not started) or unusable: say which
+        return dg.SkipReason(str(exc))
     reported, cursor = windows_to_report(windows, wall_clock_ms())
     if cursor is None:
         return dg.SkipReason(f"no finished candle window after ledger run {after}")

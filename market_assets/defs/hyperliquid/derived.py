@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from market_assets.defs.automation import asset_key
+from market_assets.defs.automation import asset_key, source_pool
 from market_assets.defs.resources import MarketMemory
 from market_assets.indicators import run_features
 from market_assets.ledger import Ledger
@@ -23,6 +23,7 @@ def _result(metadata: dict[str, Any], rows_written: int, run_id: int) -> dg.Mate
 @dg.asset(
     key=asset_key(FEATURES),
     group_name=FEATURES.source,
+    pool=source_pool(FEATURES),
     description=FEATURES.description,
     kinds={"python", "sqlite", "talib"},
     deps=[asset_key(CANDLES)],
@@ -36,6 +37,7 @@ def features_asset(memory: MarketMemory) -> dg.MaterializeResult:
 @dg.asset(
     key=asset_key(MAINTENANCE),
     group_name=MAINTENANCE.source,
+    pool=source_pool(MAINTENANCE),
     description=MAINTENANCE.description,
     kinds={"python", "sqlite"},
     deps=[asset_key(CANDLES), asset_key(FEATURES)],
