@@ -4,10 +4,15 @@ One run, in this order (SPEC §10: roll up before pruning):
 
 1. **Rollups** of the closed buckets queued since the last run (new closed minutes, filled gaps,
    revised minutes), 1m → 5m → 1h → 1d, in one transaction (``memory.rollups``).
-2. **Retention**: 1-minute candles past ``CANDLES.retention``, a whole day per transaction and
-   only for the coins whose rollups account for every minute of it; every other channel's rows
-   past its registry retention (features, funding); ledger runs past ``LEDGER_RETENTION``,
-   keeping each channel's latest.
+2. **Retention**, every table on its registry policy (``registry.BOUNDED_TABLES``): 1-minute
+   candles past ``CANDLES.retention``, a whole day per transaction and only for the coins whose
+   rollups account for every minute of it; rollups per interval past ``ROLLUP_RETENTION``, a
+   day at a time and only once the coarser interval holds every minute of it; gap runs and
+   repair-queue entries about minutes past ``GAP_RETENTION``; every other channel's rows past
+   its retention (features, funding); Polymarket markets closed or not found for
+   ``POLYMARKET_UNSEEN_AFTER`` untracked, and untracked ones past
+   ``POLYMARKET_UNTRACKED_RETENTION`` pruned; ledger runs past ``LEDGER_RETENTION``, keeping
+   each channel's latest.
 3. **Hygiene**: ``PRAGMA optimize`` after the bulk changes, then a checkpoint that truncates the
    WAL but waits for readers at most ``checkpoint_wait_ms`` (``memory.retention.checkpoint``).
 
@@ -23,9 +28,19 @@ from datetime import timedelta
 from typing import Any
 
 from market_assets.ledger import Ledger
-from market_assets.memory import retention, rollups
-from market_assets.memory.retention import Checkpoint
-from market_assets.registry import CANDLES, LEDGER_RETENTION, MAINTENANCE, REGISTRY
+from market_assets.memory import polymarket, retention, rollups
+from market_assets.memory.polymarket import Untracked
+from market_assets.memory.retention import Checkpoint, DayPrune
+from market_assets.registry import (
+    CANDLES,
+    GAP_RETENTION,
+    LEDGER_RETENTION,
+    MAINTENANCE,
+    POLYMARKET_UNSEEN_AFTER,
+    POLYMARKET_UNTRACKED_RETENTION,
+    REGISTRY,
+    ROLLUP_RETENTION,
+)
 
 DEFAULT_CHECKPOINT_WAIT_MS = 2_000
 """Long enough for a dashboard query to finish (p99 122 ms under load, peers.md §3), short enough
@@ -50,7 +65,11 @@ class MaintenanceResult:
     candle_rows_held_back: int
     """1-minute rows past retention kept because their rollups do not account for them yet."""
     rows_pruned: Mapping[str, int] = field(default_factory=dict)
-    """Rows deleted per other channel with a retention (``hyperliquid/features``, ...)."""
+    """Rows deleted per other channel with a retention (``hyperliquid/features``, ...) and per
+    other table (``candle_rollups/5m``, ``candle_gaps``, ``candle_repairs``, ``polymarket_markets``)."""
+    rollup_rows_held_back: Mapping[str, int] = field(default_factory=dict)
+    """Rollup rows past their interval's retention kept because the coarser rows do not hold them yet."""
+    markets_untracked: Untracked = Untracked(0, 0)
     ledger_runs_pruned: int = 0
     checkpoint: Checkpoint | None = None
 
@@ -67,6 +86,8 @@ class MaintenanceResult:
             "ledger_runs_pruned": self.ledger_runs_pruned,
         }
         meta |= {f"rows_pruned:{key}": count for key, count in self.rows_pruned.items()}
+        meta |= {f"rows_held_back:candle_rollups/{k}": v for k, v in self.rollup_rows_held_back.items()}
+        meta |= {f"markets_untracked:{reason}": n for reason, n in self.markets_untracked._asdict().items()}
         if self.checkpoint is not None:
             meta |= {f"checkpoint_{name}": value for name, value in self.checkpoint._asdict().items()}
         return meta
@@ -86,6 +107,18 @@ def run_maintenance(
                 for channel in REGISTRY
                 if channel.retention is not None and channel is not CANDLES
             }
+            rollups_held_back: dict[str, int] = {}
+            for level, coarser in zip(rollups.LEVELS, rollups.LEVELS[1:]):
+                kept = ROLLUP_RETENTION[level.interval]
+                if kept is not None:
+                    outcome = _prune_rollups(conn, level.interval, coarser.interval, now_ms - _ms(kept))
+                    others[f"candle_rollups/{level.interval}"] = outcome.deleted
+                    rollups_held_back[level.interval] = outcome.held_back
+            minutes_cutoff = _floor_day(now_ms - _ms(GAP_RETENTION))
+            others["candle_gaps"] = retention.prune_gaps(conn, minutes_cutoff)
+            others["candle_repairs"] = retention.prune_repairs(conn, minutes_cutoff)
+            untracked = polymarket.untrack_markets(conn, _ms(POLYMARKET_UNSEEN_AFTER), now_ms)
+            others["polymarket_markets"] = polymarket.prune_untracked(conn, now_ms - _ms(POLYMARKET_UNTRACKED_RETENTION))
             ledger_pruned = retention.prune_ledger(conn, now_ms - _ms(LEDGER_RETENTION))
         retention.optimize(conn)
         result = MaintenanceResult(
@@ -95,6 +128,8 @@ def run_maintenance(
             candle_rows_pruned=pruned,
             candle_rows_held_back=held_back,
             rows_pruned=others,
+            rollup_rows_held_back=rollups_held_back,
+            markets_untracked=untracked,
             ledger_runs_pruned=ledger_pruned,
             checkpoint=retention.checkpoint(conn, settings.checkpoint_wait_ms),
         )
@@ -180,6 +215,20 @@ def _prune_candles(conn: sqlite3.Connection, now_ms: int) -> tuple[int, int]:
         held_back += outcome.held_back
         day += rollups.DAY_MS
     return deleted, held_back
+
+
+def _prune_rollups(conn: sqlite3.Connection, interval: str, coarser: str, before_ms: int) -> DayPrune:
+    """Prune each whole day of ``interval`` that ended before ``before_ms``; deleted and held back."""
+    cutoff = _floor_day(before_ms)
+    oldest = retention.oldest_rollup_ms(conn, interval)
+    deleted = held_back = 0
+    day = cutoff if oldest is None else _floor_day(oldest)
+    while day + rollups.DAY_MS <= cutoff:
+        outcome = retention.prune_rollup_day(conn, interval, coarser, day, day + rollups.DAY_MS)
+        deleted += outcome.deleted
+        held_back += outcome.held_back
+        day += rollups.DAY_MS
+    return DayPrune(deleted, held_back)
 
 
 def _floor_day(ms: int) -> int:

@@ -241,6 +241,71 @@ DEFILLAMA_MACRO = Channel(
     warnings=WarningThresholds(data_lag_sec=int(timedelta(days=2).total_seconds())),
 )
 
+ROLLUP_RETENTION: Mapping[str, timedelta | None] = {
+    "5m": timedelta(days=180),
+    "1h": None,
+    "1d": None,
+}
+"""How long each rollup interval is kept; ``None`` keeps it for ever (SPEC §10).
+
+Once the 1-minute rows are pruned (``CANDLES.retention``), 5m is the finest history left: half a
+year of it covers the intraday backtests a quant runs (two quarters, more than one volatility
+regime) at 57,600 rows a day for 200 coins (about 10M rows, the size the dashboard is measured
+at). 1h (4,800 rows a day, ~120 MB a year) and 1d are the long history every strategy is
+checked against, small enough to keep for ever. Maintenance prunes a day of an interval only
+for coins whose minutes of that day are gone and whose next interval's rows hold every minute
+of it, so no reader loses data the coarser rows do not carry."""
+
+
+
+def check_rollup_retention(rollups: Mapping[str, timedelta | None], minutes: timedelta | None) -> None:
+    """Refuse rollup retentions that would prune an interval before the rows it is rolled from
+    (finest first in ``rollups``, after the 1-minute rows' ``minutes``): the coarsest interval
+    is kept for ever, each is kept at least as long as the one below it."""
+    kept = minutes
+    for interval, retention in rollups.items():
+        if retention is not None and (kept is None or retention < kept):
+            raise ValueError(f"rollups {interval} would be pruned before the rows they are rolled from")
+        kept = retention
+    if kept is not None:
+        raise ValueError("the coarsest rollup interval must be kept for ever")
+
+
+check_rollup_retention(ROLLUP_RETENTION, CANDLES.retention)
+
+GAP_RETENTION = CANDLES.retention
+"""``candle_gaps`` and ``candle_repairs`` rows describe 1-minute rows: they go with them (a gap
+row outlives the cutoff only while a minute of its span is still stored)."""
+
+POLYMARKET_UNSEEN_AFTER = timedelta(days=7)
+"""A tracked market that discovery has not found for this long (a week of hourly searches, while
+discovery found others) is untracked (``not_found``): it fell out of its term's results. A market
+the summary reports closed is untracked at the next maintenance (``closed``)."""
+POLYMARKET_UNTRACKED_RETENTION = timedelta(days=365)
+"""An untracked market's registry row and last summary (a closed market's final prices) are kept
+a year for analysis, then pruned: Gamma still serves a market by id, so nothing is lost for good."""
+
+BOUNDED_TABLES: Mapping[str, str] = {
+    "ingestion_runs": "LEDGER_RETENTION, keeping each channel's latest run",
+    "candles": "CANDLES.retention, a day at a time once its rollups hold it",
+    "candle_rollups": "ROLLUP_RETENTION per interval",
+    "candle_gaps": "GAP_RETENTION",
+    "candle_repairs": "GAP_RETENTION; a queue the streamer's repair drains",
+    "funding": "FUNDING.retention",
+    "features": "FEATURES.retention",
+    "polymarket_tracked_markets": "POLYMARKET_UNSEEN_AFTER and closed markets move to the untracked registry",
+    "polymarket_untracked_markets": "POLYMARKET_UNTRACKED_RETENTION",
+    "polymarket_markets": "one row per tracked market; an untracked one's goes after POLYMARKET_UNTRACKED_RETENTION",
+    "defillama_series": "kept: one point per series, subject and day (~400 a day), the macro history itself",
+    "hyperliquid_universe": "kept: one row per perp ever listed, bounded by the venue's listings",
+    "pending_features": "a queue the features job empties",
+    "pending_rollups": "a queue maintenance empties",
+    "feature_tails": "one row per coin and interval",
+    "memory_info": "a handful of memory-level facts",
+}
+"""Every table of the memory and what keeps it from growing for ever (a test checks the schema's
+tables against this list): a retention declared above, or why it needs none."""
+
 REGISTRY: tuple[Channel, ...] = (
     CANDLES,
     FUNDING,

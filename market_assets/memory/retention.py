@@ -1,4 +1,4 @@
-"""SQL of retention and file hygiene: pruning candles, features and ledger runs; optimize; checkpoint.
+"""SQL of retention and file hygiene: pruning candles, rollups, gaps, features and ledger runs; optimize; checkpoint.
 
 1-minute candles are pruned a whole day at a time and only for the coins whose rollups account
 for every closed minute of that day at every interval (5m, 1h and 1d minute counts all equal the
@@ -104,6 +104,76 @@ def prune_candle_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: in
             span,
         ).fetchone()[0]
     return DayPrune(deleted, int(held_back))
+
+
+def oldest_rollup_ms(conn: sqlite3.Connection, interval: str) -> int | None:
+    """Open time of the oldest stored rollup of ``interval`` (a loose index scan, as for candles)."""
+    row = conn.execute(
+        SUBJECTS_OF.format(table="candle_rollups", column="coin")
+        + "SELECT min((SELECT min(open_time_ms) FROM candle_rollups AS r WHERE r.coin = subjects.subject "
+        "AND r.interval = ?)) FROM subjects WHERE subject IS NOT NULL",
+        (interval,),
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def prune_rollup_day(
+    conn: sqlite3.Connection, interval: str, coarser: str, day_start_ms: int, day_end_ms: int
+) -> DayPrune:
+    """Delete one day's ``interval`` rollups of every coin whose ``coarser`` rollups carry all of them.
+
+    A coin's day goes only when its day is rolled to the top (its ``1d`` row exists), nothing of
+    it is queued for rolling, none of its 1-minute rows is still stored (they are pruned first,
+    and only once rolled), and the ``coarser`` rows of the day count the same minutes: a reader
+    asking for that day at the coarser interval gets everything the finer rows held.
+    """
+    span = {"start": day_start_ms, "end": day_end_ms, "interval": interval, "coarser": coarser}
+    with write_transaction(conn):
+        deleted = conn.execute(
+            """DELETE FROM candle_rollups WHERE interval = :interval
+                AND open_time_ms >= :start AND open_time_ms < :end
+                AND coin IN (
+                    SELECT d.coin FROM candle_rollups AS d
+                    WHERE d.interval = '1d' AND d.open_time_ms = :start
+                    AND (SELECT total(f.minutes) FROM candle_rollups AS f WHERE f.coin = d.coin
+                        AND f.interval = :interval AND f.open_time_ms >= :start AND f.open_time_ms < :end)
+                    = (SELECT total(c.minutes) FROM candle_rollups AS c WHERE c.coin = d.coin
+                        AND c.interval = :coarser AND c.open_time_ms >= :start AND c.open_time_ms < :end)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM candles AS m WHERE m.coin = d.coin AND m.interval = '1m'
+                        AND m.open_time_ms >= :start AND m.open_time_ms < :end)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM pending_rollups AS p WHERE p.coin = d.coin
+                        AND p.bucket_ms >= :start AND p.bucket_ms < :end))""",
+            span,
+        ).rowcount
+        (held_back,) = conn.execute(
+            SUBJECTS_OF.format(table="candle_rollups", column="coin")
+            + "SELECT count(*) FROM subjects CROSS JOIN candle_rollups AS r ON r.coin = subjects.subject "
+            "AND r.interval = :interval AND r.open_time_ms >= :start AND r.open_time_ms < :end",
+            span,
+        ).fetchone()
+    return DayPrune(deleted, int(held_back))
+
+
+def prune_gaps(conn: sqlite3.Connection, before_ms: int, interval: str = "1m") -> int:
+    """Delete the gap runs that ended before ``before_ms`` and none of whose minutes is still stored."""
+    with write_transaction(conn):
+        return conn.execute(
+            """DELETE FROM candle_gaps AS g WHERE g.interval = ? AND g.end_ms <= ? AND NOT EXISTS (
+                SELECT 1 FROM candles AS c WHERE c.coin = g.coin AND c.interval = g.interval
+                AND c.open_time_ms >= g.start_ms AND c.open_time_ms < g.end_ms)""",
+            (interval, before_ms),
+        ).rowcount
+
+
+def prune_repairs(conn: sqlite3.Connection, before_ms: int, interval: str = "1m") -> int:
+    """Delete repair-queue entries for minutes before ``before_ms``: long past candleSnapshot's
+    reach, owed by a streamer that no longer follows the coin, about minutes pruned with their day."""
+    with write_transaction(conn):
+        return conn.execute(
+            "DELETE FROM candle_repairs WHERE interval = ? AND open_time_ms < ?", (interval, before_ms)
+        ).rowcount
 
 
 def prune_before(conn: sqlite3.Connection, data: DataLocation, before_ms: int) -> int:

@@ -360,7 +360,24 @@ _V6 = (
     END""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Untracked Polymarket markets (registry ``POLYMARKET_UNSEEN_AFTER``): a market the summary reports
+# closed, or that discovery has not found for a while, moves here from the tracked registry, so the
+# summary stops asking for it while its history stays (first and last seen, the term that found
+# it, when and why it was untracked; its last summary row stays in ``polymarket_markets``). A
+# market discovery finds again moves back. Rows go after ``POLYMARKET_UNTRACKED_RETENTION``.
+_V7 = (
+    """CREATE TABLE polymarket_untracked_markets (
+        market_id TEXT PRIMARY KEY,
+        search_term TEXT NOT NULL,
+        first_seen_at_ms INTEGER NOT NULL,
+        last_seen_at_ms INTEGER NOT NULL,
+        untracked_at_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('closed', 'not_found'))
+    )""",
+    "CREATE INDEX polymarket_untracked_markets_at ON polymarket_untracked_markets (untracked_at_ms)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -94,7 +94,11 @@ def test_features_funding_and_old_ledger_runs_are_pruned_on_their_own_policies(c
     clock.now_ms = DAY0_MS + 400 * DAY_MS
     assert FUNDING.retention is not None and FUNDING.retention.days < 400 and LEDGER_RETENTION.days < 400
     result = run_maintenance(conn, ledger)
-    assert result.rows_pruned == {FUNDING.key: 1, FEATURES.key: 4 * 1440}
+    assert result.rows_pruned == {
+        FUNDING.key: 1, FEATURES.key: 4 * 1440,
+        # 400 days on, the 5m rollups are past their retention too; the 1h and 1d are kept
+        "candle_rollups/5m": 4 * 288, "candle_gaps": 0, "candle_repairs": 0, "polymarket_markets": 0,
+    }
     assert conn.execute("SELECT hour_ms FROM funding").fetchall() == [(DAY0_MS + 400 * DAY_MS,)]
     assert conn.execute("SELECT count(*) FROM features").fetchone() == (0,)
     # Both earlier runs are past the ledger's retention; the features run is its channel's latest, so it stays.
