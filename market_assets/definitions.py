@@ -10,7 +10,11 @@ import warnings
 import dagster as dg
 
 from market_assets.defs.alerts import alert_on_freshness, alert_on_run_failure
-from market_assets.defs.automation import channel_job, channel_schedule, with_registry_freshness
+from market_assets.defs.automation import (
+    channel_job,
+    channel_schedule,
+    with_registry_freshness,
+)
 from market_assets.defs.catchup import catch_up_sensor
 from market_assets.defs.defillama.assets import macro_asset
 from market_assets.defs.history import candles_history, tvl_history

@@ -17,7 +17,6 @@ from market_assets.defs.automation import asset_key, source_pool
 from market_assets.defs.resources import MarketMemory
 from market_assets.ingest.history import (
     SNAPSHOT_WINDOW_CANDLES,
-    NoCoinStored,
     OutOfReach,
     backfill_candle_days,
     backfill_tvl_days,
@@ -25,6 +24,7 @@ from market_assets.ingest.history import (
     day_text,
     earliest_reachable_open_ms,
 )
+from market_assets.ingest.subjects import AllSubjectsFailed
 from market_assets.registry import CANDLES, DEFILLAMA_MACRO
 
 TVL_HISTORY_START = "2019-01-01"
@@ -105,7 +105,7 @@ def candles_history_asset(loaded_at_ms: int) -> dg.AssetsDefinition:
             except OutOfReach as exc:
                 context.log.warning(f"skipped, nothing materialized: {exc}")
                 return
-            except NoCoinStored as exc:
+            except AllSubjectsFailed as exc:
                 raise dg.Failure(description=str(exc)) from exc
             for coin, error in result.subject_errors.items():
                 context.log.warning(f"{coin} not filled: {error}")

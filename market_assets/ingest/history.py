@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.ingest.defillama import tvl_history_points
+from market_assets.ingest.subjects import SUBJECT_ERRORS, one_line, refuse_if_all_failed
 from market_assets.ingest.universe import read_followed_coins
 from market_assets.ledger import Ledger, Run
 from market_assets.memory import open_memory
@@ -37,8 +38,6 @@ SNAPSHOT_WINDOW_CANDLES = 5_000
 """candleSnapshot: "Only the most recent 5000 candles are available" (HLDOCS/info-endpoint)."""
 BACKFILL_METADATA_KEY = "backfill"
 """Ledger run metadata naming the UTC days a backfill run covers; a streamer window has none."""
-SUBJECT_ERRORS_KEY = "subject_errors"
-"""Ledger run metadata of the subjects (coins) that failed while the others were stored."""
 
 Progress = Callable[[str], None]
 """Where a backfill reports each step (the Dagster run's log)."""
@@ -93,10 +92,6 @@ class OutOfReach(Exception):
     """The requested days lie wholly before candleSnapshot's 5,000-candle window."""
 
 
-class NoCoinStored(Exception):
-    """Every coin's request failed: the backfill stored nothing."""
-
-
 def candle_row(candle: Candle, as_of_ms: int) -> CandleRow:
     """A candleSnapshot candle as stored: a closed one is the venue's final state, so confirmed."""
     closed = candle.is_closed(as_of_ms)
@@ -125,7 +120,7 @@ def backfill_candle_days(
     keeps every coin it finished; the shared weight budget paces the requests either way
     (candleSnapshot costs 20 weight plus one per 60 candles of the 1,200 a minute). A coin whose
     request fails is named in the run's ``subject_errors`` and the others go on; the run fails
-    only when no coin was stored. Raises :class:`OutOfReach`, having opened nothing, when the
+    (:class:`~market_assets.ingest.subjects.AllSubjectsFailed`) only when every coin did. Raises :class:`OutOfReach`, having opened nothing, when the
     whole range is older than candleSnapshot's window.
     """
     reachable_from = max(start_ms, earliest_reachable_open_ms(now_ms))
@@ -134,20 +129,19 @@ def backfill_candle_days(
     if reachable_from > start_ms:
         progress(f"{out_of_reach_text(start_ms, end_ms, now_ms)}; filling from {day_text(reachable_from)}")
     stats = RequestStats()
-    with open_memory(settings.db_path) as conn:
-        with Ledger(conn, clock).run(CANDLES, metadata=backfill_metadata(start_ms, end_ms)) as run:
-            try:
-                filled = asyncio.run(
-                    _fill_coins(conn, run, settings, stats, reachable_from, end_ms, now_ms, progress)
-                )
-            finally:
-                run.add_retries(stats.retries)
-                run.add_throttles(stats.throttles)
-                run.metadata["requests"] = stats.requests
-            if filled.subject_errors:
-                run.metadata[SUBJECT_ERRORS_KEY] = filled.subject_errors
-                if filled.stored_coins == 0:
-                    raise NoCoinStored(_no_coin_stored_text(filled.subject_errors))
+    with (
+        open_memory(settings.db_path) as conn,
+        Ledger(conn, clock).run(CANDLES, metadata=backfill_metadata(start_ms, end_ms)) as run,
+    ):
+        try:
+            filled = asyncio.run(_fill_coins(conn, run, settings, stats, reachable_from, end_ms, now_ms, progress))
+        finally:
+            run.add_retries(stats.retries)
+            run.add_throttles(stats.throttles)
+            run.metadata["requests"] = stats.requests
+        if filled.subject_errors:
+            run.metadata[SUBJECT_ERRORS] = filled.subject_errors
+        refuse_if_all_failed(len(filled.coins), filled.subject_errors)
     return CandleDayResult(
         run.run_id, run.rows_written, len(filled.coins), reachable_from, filled.from_source,
         filled.missing_by_coin, filled.subject_errors, stats,
@@ -158,7 +152,6 @@ def backfill_candle_days(
 class _Filled:
     coins: list[str]
     from_source: bool
-    stored_coins: int = 0
     missing_by_coin: dict[str, int] = field(default_factory=dict)
     subject_errors: dict[str, str] = field(default_factory=dict)
 
@@ -187,7 +180,7 @@ async def _fill_coins(
             try:
                 batch = await client.candle_snapshot(coin, CANDLE_INTERVAL, reachable_from, end_ms - 1)
             except SourceError as exc:
-                filled.subject_errors[coin] = str(exc).partition("\n")[0]
+                filled.subject_errors[coin] = one_line(exc)
                 progress(f"{n}/{len(coins)} {coin}: failed, {filled.subject_errors[coin]}")
                 continue
             candles = [c for c in batch.candles if reachable_from <= c.open_ms < end_ms]
@@ -196,17 +189,11 @@ async def _fill_coins(
                 interval=CANDLE_INTERVAL, close_ended_before_ms=now_ms, now_ms=now_ms,
             )
             run.add_rows(written)
-            filled.stored_coins += 1
             closed = sum(1 for c in candles if c.is_closed(now_ms))
             if closed < expected:
                 filled.missing_by_coin[coin] = expected - closed
             progress(f"{n}/{len(coins)} {coin}: {written} rows stored ({run.rows_written} in all)")
     return filled
-
-
-def _no_coin_stored_text(errors: dict[str, str]) -> str:
-    first_coin, first_error = next(iter(errors.items()))
-    return f"no coin stored: all {len(errors)} candleSnapshot requests failed; first, {first_coin}: {first_error}"
 
 
 @dataclass(frozen=True)
@@ -227,13 +214,15 @@ def backfill_tvl_days(
         async with DefiLlamaClient(endpoints.llama_api, endpoints.stablecoins_api, stats=stats) as client:
             return await client.historical_chain_tvl()
 
-    with open_memory(settings.db_path) as conn:
-        with Ledger(conn, clock).run(DEFILLAMA_MACRO, metadata=backfill_metadata(start_ms, end_ms)) as run:
-            try:
-                history = asyncio.run(fetch())
-            finally:
-                run.add_retries(stats.retries)
-                run.add_throttles(stats.throttles)
-            points = [p for p in tvl_history_points(history) if start_ms <= p.ts_ms < end_ms]
-            run.add_rows(upsert_series(conn, points, now_ms))
+    with (
+        open_memory(settings.db_path) as conn,
+        Ledger(conn, clock).run(DEFILLAMA_MACRO, metadata=backfill_metadata(start_ms, end_ms)) as run,
+    ):
+        try:
+            history = asyncio.run(fetch())
+        finally:
+            run.add_retries(stats.retries)
+            run.add_throttles(stats.throttles)
+        points = [p for p in tvl_history_points(history) if start_ms <= p.ts_ms < end_ms]
+        run.add_rows(upsert_series(conn, points, now_ms))
     return TvlDaysResult(run.run_id, run.rows_written)

@@ -7,7 +7,10 @@ from pathlib import Path
 import dagster as dg
 
 from market_assets.clock import wall_clock_ms
-from market_assets.defs.hyperliquid.candles import candles_windows_sensor, windows_to_report
+from market_assets.defs.hyperliquid.candles import (
+    candles_windows_sensor,
+    windows_to_report,
+)
 from market_assets.defs.resources import MarketMemory
 from market_assets.ingest.history import backfill_metadata
 from market_assets.ledger import Ledger

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from market_assets.defs.automation import IN_FLIGHT, job_name
 from market_assets.definitions import SCHEDULED, defs
+from market_assets.defs.automation import IN_FLIGHT, job_name
 from market_assets.registry import CANDLES, REGISTRY
 
 SNAPSHOT = Path(__file__).with_name("definitions_snapshot.json")

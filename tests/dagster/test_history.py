@@ -17,16 +17,21 @@ import pytest
 
 from market_assets import fixtures
 from market_assets.clock import wall_clock_ms
-from market_assets.defs.history import candle_history_partitions, candles_history, candles_history_asset, tvl_history
+from market_assets.defs.history import (
+    candle_history_partitions,
+    candles_history,
+    candles_history_asset,
+    tvl_history,
+)
 from market_assets.defs.hyperliquid.funding import funding_asset
 from market_assets.defs.resources import MarketMemory
 from market_assets.ingest.history import (
     BACKFILL_METADATA_KEY,
     SNAPSHOT_WINDOW_CANDLES,
-    SUBJECT_ERRORS_KEY,
     backfill_candle_days,
     earliest_reachable_open_ms,
 )
+from market_assets.ingest.subjects import SUBJECT_ERRORS
 from market_assets.memory.runs import RunRecord, RunStatus, runs_of
 from market_assets.registry import CANDLES, DEFILLAMA_MACRO, Channel
 from market_assets.replay import HttpFault, HttpFaultKind, ReplayServers
@@ -224,7 +229,7 @@ def test_a_source_fault_mid_day_names_the_failed_coins_and_keeps_the_others(
         assert_stored_as_served(offline, replay, coin, day_start)
     [run] = ledger(offline, CANDLES)
     assert run.status is RunStatus.SUCCEEDED
-    assert run.metadata[SUBJECT_ERRORS_KEY] == result.subject_errors
+    assert run.metadata[SUBJECT_ERRORS] == result.subject_errors
 
 
 def test_when_every_coin_fails_the_run_fails_naming_them(
@@ -237,8 +242,9 @@ def test_when_every_coin_fails_the_run_fails_naming_them(
     assert not result.success
     [run] = ledger(offline, CANDLES)
     assert run.status is RunStatus.FAILED
-    assert run.error.startswith(f"NoCoinStored: no coin stored: all {LOCAL_MAX_COINS} candleSnapshot requests failed")
-    assert set(run.metadata[SUBJECT_ERRORS_KEY]) == set(most_traded(LOCAL_MAX_COINS))
+    assert run.error.startswith(f"AllSubjectsFailed: every subject failed ({LOCAL_MAX_COINS}): ")
+    assert all(coin in run.error for coin in most_traded(LOCAL_MAX_COINS))
+    assert set(run.metadata[SUBJECT_ERRORS]) == set(most_traded(LOCAL_MAX_COINS))
     assert rows(offline, "SELECT COUNT(*) FROM candles") == [(0,)]
 
 
