@@ -35,9 +35,23 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext) -> dg.SkipReason |
     if url is None:
         return dg.SkipReason("MARKET_ALERT_WEBHOOK_URL is not set; alerts are off")
     run = context.dagster_run
-    error = redact(context.failure_event.message or "no error message")
-    post_alert(url, f":red_circle: market: run {run.run_id} of {run.job_name} failed: {error}")
+    error = context.failure_event.message or "no error message"
+    lines = [f":red_circle: market: run {run.run_id} of {run.job_name} failed: {error}", *step_causes(context)]
+    post_alert(url, redact("\n".join(lines)))
     return None
+
+
+def step_causes(context: dg.RunFailureSensorContext) -> list[str]:
+    """One line per failed step: its root cause's first line (the run's own message only says
+    which steps failed)."""
+    causes = []
+    for event in context.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None and error.message.strip():
+            causes.append(f"• {event.step_key}: {error.message.strip().splitlines()[0]}")
+    return causes
 
 
 def freshness_changes(

@@ -99,3 +99,51 @@ def test_each_freshness_change_into_warn_or_fail_is_posted_once(
     change_state(instance, CANDLES_KEY, "PASS", "FAIL")
     assert tick() == [":red_circle: market: hyperliquid/candles freshness is FAIL"]
     assert len(receiver.messages) == 3
+
+
+WEBHOOK_SECRET = "T0/B0/xoxbHookSecret"
+SOURCE_SECRET = "llama-k3y-s3cret"
+
+
+@dg.op
+def refuses_with_a_secret_url() -> None:
+    raise ConnectionError(f"https://pro-api.llama.fi/tvl?api_key={SOURCE_SECRET} answered 503")
+
+
+@dg.job
+def doomed_job_with_a_key() -> None:
+    refuses_with_a_secret_url()
+
+
+def test_a_refused_alert_and_the_run_s_error_never_show_a_token(
+    monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
+) -> None:
+    import traceback
+
+    from market_assets.notify import AlertDeliveryError
+
+    result = doomed_job_with_a_key.execute_in_process(instance=instance, raise_on_error=False)
+    event = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
+    context = dg.build_run_status_sensor_context(
+        sensor_name=alert_on_run_failure.name, dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id), dagster_event=event,
+    ).for_run_failure()
+    with webhook_receiver(status=404, path=f"/services/{WEBHOOK_SECRET}") as hook:
+        monkeypatch.setenv("MARKET_ALERT_WEBHOOK_URL", hook.url)
+        with pytest.raises(AlertDeliveryError) as refused:
+            alert_on_run_failure(context)
+        tick_error = None
+        change_state(instance, CANDLES_KEY, "PASS", "FAIL")
+        try:
+            alert_on_freshness.evaluate_tick(
+                dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+            )
+        except Exception as exc:  # what Dagster records for the tick
+            tick_error = "".join(traceback.format_exception(exc))
+    assert hook.paths == [f"/services/{WEBHOOK_SECRET}"] * 2  # both posts went to the full URL
+    recorded = "".join(traceback.format_exception(refused.value))
+    assert "404 Not Found" in str(refused.value) and "/services/***" in str(refused.value)
+    assert tick_error is not None and "/services/***" in tick_error
+    for text in (recorded, tick_error, *(m["text"] for m in hook.messages)):
+        assert "HookSecret" not in text and SOURCE_SECRET not in text
+    assert "api_key=***" in hook.messages[0]["text"]
