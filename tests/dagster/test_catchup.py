@@ -10,8 +10,9 @@ import pytest
 
 from market_assets.backoff import backoff_sec, retry_due_at_ms, retry_is_due
 from market_assets.clock import wall_clock_ms
-from market_assets.definitions import SCHEDULED, defs
+from market_assets.definitions import SCHEDULED, defs, jobs
 from market_assets.defs.automation import job_name
+from market_assets.defs.catchup import catch_up_sensor
 from market_assets.defs.resources import MarketMemory
 from market_assets.ledger import Ledger
 from market_assets.memory import open_memory
@@ -98,6 +99,26 @@ def test_a_failed_channel_is_rerun_once_its_backoff_has_passed(tmp_path: Path, i
     result = tick(due, instance)
     assert requested(result) == [job_name(POLYMARKET_DISCOVERY)]
     assert result.run_requests[0].tags["market/trigger"] == "catch-up: failed, retry after 240s backoff"
+
+
+def test_the_sensor_retries_exactly_when_the_backoff_ends_on_its_clock(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    """The same sensor on an injected clock: two failures, the last finished at ``t``: nothing at
+    ``t + 2 min - 1 ms``, a run at ``t + 2 min``."""
+    db = tmp_path / "m.db"
+    every_channel_ok(db)
+    fail(db, FUNDING, times=2, last_finished_ago_ms=0)
+    with open_memory(db, readonly=True) as conn:
+        streak = failure_streak(conn, FUNDING.source, FUNDING.name, 10)
+    assert streak.failures == 2 and streak.last_failed_at_ms is not None
+    due = streak.last_failed_at_ms + 2 * MINUTE_MS
+
+    def evaluate(now_ms: int) -> list[str]:
+        sensor = catch_up_sensor(jobs, clock=lambda: now_ms)
+        context = dg.build_sensor_context(instance=instance, resources={"memory": MarketMemory(db_path=str(db))})
+        return requested(sensor.evaluate_tick(context))
+
+    assert evaluate(due - 1) == []
+    assert evaluate(due) == [job_name(FUNDING)]
 
 
 def test_a_success_ends_the_streak(tmp_path: Path, instance: dg.DagsterInstance) -> None:
