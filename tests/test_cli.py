@@ -166,3 +166,29 @@ def test_market_db_environment_variable_picks_the_memory(tmp_path: Path) -> None
     fresh(db)
     result = subprocess.run([str(MARKET), "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def help_of(*command: str) -> str:
+    result = subprocess.run(
+        [str(MARKET), *command, "--help"], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
+    )
+    assert result.returncode == 0, result.stderr
+    return " ".join(result.stdout.split())
+
+
+def test_market_replay_help_lists_the_replay_s_own_options() -> None:
+    text = help_of("replay")
+    for option in ("--http-port", "--ws-port", "--speed", "--start-ms", "--tick", "--seed", "--universe", "--no-weight-limit"):
+        assert option in text
+
+
+def test_each_command_s_help_says_what_it_does_today() -> None:
+    """No help promises a later feature: `market api` serves the dashboard and the admin page now."""
+    api = help_of("api")
+    assert "dashboard API" in api and "/admin/ingestion" in api and "/metrics" in api
+    commands = [("status",), ("check",), ("monitor",), ("api",), ("up",), ("stream",), ("hyperliquid", "funding"),
+                ("hyperliquid", "features"), ("hyperliquid", "maintain"), ("hyperliquid", "ohlcv"),
+                ("polymarket", "discover"), ("polymarket", "summary"), ("defillama", "ingest")]
+    for command in commands:
+        assert "later" not in help_of(*command), command
+    assert "write nothing anywhere" in help_of("defillama", "ingest")
