@@ -116,12 +116,14 @@ def backfill_candle_days(
 ) -> CandleDayResult:
     """Fetch and store the 1-minute candles of ``[start_ms, end_ms)`` for every followed coin.
 
-    One coin at a time, each stored in its own transaction as it arrives, so a run cut short
-    keeps every coin it finished; the shared weight budget paces the requests either way
-    (candleSnapshot costs 20 weight plus one per 60 candles of the 1,200 a minute). A coin whose
-    request fails is named in the run's ``subject_errors`` and the others go on; the run fails
-    (:class:`~market_assets.ingest.subjects.AllSubjectsFailed`) only when every coin did. Raises :class:`OutOfReach`, having opened nothing, when the
-    whole range is older than candleSnapshot's window.
+    One coin at a time, each stored in its own transaction as it arrives (closed as of its
+    arrival, read from ``clock``), so a run cut short keeps every coin it finished; the shared
+    weight budget paces the requests either way (candleSnapshot costs 20 weight plus one per 60
+    candles of the 1,200 a minute). A coin whose request fails is named in the run's
+    ``subject_errors`` and the others go on; the run fails
+    (:class:`~market_assets.ingest.subjects.AllSubjectsFailed`) only when every coin did.
+    Raises :class:`OutOfReach`, having opened nothing, when the whole range is older than
+    candleSnapshot's window.
     """
     reachable_from = max(start_ms, earliest_reachable_open_ms(now_ms))
     if reachable_from >= end_ms:
@@ -134,7 +136,9 @@ def backfill_candle_days(
         Ledger(conn, clock).run(CANDLES, metadata=backfill_metadata(start_ms, end_ms)) as run,
     ):
         try:
-            filled = asyncio.run(_fill_coins(conn, run, settings, stats, reachable_from, end_ms, now_ms, progress))
+            filled = asyncio.run(
+                _fill_coins(conn, run, settings, stats, reachable_from, end_ms, now_ms, progress, clock)
+            )
         finally:
             run.add_retries(stats.retries)
             run.add_throttles(stats.throttles)
@@ -165,16 +169,18 @@ async def _fill_coins(
     end_ms: int,
     now_ms: int,
     progress: Progress,
+    clock: Clock,
 ) -> _Filled:
     step = interval_ms(CANDLE_INTERVAL)
+    # Closed minutes of the range as of ``now_ms``: what a coin with no gap returns at least.
     expected = (min(end_ms, now_ms - now_ms % step) - reachable_from) // step
-    clock = SystemClock()
-    budget = shared_budget(settings.db_path, clock)
-    async with HyperliquidClient(settings.endpoints.hyperliquid_api, clock=clock, limiter=budget, stats=stats) as client:
-        coins = listed_coins(conn)
-        filled = _Filled(coins, from_source=not coins)
+    timing = SystemClock()
+    budget = shared_budget(settings.db_path, timing)
+    async with HyperliquidClient(settings.endpoints.hyperliquid_api, clock=timing, limiter=budget, stats=stats) as client:
+        stored = listed_coins(conn)
+        coins = stored or await read_followed_coins(client, settings)
+        filled = _Filled(coins, from_source=not stored)
         if filled.from_source:
-            filled.coins = coins = await read_followed_coins(client, settings)
             progress(f"no perp universe in the memory yet: {len(coins)} followed coins read from metaAndAssetCtxs")
         for n, coin in enumerate(coins, 1):
             try:
@@ -184,9 +190,10 @@ async def _fill_coins(
                 progress(f"{n}/{len(coins)} {coin}: failed, {filled.subject_errors[coin]}")
                 continue
             candles = [c for c in batch.candles if reachable_from <= c.open_ms < end_ms]
+            as_of = clock()
             written, _ = write_candles(
-                conn, [candle_row(c, now_ms) for c in candles], newest_open_by_coin={},
-                interval=CANDLE_INTERVAL, close_ended_before_ms=now_ms, now_ms=now_ms,
+                conn, [candle_row(c, as_of) for c in candles], newest_open_by_coin={},
+                interval=CANDLE_INTERVAL, close_ended_before_ms=as_of, now_ms=as_of,
             )
             run.add_rows(written)
             closed = sum(1 for c in candles if c.is_closed(now_ms))
