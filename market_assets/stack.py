@@ -85,6 +85,12 @@ def prepare_dagster_home(dagster_home: Path) -> bool:
     return installed
 
 
+def streamer_warning(line: str) -> bool:
+    """A line the streamer logs at WARNING or above (its format is ``time LEVEL logger: message``,
+    streamer/cli.py): one line per failed connection, read or write attempt, shown on the console."""
+    return any(f" {level} " in line for level in ("WARNING", "ERROR", "CRITICAL"))
+
+
 def stack_children(
     settings: Settings, *, profile: Profile, offline: bool, ports: StackPorts, stop_grace_sec: float
 ) -> list[Child]:
@@ -112,7 +118,7 @@ def stack_children(
         }
     workspace = str(PROJECT / "workspace.yaml")
     children += [
-        Child("streamer", [sys.executable, "-m", "streamer"], env),
+        Child("streamer", [sys.executable, "-m", "streamer"], env, echo=streamer_warning),
         Child(
             "dagster-web",
             [str(BIN / "dagster-webserver"), "-w", workspace, "-h", LOOPBACK, "-p", str(ports.dagster)],

@@ -110,10 +110,17 @@ def failure_reporter(
         since = now() - timedelta(seconds=1)
         seen: set[str] = set()
         with DagsterInstance.from_config(str(dagster_home)) as instance:
+            unreadable = ""
             while True:
-                for run in await asyncio.to_thread(new_failures, instance, since, seen):
-                    line = await asyncio.to_thread(failure_line, instance, run, log_file=log_file, ui_url=ui_url)
-                    say("dagster", line)
+                try:
+                    for run in await asyncio.to_thread(new_failures, instance, since, seen):
+                        line = await asyncio.to_thread(failure_line, instance, run, log_file=log_file, ui_url=ui_url)
+                        say("dagster", line)
+                    unreadable = ""
+                except Exception as error:  # noqa: BLE001 - a busy or broken instance is said once, and read again
+                    if str(error) != unreadable:
+                        say("dagster", f"could not read the failed runs ({type(error).__name__}: {error}); trying again")
+                    unreadable = str(error)
                 await asyncio.sleep(FAILURE_POLL_SEC)
 
     return report

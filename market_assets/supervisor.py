@@ -49,6 +49,8 @@ class Child:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     drain: Drain | None = None
+    echo: Callable[[str], bool] | None = None
+    """Which of the child's output lines also go to the console (all go to its log file)."""
 
 
 def restart_delay(consecutive_crashes: int) -> float:
@@ -169,6 +171,8 @@ class Supervisor:
             state.log.write(line)
             if line.strip():
                 state.last_line = line.strip()
+                if state.child.echo is not None and state.child.echo(line):
+                    self.log(state.child.name, line.strip())
 
     async def _drain(self, state: ChildState) -> None:
         """SIGTERM to the child's own process only, so what it started (Dagster's run workers)

@@ -1,21 +1,22 @@
-"""End to end: ``market up --offline --profile local`` brings every channel to ok, and SIGTERM
-stops every process it started."""
+"""End to end: ``market up --offline --profile local`` into an empty DAGSTER_HOME installs the
+project's instance settings, brings every channel to ok, keeps each process's output in its log
+file, and Ctrl-C stops every process it started with no run left FAILURE."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from market_assets.instance_settings import PROJECT_DAGSTER_YAML
 from market_assets.registry import REGISTRY
 
 from ..conftest import MARKET
-from .test_dagster_dev import ROOT, free_port, live_processes, wait_for
+from .test_dagster_dev import free_port, live_processes, wait_for
 
 DEADLINE_SEC = 300
 """Dagster's daemon, the catch-up sensor's first tick, six runs and the first closed streamer
@@ -23,9 +24,7 @@ window: about two minutes on this 2-core machine, with room for a loaded CI box.
 
 
 def test_market_up_offline_brings_every_channel_to_ok_and_stops_clean(tmp_path: Path) -> None:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    home = tmp_path / "dagster_home"  # empty: market up installs the project's dagster.yaml
     api_port, dagster_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MARKET_", "DAGSTER_"))},
@@ -65,11 +64,24 @@ def test_market_up_offline_brings_every_channel_to_ok_and_stops_clean(tmp_path: 
         page = httpx.get(f"{base}/admin/ingestion", timeout=30)
         assert page.status_code == 200 and "defillama" in page.text
     finally:
-        up.send_signal(signal.SIGTERM)
-        exit_code = up.wait(timeout=60)
-        log.close()
+        os.killpg(up.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
+        try:
+            exit_code = up.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            raise
+        finally:
+            log.close()
     assert exit_code == 0, (tmp_path / "up.log").read_text()[-3000:]
     wait_for(30, "every process of market up to exit", lambda: not live_processes(up.pid))
     text = (tmp_path / "up.log").read_text()
+    assert (home / "dagster.yaml").read_bytes() == PROJECT_DAGSTER_YAML.read_bytes()
+    assert f"installed the project's dagster.yaml into {home}" in text
     for child in ("replay", "streamer", "dagster-web", "dagster-daemon", "api"):
         assert f"stopped {child}" in text
+        assert (tmp_path / "logs" / f"{child}.log").stat().st_size > 0
+    assert "Uvicorn running" not in text  # the processes' own output is in their logs only
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert runs and not instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
+        assert all(run.is_finished or run.status == DagsterRunStatus.QUEUED for run in runs)

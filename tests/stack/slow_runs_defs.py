@@ -36,7 +36,7 @@ def failing_job() -> None:
 
 
 @dg.sensor(jobs=[slow_job, failing_job], minimum_interval_seconds=1, default_status=dg.DefaultSensorStatus.RUNNING)
-def kick(context: dg.SensorEvaluationContext):  # noqa: ARG001 - Dagster passes it
+def kick(context: dg.SensorEvaluationContext):
     yield dg.RunRequest(run_key="slow", job_name="slow_job")
     yield dg.RunRequest(run_key="fails", job_name="failing_job")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from market_assets.stack import streamer_warning
 from market_assets.supervisor import RESTART_DELAY_MAX_SEC, Child, Supervisor, restart_delay
 
 PY = sys.executable
@@ -67,6 +68,32 @@ def test_a_crashing_child_is_restarted_with_backoff_its_cause_on_the_console_its
     assert "line one" not in console and "Traceback" not in console  # the output is in the log only
     log = log_file.read_text().splitlines()
     assert log.count("line one") == log.count("ValueError: boom") == console.count("started crasher")
+
+
+def test_the_streamers_warnings_reach_the_console_one_line_each_and_the_rest_its_log_only(tmp_path: Path) -> None:
+    out = io.StringIO()
+    lines = [
+        "2026-12-01 10:00:00,001 INFO streamer.service: streaming 5 coins",
+        "2026-12-01 10:00:01,002 WARNING streamer.connection: socket 0: [Errno 111] Connect call failed",
+        "2026-12-01 10:00:02,003 ERROR streamer.writer: flush of 12 rows failed, kept for retry: disk I/O error",
+    ]
+    script = "import time; print(" + repr("\n".join(lines)) + ", flush=True); time.sleep(600)"
+    supervisor = Supervisor([Child("streamer", [PY, "-c", script], echo=streamer_warning)],
+                            log_dir=tmp_path / "logs", out=out)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(supervisor.run())
+        deadline = time.monotonic() + 20
+        while "disk I/O error" not in out.getvalue():
+            assert time.monotonic() < deadline, out.getvalue()
+            await asyncio.sleep(0.1)
+        supervisor.stop()
+        assert await task == 0
+
+    asyncio.run(scenario())
+    console = [line.split(" | ", 1)[1] for line in out.getvalue().splitlines() if " streamer | " in line]
+    assert console == lines[1:]
+    assert (tmp_path / "logs" / "streamer.log").read_text().splitlines()[1:4] == lines
 
 
 @pytest.fixture
