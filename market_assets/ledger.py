@@ -16,8 +16,8 @@ Under contention the record still ends right: finishing a run retries ``database
 :data:`FINISH_PATIENCE_SEC` (beyond one busy timeout), so a run that fails while another process
 holds the write lock is recorded ``failed`` with its own error; past that it logs one line and
 the run's own exception goes on. A run left ``running`` by a process that is gone is reaped as
-``failed`` ("abandoned") by the next run of its channel (and by maintenance:
-:func:`market_assets.memory.runs.reap_abandoned`). Error text is redacted
+``failed`` ("abandoned") by the next run of its channel, and by maintenance
+(:func:`reap_abandoned_runs`). Error text is redacted
 (:mod:`market_assets.redact`): the ledger is read by the API, the CLI and the alerts.
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,12 +124,7 @@ class Ledger:
         now = self.clock()
         started = now if started_at_ms is None else started_at_ms
         meta = dict(metadata or {})
-        key = (channel.source, channel.name)
-        for run_id in sql.reap_abandoned(
-            self.conn, {key: channel.stale_after_sec * 1000}, now, since_ms=min(now, started) - REAP_LOOKBACK_MS
-        ):
-            log.warning("ledger run %s of %s/%s was left running by a process that is gone: failed as abandoned",
-                        run_id, *key)
+        reap_abandoned_runs(self.conn, [channel], now, since_ms=min(now, started) - REAP_LOOKBACK_MS)
         run_id = sql.insert_running(self.conn, channel.source, channel.name, started, meta)
         return Run(self, channel, run_id, started, metadata=meta)
 
@@ -154,6 +149,22 @@ class Ledger:
             raise
         if run.status is RunStatus.RUNNING:
             run.succeed()
+
+
+def reap_abandoned_runs(
+    conn: sqlite3.Connection, channels: Iterable[Channel], now_ms: int, *, since_ms: int | None = None
+) -> list[int]:
+    """Fail as abandoned the ``running`` runs of ``channels`` whose process is gone (or, where
+    that cannot be told, that outlived their channel's stale window); one log line each.
+
+    Maintenance sweeps every channel with no ``since_ms``:
+    ``reap_abandoned_runs(conn, REGISTRY, now_ms)``.
+    """
+    windows = {(c.source, c.name): c.stale_after_sec * 1000 for c in channels}
+    reaped = sql.reap_abandoned(conn, windows, now_ms, since_ms=since_ms)
+    for run_id in reaped:
+        log.warning("ledger run %s was left running by a process that is gone: recorded failed (abandoned)", run_id)
+    return reaped
 
 
 def _describe(error: BaseException) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from market_assets.cli import EXIT_MEMORY_BUSY
-from market_assets.ledger import Ledger
+from market_assets.ledger import Ledger, reap_abandoned_runs
 from market_assets.memory import RunStatus, connect
 from market_assets.memory.connection import BUSY_TIMEOUT_SEC, close
 from market_assets.memory.runs import ABANDONED, get_run, reap_abandoned
@@ -127,6 +127,20 @@ def test_the_next_run_of_a_channel_reaps_a_run_whose_process_is_gone_but_not_a_l
     assert left.error is not None and left.error.startswith(f"{ABANDONED}: its process (pid {hung.pid} on ")
     assert left.finished_at_ms is not None and left.finished_at_ms >= left.started_at_ms
     assert next_run.run_id > left_id
+
+
+def test_the_maintenance_sweep_reaps_a_killed_process_s_run_in_every_channel(db: Path) -> None:
+    with worker(db, "hang") as hung:
+        left_id = int(hung.stdout.readline())
+        hung.send_signal(signal.SIGKILL)
+        hung.wait(timeout=10)
+    conn = connect(db)
+    try:
+        assert reap_abandoned_runs(conn, REGISTRY, int(time.time() * 1000)) == [left_id]
+        left = get_run(conn, left_id)
+    finally:
+        close(conn)
+    assert left.status is RunStatus.FAILED and left.error.startswith(ABANDONED)
 
 
 def test_maintenance_reaps_a_run_nobody_can_vouch_for_once_past_its_stale_window(
