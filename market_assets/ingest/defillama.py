@@ -15,6 +15,7 @@ from market_assets.ingest.subjects import (
 )
 from market_assets.memory import defillama as memory
 from market_assets.memory.defillama import SeriesPoint
+from market_assets.registry import DEFILLAMA_MACRO
 from market_assets.settings import Settings
 from market_assets.sources.defillama import DefiLlamaClient, DimensionFigure, TvlPoint
 from market_assets.sources.http import RequestStats
@@ -78,7 +79,7 @@ async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: Re
         stablecoins = await one_subject(STABLECOINS, client.stablecoins(), errors)
         dex_volume = await one_subject(DEX_VOLUME, client.dex_volume(), errors)
         fees = await one_subject(FEES, client.fees(), errors)
-    refuse_if_all_failed(len(SUBJECTS), errors)
+    refuse_if_all_failed(DEFILLAMA_MACRO.source, "series", len(SUBJECTS), errors)
     # The newest stored day is re-read: its value keeps moving until the day is over.
     batch = MacroBatch(tvl_history_points(history or [], latest_total), subject_errors=errors)
     batch.points.extend(SeriesPoint("tvl", chain.name, today, chain.tvl) for chain in chains or [])

@@ -15,6 +15,7 @@ from market_assets.ingest.subjects import (
 from market_assets.ingest.universe import followed_assets, universe_rows
 from market_assets.memory import hyperliquid as memory
 from market_assets.memory.hyperliquid import FundingRow, UniverseRow
+from market_assets.registry import FUNDING
 from market_assets.settings import Settings
 from market_assets.sources.http import RequestStats
 from market_assets.sources.hyperliquid import HyperliquidClient, PerpUniverse
@@ -73,7 +74,7 @@ async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: Re
         histories = await each_subject(wanted, lambda coin: client.funding_history(coin, wanted[coin]), errors)
     # A coin is a subject: one whose history failed still has its current hour from the asset
     # contexts; the run fails only when every followed coin's history failed.
-    refuse_if_all_failed(len(followed), errors)
+    refuse_if_all_failed(FUNDING.source, "coin's fundingHistory", len(followed), errors)
     settled = [
         FundingRow(row.coin, row.hour_ms, row.funding_rate, row.premium, True, row.time)
         for rows in histories.values()

@@ -16,6 +16,7 @@ from market_assets.ingest.subjects import (
 )
 from market_assets.memory import polymarket as memory
 from market_assets.memory.polymarket import MarketSummary, TrackedMarket
+from market_assets.registry import POLYMARKET_DISCOVERY
 from market_assets.settings import Settings
 from market_assets.sources.http import RequestStats
 from market_assets.sources.polymarket import GammaClient, GammaEvent, GammaMarket
@@ -57,7 +58,7 @@ async def collect_discovery(
             events = await one_subject(term, client.search(term, max_pages=SEARCH_PAGES_PER_TERM), errors)
             for market in open_markets(term, events or []):
                 found.setdefault(market.market_id, market)  # the first term that found it names it
-    refuse_if_all_failed(len(terms), errors)
+    refuse_if_all_failed(POLYMARKET_DISCOVERY.source, "search term", len(terms), errors)
     return DiscoveryBatch(list(found.values()), terms, errors)
 
 

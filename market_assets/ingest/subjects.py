@@ -29,15 +29,21 @@ MAX_NAMED_IN_ERROR = 10
 T = TypeVar("T")
 
 
-class AllSubjectsFailed(Exception):
-    """Every subject of a run failed: nothing was collected, so nothing is written."""
+class AllSubjectsFailed(SourceError):
+    """Every subject of a run failed: nothing was collected, so nothing is written.
 
-    def __init__(self, errors: Mapping[str, str]) -> None:
+    A :class:`SourceError` like the failures it gathers, so every caller that reports a source's
+    refusal in one line (the CLI, the ledger) reports this one the same way.
+    """
+
+    def __init__(self, source: str, subjects: str, errors: Mapping[str, str]) -> None:
         self.errors = dict(errors)
         named = "; ".join(f"{subject}: {error}" for subject, error in list(self.errors.items())[:MAX_NAMED_IN_ERROR])
         more = len(self.errors) - MAX_NAMED_IN_ERROR
         super().__init__(
-            f"every subject failed ({len(self.errors)}): {named}" + (f"; and {more} more" if more > 0 else "")
+            source,
+            f"every {subjects}",
+            f"all {len(self.errors)} failed: {named}" + (f"; and {more} more" if more > 0 else ""),
         )
 
 
@@ -82,7 +88,8 @@ def subject_details(errors: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return {SUBJECT_ERRORS: dict(errors)} if errors else {}
 
 
-def refuse_if_all_failed(subjects: int, errors: Mapping[str, str]) -> None:
-    """Raise :class:`AllSubjectsFailed` when every one of ``subjects`` (> 0) failed."""
-    if subjects > 0 and len(errors) >= subjects:
-        raise AllSubjectsFailed(errors)
+def refuse_if_all_failed(source: str, subjects: str, count: int, errors: Mapping[str, str]) -> None:
+    """Raise :class:`AllSubjectsFailed` when every one of the ``count`` (> 0) ``subjects``
+    (``coin``, ``search term``) failed."""
+    if count > 0 and len(errors) >= count:
+        raise AllSubjectsFailed(source, subjects, errors)

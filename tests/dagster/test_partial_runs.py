@@ -115,7 +115,8 @@ def test_every_coin_failing_fails_the_run_naming_them_and_writes_nothing(
     assert run.status is RunStatus.FAILED and run.rows_written == 0
     coins = sorted(run.metadata["subject_errors"])
     assert len(coins) == 5 and "BTC" in coins
-    assert run.error is not None and run.error.startswith("AllSubjectsFailed: every subject failed (5): ")
+    assert run.error is not None
+    assert run.error.startswith("AllSubjectsFailed: hyperliquid every coin's fundingHistory: all 5 failed: ")
     assert all(f"{coin}: hyperliquid fundingHistory: HTTP 422" in run.error for coin in coins)
     assert query(offline, "SELECT count(*) FROM funding") == [(0,)]
     assert query(offline, "SELECT count(*) FROM hyperliquid_universe") == [(0,)]
