@@ -8,11 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from market_assets.ingest.subjects import (
-    one_subject,
-    refuse_if_all_failed,
-    subject_details,
-)
+from market_assets.ingest.subjects import one_subject, refuse_if_all_failed, subject_details
 from market_assets.memory import defillama as memory
 from market_assets.memory.defillama import SeriesPoint
 from market_assets.registry import DEFILLAMA_MACRO

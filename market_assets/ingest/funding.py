@@ -7,11 +7,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from market_assets.ingest.subjects import (
-    each_subject,
-    refuse_if_all_failed,
-    subject_details,
-)
+from market_assets.ingest.subjects import each_subject, refuse_if_all_failed, subject_details
 from market_assets.ingest.universe import followed_assets, universe_rows
 from market_assets.memory import hyperliquid as memory
 from market_assets.memory.hyperliquid import FundingRow, UniverseRow

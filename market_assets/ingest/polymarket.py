@@ -9,11 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from market_assets.ingest.subjects import (
-    one_subject,
-    refuse_if_all_failed,
-    subject_details,
-)
+from market_assets.ingest.subjects import one_subject, refuse_if_all_failed, subject_details
 from market_assets.memory import polymarket as memory
 from market_assets.memory.polymarket import MarketSummary, TrackedMarket
 from market_assets.registry import POLYMARKET_DISCOVERY

@@ -19,12 +19,7 @@ from market_assets.defs.polymarket.assets import discovery_asset
 from market_assets.defs.resources import MarketMemory
 from market_assets.ingest.funding import FIRST_HISTORY_HOURS
 from market_assets.memory.runs import RunRecord, RunStatus, runs_of
-from market_assets.registry import (
-    DEFILLAMA_MACRO,
-    FUNDING,
-    POLYMARKET_DISCOVERY,
-    Channel,
-)
+from market_assets.registry import DEFILLAMA_MACRO, FUNDING, POLYMARKET_DISCOVERY, Channel
 from market_assets.replay import HttpFault, HttpFaultKind, ReplayServers
 from market_assets.settings import DEFAULT_SEARCH_TERMS, LOCAL_MAX_SEARCH_TERMS
 
