@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from market_assets.ingest.subjects import each_subject, refuse_if_all_failed, subject_details
+from market_assets.ingest.subjects import each_subject, one_subject, refuse_if_all_failed, subject_details
 from market_assets.ingest.universe import followed_assets, universe_rows
 from market_assets.memory import hyperliquid as memory
 from market_assets.memory.hyperliquid import FundingRow, UniverseRow
@@ -57,9 +57,14 @@ async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: Re
     clock = SystemClock()
     budget = shared_budget(settings.db_path, clock)
     async with HyperliquidClient(settings.endpoints.hyperliquid_api, clock=clock, limiter=budget, stats=stats) as client:
-        universes: list[PerpUniverse] = [
-            await client.meta_and_asset_ctxs(dex) for dex in ("", *settings.hip3_dexes)
-        ]
+        # The main perp dex is the run itself; a HIP-3 dex that fails is one subject, and its
+        # coins are neither followed this run nor marked delisted (they are absent from the rows).
+        universes: list[PerpUniverse] = [await client.meta_and_asset_ctxs()]
+        dex_errors: dict[str, str] = {}
+        for dex in settings.hip3_dexes:
+            universe = await one_subject(f"dex {dex}", client.meta_and_asset_ctxs(dex), dex_errors)
+            if universe is not None:
+                universes.append(universe)
         followed = followed_assets(universes, settings.max_coins)
         current = [
             FundingRow(a.name, current_hour, a.ctx.funding, a.ctx.premium, False, now_ms) for a in followed
@@ -71,6 +76,7 @@ async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: Re
     # A coin is a subject: one whose history failed still has its current hour from the asset
     # contexts; the run fails only when every followed coin's history failed.
     refuse_if_all_failed(FUNDING.source, "coin's fundingHistory", len(followed), errors)
+    errors |= dex_errors
     settled = [
         FundingRow(row.coin, row.hour_ms, row.funding_rate, row.premium, True, row.time)
         for rows in histories.values()

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from market_assets.defs.defillama.assets import macro_asset
 from market_assets.defs.hyperliquid.funding import funding_asset
@@ -152,3 +153,22 @@ def test_one_defillama_series_failing_keeps_the_other_series(
     assert run.status is RunStatus.SUCCEEDED and list(run.metadata["subject_errors"]) == ["fees"]
     assert query(offline, every_series) == [row for row in reference if row[0] != "fees"]
     assert any(row[0] == "fees" for row in reference)
+
+
+def test_a_hip3_dex_failing_keeps_the_main_dex(
+    offline: MarketMemory, instance: dg.DagsterInstance, replay: ReplayServers, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    main_only = MarketMemory(db_path=str(tmp_path / "main-only.db"))
+    assert materialize(funding_asset, main_only, instance).success
+    universe = "SELECT coin, dex, asset_index, sz_decimals, max_leverage, is_delisted FROM hyperliquid_universe ORDER BY coin"
+    settled = "SELECT coin, hour_ms, funding_rate, premium FROM funding WHERE settled = 1 ORDER BY coin, hour_ms"
+
+    monkeypatch.setenv("MARKET_HIP3_DEXES", "xyz")  # the replay holds no recording of any HIP-3 dex: 422
+    assert materialize(funding_asset, offline, instance).success
+    run = only_run(offline, FUNDING)
+    assert run.status is RunStatus.SUCCEEDED
+    [(dex, error)] = run.metadata["subject_errors"].items()
+    assert dex == "dex xyz" and error.startswith("hyperliquid metaAndAssetCtxs: HTTP 422")
+    assert query(offline, universe) == query(main_only, universe)
+    assert query(offline, settled) == query(main_only, settled)
