@@ -39,8 +39,9 @@ def source_pool(channel: Channel) -> str:
     A pool belongs to the asset's definition, so every run materializing the asset claims it
     however the run was launched (schedule, sensor, the UI's Materialize or backfill dialog,
     ``dagster asset materialize``); a run tag exists only on the runs of the job that sets it.
-    With ``concurrency.pools`` at run granularity and a limit of 1 in ``dagster.yaml``, the run
-    queue starts one run per source at a time: the source's request budget is shared.
+    With ``concurrency.pools`` at op granularity and a limit of 1 in ``dagster.yaml``, the run
+    queue holds a run while its source's slot is taken, and a run that bypasses the queue (the
+    CLI runs in its own process) waits for the slot at its step: one run per source at a time.
     """
     return channel.source
 
