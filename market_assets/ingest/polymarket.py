@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from market_assets.ingest.subjects import one_subject, refuse_if_all_failed, subject_details
+from market_assets.ingest.subjects import one_line, one_subject, refuse_if_all_failed, subject_details
 from market_assets.memory import polymarket as memory
 from market_assets.memory.polymarket import MarketSummary, TrackedMarket
-from market_assets.registry import POLYMARKET_DISCOVERY
+from market_assets.registry import POLYMARKET_DISCOVERY, POLYMARKET_SUMMARY
 from market_assets.settings import Settings
+from market_assets.sources.errors import SourceError
 from market_assets.sources.http import RequestStats
-from market_assets.sources.polymarket import GammaClient, GammaEvent, GammaMarket
+from market_assets.sources.polymarket import PAGE_SIZE, GammaClient, GammaEvent, GammaMarket
 
 SEARCH_PAGES_PER_TERM = 3
 """Search pages read per term: the most relevant events come first; the tail is noise."""
@@ -66,12 +67,15 @@ def store_discovery(conn: sqlite3.Connection, batch: DiscoveryBatch, now_ms: int
 class SummaryBatch:
     summaries: list[MarketSummary]
     tracked: int
+    subject_errors: dict[str, str] = field(default_factory=dict)
+    """Tracked markets whose request failed."""
 
     def counts(self) -> dict[str, int]:
         return {"markets": len(self.summaries)}
 
     def details(self) -> dict[str, Any]:
-        return {"tracked_markets": self.tracked, "not_returned": self.tracked - len(self.summaries)}
+        not_returned = self.tracked - len(self.summaries) - len(self.subject_errors)
+        return {"tracked_markets": self.tracked, "not_returned": not_returned, **subject_details(self.subject_errors)}
 
 
 def summary_row(market: GammaMarket) -> MarketSummary:
@@ -93,10 +97,20 @@ def summary_row(market: GammaMarket) -> MarketSummary:
 async def collect_summary(
     conn: sqlite3.Connection | None, settings: Settings, stats: RequestStats, now_ms: int
 ) -> SummaryBatch:
+    """Every tracked market, :data:`PAGE_SIZE` ids per request: a request that fails leaves its
+    markets' rows as they were (each named under ``subject_errors``) and keeps the others."""
     tracked = memory.tracked_market_ids(conn) if conn is not None else []
+    markets: list[GammaMarket] = []
+    errors: dict[str, str] = {}
     async with GammaClient(settings.endpoints.gamma_api, stats=stats) as client:
-        markets = await client.markets_by_id(tracked)
-    return SummaryBatch([summary_row(m) for m in markets], len(tracked))
+        for start in range(0, len(tracked), PAGE_SIZE):
+            chunk = tracked[start : start + PAGE_SIZE]
+            try:
+                markets.extend(await client.markets_by_id(chunk))
+            except SourceError as exc:
+                errors.update(dict.fromkeys(chunk, one_line(exc)))
+    refuse_if_all_failed(POLYMARKET_SUMMARY.source, "tracked market", len(tracked), errors)
+    return SummaryBatch([summary_row(m) for m in markets], len(tracked), errors)
 
 
 def store_summary(conn: sqlite3.Connection, batch: SummaryBatch, now_ms: int) -> dict[str, int]:

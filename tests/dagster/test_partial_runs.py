@@ -16,11 +16,13 @@ import pytest
 
 from market_assets.defs.defillama.assets import macro_asset
 from market_assets.defs.hyperliquid.funding import funding_asset
-from market_assets.defs.polymarket.assets import discovery_asset
+from market_assets.defs.polymarket.assets import discovery_asset, summary_asset
 from market_assets.defs.resources import MarketMemory
 from market_assets.ingest.funding import FIRST_HISTORY_HOURS
+from market_assets.memory import open_memory, polymarket
+from market_assets.memory.polymarket import TrackedMarket
 from market_assets.memory.runs import RunRecord, RunStatus, runs_of
-from market_assets.registry import DEFILLAMA_MACRO, FUNDING, POLYMARKET_DISCOVERY, Channel
+from market_assets.registry import DEFILLAMA_MACRO, FUNDING, POLYMARKET_DISCOVERY, POLYMARKET_SUMMARY, Channel
 from market_assets.replay import HttpFault, HttpFaultKind, ReplayServers
 from market_assets.settings import DEFAULT_SEARCH_TERMS, LOCAL_MAX_SEARCH_TERMS
 
@@ -172,3 +174,27 @@ def test_a_hip3_dex_failing_keeps_the_main_dex(
     assert dex == "dex xyz" and error.startswith("hyperliquid metaAndAssetCtxs: HTTP 422")
     assert query(offline, universe) == query(main_only, universe)
     assert query(offline, settled) == query(main_only, settled)
+
+
+def test_one_summary_request_failing_keeps_the_markets_of_the_others(
+    offline: MarketMemory, instance: dg.DagsterInstance, replay: ReplayServers, tmp_path: Path
+) -> None:
+    """Every market the replay holds is tracked (103): two requests of 100 and 3 ids. The second
+    fails; the first hundred are stored as a whole run stores them."""
+    every_id = [str(market["id"]) for market in replay.catalog.all_gamma_markets]
+    assert len(every_id) == 103
+    whole = MarketMemory(db_path=str(tmp_path / "whole.db"))
+    for memory in (whole, offline):
+        with open_memory(Path(memory.db_path)) as conn:
+            polymarket.track_markets(conn, [TrackedMarket(market_id, "seeded") for market_id in every_id], 0)
+    assert materialize(summary_asset, whole, instance).success
+
+    replay.plan.add_http(HttpFault(HttpFaultKind.STATUS, path="/gamma/markets", query={"limit": "3"}, status=422, times=None))
+    assert materialize(summary_asset, offline, instance).success
+    run = only_run(offline, POLYMARKET_SUMMARY)
+    first_hundred, last_three = sorted(every_id)[:100], sorted(every_id)[100:]
+    assert run.status is RunStatus.SUCCEEDED and sorted(run.metadata["subject_errors"]) == last_three
+    columns = "market_id, question, slug, outcomes, outcome_prices, volume, liquidity, end_date, active, closed"
+    stored = query(offline, f"SELECT {columns} FROM polymarket_markets ORDER BY market_id")
+    assert [row[0] for row in stored] == first_hundred
+    assert stored == [row for row in query(whole, f"SELECT {columns} FROM polymarket_markets ORDER BY market_id") if row[0] in first_hundred]
