@@ -12,22 +12,23 @@ still propagates to the caller.
 The streamer, which never ends, opens one run per minute window with ``started_at_ms`` set to
 the window start and finishes it when the window is flushed.
 
-Under contention the record still ends right: finishing a run retries ``database is locked`` for
-:data:`FINISH_PATIENCE_SEC` (beyond one busy timeout), so a run that fails while another process
-holds the write lock is recorded ``failed`` with its own error; past that it logs one line and
-the run's own exception goes on. A run left ``running`` by a process that is gone is reaped as
-``failed`` ("abandoned") by the next run of its channel, and by maintenance
-(:func:`reap_abandoned_runs`). Error text is redacted
-(:mod:`market_assets.redact`): the ledger is read by the API, the CLI and the alerts.
+Under contention the record still ends right: :meth:`Ledger.run` retries ``database is locked``
+when it finishes its run, for :data:`FINISH_PATIENCE_SEC` (beyond one busy timeout), so a run
+that fails while another process holds the write lock is recorded ``failed`` with its own error;
+past that it logs one line and the run's own exception goes on. A run left ``running`` by a
+process that is gone is reaped as ``failed`` ("abandoned") by the next run of its channel, and by
+maintenance (:func:`reap_abandoned_runs`). Error text is redacted (:mod:`market_assets.redact`):
+the ledger is read by the API, the CLI and the alerts.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
@@ -84,19 +85,11 @@ class Run:
         self._finish(RunStatus.FAILED, redact(text)[:MAX_ERROR_CHARS], finished_at_ms)
 
     def _finish(self, status: RunStatus, error: str | None, finished_at_ms: int | None) -> None:
-        finished = self.ledger.clock() if finished_at_ms is None else finished_at_ms
-        patience = Retrying(
-            retry=retry_if_exception(is_busy),
-            stop=stop_after_delay(self.ledger.finish_patience_sec),
-            wait=wait_random(0.05, 0.5),
-            reraise=True,
-        )
-        patience(
-            sql.finish,
+        sql.finish(
             self.ledger.conn,
             self.run_id,
             status=status,
-            finished_at_ms=finished,
+            finished_at_ms=self.ledger.clock() if finished_at_ms is None else finished_at_ms,
             rows_written=self.rows_written,
             error=error,
             retries=self.retries,
@@ -137,7 +130,7 @@ class Ledger:
         except BaseException as exc:
             if run.status is RunStatus.RUNNING:
                 try:
-                    run.fail(exc)
+                    self._patiently(partial(run.fail, exc, finished_at_ms=self.clock()))
                 except sqlite3.OperationalError as busy:
                     if not is_busy(busy):
                         raise
@@ -148,7 +141,21 @@ class Ledger:
                     )
             raise
         if run.status is RunStatus.RUNNING:
-            run.succeed()
+            self._patiently(partial(run.succeed, finished_at_ms=self.clock()))
+
+    def _patiently(self, finish: Callable[[], None]) -> None:
+        """``finish`` retried while the memory is locked, for :attr:`finish_patience_sec`.
+
+        Only the runs this ledger drives (:meth:`run`) wait so long; a caller finishing its own
+        runs (the streamer, which keeps unrecorded windows and retries them at its next flush)
+        meets one busy timeout, as with any write.
+        """
+        Retrying(
+            retry=retry_if_exception(is_busy),
+            stop=stop_after_delay(self.finish_patience_sec),
+            wait=wait_random(0.05, 0.5),
+            reraise=True,
+        )(finish)
 
 
 def reap_abandoned_runs(
