@@ -145,7 +145,7 @@ def backfill_candle_days(
             run.metadata["requests"] = stats.requests
         if filled.subject_errors:
             run.metadata[SUBJECT_ERRORS] = filled.subject_errors
-        refuse_if_all_failed(len(filled.coins), filled.subject_errors)
+        refuse_if_all_failed(CANDLES.source, "coin's candleSnapshot", len(filled.coins), filled.subject_errors)
     return CandleDayResult(
         run.run_id, run.rows_written, len(filled.coins), reachable_from, filled.from_source,
         filled.missing_by_coin, filled.subject_errors, stats,

@@ -242,7 +242,7 @@ def test_when_every_coin_fails_the_run_fails_naming_them(
     assert not result.success
     [run] = ledger(offline, CANDLES)
     assert run.status is RunStatus.FAILED
-    assert run.error.startswith(f"AllSubjectsFailed: every subject failed ({LOCAL_MAX_COINS}): ")
+    assert f"hyperliquid every coin's candleSnapshot: all {LOCAL_MAX_COINS} failed: " in run.error
     assert all(coin in run.error for coin in most_traded(LOCAL_MAX_COINS))
     assert set(run.metadata[SUBJECT_ERRORS]) == set(most_traded(LOCAL_MAX_COINS))
     assert rows(offline, "SELECT COUNT(*) FROM candles") == [(0,)]
