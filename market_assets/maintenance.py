@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from market_assets.ledger import Ledger
+from market_assets.ledger import Ledger, reap_abandoned_runs
 from market_assets.memory import polymarket, retention, rollups
 from market_assets.memory.polymarket import Untracked
 from market_assets.memory.retention import Checkpoint, DayPrune
@@ -71,6 +71,8 @@ class MaintenanceResult:
     """Rollup rows past their interval's retention kept because the coarser rows do not hold them yet."""
     markets_untracked: Untracked = Untracked(0, 0)
     ledger_runs_pruned: int = 0
+    runs_reaped: int = 0
+    """``running`` runs of any channel whose process is gone, recorded failed ("abandoned")."""
     checkpoint: Checkpoint | None = None
 
     @property
@@ -84,6 +86,7 @@ class MaintenanceResult:
             "candle_rows_pruned": self.candle_rows_pruned,
             "candle_rows_held_back": self.candle_rows_held_back,
             "ledger_runs_pruned": self.ledger_runs_pruned,
+            "runs_reaped": self.runs_reaped,
         }
         meta |= {f"rows_pruned:{key}": count for key, count in self.rows_pruned.items()}
         meta |= {f"rows_held_back:candle_rollups/{k}": v for k, v in self.rollup_rows_held_back.items()}
@@ -120,6 +123,7 @@ def run_maintenance(
             untracked = polymarket.untrack_markets(conn, _ms(POLYMARKET_UNSEEN_AFTER), now_ms)
             others["polymarket_markets"] = polymarket.prune_untracked(conn, now_ms - _ms(POLYMARKET_UNTRACKED_RETENTION))
             ledger_pruned = retention.prune_ledger(conn, now_ms - _ms(LEDGER_RETENTION))
+            reaped = reap_abandoned_runs(conn, REGISTRY, now_ms)
         retention.optimize(conn)
         result = MaintenanceResult(
             run_id=run.run_id,
@@ -131,6 +135,7 @@ def run_maintenance(
             rollup_rows_held_back=rollups_held_back,
             markets_untracked=untracked,
             ledger_runs_pruned=ledger_pruned,
+            runs_reaped=len(reaped),
             checkpoint=retention.checkpoint(conn, settings.checkpoint_wait_ms),
         )
         run.add_rows(result.rows_written)
