@@ -184,7 +184,7 @@ def status(
     for health in report.channels:
         if why := explain(health, memory_age_sec):
             style = _STATUS_STYLE[health.status]
-            console.print(f"[{style}]{health.channel.key}[/]: {escape(why)}", highlight=False)
+            console.print(f"[{style}]{health.channel.key}[/]: {escape(redact(why))}", highlight=False)
     verdict = "[green]ok[/]" if report.ok else "[bold red]not ok[/]"
     console.print(f"overall: {verdict}")
 
@@ -199,7 +199,7 @@ def check(ctx: typer.Context) -> None:
         reverse=True,
     )
     for health in bad:
-        typer.echo(f"{health.channel.key}: {health.status.value}: {explain(health, memory_age_sec)}")
+        typer.echo(f"{health.channel.key}: {health.status.value}: {redact(explain(health, memory_age_sec))}")
     if report.ok:
         typer.echo(f"ok: {len(report.channels)} channels healthy")
     raise typer.Exit(int(report.severity))

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from market_assets.health import ChannelHealth, HealthReport, Severity, Status, explain
+from market_assets.redact import redact
 
 CONSECUTIVE_BAD_CHECKS = 2
 """SPEC §6: notify when ``ok`` is false for two consecutive checks."""
@@ -75,7 +76,8 @@ def step(state: MonitorState, report: HealthReport, memory_age_sec: int) -> Step
         headline = f"still not ok, worst is now {_HEADLINE[worst]} (was {state.notified})"
     lines = [f"{_ICON[worst]} market: {headline}"]
     lines += [f"• {h.channel.key}: {h.status.value}: {explain(h, memory_age_sec)}" for h in bad]
-    return Step(MonitorState(counted.consecutive_bad, worst.value), "\n".join(lines))
+    # Ledger errors are redacted when written; rows from before that, or from elsewhere, here too.
+    return Step(MonitorState(counted.consecutive_bad, worst.value), redact("\n".join(lines)))
 
 
 def unsent(previous: MonitorState, attempted: Step) -> MonitorState:

@@ -170,3 +170,14 @@ def test_an_unreachable_webhook_exits_1_and_leaves_the_notification_pending(tmp_
     assert (first.returncode, second.returncode) == (0, 1)
     assert "the alert webhook refused the notification" in second.stderr
     assert load_state(state) == MonitorState(consecutive_bad=2, notified=None)
+
+
+def test_a_notification_never_carries_a_token_from_a_run_s_error() -> None:
+    """Ledger errors are redacted when written; one kept from before (or written by hand) is
+    redacted again on its way to the webhook."""
+    leaky = RunRecord(1, FUNDING.source, FUNDING.name, T0_MS - 2000, T0_MS - 1000, RunStatus.FAILED, 0,
+                      "HTTPStatusError: 401 for url 'https://x.io/info?api_key=s3cr3t'", 0, 0)
+    bad = report(leaky)
+    first = step(MonitorState(), bad, FRESH_MEMORY_AGE_SEC)
+    message = step(first.state, bad, FRESH_MEMORY_AGE_SEC).message
+    assert message is not None and "api_key=***" in message and "s3cr3t" not in message
