@@ -46,6 +46,7 @@ def test_differences_name_each_setting_that_is_missing_or_changed() -> None:
     assert differences(PROJECT, theirs) == [
         "concurrency.runs.max_concurrent_runs: project 4, here 10",
         f"concurrency.runs.tag_concurrency_limits: project {limits!r}, here missing",
+        "concurrency.pools: project {'granularity': 'op', 'default_limit': 1}, here missing",
         "run_coordinator: set here; it replaces the run queue that concurrency.runs configures",
     ]
 
