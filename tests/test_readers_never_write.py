@@ -4,6 +4,7 @@ it, whether there is no memory at all, an idle one, or one a writer process is a
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,3 +111,18 @@ def test_status_and_check_leave_an_idle_memory_and_its_folder_as_they_were(tmp_p
     assert market(db, "status", "--json").returncode == 0
     assert market(db, "check").returncode == 4
     assert snapshot(tmp_path) == before
+
+
+def test_the_dagster_resource_opens_the_memory_read_only_for_a_sensor(tmp_path: Path) -> None:
+    from market_assets.defs.resources import MarketMemory
+
+    resource = MarketMemory(db_path=str(tmp_path / "absent" / "market.db"))
+    with pytest.raises(MemoryMissingError):
+        with resource.connect(readonly=True):
+            pass
+    assert list(tmp_path.iterdir()) == []
+    db = tmp_path / "market.db"
+    close(connect(db))
+    with MarketMemory(db_path=str(db)).connect(readonly=True) as conn:
+        with pytest.raises(sqlite3.OperationalError, match="readonly|query_only|attempt to write"):
+            conn.execute("DELETE FROM ingestion_runs")
