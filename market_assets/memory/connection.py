@@ -115,7 +115,9 @@ def open_reader(path: Path) -> sqlite3.Connection:
     is no ``-wal`` (no writer is attached, nothing waits to be checkpointed) the file is opened
     read-write with ``PRAGMA query_only``: SQLite removes its own ``-wal``/``-shm`` when this
     last connection closes, and every statement that would change the file is refused. With a
-    ``-wal`` present, ``mode=ro`` shares the writer's files and leaves them as they were.
+    ``-wal`` present, ``mode=ro`` shares the writer's files and leaves them as they were. (A
+    long-lived reader opened the first way that outlives every writer checkpoints, as it closes,
+    what they committed to the WAL: SQLite's own housekeeping, no content of its own.)
     """
     mode = "ro" if Path(f"{path}-wal").exists() or not os.access(path, os.W_OK) else "rw"
     conn = sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
