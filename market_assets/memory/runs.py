@@ -154,7 +154,9 @@ def _abandoned_because(
     metadata: Mapping[str, Any], running_ms: int, stale_ms: int, gone: Callable[[Mapping[str, Any]], bool | None]
 ) -> str | None:
     owner = metadata.get(PROCESS_KEY)
-    verdict = gone(owner) if isinstance(owner, Mapping) else None
+    if not isinstance(owner, Mapping):
+        owner = {}
+    verdict = gone(owner) if owner else None
     if verdict:
         return f"its process (pid {owner['pid']} on {owner['host']}) ended without finishing it"
     if verdict is None and running_ms > stale_ms:
