@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from market_assets.redact import redact
 from market_assets.supervisor import Background, Drain
 
 if TYPE_CHECKING:
@@ -42,9 +43,13 @@ def short_id(run_id: str) -> str:
     return run_id[:8]
 
 
-def run_label(run: DagsterRun) -> str:
-    """The assets a run materializes (``hyperliquid/funding``), else its job's name."""
-    keys = sorted("/".join(key.path) for key in run.asset_selection or ())
+def run_label(run: DagsterRun, failed_steps: Sequence[str] = ()) -> str:
+    """The assets a run materializes (``hyperliquid/funding``); for a whole asset job, which
+    selects none, the assets of its failed steps (a step key is the asset key joined by ``__``);
+    else the job's name."""
+    keys = sorted("/".join(key.path) for key in run.asset_selection or ()) or [
+        step.replace("__", "/") for step in failed_steps
+    ]
     return ", ".join(keys) if keys else run.job_name
 
 
@@ -57,31 +62,34 @@ def cause_line(error: SerializableErrorInfo) -> str:
     return text if len(text) <= CAUSE_MAX_CHARS else text[: CAUSE_MAX_CHARS - 1] + "…"
 
 
-def failure_cause(instance: DagsterInstance, run_id: str) -> str:
-    """One line for why a run failed: the first failed step's cause, else the run's own error."""
+def failure_cause(instance: DagsterInstance, run_id: str) -> tuple[list[str], str]:
+    """The failed steps of a run, and one line for why: the first failed step's cause, else the
+    run's own error."""
     from dagster import DagsterEventType
 
     entries = instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
+    steps = [event.step_key for entry in entries if (event := entry.dagster_event) and event.is_step_failure]
     for entry in entries:
         event = entry.dagster_event
         if event is not None and event.is_step_failure and event.step_failure_data.error is not None:
-            return cause_line(event.step_failure_data.error)
+            return [step for step in steps if step], cause_line(event.step_failure_data.error)
     for entry in entries:
         event = entry.dagster_event
         error = getattr(event.event_specific_data, "error", None) if event is not None else None
         if error is not None:
-            return cause_line(error)
+            return [], cause_line(error)
         if entry.message:
-            return entry.message.splitlines()[0]
-    return "no failure event recorded"
+            return [], entry.message.splitlines()[0]
+    return [], "no failure event recorded"
 
 
 def failure_line(instance: DagsterInstance, run: DagsterRun, *, log_file: Path, ui_url: str) -> str:
+    steps, cause = failure_cause(instance, run.run_id)
     attempt = run.tags.get("dagster/retry_number")
     return (
-        f"run {short_id(run.run_id)} of {run_label(run)}"
+        f"run {short_id(run.run_id)} of {run_label(run, steps)}"
         + (f" (retry {attempt})" if attempt else "")
-        + f" failed: {failure_cause(instance, run.run_id)}"
+        + f" failed: {redact(cause)}"
         + f" (full log: {log_file}; {ui_url}/runs/{run.run_id})"
     )
 

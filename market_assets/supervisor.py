@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from market_assets.logs import RotatingLog, log_path
+from market_assets.redact import redact
 
 RESTART_DELAY_FIRST_SEC = 1.0
 RESTART_DELAY_MAX_SEC = 60.0
@@ -160,14 +161,15 @@ class Supervisor:
         )
         state.groups.append(state.process.pid)
         self._tell_lifeline(f"+{state.process.pid}")
-        state.log.note(f"started (pid {state.process.pid}): {' '.join(child.argv)}")
+        state.log.note(f"started (pid {state.process.pid}): {redact(' '.join(child.argv))}")
         self.log("up", f"started {child.name} (pid {state.process.pid}, log {state.log.path})")
         asyncio.create_task(self._relay(state, state.process))
 
     async def _relay(self, state: ChildState, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
         async for raw in process.stdout:
-            line = raw.decode(errors="replace").rstrip()
+            # A child may print a URL with its token (a webhook's error); no log file keeps it.
+            line = redact(raw.decode(errors="replace").rstrip())
             state.log.write(line)
             if line.strip():
                 state.last_line = line.strip()

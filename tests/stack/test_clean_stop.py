@@ -112,7 +112,7 @@ def test_ctrl_c_lets_a_run_finish_or_cancels_it_never_failure(
     log_file = tmp_path / "logs" / "dagster-daemon.log"
     failures = [line for line in console.splitlines() if " failed: " in line]
     assert len(failures) == 1, console
-    assert "run " in failures[0] and " of failing_job failed: ValueError: the source said no" in failures[0]
+    assert "run " in failures[0] and " of fails failed: ValueError: the source said no" in failures[0]  # the failed step
     assert f"(full log: {log_file}; http://127.0.0.1:3000/runs/" in failures[0]
     assert "Traceback" not in console
     log = log_file.read_text()
