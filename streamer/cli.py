@@ -17,6 +17,7 @@ from typing import TextIO
 
 from market_assets.memory import MarketMemoryError, open_memory
 from market_assets.memory.runs import RunStatus, get_run
+from market_assets.redact import RedactingFormatter
 from market_assets.settings import Settings
 from market_assets.sources.timing import AsyncClock, SystemClock
 from streamer.config import StreamerConfig
@@ -136,5 +137,7 @@ def _summary(streamer: Streamer, settings: Settings, elapsed_ms: int, out: TextI
 
 def _log_to_stderr() -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler()
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.INFO, handlers=[handler])  # a source URL may carry a token
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per REST call drowns the rest

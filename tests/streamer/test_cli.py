@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,3 +44,15 @@ def test_a_probe_that_cannot_reach_the_socket_says_so_in_its_exit_code(tmp_path:
         )
         code = run_probe(settings, 30_000, config=streamer_config(max_coins=1), clock=clock, out=io.StringIO())
     assert code == EXIT_NOTHING_WRITTEN
+
+
+def test_the_streamer_s_log_lines_carry_no_url_secret() -> None:
+    """Whatever an error quotes (an exception naming its URL), the streamer's stderr masks it."""
+    program = (
+        "import logging; from streamer.cli import _log_to_stderr; _log_to_stderr(); "
+        "logging.getLogger('streamer.service').warning("
+        "'universe unreadable: %s', 'GET https://ops:SEKRET@api.example/info?token=SEKRET2 refused')"
+    )
+    shown = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert "universe unreadable: GET https://" in shown.stderr and "/info?token=" in shown.stderr
+    assert "SEKRET" not in shown.stderr
