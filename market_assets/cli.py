@@ -339,6 +339,7 @@ def up(
     too), restarting a crashed process with backoff, until Ctrl-C/SIGTERM stops it all. Each
     process's output goes to its log file; the console shows one line per failed run."""
     import asyncio
+    from datetime import UTC, datetime
 
     from market_assets.stack import (
         LOOPBACK,
@@ -376,7 +377,9 @@ def up(
         typer.echo(f"market up: {error}", err=True)
         raise typer.Exit(1) from None
     ports = StackPorts(api_port, dagster_port, free_port(), free_port())
-    children = stack_children(settings, profile=profile, offline=offline, ports=ports, stop_grace_sec=stop_grace)
+    children = stack_children(
+        settings, profile=profile, offline=offline, ports=ports, stop_grace_sec=stop_grace, started_at=datetime.now(UTC)
+    )
     logs = (log_dir or settings.db_path.parent / "logs").absolute()
     dagster_url = f"http://{LOOPBACK}:{dagster_port}"
     typer.echo(

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from market_assets.instance_settings import InstanceSettingsError, install_instance_settings
@@ -92,10 +93,11 @@ def streamer_warning(line: str) -> bool:
 
 
 def stack_children(
-    settings: Settings, *, profile: Profile, offline: bool, ports: StackPorts, stop_grace_sec: float
+    settings: Settings, *, profile: Profile, offline: bool, ports: StackPorts, stop_grace_sec: float, started_at: datetime
 ) -> list[Child]:
     """The replay (offline), the streamer, Dagster's webserver and daemon, the API. The daemon
-    drains on stop: its runs get ``stop_grace_sec`` to finish, then are canceled."""
+    drains on stop: the runs it launched after ``started_at`` get ``stop_grace_sec`` to finish,
+    then are canceled."""
     env = {
         "MARKET_DB": str(settings.db_path),
         "DAGSTER_HOME": str(settings.dagster_home),
@@ -130,7 +132,7 @@ def stack_children(
             [str(BIN / "dagster-daemon"), "run", "-w", workspace],
             env,
             cwd=str(PROJECT),
-            drain=run_drain(settings.dagster_home, grace_sec=stop_grace_sec),
+            drain=run_drain(settings.dagster_home, since=started_at, grace_sec=stop_grace_sec),
         ),
         Child("api", [str(BIN / "market"), "api", "--host", LOOPBACK, "--port", str(ports.api)], env),
     ]

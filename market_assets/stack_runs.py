@@ -134,15 +134,18 @@ def failure_reporter(
     return report
 
 
-def in_flight(instance: DagsterInstance) -> list[DagsterRun]:
+def in_flight(instance: DagsterInstance, since: datetime) -> list[DagsterRun]:
+    """Runs starting, started or canceling that changed since ``since`` (the stack's start): a run
+    left STARTED by an earlier stack that was killed has no worker, and is not this one's to wait for."""
     from dagster import DagsterRunStatus, RunsFilter
 
     statuses = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-    return list(instance.get_runs(filters=RunsFilter(statuses=statuses)))
+    return list(instance.get_runs(filters=RunsFilter(statuses=statuses, updated_after=since)))
 
 
 def finish_or_cancel(
     dagster_home: Path,
+    since: datetime,
     say: Callable[[str], None],
     hurry: threading.Event,
     *,
@@ -154,14 +157,14 @@ def finish_or_cancel(
     from dagster import DagsterInstance
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
-        runs = in_flight(instance)
+        runs = in_flight(instance, since)
         if not runs:
             return
         say(f"waiting up to {grace_sec:.0f}s for {len(runs)} run(s) to finish: {_names(runs)}")
         deadline = time.monotonic() + grace_sec
         while runs and not hurry.is_set() and time.monotonic() < deadline:
             hurry.wait(0.5)
-            runs = in_flight(instance)
+            runs = in_flight(instance, since)
         if not runs:
             say("every run in flight finished")
             return
@@ -174,7 +177,7 @@ def finish_or_cancel(
         deadline = time.monotonic() + cancel_wait_sec
         while runs and time.monotonic() < deadline:
             time.sleep(0.5)
-            runs = in_flight(instance)
+            runs = in_flight(instance, since)
         for run in runs:
             instance.report_run_canceled(
                 run, message=f"market up stopped: the run did not end within {cancel_wait_sec:.0f}s of its termination"
@@ -182,11 +185,11 @@ def finish_or_cancel(
             say(f"run {short_id(run.run_id)} marked CANCELED by force; its processes are killed")
 
 
-def run_drain(dagster_home: Path, *, grace_sec: float) -> Drain:
+def run_drain(dagster_home: Path, *, since: datetime, grace_sec: float) -> Drain:
     """The daemon child's drain for the supervisor: :func:`finish_or_cancel` in a thread."""
 
     async def drain(say: Callable[[str], None], hurry: threading.Event) -> None:
-        await asyncio.to_thread(finish_or_cancel, dagster_home, say, hurry, grace_sec=grace_sec)
+        await asyncio.to_thread(finish_or_cancel, dagster_home, since, say, hurry, grace_sec=grace_sec)
 
     return drain
 

@@ -66,6 +66,8 @@ class ChildState:
     process: asyncio.subprocess.Process | None = None
     groups: list[int] = field(default_factory=list)
     """Every process group this child was started in; a crashed child may leave processes behind."""
+    relay: asyncio.Task[None] | None = None
+    """Copies the current process's output to the log (and the console lines it echoes)."""
     restarts: int = 0
     consecutive_crashes: int = 0
     last_line: str = ""
@@ -80,7 +82,6 @@ class Supervisor:
         out: TextIO = sys.stdout,
         background: Sequence[Background] = (),
     ) -> None:
-        self.log_dir = log_dir
         self.states = [ChildState(child, RotatingLog(log_path(log_dir, child.name))) for child in children]
         self.out = out
         self.background = background
@@ -103,14 +104,19 @@ class Supervisor:
         watchers = [asyncio.create_task(self._keep_running(state)) for state in self.states]
         helpers = [asyncio.create_task(task(self.log)) for task in self.background]
         await self._stopping.wait()
-        self.log("up", "stopping every process (a second Ctrl-C cancels in-flight runs at once)")
+        draining = [state for state in self.states if state.child.drain]
+        self.log("up", "stopping every process" + (" (a second Ctrl-C cancels in-flight runs at once)" if draining else ""))
         for helper in helpers:
             helper.cancel()
-        await asyncio.gather(*(self._drain(state) for state in self.states if state.child.drain))
+        await asyncio.gather(*(self._drain(state) for state in draining))
         await asyncio.gather(*(self._stop(state) for state in self.states))
         for task in (*watchers, *helpers):
             task.cancel()
         await asyncio.gather(*watchers, *helpers, return_exceptions=True)
+        # The last lines a child wrote before it exited are still in its pipe.
+        relays = [state.relay for state in self.states if state.relay is not None]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*relays, return_exceptions=True), STOP_GRACE_SEC)
         for state in self.states:
             state.log.close()
         assert self._lifeline.stdin is not None
@@ -163,7 +169,7 @@ class Supervisor:
         self._tell_lifeline(f"+{state.process.pid}")
         state.log.note(f"started (pid {state.process.pid}): {redact(' '.join(child.argv))}")
         self.log("up", f"started {child.name} (pid {state.process.pid}, log {state.log.path})")
-        asyncio.create_task(self._relay(state, state.process))
+        state.relay = asyncio.create_task(self._relay(state, state.process))
 
     async def _relay(self, state: ChildState, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

@@ -29,11 +29,12 @@ def supervisor_script(home: Path, workspace: Path, logs: Path, grace_sec: float)
     return (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
+        "from datetime import UTC, datetime\n"
         "from market_assets.stack_runs import failure_reporter, run_drain\n"
         "from market_assets.supervisor import Child, Supervisor\n"
         f"home, logs = Path({str(home)!r}), Path({str(logs)!r})\n"
         f"daemon = Child('dagster-daemon', [{str(BIN / 'dagster-daemon')!r}, 'run', '-w', {str(workspace)!r}],"
-        f" drain=run_drain(home, grace_sec={grace_sec}))\n"
+        f" drain=run_drain(home, since=datetime.now(UTC), grace_sec={grace_sec}))\n"
         "reporter = failure_reporter(home, log_file=logs / 'dagster-daemon.log', ui_url='http://127.0.0.1:3000')\n"
         "sys.exit(asyncio.run(Supervisor([daemon], log_dir=logs, background=[reporter]).run()))\n"
     )
