@@ -5,9 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from market_assets.health import Severity, Status, evaluate_channel, evaluate_health, explain
-from market_assets.memory.runs import RunRecord, RunStatus
-from market_assets.registry import CANDLES, FUNDING, REGISTRY
+from market_assets.health import Severity, Status, evaluate_channel, evaluate_health, explain, read_health
+from market_assets.ledger import Ledger
+from market_assets.memory.runs import BACKFILL_KEY, RunRecord, RunStatus
+from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FUNDING, REGISTRY
 
 T = 1_795_000_000_000
 STALE_MS = CANDLES.stale_after_sec * 1000
@@ -152,3 +153,25 @@ def test_missing_on_a_fresh_memory_is_called_a_setup_failure() -> None:
 def test_failed_explanation_carries_the_error_text() -> None:
     failed = run(RunStatus.FAILED, started=T - 9_000, finished=T - 8_000, error="HTTPStatusError: 503\ntraceback")
     assert explain(evaluate_channel(CANDLES, failed, T), 0) == "latest run failed 8s ago: HTTPStatusError: 503"
+
+
+def test_a_history_backfill_neither_hides_nor_causes_a_channel_s_failure(conn, clock) -> None:
+    """A backfill is a ledger run of the channel it fills, not the channel's schedule (SPEC §3, §7)."""
+    ledger = Ledger(conn, clock)
+    with pytest.raises(RuntimeError):
+        with ledger.run(DEFILLAMA_MACRO):
+            raise RuntimeError("api.llama.fi answered 502")
+    clock.advance(seconds=60)
+    with ledger.run(DEFILLAMA_MACRO, metadata={BACKFILL_KEY: "2023-01-10..2023-01-12"}) as backfill:
+        backfill.add_rows(3)
+    macro = {c.channel: c for c in read_health(conn, clock()).channels}[DEFILLAMA_MACRO]
+    assert macro.status is Status.FAILED  # the succeeded backfill hides nothing
+
+    clock.advance(seconds=60)
+    with ledger.run(DEFILLAMA_MACRO) as own:
+        own.add_rows(5)
+    with pytest.raises(RuntimeError):
+        with ledger.run(DEFILLAMA_MACRO, metadata={BACKFILL_KEY: "2023-01-01..2023-01-01"}):
+            raise RuntimeError("a day out of reach")
+    macro = {c.channel: c for c in read_health(conn, clock()).channels}[DEFILLAMA_MACRO]
+    assert macro.status is Status.OK and macro.run.rows_written == 5  # the failed backfill is not its run

@@ -2,7 +2,7 @@
 
 Run from the Dagster UI's backfill dialog (daily partitions). Each run is a ledger run of the
 channel it fills (``defillama/macro``, ``hyperliquid/candles``), marked with the days it covers
-under ``BACKFILL_METADATA_KEY``. Hyperliquid serves only the most recent 5,000 candles of an
+under ``BACKFILL_KEY``. Hyperliquid serves only the most recent 5,000 candles of an
 interval (sources.md §1.1): at 1m that is about 3.5 days, so older days cannot be backfilled and
 the run says so instead of pretending.
 """
@@ -24,6 +24,7 @@ from market_assets.memory import open_memory
 from market_assets.memory.candles import CandleRow, write_candles
 from market_assets.memory.defillama import upsert_series
 from market_assets.memory.hyperliquid import listed_coins
+from market_assets.memory.runs import BACKFILL_KEY
 from market_assets.registry import CANDLES, DEFILLAMA_MACRO
 from market_assets.settings import Settings
 from market_assets.sources.defillama import DefiLlamaClient, TvlPoint
@@ -36,8 +37,6 @@ from market_assets.sources.timing import SystemClock
 CANDLE_INTERVAL = "1m"
 SNAPSHOT_WINDOW_CANDLES = 5_000
 """candleSnapshot: "Only the most recent 5000 candles are available" (HLDOCS/info-endpoint)."""
-BACKFILL_METADATA_KEY = "backfill"
-"""Ledger run metadata naming the UTC days a backfill run covers; a streamer window has none."""
 
 Progress = Callable[[str], None]
 """Where a backfill reports each step (the Dagster run's log)."""
@@ -54,7 +53,7 @@ def day_key(ms: int) -> str:
 
 def backfill_metadata(start_ms: int, end_ms: int) -> dict[str, str]:
     """The ledger metadata of a backfill of ``[start_ms, end_ms)``: its first and last UTC day."""
-    return {BACKFILL_METADATA_KEY: f"{day_key(start_ms)}..{day_key(end_ms - 1)}"}
+    return {BACKFILL_KEY: f"{day_key(start_ms)}..{day_key(end_ms - 1)}"}
 
 
 def earliest_reachable_open_ms(now_ms: int, interval: str = CANDLE_INTERVAL) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
+from market_assets.memory.runs import OWN_RUNS
+
 
 class FailureStreak(NamedTuple):
     failures: int
@@ -21,7 +23,7 @@ def failure_streak(conn: sqlite3.Connection, source: str, channel: str, limit: i
     """
     rows = conn.execute(
         "SELECT status, coalesce(finished_at_ms, started_at_ms) FROM ingestion_runs "
-        "WHERE source = ? AND channel = ? ORDER BY started_at_ms DESC, run_id DESC LIMIT ?",
+        f"WHERE source = ? AND channel = ? AND {OWN_RUNS} ORDER BY started_at_ms DESC, run_id DESC LIMIT ?",
         (source, channel, limit),
     ).fetchall()
     failures = 0

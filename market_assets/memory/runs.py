@@ -48,11 +48,21 @@ _COLUMNS = (
     "rows_written, error, retries, throttles, metadata"
 )
 
+BACKFILL_KEY = "backfill"
+"""Run metadata naming the UTC days a history backfill covers. A backfill is recorded under the
+channel it fills, but it is not the channel's own cadence: health, the dashboard's last runs and
+the catch-up's failure streak pass over it, so a backfill that succeeds cannot hide a failing
+schedule, nor one that fails on an old day mark a live channel failed."""
+
+OWN_RUNS = f"json_extract(metadata, '$.{BACKFILL_KEY}') IS NULL"
+"""The condition of a channel's own runs (not backfills); read on the rows the index seek yields,
+in practice the first one."""
+
 LATEST_RUN_SQL = (
-    f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? "
+    f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? AND {OWN_RUNS} "
     "ORDER BY started_at_ms DESC, run_id DESC LIMIT 1"
 )
-"""The latest run of one channel: the most recently started (ties: the later insert)."""
+"""The latest own run of one channel: the most recently started (ties: the later insert)."""
 
 
 PROCESS_KEY = "process"
@@ -234,7 +244,7 @@ def latest_run(
     marks = ", ".join("?" for _ in statuses)
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? AND started_at_ms >= ? "
-        f"AND status IN ({marks}) ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
+        f"AND status IN ({marks}) AND {OWN_RUNS} ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
         (source, channel, since_ms if since_ms is not None else -(2**62), *(s.value for s in statuses)),
     ).fetchone()
     return None if row is None else _record(row)

@@ -26,13 +26,12 @@ from market_assets.defs.history import (
 from market_assets.defs.hyperliquid.funding import funding_asset
 from market_assets.defs.resources import MarketMemory
 from market_assets.ingest.history import (
-    BACKFILL_METADATA_KEY,
     SNAPSHOT_WINDOW_CANDLES,
     backfill_candle_days,
     earliest_reachable_open_ms,
 )
 from market_assets.ingest.subjects import SUBJECT_ERRORS
-from market_assets.memory.runs import RunRecord, RunStatus, runs_of
+from market_assets.memory.runs import BACKFILL_KEY, RunRecord, RunStatus, runs_of
 from market_assets.registry import CANDLES, DEFILLAMA_MACRO, Channel
 from market_assets.replay import HttpFault, HttpFaultKind, ReplayServers
 from market_assets.settings import LOCAL_MAX_COINS
@@ -121,7 +120,7 @@ def test_a_tvl_backfill_over_a_range_stores_exactly_those_days_in_one_ledger_run
     assert rows(offline, "SELECT ts_ms, value FROM defillama_series WHERE series = 'tvl' ORDER BY ts_ms") == expected
     [run] = ledger(offline, DEFILLAMA_MACRO)
     assert (run.status, run.rows_written, run.error) == (RunStatus.SUCCEEDED, 3, None)
-    assert run.metadata[BACKFILL_METADATA_KEY] == "2023-01-10..2023-01-12"
+    assert run.metadata[BACKFILL_KEY] == "2023-01-10..2023-01-12"
     events = result.get_asset_materialization_events()
     assert [e.partition for e in events] == ["2023-01-10", "2023-01-11", "2023-01-12"]
     assert {e.step_materialization_data.materialization.metadata["ledger_run_id"].value for e in events} == {run.run_id}
@@ -138,7 +137,7 @@ def test_a_failed_tvl_backfill_is_a_failed_ledger_run_with_its_error(
     [run] = ledger(offline, DEFILLAMA_MACRO)
     assert run.status is RunStatus.FAILED and run.finished_at_ms is not None
     assert "historicalChainTvl" in run.error
-    assert run.metadata[BACKFILL_METADATA_KEY] == "2023-01-10..2023-01-10"
+    assert run.metadata[BACKFILL_KEY] == "2023-01-10..2023-01-10"
     assert rows(offline, "SELECT COUNT(*) FROM defillama_series") == [(0,)]
 
 
@@ -161,7 +160,7 @@ def test_todays_candles_are_backfilled_for_every_followed_coin_in_one_ledger_run
     [run] = ledger(offline, CANDLES)
     assert run.status is RunStatus.SUCCEEDED
     assert run.rows_written == sum(count for _, count, _, _ in per_coin)
-    assert run.metadata[BACKFILL_METADATA_KEY] == f"{today()}..{today()}"
+    assert run.metadata[BACKFILL_KEY] == f"{today()}..{today()}"
 
 
 def test_on_a_memory_without_a_universe_the_backfill_reads_it_from_the_source(

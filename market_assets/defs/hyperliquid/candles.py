@@ -13,7 +13,7 @@ from market_assets.clock import wall_clock_ms
 from market_assets.defs.automation import asset_key
 from market_assets.defs.resources import MarketMemory
 from market_assets.health import Status, evaluate_channel
-from market_assets.ingest.history import BACKFILL_METADATA_KEY
+from market_assets.memory.runs import BACKFILL_KEY
 from market_assets.memory import MarketMemoryError, open_memory
 from market_assets.memory.runs import RunRecord, RunStatus, runs_after
 from market_assets.registry import CANDLES
@@ -41,7 +41,7 @@ def windows_to_report(windows: list[RunRecord], now_ms: int) -> tuple[list[RunRe
     reported: list[RunRecord] = []
     cursor: int | None = None
     for window in windows:
-        if BACKFILL_METADATA_KEY in window.metadata:
+        if BACKFILL_KEY in window.metadata:
             cursor = window.run_id
             continue
         if window.status is RunStatus.RUNNING and evaluate_channel(CANDLES, window, now_ms).status is not Status.STALE:
