@@ -153,3 +153,35 @@ def test_children_and_their_children_die_with_a_sigkilled_supervisor(pids_file: 
     process.kill()
     process.wait(timeout=10)
     wait_until(15, "every child and grandchild to die", lambda: not [pid for pid in pids if alive(pid)])
+
+
+def test_a_second_ctrl_c_cuts_the_drain_short(tmp_path: Path) -> None:
+    """The first SIGINT starts the drain (runs get their grace); the second says: now."""
+    script = (
+        "import asyncio, sys, threading\n"
+        "from pathlib import Path\n"
+        "from market_assets.supervisor import Child, Supervisor\n"
+        "async def drain(say, hurry):\n"
+        "    say('draining')\n"
+        "    hurried = await asyncio.to_thread(hurry.wait, 120)\n"
+        "    say('hurried' if hurried else 'grace over')\n"
+        "child = Child('daemon', [sys.executable, '-c', 'import time; time.sleep(600)'], drain=drain)\n"
+        f"sys.exit(asyncio.run(Supervisor([child], log_dir=Path({str(tmp_path / 'logs')!r})).run()))\n"
+    )
+    process = subprocess.Popen([PY, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_until(20, "the child to start", lambda: (tmp_path / "logs" / "daemon.log").exists())
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.stdout is not None
+        lines = []
+        while not any("draining" in line for line in lines):
+            lines.append(process.stdout.readline())
+        started = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 20  # not the drain's 120 s
+        assert "daemon | hurried" in "".join(lines) + process.stdout.read()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
