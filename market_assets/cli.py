@@ -363,6 +363,12 @@ def up(
         if port_in_use(port):  # else that child would crash-loop for ever behind a banner naming it
             typer.echo(f"market up: port {port} on {LOOPBACK} is in use; choose another with {option} PORT", err=True)
             raise typer.Exit(1)
+    logs = (log_dir or settings.db_path.parent / "logs").absolute()
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        typer.echo(f"market up: cannot create the log folder {logs} ({error.strerror}); choose another with --log-dir", err=True)
+        raise typer.Exit(1) from None
     try:
         refuse_if_streaming(settings.db_path)  # its own streamer would exit 1 and restart for ever
     except StreamerLockError as error:
@@ -380,7 +386,6 @@ def up(
     children = stack_children(
         settings, profile=profile, offline=offline, ports=ports, stop_grace_sec=stop_grace, started_at=datetime.now(UTC)
     )
-    logs = (log_dir or settings.db_path.parent / "logs").absolute()
     dagster_url = f"http://{LOOPBACK}:{dagster_port}"
     typer.echo(
         f"market up: memory {settings.db_path}; API http://{LOOPBACK}:{api_port}/admin/ingestion; "

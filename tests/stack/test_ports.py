@@ -1,4 +1,5 @@
-"""A port already in use stops ``market up`` at once, naming the port and the option that changes it."""
+"""A port already in use, or a log folder that cannot be made, stops ``market up`` at once, naming
+the port or folder and the option that changes it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from market_assets.stack import free_port
 
 from ..conftest import MARKET
 
@@ -37,4 +40,16 @@ def test_a_port_in_use_fails_at_start_naming_it_and_its_option(tmp_path: Path, o
     ]
     assert "started" not in result.stdout
     assert time.monotonic() - started < 30  # before importing Dagster or starting anything
+    assert not (tmp_path / "m.db").exists() and not (tmp_path / "dagster_home").exists()
+
+
+def test_a_log_folder_that_cannot_be_made_fails_at_start_naming_it_and_its_option(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    logs = tmp_path / "a-file" / "logs"
+    result = market_up(tmp_path, f"--api-port={free_port()}", f"--dagster-port={free_port()}", f"--log-dir={logs}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"market up: cannot create the log folder {logs} (Not a directory); choose another with --log-dir"
+    ]
+    assert "started" not in result.stdout
     assert not (tmp_path / "m.db").exists() and not (tmp_path / "dagster_home").exists()
