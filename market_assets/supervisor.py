@@ -6,9 +6,9 @@ stay a foreground command that Ctrl-C ends cleanly. What we need is small: start
 their own sessions (so a signal reaches a child's whole tree, e.g. Dagster's code servers),
 write each one's output to its own log file, restart a crashed child with capped exponential
 backoff, record each restart on the console, and on SIGINT/SIGTERM stop every tree: first the
-children that must drain (the Dagster daemon: its runs finish or are canceled), then the rest,
-escalating to SIGKILL after a grace period. A lifeline process (:mod:`market_assets.lifeline`)
-ends every tree if the supervisor itself is killed.
+children that must drain (the Dagster daemon: its runs finish or are canceled), then every child
+in reverse order of start, escalating to SIGKILL after a grace period. A lifeline process
+(:mod:`market_assets.lifeline`) ends every tree if the supervisor itself is killed.
 """
 
 from __future__ import annotations
@@ -109,7 +109,10 @@ class Supervisor:
         for helper in helpers:
             helper.cancel()
         await asyncio.gather(*(self._drain(state) for state in draining))
-        await asyncio.gather(*(self._stop(state) for state in self.states))
+        # In reverse order of start: a child stops before what it reads from (the streamer before
+        # the offline replay it streams from, which would otherwise be a warning at every stop).
+        for state in reversed(self.states):
+            await self._stop(state)
         for task in (*watchers, *helpers):
             task.cancel()
         await asyncio.gather(*watchers, *helpers, return_exceptions=True)
