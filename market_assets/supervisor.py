@@ -20,10 +20,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from market_assets.logs import RotatingLog, log_path
 from market_assets.redact import redact
@@ -39,7 +39,7 @@ Say = Callable[[str], None]
 Drain = Callable[[Say, threading.Event], Awaitable[None]]
 """Awaited once the child's own process has exited on SIGTERM and before the rest of its tree is
 stopped; the event is set when the operator asks a second time to stop, meaning now."""
-Background = Callable[[Callable[[str, str], None]], Awaitable[None]]
+Background = Callable[[Callable[[str, str], None]], Coroutine[Any, Any, None]]
 """A task that runs while the children do and prints console lines (name, line)."""
 
 
