@@ -19,9 +19,11 @@ up: $(STAMP)
 	$(BIN)/market up $(UP_ARGS)
 
 # The admin page is tested in Debian's Chromium, driven by Playwright (which never downloads a browser).
+# Two pytest-xdist workers: the real-speed tests (3+ minutes, mostly waiting) on one, every other
+# test in turn on the other, so timing-sensitive tests never share the machine with each other.
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Every benchmark, then one table: each figure, its goal, its same-run baseline, pass or fall short.
 bench: $(STAMP)

@@ -71,3 +71,10 @@ def conn(memory_path: Path, clock: FrozenClock) -> Iterator[sqlite3.Connection]:
     connection = connect(memory_path, clock=clock)
     yield connection
     close(connection)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With ``-n 2 --dist loadgroup`` (``make test``): the ``realtime`` tests share one worker,
+    every other test runs in turn on the other, as they would in one process."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("realtime" if item.get_closest_marker("realtime") else "main"))

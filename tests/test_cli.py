@@ -182,8 +182,20 @@ def test_market_replay_help_lists_the_replay_s_own_options() -> None:
         assert option in text
 
 
+def help_in_process(*command: str) -> str:
+    """``market ... --help`` through typer's runner: the same text, without a Python start per command."""
+    from typer.testing import CliRunner
+
+    from market_assets.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
 def test_each_command_s_help_says_what_it_does_today() -> None:
     """No help promises a later feature: `market api` serves the dashboard and the admin page now."""
+    help_of = help_in_process
     api = help_of("api")
     assert "dashboard API" in api and "/admin/ingestion" in api and "/metrics" in api
     commands = [("status",), ("check",), ("monitor",), ("api",), ("up",), ("stream",), ("hyperliquid", "funding"),

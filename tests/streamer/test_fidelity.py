@@ -68,6 +68,7 @@ async def test_minutes_whose_final_frame_a_drop_lost_stay_unverified_until_rest_
     assert min(minutes.values()) >= 5
 
 
+@pytest.mark.realtime
 @pytest.mark.parametrize("replay_speed", [1.0])
 async def test_drops_every_ten_seconds_for_two_minutes_at_real_speed_are_exact_within_five_minutes(
     replay: ReplayServers, memory_path: Path
