@@ -110,7 +110,7 @@ def floor(conn: sqlite3.Connection, now_ms: int) -> float:
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS floor_rows AS SELECT * FROM candle_rollups WHERE false")
     conn.execute("DELETE FROM temp.floor_rows")
     conn.execute("INSERT INTO temp.floor_rows SELECT coin, interval, open_time_ms + 366 * 86400000, open, high, low, "
-                 "close, volume, trades, minutes, complete, rolled_up_at_ms FROM candle_rollups WHERE rolled_up_at_ms = ?",
+                 "close, volume, trades, minutes, complete, rolled_up_at_ms, confirmed_minutes FROM candle_rollups WHERE rolled_up_at_ms = ?",
                  (now_ms,))
     started = time.perf_counter()
     conn.execute("SELECT count(*), max(high), min(low), sum(volume), sum(trades) FROM candles "

@@ -302,6 +302,7 @@ BOUNDED_TABLES: Mapping[str, str] = {
     "pending_rollups": "a queue maintenance empties",
     "feature_tails": "one row per coin and interval",
     "memory_info": "a handful of memory-level facts",
+    "archived_days": "one stamp per archived UTC day and dataset (two a day), the index of the Parquet archive",
 }
 """Every table of the memory and what keeps it from growing for ever (a test checks the schema's
 tables against this list): a retention declared above, or why it needs none."""

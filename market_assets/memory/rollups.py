@@ -3,7 +3,7 @@
 Each interval is computed from the one below it (1h from twelve 5m rows, not sixty minutes), so
 a day costs 24 rows instead of 1,440, and a rollup whose minutes were pruned can still feed the
 intervals above it. ``open`` is the first sub-bucket's open, ``close`` the last one's close,
-``high``/``low`` the extremes, ``volume``/``trades``/``minutes`` sums; ``complete`` = 0 when a
+``high``/``low`` the extremes, ``volume``/``trades``/``minutes``/``confirmed_minutes`` sums; ``complete`` = 0 when a
 bucket has fewer minutes than its width (never hidden). A bucket is rolled only once *closed*:
 its end has passed, none of its minutes is still forming, and none of its sub-buckets is still
 queued. Volume sums are associated per level, so they can differ from a flat sum of the minutes
@@ -83,15 +83,15 @@ _STOP = f"""min(p.to_ms, :now - :now % {FIVE_MS}, coalesce((
 # The first and last sub-bucket's open and close are correlated seeks into the pages just read,
 # so the aggregate streams as a co-routine instead of being materialized for a join.
 _ROLL_HEAD = """INSERT OR REPLACE INTO candle_rollups (coin, interval, open_time_ms, open, high, low, close,
-        volume, trades, minutes, complete, rolled_up_at_ms)
+        volume, trades, minutes, complete, confirmed_minutes, rolled_up_at_ms)
     SELECT g.coin, :interval, g.bucket_ms,
         (SELECT f.open FROM {table} AS f WHERE f.coin = g.coin AND f.interval = :source AND f.open_time_ms = g.first_ms),
         g.high, g.low,
         (SELECT z.close FROM {table} AS z WHERE z.coin = g.coin AND z.interval = :source AND z.open_time_ms = g.last_ms),
-        g.volume, g.trades, g.minutes, g.minutes = :expected, :now
+        g.volume, g.trades, g.minutes, g.minutes = :expected, g.confirmed_minutes, :now
     FROM (SELECT p.coin, {bucket} AS bucket_ms, min(s.open_time_ms) AS first_ms, max(s.open_time_ms) AS last_ms,
             max(s.high) AS high, min(s.low) AS low, sum(s.volume) AS volume, sum(s.trades) AS trades,
-            {minutes} AS minutes
+            {minutes} AS minutes, {confirmed} AS confirmed_minutes
         FROM {source}
         GROUP BY {group}) AS g"""
 
@@ -102,6 +102,7 @@ _ROLL_FIVE = _ROLL_HEAD.replace("SELECT g.coin", "WITH " + _FORMING + " SELECT g
     table="candles",
     bucket=f"p.bucket_ms + k.step * {FIVE_MS}",
     minutes="count(*)",
+    confirmed="sum(s.confirmed)",
     source=f"""pending_rollups AS p CROSS JOIN temp.rollup_steps AS k CROSS JOIN candles AS s
             ON k.step >= (p.from_ms - p.bucket_ms) / {FIVE_MS} AND k.step < ({_STOP} - p.bucket_ms) / {FIVE_MS}
             AND s.coin = p.coin AND s.interval = '1m'
@@ -129,6 +130,7 @@ _ROLL_UP = {
         table="candle_rollups",
         bucket="p.bucket_ms",
         minutes="sum(s.minutes)",
+        confirmed="sum(s.confirmed_minutes)",
         source=f"""pending_rollups AS p CROSS JOIN candle_rollups AS s ON s.coin = p.coin AND s.interval = :source
             AND s.open_time_ms >= p.bucket_ms AND s.open_time_ms < p.bucket_ms + :width
         WHERE p.interval = :interval AND {ready}""",

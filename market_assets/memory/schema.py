@@ -377,7 +377,84 @@ _V7 = (
     "CREATE INDEX polymarket_untracked_markets_at ON polymarket_untracked_markets (untracked_at_ms)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# Reading the memory (SPEC §11, issue 15). A rollup carries ``confirmed_minutes`` (its confirmed
+# 1-minute rows), so a bar composed from rollups says whether every minute behind it is confirmed,
+# as one composed from minutes does; existing rollups count theirs from the minutes still stored.
+# ``archived_days`` stamps each UTC day of a dataset (``candles``: closed 1-minute rows;
+# ``funding``) written to the Parquet archive: its row count and checksum as written. A change to
+# a stamped day (a minute written, revised, closed or confirmed; a funding hour upserted) deletes
+# its stamp in the same statement, so a stamp always means "the archive holds this day exactly as
+# the memory does": readers take stamped days from the archive, maintenance prunes only stamped
+# days, and a day whose stamp went is archived again. A confirmation alone (values unchanged)
+# now queues its hour for rolling too, so ``confirmed_minutes`` follows the repairs.
+_CHANGED_VALUES = """OLD.open IS NOT NEW.open OR OLD.high IS NOT NEW.high OR OLD.low IS NOT NEW.low
+        OR OLD.close IS NOT NEW.close OR OLD.volume IS NOT NEW.volume OR OLD.trades IS NOT NEW.trades"""
+_QUEUE_HOUR = """INSERT INTO pending_rollups (interval, coin, bucket_ms, from_ms, to_ms)
+            VALUES ('1h', NEW.coin, NEW.open_time_ms - NEW.open_time_ms % 3600000,
+                NEW.open_time_ms - NEW.open_time_ms % 300000, NEW.open_time_ms - NEW.open_time_ms % 300000 + 300000)
+            ON CONFLICT DO UPDATE SET from_ms = min(from_ms, excluded.from_ms), to_ms = max(to_ms, excluded.to_ms)
+            WHERE excluded.from_ms < from_ms OR excluded.to_ms > to_ms;"""
+_UNSTAMP_MINUTE = "DELETE FROM archived_days WHERE dataset = 'candles' AND day_ms = NEW.open_time_ms - NEW.open_time_ms % 86400000;"
+_UNSTAMP_FUNDING = "DELETE FROM archived_days WHERE dataset = 'funding' AND day_ms = NEW.hour_ms - NEW.hour_ms % 86400000;"
+_V8 = (
+    "ALTER TABLE candle_rollups ADD COLUMN confirmed_minutes INTEGER NOT NULL DEFAULT 0",
+    """UPDATE candle_rollups SET confirmed_minutes = (
+        SELECT count(*) FROM candles AS c WHERE c.coin = candle_rollups.coin AND c.interval = '1m'
+        AND c.open_time_ms >= candle_rollups.open_time_ms AND c.open_time_ms < candle_rollups.open_time_ms + 300000
+        AND c.closed = 1 AND c.confirmed = 1) WHERE interval = '5m'""",
+    """UPDATE candle_rollups SET confirmed_minutes = (
+        SELECT coalesce(sum(f.confirmed_minutes), 0) FROM candle_rollups AS f WHERE f.coin = candle_rollups.coin
+        AND f.interval = '5m' AND f.open_time_ms >= candle_rollups.open_time_ms
+        AND f.open_time_ms < candle_rollups.open_time_ms + 3600000) WHERE interval = '1h'""",
+    """UPDATE candle_rollups SET confirmed_minutes = (
+        SELECT coalesce(sum(h.confirmed_minutes), 0) FROM candle_rollups AS h WHERE h.coin = candle_rollups.coin
+        AND h.interval = '1h' AND h.open_time_ms >= candle_rollups.open_time_ms
+        AND h.open_time_ms < candle_rollups.open_time_ms + 86400000) WHERE interval = '1d'""",
+    """CREATE TABLE archived_days (
+        dataset TEXT NOT NULL CHECK (dataset IN ('candles', 'funding')),
+        day_ms INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        checksum TEXT NOT NULL,
+        archived_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (dataset, day_ms)
+    ) WITHOUT ROWID""",
+    "DROP TRIGGER candles_closed_inserted",
+    "DROP TRIGGER candles_closed_updated",
+    f"""CREATE TRIGGER candles_closed_inserted AFTER INSERT ON candles
+    WHEN NEW.interval = '1m' AND NEW.closed = 1
+    BEGIN
+        INSERT INTO pending_features (coin, open_time_ms) VALUES (NEW.coin, NEW.open_time_ms);
+        {_QUEUE_HOUR}
+        {_UNSTAMP_MINUTE}
+    END""",
+    f"""CREATE TRIGGER candles_closed_updated AFTER UPDATE ON candles
+    WHEN NEW.interval = '1m' AND NEW.closed = 1 AND (OLD.closed = 0 OR {_CHANGED_VALUES})
+    BEGIN
+        INSERT INTO pending_features (coin, open_time_ms) VALUES (NEW.coin, NEW.open_time_ms);
+        {_QUEUE_HOUR}
+        {_UNSTAMP_MINUTE}
+    END""",
+    # Confirmed (or, never in practice, unconfirmed) with the same values: features are unchanged.
+    f"""CREATE TRIGGER candles_confirmation_updated AFTER UPDATE ON candles
+    WHEN NEW.interval = '1m' AND NEW.closed = 1 AND OLD.closed = 1 AND OLD.confirmed IS NOT NEW.confirmed
+        AND NOT ({_CHANGED_VALUES})
+    BEGIN
+        {_QUEUE_HOUR}
+        {_UNSTAMP_MINUTE}
+    END""",
+    f"""CREATE TRIGGER funding_inserted AFTER INSERT ON funding
+    BEGIN
+        {_UNSTAMP_FUNDING}
+    END""",
+    f"""CREATE TRIGGER funding_updated AFTER UPDATE ON funding
+    WHEN OLD.funding_rate IS NOT NEW.funding_rate OR OLD.premium IS NOT NEW.premium
+        OR OLD.settled IS NOT NEW.settled OR OLD.source_time_ms IS NOT NEW.source_time_ms
+    BEGIN
+        {_UNSTAMP_FUNDING}
+    END""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
