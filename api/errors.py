@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import (
     HTTP_401_UNAUTHORIZED,
@@ -40,9 +40,18 @@ class ErrorBody(msgspec.Struct):
 def _status_and_detail(exc: Exception) -> tuple[int, str, dict[str, str]]:
     if isinstance(exc, MarketMemoryError):
         return HTTP_503_SERVICE_UNAVAILABLE, str(exc), {}
+    if isinstance(exc, ValidationException):
+        return exc.status_code, _invalid_parameters(exc), dict(exc.headers or {})
     if isinstance(exc, HTTPException) and exc.status_code != HTTP_500_INTERNAL_SERVER_ERROR:
         return exc.status_code, exc.detail, dict(exc.headers or {})
     return HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error", {}
+
+
+def _invalid_parameters(exc: ValidationException) -> str:
+    """``limit: Expected `int` <= 100000``: each parameter Litestar refused, named as the read API's
+    own refusals name theirs, instead of its generic "Validation failed for GET <url>"."""
+    refused = [f"{m['key']}: {m['message']}" for m in exc.extra or [] if isinstance(m, dict) and "key" in m]
+    return "; ".join(refused) or exc.detail
 
 
 def json_error(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
