@@ -381,7 +381,9 @@ class _Span:
         hi = _NEVER if end is None else _ms(end, "end")
         if lo > hi:
             raise ValueError(f"start: {_iso(lo)} is after end {_iso(hi)}")
-        cut = clock() if as_of is None else _ms(as_of, "as_of")
+        # Nothing is known after now, whatever ``as_of`` asks for.
+        now = clock()
+        cut = now if as_of is None else min(_ms(as_of, "as_of"), now)
         return cls(lo, hi, None if as_of is None else cut, cut)
 
 
