@@ -5,11 +5,14 @@ One run, in this order (SPEC §10: roll up before pruning):
 1. **Rollups** of the closed buckets queued since the last run (new closed minutes, filled gaps,
    revised minutes), 1m → 5m → 1h → 1d, in one transaction (``memory.rollups``).
 2. **Retention**, every table on its registry policy (``registry.BOUNDED_TABLES``): 1-minute
-   candles past ``CANDLES.retention``, a whole day per transaction and only for the coins whose
-   rollups account for every minute of it; rollups per interval past ``ROLLUP_RETENTION``, a
+   candles past ``CANDLES.retention``, a whole day per transaction, only once the day's Parquet
+   partition exists and matches its stamp and the memory (``archive.verify_day``), and only for
+   the coins whose rollups account for every minute of it; funding past ``FUNDING.retention``,
+   a whole day at a time, under the same archive gate; a day the gate refuses stays whole and is
+   named in the run's metadata (``archive_blocked``) and log; rollups per interval past ``ROLLUP_RETENTION``, a
    day at a time and only once the coarser interval holds every minute of it; gap runs and
    repair-queue entries about minutes past ``GAP_RETENTION``; every other channel's rows past
-   its retention (features, funding); Polymarket markets closed or not found for
+   its retention (features); Polymarket markets closed or not found for
    ``POLYMARKET_UNSEEN_AFTER`` untracked, and untracked ones past
    ``POLYMARKET_UNTRACKED_RETENTION`` pruned; ledger runs past ``LEDGER_RETENTION``, keeping
    each channel's latest.
@@ -21,18 +24,24 @@ Every step is idempotent: a second run with nothing new queued writes and delete
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from market_assets import archive
 from market_assets.ledger import Ledger, reap_abandoned_runs
+from market_assets.memory import archive as stamps
 from market_assets.memory import polymarket, retention, rollups
+from market_assets.memory.archive import Dataset
 from market_assets.memory.polymarket import Untracked
 from market_assets.memory.retention import Checkpoint, DayPrune
 from market_assets.registry import (
     CANDLES,
+    FUNDING,
     GAP_RETENTION,
     LEDGER_RETENTION,
     MAINTENANCE,
@@ -41,6 +50,8 @@ from market_assets.registry import (
     REGISTRY,
     ROLLUP_RETENTION,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT_WAIT_MS = 2_000
 """Long enough for a dashboard query to finish (p99 122 ms under load, peers.md §3), short enough
@@ -52,6 +63,8 @@ class MaintenanceSettings:
     checkpoint_wait_ms: int = DEFAULT_CHECKPOINT_WAIT_MS
     wal_bound_bytes: int = retention.WAL_BOUND_BYTES
     """A rebuild truncates the WAL between two days once it passes this (``retention.WalBound``)."""
+    archive_root: Path | None = None
+    """The Parquet archive the prunes are gated on; ``None``: ``archive.archive_root`` of the memory's file."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,9 @@ class MaintenanceResult:
     runs_reaped: int = 0
     """``running`` runs of any channel whose process is gone, recorded failed ("abandoned")."""
     checkpoint: Checkpoint | None = None
+    archive_blocked: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Per dataset (``candles``, ``funding``), the days past retention kept whole because their
+    archive partition is missing or does not match (``YYYY-MM-DD`` → why)."""
 
     @property
     def rows_written(self) -> int:
@@ -81,6 +97,7 @@ class MaintenanceResult:
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {f"buckets_rolled_{k}": v for k, v in self.buckets_rolled.items()}
+        meta |= {f"archive_blocked:{dataset}": dict(days) for dataset, days in self.archive_blocked.items() if days}
         meta |= {
             "buckets_queued": self.buckets_queued,
             "candle_rows_pruned": self.candle_rows_pruned,
@@ -102,14 +119,17 @@ def run_maintenance(
     """One maintenance run at ``ledger.clock()``, recorded in the ledger with its counts."""
     with ledger.run(MAINTENANCE) as run:
         now_ms = run.started_at_ms
+        root = settings.archive_root or archive.archive_root(Path(retention.database_path(conn)))
+        blocked: dict[str, dict[str, str]] = {"candles": {}, "funding": {}}
         with retention.checkpoint_at_the_end(conn):
             rolled = rollups.roll_pending(conn, now_ms)
-            pruned, held_back = _prune_candles(conn, now_ms)
+            pruned, held_back = _prune_candles(conn, root, now_ms, blocked["candles"])
             others = {
                 channel.key: retention.prune_before(conn, channel.data, now_ms - _ms(channel.retention))
                 for channel in REGISTRY
-                if channel.retention is not None and channel is not CANDLES
+                if channel.retention is not None and channel not in (CANDLES, FUNDING)
             }
+            others[FUNDING.key] = _prune_funding(conn, root, now_ms, blocked["funding"])
             rollups_held_back: dict[str, int] = {}
             for level, coarser in zip(rollups.LEVELS, rollups.LEVELS[1:]):
                 kept = ROLLUP_RETENTION[level.interval]
@@ -137,6 +157,7 @@ def run_maintenance(
             ledger_runs_pruned=ledger_pruned,
             runs_reaped=len(reaped),
             checkpoint=retention.checkpoint(conn, settings.checkpoint_wait_ms),
+            archive_blocked=blocked,
         )
         run.add_rows(result.rows_written)
         run.metadata.update(result.metadata())
@@ -207,19 +228,50 @@ def rebuild_rollups(
     return result
 
 
-def _prune_candles(conn: sqlite3.Connection, now_ms: int) -> tuple[int, int]:
-    """Prune each whole day that ended before the retention cutoff; returns (deleted, held back)."""
+def _prune_candles(conn: sqlite3.Connection, root: Path, now_ms: int, blocked: dict[str, str]) -> tuple[int, int]:
+    """Prune each whole archived day that ended before the retention cutoff; returns (deleted,
+    held back by rollups); a day the archive gate refuses goes into ``blocked``."""
     assert CANDLES.retention is not None
     cutoff = _floor_day(now_ms - _ms(CANDLES.retention))
     oldest = retention.oldest_candle_ms(conn)
     deleted = held_back = 0
     day = cutoff if oldest is None else _floor_day(oldest)
     while day + rollups.DAY_MS <= cutoff:
-        outcome = retention.prune_candle_day(conn, day, day + rollups.DAY_MS)
-        deleted += outcome.deleted
-        held_back += outcome.held_back
+        stamp = _archived(conn, root, "candles", day, blocked)
+        if stamp is not None:
+            outcome = retention.prune_candle_day(conn, day, day + rollups.DAY_MS, stamp)
+            deleted += outcome.deleted
+            held_back += outcome.held_back
         day += rollups.DAY_MS
     return deleted, held_back
+
+
+def _prune_funding(conn: sqlite3.Connection, root: Path, now_ms: int, blocked: dict[str, str]) -> int:
+    """Prune each whole archived day of funding that ended before its retention cutoff."""
+    assert FUNDING.retention is not None
+    cutoff = _floor_day(now_ms - _ms(FUNDING.retention))
+    day = stamps.oldest_day_ms(conn, "funding")
+    deleted = 0
+    while day is not None and day + rollups.DAY_MS <= cutoff:
+        stamp = _archived(conn, root, "funding", day, blocked)
+        if stamp is not None:
+            deleted += retention.prune_funding_day(conn, day, day + rollups.DAY_MS, stamp)
+        day += rollups.DAY_MS
+    return deleted
+
+
+def _archived(conn: sqlite3.Connection, root: Path, dataset: Dataset, day_ms: int, blocked: dict[str, str]) -> stamps.Stamp | None:
+    """The day's stamp once its partition is verified against it and the memory; else ``None``,
+    the reason in ``blocked`` and the log. A day with nothing left to prune passes unverified."""
+    if not stamps.has_rows(conn, dataset, day_ms):
+        return None
+    stamp = stamps.stamp_of(conn, dataset, day_ms)
+    reason = archive.verify_day(conn, root, dataset, day_ms)
+    if reason is not None or stamp is None:
+        blocked[archive.day_key(day_ms)] = reason or "not stamped"
+        log.warning("%s of %s kept past retention: %s", dataset, archive.day_key(day_ms), reason)
+        return None
+    return stamp
 
 
 def _prune_rollups(conn: sqlite3.Connection, interval: str, coarser: str, before_ms: int) -> DayPrune:

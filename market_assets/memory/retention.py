@@ -4,6 +4,12 @@
 for every closed minute of that day at every interval (5m, 1h and 1d minute counts all equal the
 minutes about to be deleted) with nothing of that day still queued for rolling. Each day is one
 transaction: a run killed mid-way leaves every day either fully pruned or untouched.
+
+1-minute candles and funding hours are pruned only from days the Parquet archive holds: the
+caller verifies the day's partition against its stamp (``market_assets.archive.verify_day``) and
+passes the stamp it verified; the prune's own transaction deletes nothing unless that stamp is
+still there, unchanged. The V8 triggers delete a stamp in the statement that changes its day, so
+a minute revised or confirmed between the verification and the prune keeps the whole day.
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from market_assets.memory.archive import Stamp
 from market_assets.memory.connection import ANALYSIS_LIMIT, write_transaction
 from market_assets.memory.rollups import SUBJECTS_OF
 from market_assets.registry import DataLocation
-
 
 CHECKPOINT_ATTEMPT_MS = 10
 """Busy timeout of one truncation attempt; :func:`checkpoint` repeats attempts until its wait is spent."""
@@ -73,13 +79,21 @@ def oldest_candle_ms(conn: sqlite3.Connection) -> int | None:
     return None if row[0] is None else int(row[0])
 
 
-def prune_candle_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: int) -> DayPrune:
-    """Delete one day's closed 1-minute candles of every coin whose rollups cover all of them."""
-    span = {"start": day_start_ms, "end": day_end_ms}
+_STILL_STAMPED = """EXISTS (SELECT 1 FROM archived_days WHERE dataset = :dataset AND day_ms = :start
+    AND rows = :rows AND checksum = :checksum)"""
+
+
+def prune_candle_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: int, archived: Stamp) -> DayPrune:
+    """Delete one day's closed 1-minute candles of every coin whose rollups cover all of them, if
+    the day is still stamped ``archived`` (the stamp its partition was verified against)."""
+    span = {
+        "start": day_start_ms, "end": day_end_ms, "dataset": "candles",
+        "rows": archived.rows, "checksum": archived.checksum,
+    }
     with write_transaction(conn):
         deleted = conn.execute(
-            """DELETE FROM candles WHERE interval = '1m' AND closed = 1
-                AND open_time_ms >= :start AND open_time_ms < :end
+            f"""DELETE FROM candles WHERE interval = '1m' AND closed = 1
+                AND open_time_ms >= :start AND open_time_ms < :end AND {_STILL_STAMPED}
                 AND coin IN (
                     SELECT d.coin FROM candle_rollups AS d
                     WHERE d.interval = '1d' AND d.open_time_ms = :start
@@ -173,6 +187,21 @@ def prune_repairs(conn: sqlite3.Connection, before_ms: int, interval: str = "1m"
     with write_transaction(conn):
         return conn.execute(
             "DELETE FROM candle_repairs WHERE interval = ? AND open_time_ms < ?", (interval, before_ms)
+        ).rowcount
+
+
+def prune_funding_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: int, archived: Stamp) -> int:
+    """Delete one day's funding hours if the day is still stamped ``archived``; the rows deleted."""
+    span = {
+        "start": day_start_ms, "end": day_end_ms, "dataset": "funding",
+        "rows": archived.rows, "checksum": archived.checksum,
+    }
+    with write_transaction(conn):
+        return conn.execute(
+            f"""DELETE FROM funding WHERE coin IN ({SUBJECTS_OF.format(table="funding", column="coin")}
+                SELECT subject FROM subjects WHERE subject IS NOT NULL)
+                AND hour_ms >= :start AND hour_ms < :end AND {_STILL_STAMPED}""",
+            span,
         ).rowcount
 
 

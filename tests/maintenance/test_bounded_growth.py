@@ -23,6 +23,7 @@ from market_assets.registry import (
     ROLLUP_RETENTION,
     check_rollup_retention,
 )
+from tests.archive import archive_finished_days
 from tests.conftest import FrozenClock
 from tests.market_data import DAY0_MS, DAY_MS, MINUTE_MS, random_walk, series, store
 
@@ -45,6 +46,7 @@ def four_rolled_days(conn: sqlite3.Connection, clock: FrozenClock, coins: tuple[
     clock.now_ms = DAY0_MS + 4 * DAY_MS
     ledger = Ledger(conn, clock)
     run_maintenance(conn, ledger)  # rolls all four days; prunes nothing yet
+    archive_finished_days(conn, clock())  # the gate: only archived days are pruned
     return ledger
 
 
@@ -104,6 +106,7 @@ def test_5m_rollups_the_hours_do_not_hold_or_whose_minutes_remain_are_kept(
     clock.now_ms = DAY0_MS + 4 * DAY_MS
     ledger = Ledger(conn, clock)
     run_maintenance(conn, ledger)
+    archive_finished_days(conn, clock())
     # ETH day 0: one hour's rollup lost; its 5m rows are the only record of that hour.
     conn.execute("DELETE FROM candle_rollups WHERE coin = 'ETH' AND interval = '1h' AND open_time_ms = ?", (DAY0_MS,))
     before = rows_per_coin_day(conn, "5m")
@@ -140,6 +143,7 @@ def test_gap_and_repair_rows_go_with_their_minutes(conn: sqlite3.Connection, clo
         [("ETH", old, "missing", old), ("XYZ", old + MINUTE_MS, "unverified", old), ("ETH", recent, "missing", recent)],
     )
     clock.now_ms = DAY0_MS + (GAP_RETENTION.days + 2) * DAY_MS
+    archive_finished_days(conn, clock())
     result = run_maintenance(conn, Ledger(conn, clock))
     assert result.rows_pruned["candle_gaps"] == 2 and result.rows_pruned["candle_repairs"] == 2
     assert conn.execute("SELECT coin, start_ms FROM candle_gaps ORDER BY start_ms").fetchall() == [

@@ -24,6 +24,7 @@ from market_assets.registry import (
     LEDGER_RETENTION,
     MAINTENANCE,
 )
+from tests.archive import archive_finished_days
 from tests.conftest import FrozenClock
 from tests.maintenance import maintenance_worker
 from tests.market_data import (
@@ -54,6 +55,7 @@ def four_days(conn: sqlite3.Connection, clock: FrozenClock, coins: tuple[str, ..
 def test_minutes_past_retention_are_pruned_whole_days_after_their_rollups(conn: sqlite3.Connection, clock: FrozenClock) -> None:
     four_days(conn, clock)
     clock.now_ms = AFTER_RETENTION_MS
+    archive_finished_days(conn, clock())  # the gate: only archived days are pruned
     result = run_maintenance(conn, Ledger(conn, clock))
     assert result.candle_rows_pruned == 2 * 3 * 1440 and result.candle_rows_held_back == 0
     assert minutes_per_coin_day(conn) == {("BTC", 3): 1440, ("ETH", 3): 1440}
@@ -70,6 +72,7 @@ def test_a_prune_never_removes_a_minute_whose_rollups_are_missing(conn: sqlite3.
     clock.now_ms = DAY0_MS + 4 * DAY_MS
     ledger = Ledger(conn, clock)
     run_maintenance(conn, ledger)  # rolls everything it can, prunes nothing yet
+    archive_finished_days(conn, clock())
     conn.execute("DELETE FROM candle_rollups WHERE coin = 'ETH' AND interval = '5m' AND open_time_ms = ?", (DAY0_MS + 300_000,))
     clock.now_ms = AFTER_RETENTION_MS
     result = run_maintenance(conn, ledger)
@@ -92,6 +95,7 @@ def test_features_funding_and_old_ledger_runs_are_pruned_on_their_own_policies(c
     with ledger.run(MAINTENANCE):
         pass
     clock.now_ms = DAY0_MS + 400 * DAY_MS
+    archive_finished_days(conn, clock())
     assert FUNDING.retention is not None and FUNDING.retention.days < 400 and LEDGER_RETENTION.days < 400
     result = run_maintenance(conn, ledger)
     assert result.rows_pruned == {
@@ -114,6 +118,7 @@ def test_a_fault_inside_a_day_prune_keeps_that_day_whole_and_fails_the_run(conn:
             BEGIN SELECT RAISE(ABORT, 'disk I/O error while pruning'); END"""
     )
     clock.now_ms = AFTER_RETENTION_MS
+    archive_finished_days(conn, clock())
     with pytest.raises(sqlite3.IntegrityError, match="disk I/O error while pruning"):
         run_maintenance(conn, Ledger(conn, clock))
     assert minutes_per_coin_day(conn) == {(c, d): 1440 for c in ("BTC", "ETH") for d in (1, 2, 3)}
@@ -131,6 +136,7 @@ def test_a_run_killed_mid_prune_leaves_no_half_pruned_day_and_the_ledger_shows_i
     conn: sqlite3.Connection, clock: FrozenClock, memory_path: Path
 ) -> None:
     four_days(conn, clock)
+    archive_finished_days(conn, AFTER_RETENTION_MS)
     worker = subprocess.run(
         [sys.executable, maintenance_worker.__file__, str(memory_path), str(AFTER_RETENTION_MS)],
         capture_output=True, text=True, timeout=60,

@@ -1,0 +1,185 @@
+"""SQL of the Parquet archive (``market_assets.archive``): a day's rows to archive, and the stamps.
+
+A stamp (``archived_days``) says "the archive's partition of this UTC day of this dataset holds
+every row the memory holds of it, exactly": its row count and checksum as written. The schema's
+V8 triggers delete a day's stamp in the statement that changes the day (a closed minute written,
+revised, closed or confirmed; a funding hour upserted), so a stamp still present inside a write
+transaction proves the day unchanged since it was stamped. Pruning deletes rows and keeps the
+stamp: the archive is then the day's only copy.
+
+The datasets' rows are read a coin at a time through the primary keys (a loose index scan over
+the coins, as retention does), never by a scan of the whole table. The DuckDB statements that
+write and read the Parquet partitions live here too, with the rest of the platform's SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import duckdb
+import pyarrow as pa
+
+from market_assets.memory.rollups import DAY_MS, SUBJECTS_OF
+
+Dataset = Literal["candles", "funding"]
+DATASETS: tuple[Dataset, ...] = ("candles", "funding")
+
+CANDLE_COLUMNS = ("coin", "open_time_ms", "open", "high", "low", "close", "volume", "trades", "confirmed")
+"""The archived columns of a closed 1-minute candle, in the archive's order."""
+FUNDING_COLUMNS = ("coin", "hour_ms", "funding_rate", "premium", "settled", "source_time_ms")
+"""The archived columns of a funding hour, in the archive's order."""
+
+_DAY_ROWS: dict[Dataset, str] = {
+    "candles": SUBJECTS_OF.format(table="candles", column="coin")
+    + f"""SELECT {', '.join(f'c.{column}' for column in CANDLE_COLUMNS)}
+    FROM subjects CROSS JOIN candles AS c ON c.coin = subjects.subject AND c.interval = '1m'
+        AND c.open_time_ms >= :start AND c.open_time_ms < :end
+    WHERE c.closed = 1 ORDER BY c.coin, c.open_time_ms""",
+    "funding": SUBJECTS_OF.format(table="funding", column="coin")
+    + f"""SELECT {', '.join(f'f.{column}' for column in FUNDING_COLUMNS)}
+    FROM subjects CROSS JOIN funding AS f ON f.coin = subjects.subject
+        AND f.hour_ms >= :start AND f.hour_ms < :end
+    ORDER BY f.coin, f.hour_ms""",
+}
+
+_HAS_ROWS: dict[Dataset, str] = {
+    "candles": SUBJECTS_OF.format(table="candles", column="coin")
+    + """SELECT EXISTS (SELECT 1 FROM subjects CROSS JOIN candles AS c ON c.coin = subjects.subject
+        AND c.interval = '1m' AND c.open_time_ms >= :start AND c.open_time_ms < :end WHERE c.closed = 1)""",
+    "funding": SUBJECTS_OF.format(table="funding", column="coin")
+    + """SELECT EXISTS (SELECT 1 FROM subjects CROSS JOIN funding AS f ON f.coin = subjects.subject
+        AND f.hour_ms >= :start AND f.hour_ms < :end)""",
+}
+
+_OLDEST: dict[Dataset, str] = {
+    "candles": SUBJECTS_OF.format(table="candles", column="coin")
+    + "SELECT min((SELECT min(open_time_ms) FROM candles AS c WHERE c.coin = subjects.subject "
+    "AND c.interval = '1m')) FROM subjects WHERE subject IS NOT NULL",
+    "funding": SUBJECTS_OF.format(table="funding", column="coin")
+    + "SELECT min((SELECT min(hour_ms) FROM funding AS f WHERE f.coin = subjects.subject)) "
+    "FROM subjects WHERE subject IS NOT NULL",
+}
+
+
+class Stamp(NamedTuple):
+    rows: int
+    checksum: str
+    archived_at_ms: int
+
+
+def day_rows(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> list[tuple]:
+    """The rows of ``dataset`` of the UTC day starting ``day_ms`` (candles: closed 1-minute rows
+    only), columns as :data:`CANDLE_COLUMNS` / :data:`FUNDING_COLUMNS`, sorted by coin then time."""
+    return conn.execute(_DAY_ROWS[dataset], {"start": day_ms, "end": day_ms + DAY_MS}).fetchall()
+
+
+def forming_minutes(conn: sqlite3.Connection, day_ms: int) -> int:
+    """The 1-minute rows of the day still forming (``closed = 0``)."""
+    (count,) = conn.execute(
+        SUBJECTS_OF.format(table="candles", column="coin")
+        + """SELECT count(*) FROM subjects CROSS JOIN candles AS c ON c.coin = subjects.subject
+            AND c.interval = '1m' AND c.open_time_ms >= :start AND c.open_time_ms < :end WHERE c.closed = 0""",
+        {"start": day_ms, "end": day_ms + DAY_MS},
+    ).fetchone()
+    return int(count)
+
+
+def has_rows(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> bool:
+    """Whether the memory holds any row of the day (candles: any closed 1-minute row)."""
+    return bool(conn.execute(_HAS_ROWS[dataset], {"start": day_ms, "end": day_ms + DAY_MS}).fetchone()[0])
+
+
+def stamp_of(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> Stamp | None:
+    row = conn.execute(
+        "SELECT rows, checksum, archived_at_ms FROM archived_days WHERE dataset = ? AND day_ms = ?", (dataset, day_ms)
+    ).fetchone()
+    return None if row is None else Stamp(int(row[0]), str(row[1]), int(row[2]))
+
+
+def stamped_days(conn: sqlite3.Connection, dataset: Dataset, start_ms: int, end_ms: int) -> dict[int, Stamp]:
+    """The stamps of ``dataset``'s UTC days overlapping ``[start_ms, end_ms)``, by day start."""
+    rows = conn.execute(
+        "SELECT day_ms, rows, checksum, archived_at_ms FROM archived_days "
+        "WHERE dataset = ? AND day_ms > ? AND day_ms < ? ORDER BY day_ms",
+        (dataset, start_ms - DAY_MS, end_ms),
+    ).fetchall()
+    return {int(day): Stamp(int(n), str(checksum), int(at)) for day, n, checksum, at in rows}
+
+
+def write_stamp(conn: sqlite3.Connection, dataset: Dataset, day_ms: int, stamp: Stamp) -> None:
+    """Stamp the day (replacing its stamp); inside the caller's write transaction."""
+    conn.execute(
+        "INSERT INTO archived_days (dataset, day_ms, rows, checksum, archived_at_ms) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (dataset, day_ms) DO UPDATE SET rows = excluded.rows, checksum = excluded.checksum, "
+        "archived_at_ms = excluded.archived_at_ms",
+        (dataset, day_ms, stamp.rows, stamp.checksum, stamp.archived_at_ms),
+    )
+
+
+def oldest_day_ms(conn: sqlite3.Connection, dataset: Dataset) -> int | None:
+    """Start of the UTC day of the oldest stored row of ``dataset`` (a loose index scan)."""
+    (oldest,) = conn.execute(_OLDEST[dataset]).fetchone()
+    return None if oldest is None else int(oldest) - int(oldest) % DAY_MS
+
+
+def unstamped_days(conn: sqlite3.Connection, dataset: Dataset, before_ms: int, limit: int) -> list[int]:
+    """Oldest first, at most ``limit`` finished UTC days (ended by ``before_ms``) of ``dataset``
+    that have rows in the memory but no stamp: days never archived, and days whose stamp a change
+    removed. One existence seek per coin for each unstamped day from the oldest stored row on."""
+    oldest = oldest_day_ms(conn, dataset)
+    if oldest is None:
+        return []
+    stamped = set(stamped_days(conn, dataset, oldest, before_ms))
+    found: list[int] = []
+    day = oldest
+    while day + DAY_MS <= before_ms and len(found) < limit:
+        if day not in stamped and has_rows(conn, dataset, day):
+            found.append(day)
+        day += DAY_MS
+    return found
+
+
+def copy_to_parquet(
+    table: pa.Table, path: Path, *, sort_by: Sequence[str], row_group_rows: int, metadata: Mapping[str, str]
+) -> None:
+    """Write ``table`` sorted by ``sort_by`` to the Parquet file ``path``: zstd, row groups of
+    ``row_group_rows``, ``metadata`` as the file's key-value metadata (DuckDB ``COPY``; keys and
+    values are the archive's own, quoted here as SQL text)."""
+    pairs = ", ".join(f"{_text(key)}: {_text(value)}" for key, value in metadata.items())
+    order = ", ".join(_name(column) for column in sort_by)
+    with duckdb.connect() as db:
+        db.register("day_rows", table)
+        db.execute(
+            f"COPY (SELECT * FROM day_rows ORDER BY {order}) TO {_text(str(path))} (FORMAT parquet, "
+            f"COMPRESSION zstd, ROW_GROUP_SIZE {int(row_group_rows)}, KV_METADATA {{{pairs}}})"
+        )
+
+
+def read_parquet(
+    paths: Sequence[Path], columns: Sequence[str], time_column: str, coins: Sequence[str] | None, start_ms: int, end_ms: int
+) -> pa.Table:
+    """``columns`` of the rows of the Parquet files ``paths`` with ``time_column`` in
+    ``[start_ms, end_ms)`` and ``coin`` in ``coins`` (``None``: all), sorted by coin then time;
+    an in-memory DuckDB connection of its own (thread-safe). Raises ``duckdb.Error`` as DuckDB does."""
+    where = f"{_name(time_column)} >= $start AND {_name(time_column)} < $end"
+    params: dict[str, object] = {"files": [str(path) for path in paths], "start": start_ms, "end": end_ms}
+    if coins is not None:
+        where += " AND coin IN (SELECT unnest($coins))"
+        params["coins"] = list(coins)
+    selected = ", ".join(_name(column) for column in columns)
+    with duckdb.connect() as db:
+        return db.sql(
+            f"SELECT {selected} FROM read_parquet($files) WHERE {where} ORDER BY coin, {_name(time_column)}",
+            params=params,
+        ).to_arrow_table()
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _name(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
