@@ -1,0 +1,99 @@
+"""SPEC §11: finished days archived to Parquet, then pruned from the memory, read back identical."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from market_assets import archive
+from market_assets.ledger import Ledger
+from market_assets.maintenance import run_maintenance
+from market_assets.memory import connect
+from market_assets.memory.connection import close
+from market_assets.read import INTERVALS, MarketReader
+from tests.conftest import FrozenClock
+from tests.read.seeding import (
+    DAY_MS,
+    HOUR_MS,
+    NOW_MS,
+    START_MS,
+    Market,
+    copy_market,
+    roll_up,
+)
+from tests.read.truth import assert_same_bars, epoch_ms, expected_bars
+
+ARCHIVED_DAYS = range(START_MS, START_MS + 6 * DAY_MS, DAY_MS)
+"""Days 0-5; day 6 holds a SOL minute never closed, which the archive refuses."""
+LATER_MS = START_MS + 36 * DAY_MS + 7 * HOUR_MS
+"""Days 0-5 are past the minutes' 30-day retention, day 6 not yet."""
+EVERYTHING = (START_MS - 7 * DAY_MS, NOW_MS + DAY_MS)
+
+
+@pytest.fixture
+def archived(market: Market, tmp_path: Path) -> Market:
+    """The market with days 0-5 of candles and funding archived (stamped), nothing pruned yet."""
+    copy = copy_market(market, tmp_path / "memory" / "market.db")
+    roll_up(copy)
+    conn = connect(copy.path, clock=FrozenClock(LATER_MS))
+    try:
+        root = archive.archive_root(copy.path, {})
+        for day in ARCHIVED_DAYS:
+            for dataset in ("candles", "funding"):
+                written = archive.write_day(conn, root, dataset, day, LATER_MS)
+                assert written.outcome == archive.Outcome.WRITTEN, written.message
+    finally:
+        close(conn)
+    return copy
+
+
+def prune(market: Market) -> int:
+    """Maintenance 36 days on: the archived minutes past retention are pruned."""
+    conn = connect(market.path, clock=FrozenClock(LATER_MS))
+    try:
+        return run_maintenance(conn, Ledger(conn, FrozenClock(LATER_MS))).candle_rows_pruned
+    finally:
+        close(conn)
+
+
+def funding_truth(market: Market, start_ms: int, end_ms: int) -> list[tuple[object, ...]]:
+    return sorted((r.coin, r.hour_ms, r.source_time_ms, float(r.funding_rate), None if r.premium is None else float(r.premium),
+                   r.settled) for r in market.funding if start_ms <= r.hour_ms < end_ms)
+
+
+def funding_rows(frame: pd.DataFrame) -> list[tuple[object, ...]]:
+    return list(zip(frame.coin.astype(object), epoch_ms(frame.hour), epoch_ms(frame.time), frame.funding_rate,
+                    [None if pd.isna(p) else p for p in frame.premium], frame.settled, strict=True))
+
+
+def test_days_archived_then_pruned_read_back_identical_at_every_interval(archived: Market, minutes: pd.DataFrame) -> None:
+    archived_minutes = int(((minutes.open_time_ms < ARCHIVED_DAYS[-1] + DAY_MS) & minutes.closed).sum())
+    with MarketReader(archived.path, clock=FrozenClock(LATER_MS)) as reader:
+        for interval in INTERVALS:  # stamped, still in the memory too
+            assert_same_bars(reader.candles(None, interval, *EVERYTHING),
+                             expected_bars(minutes, None, interval, *EVERYTHING, LATER_MS), f"{interval}, archived")
+    assert prune(archived) == archived_minutes
+    with MarketReader(archived.path, clock=FrozenClock(LATER_MS)) as reader:
+        for interval in INTERVALS:  # only in the archive (and the rollups)
+            for coins in (None, ["SOL", "BTC"]) if interval in ("1m", "3m", "1h") else (None,):
+                assert_same_bars(reader.candles(coins, interval, *EVERYTHING),
+                                 expected_bars(minutes, coins, interval, *EVERYTHING, LATER_MS),
+                                 f"{interval} {coins}, archived and pruned")
+        # A range that starts in the archive and ends in the memory, off every grid.
+        start, end = START_MS + 5 * DAY_MS + 23 * HOUR_MS + 17 * 60_000 + 5, START_MS + 6 * DAY_MS + 41 * 60_000 + 7
+        for interval in ("1m", "3m", "5m", "15m", "1h"):
+            assert_same_bars(reader.candles(None, interval, start, end), expected_bars(minutes, None, interval, start, end, LATER_MS),
+                             f"{interval} across the archive boundary")
+        assert funding_rows(reader.funding(None, *EVERYTHING)) == funding_truth(archived, *EVERYTHING)
+
+
+def test_a_stamped_day_whose_partition_is_gone_is_an_error_naming_the_file(archived: Market) -> None:
+    prune(archived)
+    lost = archive.partition_path(archive.archive_root(archived.path, {}), "candles", START_MS + 2 * DAY_MS)
+    lost.unlink()
+    with MarketReader(archived.path, clock=FrozenClock(LATER_MS)) as reader, \
+            pytest.raises(archive.ArchiveError, match=re.escape(str(lost))):
+        reader.candles("BTC", "1m", START_MS + 2 * DAY_MS, START_MS + 3 * DAY_MS)
