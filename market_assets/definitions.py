@@ -18,6 +18,7 @@ from market_assets.defs.automation import (
 from market_assets.defs.catchup import catch_up_sensor
 from market_assets.defs.defillama.assets import macro_asset
 from market_assets.defs.history import candles_history, tvl_history
+from market_assets.defs.hyperliquid.archive import archive_job, archive_sensor, candles_archive
 from market_assets.defs.hyperliquid.candles import candles, candles_windows_sensor
 from market_assets.defs.hyperliquid.derived import features_asset, maintenance_asset
 from market_assets.defs.hyperliquid.funding import funding_asset
@@ -45,10 +46,12 @@ SCHEDULED = {
 jobs = {channel: channel_job(channel) for channel in SCHEDULED}
 
 defs = dg.Definitions(
-    assets=[candles, *SCHEDULED.values(), tvl_history, candles_history],
-    jobs=list(jobs.values()),
+    assets=[candles, *SCHEDULED.values(), tvl_history, candles_history, candles_archive],
+    jobs=[*jobs.values(), archive_job],
     schedules=[channel_schedule(channel, job) for channel, job in jobs.items()],
-    sensors=[candles_windows_sensor, catch_up_sensor(jobs), alert_on_run_failure, alert_on_freshness],
+    sensors=[
+        candles_windows_sensor, catch_up_sensor(jobs), archive_sensor(), alert_on_run_failure, alert_on_freshness,
+    ],
     resources={"memory": MarketMemory()},
 )
 
