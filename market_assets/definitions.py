@@ -18,7 +18,11 @@ from market_assets.defs.automation import (
 from market_assets.defs.catchup import catch_up_sensor
 from market_assets.defs.defillama.assets import macro_asset
 from market_assets.defs.history import candles_history, tvl_history
-from market_assets.defs.hyperliquid.archive import archive_job, archive_sensor, candles_archive
+from market_assets.defs.hyperliquid.archive import (
+    archive_job,
+    archive_sensor,
+    candles_archive,
+)
 from market_assets.defs.hyperliquid.candles import candles, candles_windows_sensor
 from market_assets.defs.hyperliquid.derived import features_asset, maintenance_asset
 from market_assets.defs.hyperliquid.funding import funding_asset
