@@ -15,6 +15,7 @@ from market_assets.memory import connect
 from market_assets.memory.connection import close
 from market_assets.read import INTERVALS, MarketReader
 from tests.conftest import FrozenClock
+from tests.market_data import store
 from tests.read.seeding import (
     DAY_MS,
     HOUR_MS,
@@ -24,7 +25,7 @@ from tests.read.seeding import (
     copy_market,
     roll_up,
 )
-from tests.read.truth import assert_same_bars, epoch_ms, expected_bars
+from tests.read.truth import assert_same_bars, epoch_ms, expected_bars, minutes_frame
 
 ARCHIVED_DAYS = range(START_MS, START_MS + 6 * DAY_MS, DAY_MS)
 """Days 0-5; day 6 holds a SOL minute never closed, which the archive refuses."""
@@ -97,3 +98,23 @@ def test_a_stamped_day_whose_partition_is_gone_is_an_error_naming_the_file(archi
     with MarketReader(archived.path, clock=FrozenClock(LATER_MS)) as reader, \
             pytest.raises(archive.ArchiveError, match=re.escape(str(lost))):
         reader.candles("BTC", "1m", START_MS + 2 * DAY_MS, START_MS + 3 * DAY_MS)
+
+
+def test_an_archived_day_revised_since_reads_the_revision_not_the_archive(archived: Market) -> None:
+    """A revision deletes the day's stamp (schema V8): the reader must stop trusting the partition."""
+    day3 = ARCHIVED_DAYS[3]
+    original = next(row for t, row in sorted(archived.history.minutes["ETH"].items()) if t >= day3 + 5 * HOUR_MS)
+    revised = original._replace(low=original.low * 0.98, volume=original.volume + 100.0)
+    conn = connect(archived.path, clock=FrozenClock(LATER_MS))
+    try:
+        store(conn, [revised], LATER_MS)
+    finally:
+        close(conn)
+    archived.history.put([revised])
+    truth = minutes_frame(archived.history.rows())
+    with MarketReader(archived.path, clock=FrozenClock(LATER_MS)) as reader:
+        for interval in ("1m", "3m", "5m", "1h", "1d"):
+            assert_same_bars(reader.candles("ETH", interval, day3, day3 + DAY_MS),
+                             expected_bars(truth, ["ETH"], interval, day3, day3 + DAY_MS, LATER_MS), f"{interval} revised")
+        minute = reader.candles("ETH", "1m", revised.open_time_ms, revised.open_time_ms + 60_000)
+        assert minute.low.tolist() == [revised.low]

@@ -179,3 +179,14 @@ def test_the_hours_after_the_last_rollup_are_composed_from_their_minutes(
         want = expected_bars(minutes, None, interval, opened, opened + 1, market.now_ms, include_forming=True)
         assert len(want) == len(COINS)
         assert_same_bars(got, want, interval)
+
+
+def test_weekly_bars_open_on_thursday_and_daily_ones_at_midnight_utc(reader: MarketReader) -> None:
+    """Epoch-aligned as Hyperliquid's own candles: 1970-01-01 was a Thursday."""
+    weeks = reader.candles("BTC", "1w", START_MS - WEEK_MS, include_forming=True)
+    assert [t.day_name() for t in weeks.open_time] == ["Thursday"] * 3
+    assert [t.isoformat() for t in weeks.open_time] == [f"2026-11-{d}T00:00:00+00:00" for d in (12, 19, 26)]
+    days = reader.candles("BTC", "1d", START_MS)
+    assert {(t.hour, t.minute) for t in days.open_time} == {(0, 0)} and len(days) == 9
+    eight = reader.candles("BTC", "8h", START_MS, START_MS + DAY_MS)
+    assert [t.hour for t in eight.open_time] == [0, 8, 16]
