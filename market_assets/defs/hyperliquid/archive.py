@@ -100,7 +100,6 @@ def candles_archive(context: AssetExecutionContext, memory: MarketMemory) -> Ite
 archive_job = dg.define_asset_job(
     "hyperliquid_candles_archive_job",
     selection=dg.AssetSelection.assets(ARCHIVE_KEY),
-    partitions_def=archive_partitions,
     description="Archive one UTC day of candles and funding to Parquet (hyperliquid/candles_archive).",
 )
 
