@@ -137,7 +137,8 @@ class MarketReader:
         the memory as of one moment, whatever the streamer commits meanwhile."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.db_path, readonly=True)
+            # Used by this thread only; ``any_thread`` so that :meth:`close` may close it from another.
+            conn = connect(self.db_path, readonly=True, any_thread=True)
             self._local.conn = conn
             with self._lock:
                 self._opened.append(conn)
@@ -295,6 +296,8 @@ class MarketReader:
         at each close joined (backward as-of on availability time: no look-ahead)."""
         if not isinstance(coin, str):
             raise ValueError(f"coin: frame reads one coin, got {coin!r}")  # noqa: TRY004 (one error type for every bad argument)
+        if coin not in self.coins():
+            raise ValueError(f"coin: unknown coin {coin!r}")
         bars = self.candles(coin, interval, start, end, as_of=as_of)
         assert isinstance(bars, pd.DataFrame)
         width = INTERVALS[interval]

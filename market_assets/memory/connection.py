@@ -21,7 +21,11 @@ from pathlib import Path
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from market_assets.clock import Clock, wall_clock_ms
-from market_assets.memory.errors import MarketMemoryError, MemoryBusyError, MemoryMissingError
+from market_assets.memory.errors import (
+    MarketMemoryError,
+    MemoryBusyError,
+    MemoryMissingError,
+)
 from market_assets.memory.schema import SCHEMA_VERSION, migrate, refuse_newer_schema
 
 BUSY_TIMEOUT_SEC = 10.0
@@ -33,19 +37,22 @@ ANALYSIS_LIMIT = 400
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def connect(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False, any_thread: bool = False
+) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the memory at ``path``.
 
     Refuses, without writing a byte, a file that is not SQLite or that a newer version of this
     program has migrated; raises :class:`MarketMemoryError` with a one-line reason.
     ``readonly`` opens an existing, current memory that this connection cannot change at all
     (every reader's and a dry run's promise to write nothing); it creates nothing, and raises
-    :class:`MemoryMissingError` when there is no memory at ``path``.
+    :class:`MemoryMissingError` when there is no memory at ``path``. ``any_thread`` lets another
+    thread than the opening one use (or close) the connection; never two at once.
     """
     path = Path(path)
     _check_existing_file(path)
     if readonly:
-        return _connect_readonly(path)
+        return _connect_readonly(path, any_thread)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -53,7 +60,7 @@ def connect(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False)
             f"cannot create the directory of the market memory {path}: {exc.strerror}"
         ) from exc
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SEC, isolation_level=None, check_same_thread=not any_thread)
     except sqlite3.Error as exc:
         raise MarketMemoryError(f"cannot open the market memory {path}: {exc}") from exc
     try:
@@ -106,7 +113,7 @@ def busy_error(path: Path) -> MemoryBusyError:
     )
 
 
-def open_reader(path: Path) -> sqlite3.Connection:
+def open_reader(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
     """A connection to the existing SQLite file at ``path`` that can neither change it nor leave a
     file behind; raises ``sqlite3.Error`` as SQLite does.
 
@@ -120,7 +127,10 @@ def open_reader(path: Path) -> sqlite3.Connection:
     what they committed to the WAL: SQLite's own housekeeping, no content of its own.)
     """
     mode = "ro" if Path(f"{path}-wal").exists() or not os.access(path, os.W_OK) else "rw"
-    conn = sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None)
+    conn = sqlite3.connect(
+        f"{path.as_uri()}?mode={mode}", uri=True, timeout=BUSY_TIMEOUT_SEC, isolation_level=None,
+        check_same_thread=not any_thread,
+    )
     try:
         conn.execute("PRAGMA query_only = ON")
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SEC * 1000)}")
@@ -130,11 +140,11 @@ def open_reader(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _connect_readonly(path: Path) -> sqlite3.Connection:
+def _connect_readonly(path: Path, any_thread: bool) -> sqlite3.Connection:
     if not path.is_file():
         raise MemoryMissingError(f"no market memory at {path}")
     try:
-        conn = open_reader(path.absolute())
+        conn = open_reader(path.absolute(), any_thread=any_thread)
     except sqlite3.Error as exc:
         raise MarketMemoryError(f"cannot read the market memory {path}: {exc}") from exc
     try:
