@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.indicators import INDICATORS
 from market_assets.memory import connect, reads
+from market_assets.memory.archive import stamped_days
 from market_assets.memory.rollups import DAY_MS
 
 MINUTE_MS = 60_000
@@ -242,7 +243,7 @@ class MarketReader:
         with self._snapshot() as conn:
             wanted = None if coins is None else self._coins(conn, coins)
             lo, hi = span.start, min(span.end, _NEVER)
-            days = reads.archived_days(conn, "funding", lo, hi)
+            days = list(stamped_days(conn, "funding", lo, hi))
             memory_rows = reads.funding_rows(conn, wanted, lo, hi)
         table = _funding_table(memory_rows)
         if days:
@@ -346,7 +347,7 @@ class MarketReader:
             parts.append(found)
             need = need.minus(found, level_width)
         if not need.empty:
-            days = reads.archived_days(conn, "candles", need.first, need.last)
+            days = list(stamped_days(conn, "candles", need.first, need.last))
             in_memory, in_archive = need.split_days(days)
             parts.append(in_memory.units(reads.minute_units(conn, in_memory.as_list(), forming=forming)))
             if not in_archive.empty:

@@ -74,15 +74,6 @@ def rollup_units(conn: sqlite3.Connection, interval: str, ranges: Sequence[Range
     return conn.execute(_ROLLUPS[interval], {"ranges": json.dumps(ranges)}).fetchall()
 
 
-def archived_days(conn: sqlite3.Connection, dataset: str, from_ms: int, to_ms: int) -> list[int]:
-    """Start of every UTC day of ``dataset`` stamped as archived that overlaps ``[from_ms, to_ms)``."""
-    rows = conn.execute(
-        "SELECT day_ms FROM archived_days WHERE dataset = ? AND day_ms > ? AND day_ms < ? ORDER BY day_ms",
-        (dataset, from_ms - DAY_MS, to_ms),
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
 def known_coins(conn: sqlite3.Connection) -> list[str]:
     """Every coin the memory knows: listed in the universe (delisted included), or with candles or
     rollups stored. Loose index scans: one seek per coin, whatever the history held."""
