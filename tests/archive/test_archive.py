@@ -284,7 +284,7 @@ def test_a_partition_carries_its_row_count_and_checksum(conn: sqlite3.Connection
     metadata = pq.ParquetFile(written.path).schema_arrow.metadata
     assert metadata[b"market.rows"] == b"240"
     assert metadata[b"market.checksum"].decode() == written.checksum == archive.checksum(archive.to_table("candles", [
-        (r.coin, r.open_time_ms, r.open, r.high, r.low, r.close, r.volume, r.trades, r.confirmed)
+        (r.coin, r.open_time_ms, r.open, r.high, r.low, r.close, r.volume, r.trades, int(r.confirmed))  # as SQLite returns them
         for r in sorted(rows, key=lambda r: (r.coin, r.open_time_ms))
     ]))
     assert stamps.stamp_of(conn, "candles", DAY0_MS) == stamps.Stamp(240, written.checksum, DAY0_MS + DAY_MS)
