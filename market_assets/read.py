@@ -336,7 +336,10 @@ class MarketReader:
 
     def _units(self, conn: sqlite3.Connection, ranges: list[reads.Range], width: int, *, forming: bool) -> _Units:
         """Every unit opening in ``ranges``, coarsest first: current rollups of each level that
-        divides ``width``, then what they leave to 1-minute rows (the archive's for stamped days)."""
+        divides ``width``, then what they leave to 1-minute rows: the archive's for stamped days,
+        the memory's for the others, with a day's archived minutes the memory no longer holds
+        when the day changed after it was archived (its stamp gone, its partition not yet
+        rewritten; what the archive job will write for it, ``archive.write_day``)."""
         need = _Ranges.of(ranges)
         parts: list[np.ndarray] = []
         for interval, level_width in ROLLUP_LEVELS:
@@ -347,14 +350,24 @@ class MarketReader:
             parts.append(found)
             need = need.minus(found, level_width)
         if not need.empty:
-            days = list(stamped_days(conn, "candles", need.first, need.last))
-            in_memory, in_archive = need.split_days(days)
-            parts.append(in_memory.units(reads.minute_units(conn, in_memory.as_list(), forming=forming)))
-            if not in_archive.empty:
-                archived = self._archive().read_candles(self.archive_root, days, in_archive.coins(),
-                                                        in_archive.first, in_archive.last)
-                parts.append(in_archive.select(in_archive.archived_units(archived)))
+            stamped = list(stamped_days(conn, "candles", need.first, need.last))
+            in_memory, in_archive = need.split_days(stamped)
+            minutes = in_memory.units(reads.minute_units(conn, in_memory.as_list(), forming=forming))
+            parts.append(minutes)
+            parts.append(self._archived_minutes(in_archive, stamped))
+            changed = [day for day in in_memory.days() if self._archive().partition_path(
+                self.archive_root, "candles", day).exists()]
+            if changed:
+                older = self._archived_minutes(in_memory.split_days(changed)[1], changed)
+                parts.append(older[~np.isin(_Ranges.keys(older), _Ranges.keys(minutes))])
         return _Units(need.names, np.concatenate(parts) if parts else np.empty((0, len(reads.UNIT_COLUMNS))))
+
+    def _archived_minutes(self, ranges: _Ranges, days: list[int]) -> np.ndarray:
+        """The archive's minutes of ``days`` inside ``ranges``, as units."""
+        if ranges.empty:
+            return np.empty((0, len(reads.UNIT_COLUMNS)))
+        archived = self._archive().read_candles(self.archive_root, days, ranges.coins(), ranges.first, ranges.last)
+        return ranges.select(ranges.archived_units(archived))
 
     def _archive(self) -> Any:
         from market_assets import archive
@@ -617,6 +630,19 @@ class _Ranges:
         lo, hi = self.starts & mask, self.ends & mask
         return self._with(coin | (-(-lo // width) * width), coin | (hi - hi % width))
 
+    @classmethod
+    def keys(cls, units: np.ndarray) -> np.ndarray:
+        """The key (coin index, open time) of each unit."""
+        return (units[:, _CODE].astype(np.int64) << cls.SHIFT) + units[:, _OPEN_MS].astype(np.int64)
+
+    def days(self) -> list[int]:
+        """Start of every UTC day these ranges touch."""
+        mask = (1 << self.SHIFT) - 1
+        touched: set[int] = set()
+        for s, e in zip((self.starts & mask).tolist(), (self.ends & mask).tolist()):
+            touched.update(range(s - s % DAY_MS, e, DAY_MS))
+        return sorted(touched)
+
     def units(self, rows: list[tuple]) -> np.ndarray:
         """Rows of :func:`reads.minute_units` or :func:`reads.rollup_units` for :meth:`as_list`
         as a units matrix, each row's range index replaced by its coin's index."""
@@ -639,7 +665,7 @@ class _Ranges:
         """These ranges without the buckets ``[open, open + width)`` of ``units`` (each inside one range)."""
         if len(units) == 0:
             return self
-        held = np.sort((units[:, _CODE].astype(np.int64) << self.SHIFT) + units[:, _OPEN_MS].astype(np.int64))
+        held = np.sort(self.keys(units))
         # Gaps: from each range's start or held bucket's end, to the next held bucket's start or
         # the range's end; in key order the two sorted lists pair up one to one.
         gap_starts = np.sort(np.concatenate([self.starts, held + width]))
@@ -667,7 +693,7 @@ class _Ranges:
         """The rows of ``units`` that open inside one of these ranges."""
         if len(units) == 0 or self.empty:
             return units[:0]
-        keys = (units[:, _CODE].astype(np.int64) << self.SHIFT) + units[:, _OPEN_MS].astype(np.int64)
+        keys = self.keys(units)
         slot = np.searchsorted(self.starts, keys, side="right") - 1
         inside = (units[:, _CODE] >= 0) & (slot >= 0) & (keys < self.ends[np.maximum(slot, 0)])
         return units[inside]

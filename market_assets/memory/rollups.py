@@ -78,6 +78,10 @@ _STOP = f"""min(p.to_ms, :now - :now % {FIVE_MS}, coalesce((
         SELECT min(m.open_time_ms) - min(m.open_time_ms) % {FIVE_MS} FROM forming AS m
         WHERE m.coin = p.coin AND m.open_time_ms >= p.from_ms), {_NEVER}))"""
 
+# A bucket is never replaced by one of fewer minutes. Only retention removes minutes, and only
+# once they are rolled (and archived), so fewer minutes than the bucket holds means the bucket
+# was partly pruned and something (a manual backfill) wrote into it since: rolling what is left
+# would lose every pruned minute from every interval above it; the bucket stays as it is.
 # INSERT OR REPLACE, not an upsert: every column is rewritten anyway, and a multi-row upsert
 # keeps a statement journal of every page it touches (measured: 2,400 rows 19 ms vs 13 ms).
 # The first and last sub-bucket's open and close are correlated seeks into the pages just read,
@@ -93,7 +97,9 @@ _ROLL_HEAD = """INSERT OR REPLACE INTO candle_rollups (coin, interval, open_time
             max(s.high) AS high, min(s.low) AS low, sum(s.volume) AS volume, sum(s.trades) AS trades,
             {minutes} AS minutes, {confirmed} AS confirmed_minutes
         FROM {source}
-        GROUP BY {group}) AS g"""
+        GROUP BY {group}) AS g
+    WHERE g.minutes >= coalesce((SELECT e.minutes FROM candle_rollups AS e
+        WHERE e.coin = g.coin AND e.interval = :interval AND e.open_time_ms = g.bucket_ms), 0)"""
 
 # 5m from the minutes: every queued hour (walked in key order), each of its ready steps (a rowid
 # range), each step's minutes (a primary-key range). All three loops are in key order, so the
@@ -230,7 +236,7 @@ def queued_rollups(conn: sqlite3.Connection) -> int:
     Each queued day and hour counts once, and an hour's 5m buckets still to roll once more.
     """
     return int(conn.execute(
-        f"SELECT count(*) + sum(interval = '1h' AND from_ms < to_ms) FROM pending_rollups"
+        "SELECT count(*) + sum(interval = '1h' AND from_ms < to_ms) FROM pending_rollups"
     ).fetchone()[0] or 0)
 
 

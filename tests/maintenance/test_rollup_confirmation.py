@@ -109,3 +109,27 @@ def test_a_change_to_an_archived_day_removes_its_stamp_and_nothing_else(tmp_path
                    clock())  # day 1's hour 6 corrected
     assert stamps(conn) == [("candles", 2 * DAY_MS), ("funding", 0), ("funding", 2 * DAY_MS)]
     conn.close()
+
+
+def test_a_minute_written_into_a_pruned_day_leaves_its_rollups_whole(tmp_path, clock: FrozenClock) -> None:
+    """Only retention removes minutes; a bucket rolled again from what retention left would lose
+    the pruned ones from every interval above it (a manual backfill of an old day)."""
+    clock.now_ms = DAY0_MS + 3 * DAY_MS
+    conn = connect(tmp_path / "m.db", clock=clock)
+    rows = series("ETH", DAY0_MS, random_walk(4, 2 * 1440))
+    store(conn, [r._replace(confirmed=True) for r in rows], clock())
+    roll_pending(conn, clock())
+    before = {interval: confirmed_rollups(conn, interval) for interval in ("5m", "1h", "1d")}
+    conn.execute("DELETE FROM candles WHERE open_time_ms < ?", (DAY0_MS + DAY_MS,))  # day 0 pruned
+
+    store(conn, [rows[62]._replace(close=rows[62].close * 1.5, confirmed=True)], clock())
+    assert conn.execute("SELECT count(*) FROM pending_rollups WHERE interval = '1h'").fetchone()[0] == 1
+    roll_pending(conn, clock())
+    assert {interval: confirmed_rollups(conn, interval) for interval in ("5m", "1h", "1d")} == before
+    assert conn.execute("SELECT count(*) FROM pending_rollups").fetchone()[0] == 0
+    # A minute of a day still held is rolled as ever.
+    store(conn, [rows[1504]._replace(close=rows[1504].close * 1.5, confirmed=True)], clock())
+    roll_pending(conn, clock())
+    assert conn.execute("SELECT close FROM candle_rollups WHERE coin = 'ETH' AND interval = '5m' AND open_time_ms = ?",
+                        (DAY0_MS + 1500 * MINUTE_MS,)).fetchone()[0] == rows[1504].close * 1.5
+    conn.close()
