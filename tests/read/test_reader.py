@@ -221,3 +221,63 @@ def test_a_reader_never_writes_and_needs_a_memory(memory: Path, reader: MarketRe
     with pytest.raises(MemoryMissingError):
         MarketReader(missing, archive=tmp_path / "archive").candles("BTC", "1m", DAY0_MS)
     assert not missing.parent.exists()
+
+
+WRITTEN_MINUTES = 3 * 1440
+COINS_WRITTEN = ("BTC", "ETH", "SOL")
+
+
+def truth(coin: str) -> list:
+    return series(coin, DAY0_MS, random_walk(COINS_WRITTEN.index(coin) + 11, WRITTEN_MINUTES), seed=7)
+
+
+def write_like_the_streamer(path: str) -> None:
+    """Another process: three coins' minutes in order, 30 at a time as the streamer flushes, and a
+    rollup of what has closed every 240 minutes, as maintenance runs beside it."""
+    from market_assets.memory import connect
+    from market_assets.memory.rollups import roll_pending
+
+    conn = connect(Path(path), clock=lambda: NOW_MS)
+    rows = {coin: truth(coin) for coin in COINS_WRITTEN}
+    for start in range(0, WRITTEN_MINUTES, 30):
+        store(conn, [r for coin in COINS_WRITTEN for r in rows[coin][start:start + 30]], NOW_MS)
+        if start % 240 == 0:
+            roll_pending(conn, DAY0_MS + start * MINUTE_MS)
+    conn.close()
+
+
+def test_reads_while_another_process_writes_are_exact_at_every_moment(tmp_path: Path) -> None:
+    """Each call reads one snapshot: whatever the writer has committed, every bar is exactly the
+    minutes written so far (in order), whether they came from rollups or minutes."""
+    import multiprocessing
+
+    path = tmp_path / "market.db"
+    with open_memory(path, clock=lambda: NOW_MS):
+        pass
+    frames = {coin: pd.DataFrame(truth(coin)) for coin in COINS_WRITTEN}
+    writer = multiprocessing.get_context("spawn").Process(target=write_like_the_streamer, args=(str(path),))
+    writer.start()
+    reads = 0
+    seen: list[int] = []
+    try:
+        with MarketReader(path, archive=tmp_path / "archive", clock=lambda: DAY0_MS + 10 * 86_400_000) as reader:
+            while writer.is_alive() or reads < 3:
+                for interval in ("5m", "1h", "4h"):
+                    bars = reader.candles(None, interval, DAY0_MS)
+                    seen.append(int(bars["minutes"].sum()))
+                    for bar in bars.itertuples():
+                        first = (bar.open_time.value // 1_000_000 - DAY0_MS) // MINUTE_MS
+                        minutes = frames[bar.coin].iloc[first:first + bar.minutes]
+                        assert (bar.open, bar.high, bar.low, bar.close, bar.trades) == (
+                            minutes["open"].iloc[0], minutes["high"].max(), minutes["low"].min(),
+                            minutes["close"].iloc[-1], minutes["trades"].sum())
+                        assert bar.volume == pytest.approx(minutes["volume"].sum(), rel=1e-12)
+                    reads += 1
+    finally:
+        writer.join(timeout=60)
+        if writer.is_alive():
+            writer.kill()
+    assert writer.exitcode == 0 and reads >= 3
+    assert min(seen) < len(COINS_WRITTEN) * WRITTEN_MINUTES, "no read happened while the writer wrote"
+    with MarketReader(path, archive=tmp_path / "archive", clock=lambda: DAY0_MS + 10 * 86_400_000) as reader:
+        assert reader.candles(None, "1d", DAY0_MS)["minutes"].tolist() == [1440] * 9
