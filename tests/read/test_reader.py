@@ -281,3 +281,16 @@ def test_reads_while_another_process_writes_are_exact_at_every_moment(tmp_path: 
     assert min(seen) < len(COINS_WRITTEN) * WRITTEN_MINUTES, "no read happened while the writer wrote"
     with MarketReader(path, archive=tmp_path / "archive", clock=lambda: DAY0_MS + 10 * 86_400_000) as reader:
         assert reader.candles(None, "1d", DAY0_MS)["minutes"].tolist() == [1440] * 9
+
+
+def test_the_readme_strategy_runs_as_written(memory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Reading the memory", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("MARKET_DB", str(memory))
+    names: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), names)  # noqa: S102 (the README's own example)
+    bars, signal = names["bars"], names["signal"]
+    assert isinstance(bars, pd.DataFrame) and len(bars) == 6 and bars.index.name == "close_time"
+    assert signal.dtype == bool and len(signal) == len(bars)
+    assert {"rsi_14", "sma_200", "funding_rate", "verified"} <= set(bars.columns)
