@@ -252,7 +252,8 @@ def _with_rows_pruned_from_memory(
     """The memory's rows plus the existing partition's rows the memory no longer holds, how many
     of those, and a note for the outcome's message.
 
-    An unreadable or corrupted partition is moved aside (``part-0.parquet.corrupt-<ms>``), never overwritten:
+    An unreadable or corrupted partition is moved aside (``_part-0.parquet.corrupt-<ms>``: the leading
+    underscore keeps pyarrow, pandas and Spark from reading it with the folder), never overwritten:
     the rows only it held may still be recovered from it by hand.
     """
     path = partition_path(root, dataset, day_ms)
@@ -261,7 +262,7 @@ def _with_rows_pruned_from_memory(
     try:
         existing = read_partition(root, dataset, day_ms)
     except ArchiveError as exc:
-        aside = path.with_name(f"{path.name}.corrupt-{now_ms}")
+        aside = path.with_name(f"_{path.name}.corrupt-{now_ms}")
         os.replace(path, aside)
         return memory, 0, f"; the previous partition was unusable ({exc}), moved aside to {aside}"
     pruned = existing.filter(pc.invert(pc.is_in(_keys(dataset, existing), value_set=_keys(dataset, memory))))

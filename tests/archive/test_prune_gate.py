@@ -7,6 +7,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from market_assets import archive
@@ -97,7 +98,8 @@ def test_a_partition_repaired_by_archiving_the_day_again_unblocks_it(conn: sqlit
 
     again = archive.write_day(conn, root, "candles", DAY0_MS, clock())  # the memory still holds it whole
     assert again.outcome is archive.Outcome.WRITTEN and "moved aside" in again.message
-    assert list(path.parent.glob("part-0.parquet.corrupt-*"))  # never thrown away
+    assert list(path.parent.glob("_part-0.parquet.corrupt-*"))  # never thrown away,
+    assert pq.read_table(root / "candles").num_rows == 4 * 2 * 1440  # nor read with the folder
     retry = run_maintenance(conn, Ledger(conn, clock), settings=MaintenanceSettings(archive_root=root))
     assert retry.archive_blocked["candles"] == {} and retry.candle_rows_pruned == 2 * 1440
     assert [tuple(v.values()) for v in archive.read_candles(root, [DAY0_MS], None, DAY0_MS, DAY0_MS + DAY_MS).to_pylist()] == [
