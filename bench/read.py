@@ -16,9 +16,9 @@ a. ``--coins`` × ``--days`` of 1-minute candles (864,000 rows) into pandas thro
    Measured twice: with the minutes only in SQLite, and with every finished day also in the
    Parquet archive (stamped), where the reader may take them from either.
 b. 1h bars of ``--hourly-coins`` × ``--days`` through ``candles(None, "1h", ...)``, as a ratio to
-   a pandas ``groupby("coin").resample("1h")`` (first/max/min/last/sum) of the same 1-minute
-   rows already in a DataFrame (goal ≤ 0.2×): what a strategy does without rollups, minus
-   loading the minutes at all.
+   a pandas resample, ``groupby(["coin", pd.Grouper(key="open_time", freq="1h")])``
+   (first/max/min/last/sum), of the same 1-minute rows already in a DataFrame (goal ≤ 0.2×):
+   what a strategy does without rollups, minus loading the minutes at all.
 c. A year (``--year-days``) of 1-minute candles of one coin, archived then pruned from the
    memory by maintenance, read through ``candles`` (goal ≤ 1 s, an absolute goal); and the
    archive's bytes per 1-minute row (goal ≤ 35), on the ``--coins``-coin days of (a) and, for
@@ -276,7 +276,10 @@ def minutes_frame(coins: int, start_ms: int, end_ms: int) -> pd.DataFrame:
 
 
 def pandas_hourly(frame: pd.DataFrame) -> pd.DataFrame:
-    return (frame.groupby("coin").resample("1h", on="open_time")
+    """The fastest pandas idiom for it measured on 864k rows (pandas 3.1): a ``Grouper`` with the
+    frequency, 0.70 s; ``set_index`` then ``groupby().resample("1h")``, 1.1 s;
+    ``groupby().resample("1h", on=...)``, 19 s. A slow yardstick would flatter the reader."""
+    return (frame.groupby(["coin", pd.Grouper(key="open_time", freq="1h")])
             .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum", "trades": "sum"}))
 
 
@@ -396,7 +399,7 @@ def main() -> None:
                       f"({len(expected):,} bars)", flush=True)  # type: ignore[arg-type]
                 assert len(bars) == len(expected)  # type: ignore[arg-type]
         report("read", f"1h bars of {args.hourly_coins} coins x {args.days} d / pandas resample", best(reads) / best(resamples), "x",
-               goal="<= 0.2x", baseline=f"pandas groupby-resample of {len(frame):,} 1m rows in a DataFrame {best(resamples):.2f} s",
+               goal="<= 0.2x", baseline=f"pandas resample (Grouper freq=1h) of {len(frame):,} 1m rows in a DataFrame {best(resamples):.2f} s",
                limit=0.2, direction="max")
         del frame
 
