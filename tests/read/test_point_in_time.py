@@ -7,6 +7,8 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from market_assets.read import MarketReader, join_informative
 from tests.read.seeding import COINS, HOUR_MS, MINUTE_MS, NOW_MS, START_MS, Market
@@ -140,3 +142,35 @@ def test_an_informative_1h_pair_joined_to_1m_bars_is_never_seen_before_its_close
     on_the_hour = base_close % HOUR_MS == 0
     assert (informative_close[on_the_hour] == base_close[on_the_hour]).all() and on_the_hour.sum() >= 5
     assert (informative_close[~on_the_hour] == base_close[~on_the_hour] - base_close[~on_the_hour] % HOUR_MS).all()
+
+
+COIN_SETS = st.one_of(st.none(), st.lists(st.sampled_from(COINS), min_size=1, max_size=3, unique=True))
+
+
+@pytest.fixture(scope="module")
+def every_feature(market: Market) -> pd.DataFrame:
+    return stored_features(market, NOW_MS)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(coins=COIN_SETS, start=st.integers(START_MS, NOW_MS), length=st.integers(0, 5 * HOUR_MS),
+       as_of=st.integers(START_MS, NOW_MS + HOUR_MS))
+def test_any_features_and_funding_read_is_the_rows_known_by_as_of(
+    market: Market, reader: MarketReader, every_feature: pd.DataFrame, coins: list[str] | None, start: int, length: int,
+    as_of: int,
+) -> None:
+    end = start + length
+    got = reader.features(coins, start, end, as_of=as_of)
+    cut = min(as_of, NOW_MS)  # nothing is known after now
+    want = every_feature[(every_feature.open_time_ms >= start) & (every_feature.open_time_ms < end)
+                         & (every_feature.open_time_ms + MINUTE_MS <= cut)]
+    if coins is not None:
+        want = want[want.coin.isin(coins)]
+    assert list(zip(got.coin.astype(object), epoch_ms(got.open_time), strict=True)) \
+        == list(zip(want.coin, want.open_time_ms, strict=True))
+    np.testing.assert_array_equal(got[FEATURES].to_numpy(dtype=float), want[FEATURES].to_numpy(dtype=float))
+
+    rates = reader.funding(coins, start, end, as_of=as_of)
+    expected = sorted((r.coin, r.hour_ms, r.source_time_ms) for r in market.funding
+                      if start <= r.hour_ms < end and r.source_time_ms <= cut and (coins is None or r.coin in coins))
+    assert list(zip(rates.coin.astype(object), epoch_ms(rates.hour), epoch_ms(rates.time), strict=True)) == expected
