@@ -47,8 +47,8 @@ from market_assets.memory import archive as stamps
 from market_assets.memory.archive import Dataset, Stamp
 from market_assets.memory.connection import write_transaction
 from market_assets.memory.rollups import DAY_MS
+from market_assets.settings import archive_path
 
-ARCHIVE_ENV = "MARKET_ARCHIVE"
 PARTITION_FILE = "part-0.parquet"
 
 ROW_GROUP_ROWS = 8_192
@@ -91,11 +91,9 @@ class ArchiveError(MarketMemoryError):
 
 
 def archive_root(db_path: Path, env: Mapping[str, str] = os.environ) -> Path:
-    """``MARKET_ARCHIVE`` if set, else the ``archive`` folder beside the memory ``db_path``."""
-    configured = env.get(ARCHIVE_ENV)
-    if configured:
-        return Path(configured).expanduser().absolute()
-    return Path(db_path).expanduser().absolute().parent / "archive"
+    """``MARKET_ARCHIVE`` if set, else the ``archive`` folder beside the memory ``db_path``
+    (``settings.archive_path``, where ``Settings.from_env`` reads it too)."""
+    return archive_path(db_path, env)
 
 
 def day_key(day_ms: int) -> str:

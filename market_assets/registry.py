@@ -287,11 +287,11 @@ a year for analysis, then pruned: Gamma still serves a market by id, so nothing 
 
 BOUNDED_TABLES: Mapping[str, str] = {
     "ingestion_runs": "LEDGER_RETENTION, keeping each channel's latest run",
-    "candles": "CANDLES.retention, a day at a time once its rollups hold it",
+    "candles": "CANDLES.retention, a day at a time once its rollups hold it and the Parquet archive holds it verified",
     "candle_rollups": "ROLLUP_RETENTION per interval",
     "candle_gaps": "GAP_RETENTION",
     "candle_repairs": "GAP_RETENTION; a queue the streamer's repair drains",
-    "funding": "FUNDING.retention",
+    "funding": "FUNDING.retention, a day at a time once the Parquet archive holds it verified",
     "features": "FEATURES.retention",
     "polymarket_tracked_markets": "POLYMARKET_UNSEEN_AFTER and closed markets move to the untracked registry",
     "polymarket_untracked_markets": "POLYMARKET_UNTRACKED_RETENTION",

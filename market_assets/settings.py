@@ -18,6 +18,17 @@ _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 """RFC 6750's b64token: what an ``Authorization: Bearer`` header can carry."""
 
 
+ARCHIVE_ENV = "MARKET_ARCHIVE"
+
+
+def archive_path(db_path: Path, env: Mapping[str, str]) -> Path:
+    """The Parquet archive's folder: ``MARKET_ARCHIVE`` if set, else ``archive/`` beside the memory."""
+    configured = env.get(ARCHIVE_ENV)
+    if configured:
+        return Path(configured).expanduser().absolute()
+    return Path(db_path).expanduser().absolute().parent / "archive"
+
+
 def default_db_path(env: Mapping[str, str]) -> Path:
     """``$XDG_DATA_HOME/market/market.db``: outside the source tree, per user, survives a re-clone."""
     data_home = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
@@ -71,6 +82,8 @@ class Settings:
     warm_start_minutes: int = 1440
     """``MARKET_WARM_START_MINUTES``: the streamer's start (and a new listing) queues the minutes
     of this many before now that are not stored confirmed for REST repair."""
+    archive_root: Path | None = None
+    """The Parquet archive (``MARKET_ARCHIVE``, :func:`archive_path`); ``None`` only when built by hand."""
 
     @property
     def max_coins(self) -> int | None:
@@ -101,6 +114,7 @@ class Settings:
             admin_user_ids=_csv(env.get("MARKET_ADMIN_USER_IDS")),
             api_tokens=_tokens(env.get("MARKET_API_TOKENS")),
             warm_start_minutes=int(env.get("MARKET_WARM_START_MINUTES", "1440")),
+            archive_root=archive_path(path, env),
         )
 
 

@@ -86,7 +86,8 @@ def _metadata(days: list[DayArchive]) -> dict[str, object]:
 )
 def candles_archive(context: AssetExecutionContext, memory: MarketMemory) -> Iterator[dg.MaterializeResult]:
     day_ms = int(context.partition_time_window.start.timestamp() * 1000)
-    root = archive.archive_root(memory.path)
+    settings = memory.settings
+    root = settings.archive_root or archive.archive_root(settings.db_path)
     with memory.connect() as conn:
         days = [archive.write_day(conn, root, dataset, day_ms, wall_clock_ms()) for dataset in stamps.DATASETS]
     for day in days:
