@@ -113,7 +113,7 @@ def as_input(ms: int, form: str) -> object:
             "iso": moment.isoformat()}[form]
 
 
-@settings(max_examples=80, deadline=None, database=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(interval=st.sampled_from(list(WIDTH_MS)), coins=COIN_CHOICES, bounds=st.tuples(TIMES, TIMES),
        as_of=st.one_of(st.none(), st.integers(START_MS, NOW_MS)), forming=st.booleans(), verified_only=st.booleans(),
        form=st.sampled_from(["ms", "naive", "aware", "timestamp", "iso"]))
@@ -135,7 +135,7 @@ def test_any_range_interval_and_coins_equal_a_resample_of_the_minutes(
 GAPS = st.lists(st.tuples(st.integers(0, 3 * 1440), st.integers(1, 180)), max_size=6)
 
 
-@settings(max_examples=15, deadline=None, database=None)
+@settings(max_examples=12, deadline=None, database=None)
 @given(gaps=GAPS, unconfirmed=st.sets(st.integers(0, 3 * 1440 - 1), max_size=20), rolled_at=st.integers(0, 3 * 1440),
        interval=st.sampled_from(list(WIDTH_MS)), seed=st.integers(0, 2**16))
 def test_any_gaps_in_the_minutes_before_and_after_a_rollup_equal_a_resample(

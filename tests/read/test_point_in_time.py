@@ -152,7 +152,7 @@ def every_feature(market: Market) -> pd.DataFrame:
     return stored_features(market, NOW_MS)
 
 
-@settings(max_examples=40, deadline=None, database=None)
+@settings(max_examples=25, deadline=None, database=None)
 @given(coins=COIN_SETS, start=st.integers(START_MS, NOW_MS), length=st.integers(0, 5 * HOUR_MS),
        as_of=st.integers(START_MS, NOW_MS + HOUR_MS))
 def test_any_features_and_funding_read_is_the_rows_known_by_as_of(
