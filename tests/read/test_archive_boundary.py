@@ -118,3 +118,37 @@ def test_an_archived_day_revised_since_reads_the_revision_not_the_archive(archiv
                              expected_bars(truth, ["ETH"], interval, day3, day3 + DAY_MS, LATER_MS), f"{interval} revised")
         minute = reader.candles("ETH", "1m", revised.open_time_ms, revised.open_time_ms + 60_000)
         assert minute.low.tolist() == [revised.low]
+
+
+def test_a_minute_written_into_an_archived_and_pruned_day_loses_no_other_minute(archived: Market) -> None:
+    """A late confirmation of one minute of a pruned day removes the day's stamp: until the day is
+    archived again its other minutes are only in the partition, and its buckets must not be rolled
+    again from the one minute the memory holds."""
+    prune(archived)
+    day2 = ARCHIVED_DAYS[2]
+    late = next(row for t, row in sorted(archived.history.minutes["BTC"].items()) if t >= day2 + 3 * HOUR_MS and not row.confirmed)
+    confirmed = late._replace(confirmed=True)
+    conn = connect(archived.path, clock=FrozenClock(LATER_MS))
+    try:
+        store(conn, [confirmed], LATER_MS)
+    finally:
+        close(conn)
+    archived.history.put([confirmed])
+    truth = minutes_frame(archived.history.rows())
+
+    def assert_day_whole(now_ms: int, context: str) -> None:
+        with MarketReader(archived.path, clock=FrozenClock(now_ms)) as reader:
+            for interval in ("1m", "5m", "1h", "1d"):
+                assert_same_bars(reader.candles("BTC", interval, day2, day2 + DAY_MS),
+                                 expected_bars(truth, ["BTC"], interval, day2, day2 + DAY_MS, now_ms), f"{interval} {context}")
+
+    assert_day_whole(LATER_MS, "before maintenance")
+    assert prune(archived) == 0  # the day is no longer stamped: nothing of it pruned, its buckets rolled again
+    assert_day_whole(LATER_MS, "after maintenance")
+    conn = connect(archived.path, clock=FrozenClock(LATER_MS))
+    try:
+        again = archive.write_day(conn, archive.archive_root(archived.path, {}), "candles", day2, LATER_MS)
+        assert again.outcome == archive.Outcome.WRITTEN, again.message
+    finally:
+        close(conn)
+    assert_day_whole(LATER_MS, "archived again")
