@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from market_assets import archive
 from market_assets.ledger import Ledger
@@ -37,7 +39,19 @@ EVERYTHING = (START_MS - 7 * DAY_MS, NOW_MS + DAY_MS)
 @pytest.fixture
 def archived(market: Market, tmp_path: Path) -> Market:
     """The market with days 0-5 of candles and funding archived (stamped), nothing pruned yet."""
-    copy = copy_market(market, tmp_path / "memory" / "market.db")
+    return archive_market(market, tmp_path / "memory" / "market.db")
+
+
+@pytest.fixture(scope="module")
+def archived_and_pruned(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Market:
+    """Days 0-5 archived, then pruned from the memory by maintenance (read only)."""
+    pruned = archive_market(market, tmp_path_factory.mktemp("pruned") / "memory" / "market.db")
+    prune(pruned)
+    return pruned
+
+
+def archive_market(market: Market, path: Path) -> Market:
+    copy = copy_market(market, path)
     roll_up(copy)
     conn = connect(copy.path, clock=FrozenClock(LATER_MS))
     try:
@@ -152,3 +166,21 @@ def test_a_minute_written_into_an_archived_and_pruned_day_loses_no_other_minute(
     finally:
         close(conn)
     assert_day_whole(LATER_MS, "archived again")
+
+
+TIMES = st.integers(START_MS - DAY_MS, START_MS + 8 * DAY_MS)
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(interval=st.sampled_from(list(INTERVALS)), bounds=st.tuples(TIMES, TIMES),
+       coins=st.one_of(st.none(), st.lists(st.sampled_from(["BTC", "ETH", "SOL"]), min_size=1, max_size=3, unique=True)),
+       as_of=st.one_of(st.none(), TIMES), forming=st.booleans())
+def test_any_read_across_archived_pruned_and_held_days_equals_a_resample(
+    archived_and_pruned: Market, minutes: pd.DataFrame, interval: str, bounds: tuple[int, int], coins: list[str] | None,
+    as_of: int | None, forming: bool,
+) -> None:
+    start, end = sorted(bounds)
+    with MarketReader(archived_and_pruned.path, clock=FrozenClock(LATER_MS)) as reader:
+        got = reader.candles(coins, interval, start, end, as_of=as_of, include_forming=forming)
+    assert_same_bars(got, expected_bars(minutes, coins, interval, start, end, LATER_MS, as_of_ms=as_of, include_forming=forming),
+                     f"{interval} {coins} [{start}, {end}) as_of={as_of} forming={forming}")
