@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -31,7 +31,7 @@ from litestar import Controller, MediaType, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Schema
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Schema
 from litestar.params import Parameter
 
 from api.errors import ErrorBody
@@ -52,8 +52,9 @@ CSV = "text/csv"
 NEXT_HEADER = "X-Next-Cursor"
 
 HOUR_MS = 60 * MINUTE_MS
-EARLIEST_MS, LATEST_MS = -62_135_596_800_000, 253_402_300_799_999
-"""Times a parameter may name: years 1 to 9999, as ISO-8601 writes them."""
+EARLIEST_MS, LATEST_MS = 0, 253_402_300_799_999
+"""Times a parameter may name: 1970 (no market data is older, and the reader's ranges are
+unsigned) to 9999 (the last year ISO-8601 writes)."""
 
 
 # ---- what the rows look like (OpenAPI only: rows are encoded from the reader's Arrow table) ----
@@ -192,6 +193,15 @@ _BAD_PARAMETER = ResponseSpec(
 # ---- parameters ----
 
 TIME_TEXT = "ISO-8601 (e.g. `2026-11-18T00:00:00Z`; without an offset: UTC) or epoch milliseconds."
+TIME_SCHEMA: dict[str, Any] = {
+    "type": None,
+    "one_of": None,
+    "any_of": [
+        Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+        Schema(type=OpenAPIType.STRING, pattern="^-?[0-9]+$", description="epoch milliseconds"),
+    ],
+}
+"""A time parameter as the document shows it (the handler reads it as text): ISO-8601, or digits."""
 
 Coins = Annotated[
     list[str] | None,
@@ -204,12 +214,21 @@ Interval = Annotated[
         schema_extra={"enum": list(INTERVALS)},
     ),
 ]
-Start = Annotated[str, Parameter(description=f"First bar/row at or after this time. {TIME_TEXT}")]
-OptionalStart = Annotated[str | None, Parameter(description=f"First row at or after this time. {TIME_TEXT}")]
-End = Annotated[str | None, Parameter(description=f"Rows before this time; default now (or `as_of`). {TIME_TEXT}")]
+Start = Annotated[
+    str, Parameter(description=f"First bar/row at or after this time. {TIME_TEXT}", schema_extra=TIME_SCHEMA)
+]
+OptionalStart = Annotated[
+    str | None, Parameter(description=f"First row at or after this time. {TIME_TEXT}", schema_extra=TIME_SCHEMA)
+]
+End = Annotated[
+    str | None,
+    Parameter(description=f"Rows before this time; default: every row known by `as_of` (or now). {TIME_TEXT}",
+              schema_extra=TIME_SCHEMA),
+]
 AsOf = Annotated[
     str | None,
-    Parameter(description=f"Point in time: nothing closed or observed after it is returned. {TIME_TEXT}"),
+    Parameter(description=f"Point in time: nothing closed or observed after it is returned. {TIME_TEXT}",
+              schema_extra=TIME_SCHEMA),
 ]
 Limit = Annotated[
     int,
@@ -367,7 +386,9 @@ class ReadController(Controller):
             list[str] | None, Parameter(description="A series (`tvl`, `stablecoin_supply`, `dex_volume`, `fees`); repeat.")
         ] = None,
         start: OptionalStart = None,
-        end: Annotated[str | None, Parameter(description=f"Points before this time. {TIME_TEXT}")] = None,
+        end: Annotated[
+            str | None, Parameter(description=f"Points before this time. {TIME_TEXT}", schema_extra=TIME_SCHEMA)
+        ] = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: CursorText = None,
         format: Format = None,
@@ -450,9 +471,10 @@ def _parse_time(name: str, text: str | None) -> int | None:
             stamp = pd.NaT
         if stamp is pd.NaT:
             raise ValueError(f"{name}: {text!r} is neither an ISO-8601 time nor epoch milliseconds")
-        ms = int((stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).value // 1_000_000)
+        moment = stamp.to_pydatetime(warn=False)  # years 1 to 9999, past pandas' nanosecond range
+        ms = ((moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment) - _EPOCH) // timedelta(milliseconds=1)
     if not EARLIEST_MS <= ms <= LATEST_MS:
-        raise ValueError(f"{name}: {text!r} is not a time of the years 1 to 9999")
+        raise ValueError(f"{name}: {text!r} is not a time from 1970 to 9999")
     return ms
 
 
@@ -482,6 +504,8 @@ def _continue(cursor: str | None, query: str, shape: tuple[type, ...]) -> Cursor
 def _next(query: str, end_ms: int | None, key: Key | None) -> str | None:
     return None if key is None else Cursor(query, end_ms, key).encode()
 
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _QUERY_NAMES = {"coins": "coin", "subjects": "subject"}
 """The reader's argument names that the query spells otherwise (one value per repetition)."""

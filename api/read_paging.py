@@ -10,7 +10,8 @@ Rows keyed by time (candles, features, funding) are read per coin, from the curs
 ``(coin, time)`` on, in windows of time that hold the rows still wanted (a row per grid step and
 coin: a bar, a minute, an hour), so a page costs what it returns, not what came before it. A
 window that comes back short (a gap, a coin that started trading later) is followed by one twice
-as long, up to :data:`MAX_GROWTH` times, so a sparse coin costs a few reads, not one per window.
+as long, so an empty span costs log2(span / window) reads, not one per window; the window that
+reaches data after it reads at most as far again as the span crossed, once per page and coin.
 Polymarket markets and DefiLlama series are small summary tables (hundreds to a few thousand
 rows), read whole and cut after the key.
 """
@@ -27,10 +28,6 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
-
-MAX_GROWTH = 64
-"""Longest window, in multiples of the rows wanted: a page reads at most this many times the rows
-it returns past a gap, and crosses an empty span in at most log2(64) + its length / 64 reads."""
 
 Key = tuple[str | int, ...]
 """A row's sort key: ``(coin, time_ms)``, ``(market_id,)``, ``(series, subject, ts_ms)``."""
@@ -107,7 +104,7 @@ def time_keyed_page(
             rows = read([coins[index]], since, until)
             parts.append(rows.slice(0, wanted))
             wanted -= min(rows.num_rows, wanted)
-            since, growth = until, min(growth * 2, MAX_GROWTH)
+            since, growth = until, growth * 2
         if wanted == 0:
             break
     return _cut(pa.concat_tables(parts), ("coin", time_column), limit)

@@ -280,11 +280,12 @@ def test_a_cursor_continues_only_the_query_that_returned_it(base: str) -> None:
 BAD: list[tuple[str, dict[str, Any], str]] = [
     ("candles", {"interval": "2m", "start": "2026-11-15"}, f"interval: '2m' is not one of {', '.join(INTERVALS)}"),
     ("candles", {"interval": "1h", "start": "2026-11-15", "coin": ["BTC", "XYZ"]}, "coin: unknown coin 'XYZ'"),
+    ("candles", {"interval": "1h", "start": "1969-12-31T23:59:59Z"}, "start: '1969-12-31T23:59:59Z' is not a time from 1970 to 9999"),
     ("candles", {"interval": "1h", "start": "yesterday"}, "start: 'yesterday' is neither an ISO-8601 time nor epoch milliseconds"),
     ("candles", {"interval": "1h", "start": "2026-11-17", "end": "2026-11-16"},
      "start: 2026-11-17T00:00:00.000Z is after end 2026-11-16T00:00:00.000Z"),
     ("candles", {"interval": "1h", "start": "2026-11-15", "as_of": "99999999999999999999"},
-     "as_of: '99999999999999999999' is not a time of the years 1 to 9999"),
+     "as_of: '99999999999999999999' is not a time from 1970 to 9999"),
     ("candles", {"interval": "1h", "start": "2026-11-15", "include_forming": "maybe"}, "include_forming: Expected `bool`, got `str`"),
     ("candles", {"interval": "1h", "start": "2026-11-15", "limit": "0"}, "limit: Expected `int` >= 1"),
     ("candles", {"interval": "1h", "start": "2026-11-15", "limit": "100001"}, "limit: Expected `int` <= 100000"),
