@@ -34,6 +34,7 @@ import msgspec
 from market_assets.health import ChannelHealth, Status, evaluate_health
 from market_assets.memory import dashboard as sql
 from market_assets.memory import runs
+from market_assets.memory.connection import snapshot
 from market_assets.memory.dashboard import (
     RecentCounts,
     RecentRuns,
@@ -371,7 +372,7 @@ def count_volumes(
     conn: sqlite3.Connection, now_ms: int, registry: Sequence[Channel] = REGISTRY
 ) -> dict[Channel, VolumeCounts]:
     """The whole-table counts of every channel at ``now_ms`` (the slow part; see the module doc)."""
-    with sql.snapshot(conn):
+    with snapshot(conn):
         return {c: sql.volume_counts(conn, c.data, now_ms - DAY_MS, now_ms - HOUR_MS, now_ms) for c in registry}
 
 
@@ -390,7 +391,7 @@ def read_dashboard(
     """
     if volumes is None:
         volumes = count_volumes(conn, now_ms, registry)
-    with sql.snapshot(conn):
+    with snapshot(conn):
         latest = runs.latest_runs(conn, ((c.source, c.name) for c in registry))
         facts = {c: _facts(conn, c, now_ms, volumes[c], max_coins) for c in registry}
     return evaluate_dashboard(registry, facts, latest, now_ms)

@@ -42,6 +42,7 @@ from market_assets.clock import Clock, wall_clock_ms
 from market_assets.indicators import INDICATORS
 from market_assets.memory import connect, reads
 from market_assets.memory.archive import stamped_days
+from market_assets.memory.connection import snapshot
 from market_assets.memory.rollups import DAY_MS
 
 MINUTE_MS = 60_000
@@ -143,16 +144,15 @@ class MarketReader:
             self._local.conn = conn
             with self._lock:
                 self._opened.append(conn)
-        conn.execute("BEGIN")
         try:
-            yield conn
+            with snapshot(conn):
+                yield conn
         except sqlite3.DatabaseError:
+            with self._lock:
+                self._opened.remove(conn)
             conn.close()
             self._local.conn = None
             raise
-        finally:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
 
     # -- reads ---------------------------------------------------------------------------------
 

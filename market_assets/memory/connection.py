@@ -197,6 +197,17 @@ def close(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One read transaction: every statement inside sees the same state of the memory (WAL)."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+@contextmanager
 def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One short write transaction: everything inside commits together or not at all."""
     conn.execute("BEGIN IMMEDIATE")

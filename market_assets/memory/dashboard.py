@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NamedTuple
 
 from market_assets.registry import DataLocation, ExpectedSubjects
@@ -77,16 +75,6 @@ class WindowTallies(NamedTuple):
     """Sum of ``corrected_minutes``: minutes a REST repair found stored with different values."""
     rejected_frames: dict[str, int]
     """Sums of ``rejected_frames`` per reason: candle frames refused where they were parsed."""
-
-
-@contextmanager
-def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One read transaction: every statement inside sees the same state of the memory (WAL)."""
-    conn.execute("BEGIN")
-    try:
-        yield conn
-    finally:
-        conn.execute("COMMIT")
 
 
 def window_counts(conn: sqlite3.Connection, data: DataLocation, since_ms: int) -> WindowCounts:
