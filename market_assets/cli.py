@@ -6,9 +6,10 @@ same ledger run; ``--dry-run`` calls the real sources, prints what would be writ
 nothing. ``market --offline …`` first starts the loopback replay servers and points every
 source at them.
 
-Readers never write: ``market status``, ``market check``, ``market monitor`` and ``market api``
-open the memory read-only, and a dry run writes nothing anywhere. Error text that reaches the
-terminal is one line, with URL credentials redacted and source text escaped for Rich.
+Readers never write: ``market status``, ``market check``, ``market monitor``, ``market api`` and
+the reads (``market candles``, ``market features``, ``market funding``) open the memory read-only,
+and a dry run writes nothing anywhere. Error text that reaches the terminal is one line, with URL
+credentials redacted and source text escaped for Rich.
 
 Exit codes of ``market check`` (and of every command for an unusable or busy memory):
 
@@ -32,11 +33,13 @@ import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -273,6 +276,181 @@ def api(
         port=port or settings.api_port,
         log_level="info",
     )
+
+
+# ---- reading the memory (SPEC §11): market candles / features / funding ----
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+class ReadFormat(str, Enum):
+    TABLE = "table"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+def _when(text: str | None, now_ms: int, option: str) -> int | None:
+    """Epoch ms of ``--since``/``--until``/``--as-of``: a duration back from now (``90m``, ``2d``,
+    ``1w``), epoch-ms digits, or a time pandas reads (ISO-8601; naive: UTC)."""
+    if text is None:
+        return None
+    value = text.strip()
+    if value[:-1].isdigit() and value[-1:] in _DURATION_MS:
+        return now_ms - int(value[:-1]) * _DURATION_MS[value[-1]]
+    if value.isdigit():
+        return int(value)
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        stamp = pd.NaT
+    if stamp is pd.NaT:
+        raise typer.BadParameter(f"{text!r} is neither a duration (90m, 12h, 2d, 1w) nor an ISO-8601 time", param_hint=option)
+    moment = stamp.to_pydatetime(warn=False)
+    return ((moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - _EPOCH) // timedelta(milliseconds=1)
+
+
+Since = Annotated[
+    str, typer.Option(help="First bar: a duration back from now (90m, 12h, 2d, 1w), or an ISO-8601 time (naive: UTC).")
+]
+Until = Annotated[str | None, typer.Option(help="Before this time (same forms as --since); default: now.")]
+AsOfOption = Annotated[
+    str | None, typer.Option("--as-of", help="Point in time: nothing closed or observed after it (same forms as --since).")
+]
+FormatOption = Annotated[
+    ReadFormat | None,
+    typer.Option("--format", help="table on a terminal, csv otherwise; parquet needs --output."),
+]
+OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Write the rows to FILE instead of stdout.")]
+
+
+def _read(ctx: typer.Context, read: Callable[[Any, int], Any], fmt: ReadFormat | None, output: Path | None, title: str) -> None:
+    """Run ``read(reader, now_ms)`` on a read-only reader of the memory and write its Arrow table.
+
+    A bad argument is the reader's one-line ``ValueError`` (it names the argument), exit 2; no
+    memory at the path is ``main``'s one line, exit 1, and nothing is created."""
+    from market_assets.read import MarketReader
+    from market_assets.read_formats import csv_bytes, write_parquet
+
+    chosen = fmt or (ReadFormat.PARQUET if output is not None and output.suffix == ".parquet"
+                     else ReadFormat.TABLE if output is None and sys.stdout.isatty() else ReadFormat.CSV)
+    command = ctx.command_path
+    if chosen is ReadFormat.PARQUET and output is None:
+        typer.echo(f"{command}: --format parquet writes a file: give --output FILE", err=True)
+        raise typer.Exit(2)
+    if chosen is ReadFormat.TABLE and output is not None:
+        typer.echo(f"{command}: --format table is for a terminal; write csv or parquet to --output", err=True)
+        raise typer.Exit(2)
+    with MarketReader(_settings(ctx).db_path) as reader:
+        try:
+            table = read(reader, wall_clock_ms())
+        except ValueError as bad:
+            typer.echo(f"{command}: {bad}", err=True)
+            raise typer.Exit(2) from None
+    if chosen is ReadFormat.PARQUET:
+        assert output is not None
+        write_parquet(table, output)
+    elif chosen is ReadFormat.CSV:
+        if output is None:
+            sys.stdout.buffer.write(csv_bytes(table))
+        else:
+            output.write_bytes(csv_bytes(table))
+    else:
+        _print_table(table, title)
+    if output is not None:
+        typer.echo(f"{command}: wrote {table.num_rows} rows to {output}", err=True)
+
+
+def _print_table(table: Any, title: str) -> None:
+    """A rich table: times as ``YYYY-MM-DD HH:MM:SS`` UTC, numbers right-aligned."""
+    import pyarrow as pa
+
+    from market_assets.read_formats import iso_times
+
+    times = {f.name for f in table.schema if pa.types.is_timestamp(f.type)}
+    numeric = {f.name for f in table.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)}
+    view = Table(title=f"{escape(title)}: {table.num_rows} rows, times UTC", title_justify="left")
+    for name in table.column_names:
+        view.add_column(name, justify="right" if name in numeric else "left")
+
+    def cell(name: str, value: object) -> str:
+        if value is None:
+            return ""
+        if name in times:
+            return str(value).replace("T", " ").removesuffix("Z").removesuffix(".000")
+        return escape(str(value))
+
+    shown = iso_times(table)
+    for values in zip(*(column.to_pylist() for column in shown.columns), strict=True):
+        view.add_row(*(cell(name, value) for name, value in zip(table.column_names, values, strict=True)))
+    Console().print(view)
+
+
+@app.command()
+def candles(
+    ctx: typer.Context,
+    coins: Annotated[list[str], typer.Argument(metavar="COIN", help="Coins, as Hyperliquid names them (BTC ETH …).")],
+    interval: Annotated[str, typer.Option(help="1m 3m 5m 15m 30m 1h 2h 4h 8h 12h 1d 1w (epoch-aligned; weeks open Thursday).")] = "1h",
+    since: Since = "1d",
+    until: Until = None,
+    as_of: AsOfOption = None,
+    include_forming: Annotated[bool, typer.Option("--include-forming", help="Add the bar still open (complete=false).")] = False,
+    verified_only: Annotated[bool, typer.Option("--verified-only", help="Only bars whose every minute is confirmed.")] = False,
+    fmt: FormatOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Bars of COIN… at --interval from the memory (1-minute rows, rollups, archive), as a table on
+    a terminal and CSV to a pipe. Reads only."""
+
+    def read(reader: Any, now_ms: int) -> Any:
+        start = _when(since, now_ms, "--since")
+        return reader.candles(coins, interval, start, _when(until, now_ms, "--until"), as_of=_when(as_of, now_ms, "--as-of"),
+                              include_forming=include_forming, verified_only=verified_only, output="arrow")
+
+    _read(ctx, read, fmt, output, f"{' '.join(coins)} {interval} candles")
+
+
+@app.command()
+def features(
+    ctx: typer.Context,
+    coins: Annotated[list[str], typer.Argument(metavar="COIN", help="Coins, as Hyperliquid names them (BTC ETH …).")],
+    since: Since = "1d",
+    until: Until = None,
+    columns: Annotated[
+        list[str] | None, typer.Option("--column", help="A feature column (rsi_14, ema_200, macd …); repeat; default all.")
+    ] = None,
+    as_of: AsOfOption = None,
+    fmt: FormatOption = None,
+    output: OutputOption = None,
+) -> None:
+    """The 1-minute technical features of COIN… (RSI, Bollinger Bands, SMAs, EMAs, MACD). Reads only."""
+
+    def read(reader: Any, now_ms: int) -> Any:
+        return reader.features(coins, _when(since, now_ms, "--since"), _when(until, now_ms, "--until"), columns or None,
+                               as_of=_when(as_of, now_ms, "--as-of"), output="arrow")
+
+    _read(ctx, read, fmt, output, f"{' '.join(coins)} features")
+
+
+@app.command()
+def funding(
+    ctx: typer.Context,
+    coins: Annotated[list[str], typer.Argument(metavar="COIN", help="Coins, as Hyperliquid names them (BTC ETH …).")],
+    since: Since = "1d",
+    until: Until = None,
+    as_of: AsOfOption = None,
+    fmt: FormatOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Hourly funding rates of COIN… (settled, and the current hour's estimate). Reads only."""
+
+    def read(reader: Any, now_ms: int) -> Any:
+        return reader.funding(coins, _when(since, now_ms, "--since"), _when(until, now_ms, "--until"),
+                              as_of=_when(as_of, now_ms, "--as-of"), output="arrow")
+
+    _read(ctx, read, fmt, output, f"{' '.join(coins)} funding")
 
 
 def _report(result: ChannelResult) -> None:
