@@ -4,6 +4,7 @@ frame of the same columns and dtypes; Arrow and pandas outputs hold the same row
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -99,3 +100,19 @@ def test_every_time_form_reads_the_same_bars(reader: MarketReader) -> None:
     assert len(reads[0]) > 100
     for other in reads[1:]:
         pd.testing.assert_frame_equal(other, reads[0])
+
+
+@pytest.mark.parametrize(("argument", "value"), [
+    ("start", "3000-01-01"), ("start", datetime(9999, 12, 31)), ("start", 10**20), ("end", "2500-06-01T00:00:00Z"),
+    ("as_of", "2300-01-01"), ("start", "1000-01-01"), ("start", -(10**15)),
+])
+def test_a_time_outside_pandas_range_is_an_empty_read_or_a_value_error_naming_it(reader: MarketReader, argument: str,
+                                                                                   value: object) -> None:
+    """pandas timestamps stop at 2262 and start at 1677; epoch ms, ISO text and datetimes do not."""
+    arguments: dict[str, object] = {"start": START_MS, "end": None, "as_of": None} | {argument: value}
+    try:
+        bars = reader.candles("BTC", "1h", arguments["start"], arguments["end"], as_of=arguments["as_of"])
+    except ValueError as refused:
+        assert str(refused).startswith(f"{argument}: "), str(refused)
+    else:
+        assert list(bars.columns)[:3] == ["coin", "open_time", "close_time"]
