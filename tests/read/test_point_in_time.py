@@ -99,23 +99,25 @@ def test_funding_as_of_is_only_what_was_observed_by_then(market: Market, reader:
     assert estimate_seen == (as_of >= NOW_MS - 30_000)
 
 
-def test_a_frame_joins_features_and_funding_known_at_each_bars_close(market: Market, reader: MarketReader) -> None:
-    as_of = AS_OF[0]
-    start = as_of - 2 * 86_400_000
-    frame = reader.frame("BTC", "1h", start, as_of=as_of)
+@pytest.mark.parametrize(("interval", "as_of"), [("1h", AS_OF[0]), ("5m", AS_OF[2]), ("4h", None), ("1m", AS_OF[3])])
+def test_a_frame_joins_features_and_funding_known_at_each_bars_close(market: Market, reader: MarketReader, interval: str,
+                                                                      as_of: int | None) -> None:
+    cut = NOW_MS if as_of is None else as_of
+    start = cut - 2 * 86_400_000 if interval != "1m" else cut - 3 * HOUR_MS
+    frame = reader.frame("BTC", interval, start, as_of=as_of)
     assert frame.index.name == "close_time"
     closes = epoch_ms(frame.index.to_series())
-    assert (closes <= as_of).all() and len(frame) > 40
-    features = stored_features(market, as_of)
-    features = features[features.coin == "BTC"].set_index("open_time_ms")
+    assert (closes <= cut).all() and len(frame) > 10
+    features = stored_features(market, cut)
+    features = features[features.coin == "BTC"]
     funding = sorted((r.source_time_ms, float(r.funding_rate)) for r in market.funding if r.coin == "BTC")
-    for close, (_, row) in zip(closes.tolist(), frame.iterrows(), strict=True):
-        known = features[features.index + MINUTE_MS <= close]
-        latest = known.iloc[-1]
-        np.testing.assert_array_equal(row[FEATURES].to_numpy(dtype=float), latest[FEATURES].to_numpy(dtype=float))
-        observed = [f for f in funding if f[0] <= close]
-        assert epoch_ms(pd.Series([row.funding_time])).iloc[0] == observed[-1][0]
-        assert row.funding_rate == observed[-1][1]
+    # The latest row known at each close: its minute closed (open + 1 min), its rate observed.
+    latest = np.searchsorted(features.open_time_ms.to_numpy() + MINUTE_MS, closes.to_numpy(), side="right") - 1
+    assert (latest >= 0).all()
+    np.testing.assert_array_equal(frame[FEATURES].to_numpy(dtype=float), features[FEATURES].to_numpy(dtype=float)[latest])
+    observed = np.searchsorted(np.array([t for t, _ in funding]), closes.to_numpy(), side="right") - 1
+    assert epoch_ms(frame.funding_time).tolist() == [funding[i][0] for i in observed]
+    assert frame.funding_rate.tolist() == [funding[i][1] for i in observed]
 
 
 def test_an_informative_1h_pair_joined_to_1m_bars_is_never_seen_before_its_close(reader: MarketReader) -> None:
