@@ -42,11 +42,14 @@ from market_assets.read import INTERVALS, MINUTE_MS, MarketReader
 from market_assets.read_formats import ARROW_STREAM, arrow_stream_bytes, csv_bytes, json_rows
 
 DEFAULT_LIMIT = 10_000
-"""A week of 1-minute bars of one coin (10,080 rows would be two pages), ~2.5 MB of JSON."""
+"""A week of 1-minute bars of one coin is one page and a bit (10,080 rows); ~2.2 MB of JSON
+encoded in ~0.1-0.2 s, so a client that forgets ``limit`` gets a quick, bounded answer."""
 
 MAX_LIMIT = 100_000
-"""Rows a page may hold: ~25 MB of JSON or ~9 MB of Arrow for candles, built in memory in well
-under a second; a bigger read is a few pages, each as fast as the first (the cursor seeks)."""
+"""Rows a page may hold, for candles: 7.9 MB of Arrow (served in ~0.5 s, 1.1x the Python API's
+own time for the same rows), 11 MB of CSV, 22 MB of JSON (~1-2 s: a dict per row). A page is
+built whole in memory, so the cap bounds what one request holds; a bigger read is more pages,
+each as fast as the first (the cursor seeks, ``api.read_paging``)."""
 
 CSV = "text/csv"
 NEXT_HEADER = "X-Next-Cursor"

@@ -6,9 +6,11 @@ instead of silently continuing another read) and the ``end`` the first page used
 ``end`` a read runs to *now*, which moves between pages; the first page pins it, so paging
 through a read returns what one call would have returned when it started.
 
-Rows keyed by time (candles, features, funding) are read per coin, from the cursor's
-``(coin, time)`` on, in windows of time that hold the rows still wanted (a row per grid step and
-coin: a bar, a minute, an hour), so a page costs what it returns, not what came before it. A
+Rows keyed by time (candles, features, funding) are read from the cursor's ``(coin, time)`` on,
+in reads that can hold no more than the rows still wanted (a row per grid step and coin: a bar, a
+minute, an hour), so a page costs what it returns, not what came before it: the coins whose whole
+ranges fit in the page together in one read (100,000 1-minute bars of 20 coins: one read, not
+20), and a coin whose range holds more in windows of time from where the page stands. A
 window that comes back short (a gap, a coin that started trading later) is followed by one twice
 as long, so an empty span costs log2(span / window) reads, not one per window; the window that
 reaches data after it reads at most as far again as the span crossed, once per page and coin.
@@ -96,18 +98,34 @@ def time_keyed_page(
         first = list(coins).index(str(after[0]))
     wanted = limit + 1  # one more than a page: is there a next page?
     parts = [read(list(coins) or None, start_ms, start_ms)]  # no rows: the columns, and the coins checked
-    for index in range(first, len(coins)):
+    index = first
+    while index < len(coins) and wanted > 0:
         since = int(after[1]) + 1 if after is not None and index == first else start_ms
-        growth = 1
-        while since < end_ms and wanted > 0:
-            until = min(end_ms, since + wanted * step_ms * growth)
-            rows = read([coins[index]], since, until)
-            parts.append(rows.slice(0, wanted))
-            wanted -= min(rows.num_rows, wanted)
-            since, growth = until, growth * 2
-        if wanted == 0:
-            break
+        whole = wanted // max(1, -(-(end_ms - since) // step_ms)) if since < end_ms else len(coins)
+        if since == start_ms and whole > 0:
+            # The next coins' whole ranges fit in the page together: one read for all of them.
+            group = list(coins[index:index + whole])
+            rows = read(group, since, max(since, end_ms))
+            index += len(group)
+        else:
+            rows, index = _windows(read, coins[index], since, end_ms, step_ms, wanted), index + 1
+        parts.append(rows.slice(0, wanted))
+        wanted -= min(rows.num_rows, wanted)
     return _cut(pa.concat_tables(parts), ("coin", time_column), limit)
+
+
+def _windows(read: TimeRead, coin: str, since_ms: int, end_ms: int, step_ms: int, wanted: int) -> pa.Table:
+    """Up to ``wanted`` rows of ``coin`` from ``since_ms``, read in windows that could hold them,
+    each one that came back short followed by one twice as long."""
+    parts: list[pa.Table] = []
+    growth = 1
+    while since_ms < end_ms and wanted > 0:
+        until = min(end_ms, since_ms + wanted * step_ms * growth)
+        rows = read([coin], since_ms, until).slice(0, wanted)
+        parts.append(rows)
+        wanted -= rows.num_rows
+        since_ms, growth = until, growth * 2
+    return pa.concat_tables(parts) if parts else read([coin], since_ms, since_ms)
 
 
 def keyed_page(table: pa.Table, key_columns: tuple[str, ...], limit: int, after: Key | None) -> tuple[pa.Table, Key | None]:
