@@ -84,6 +84,10 @@ PAGED: dict[str, tuple[str, dict[str, Any], int, Read]] = {
         "candles", {"interval": "15m", "start": "2026-11-15", "coin": ["ETH", "SOL"]}, 50,
         lambda r: r.candles(["ETH", "SOL"], "15m", "2026-11-15", output="arrow"),
     ),
+    "candles_1d_coins_read_together": (  # 4 days a coin: two coins' whole ranges fit in a page of 7
+        "candles", {"interval": "1d", "start": "2026-11-15", "end": "2026-11-19"}, 7,
+        lambda r: r.candles(None, "1d", "2026-11-15", "2026-11-19", output="arrow"),
+    ),
     "features": ("features", {"start": "2026-11-17T09:00:00Z", "columns": "macd"}, 211,
                  lambda r: r.features(None, "2026-11-17T09:00:00Z", columns=["macd"], output="arrow")),
     "funding": ("funding", {"start": "2026-11-15"}, 40, lambda r: r.funding(None, "2026-11-15", output="arrow")),
@@ -193,7 +197,7 @@ def _pages(base: str, route: str, query: dict[str, Any], limit: int, *, arrow: b
 def test_pages_of_a_small_limit_add_up_to_the_whole_read_with_no_row_twice(base: str, reader: MarketReader, case: str) -> None:
     route, query, limit, read = PAGED[case]
     want = python_rows(read(reader))
-    assert len(want) > 2 * limit, "the case must span several pages"
+    assert len(want) > limit, "the case must span pages"
 
     pages = _pages(base, route, query, limit, arrow=False)
     assert [len(page) for page in pages[:-1]] == [limit] * (len(pages) - 1)
