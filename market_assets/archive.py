@@ -390,11 +390,28 @@ def _read(
     for path in paths:
         if not path.exists():
             raise ArchiveError(f"partition missing: {path}")
+    # Each file is sorted by coin then time and the files come in day order: for one file, or
+    # one coin, that order is already the answer's, and DuckDB's ORDER BY would cost as much as
+    # the read (a year of one coin: 0.83 s with it, 0.56 s without). Checked, not assumed.
+    presorted = len(paths) == 1 or (coins is not None and len(set(coins)) == 1)
     try:
-        result = stamps.read_parquet(paths, schema.names, TIME_COLUMN[dataset], coins, start_ms, end_ms)
+        result = stamps.read_parquet(paths, schema.names, TIME_COLUMN[dataset], coins, start_ms, end_ms, ordered=not presorted)
     except duckdb.Error as exc:
         raise ArchiveError(f"{dataset} archive unreadable: {_culprit(paths) or exc}") from exc
+    if presorted and not _sorted(result, TIME_COLUMN[dataset]):
+        result = result.sort_by([("coin", "ascending"), (TIME_COLUMN[dataset], "ascending")])
     return result.cast(schema)
+
+
+def _sorted(table: pa.Table, time_column: str) -> bool:
+    """Whether rows are in (coin, time) order: coins never decrease, times increase within a coin."""
+    if table.num_rows < 2:
+        return True
+    coins, times = table.column("coin").combine_chunks(), table.column(time_column).combine_chunks()
+    before, after = coins.slice(0, len(coins) - 1), coins.slice(1)
+    later = pc.greater(times.slice(1), times.slice(0, len(times) - 1))
+    ordered = pc.or_(pc.less(before, after), pc.and_(pc.equal(before, after), later))
+    return bool(pc.all(ordered).as_py())
 
 
 def _culprit(paths: Sequence[Path]) -> str | None:

@@ -205,11 +205,14 @@ def copy_to_parquet(
 
 
 def read_parquet(
-    paths: Sequence[Path], columns: Sequence[str], time_column: str, coins: Sequence[str] | None, start_ms: int, end_ms: int
+    paths: Sequence[Path], columns: Sequence[str], time_column: str, coins: Sequence[str] | None, start_ms: int, end_ms: int,
+    *, ordered: bool = True,
 ) -> pa.Table:
     """``columns`` of the rows of the Parquet files ``paths`` with ``time_column`` in
-    ``[start_ms, end_ms)`` and ``coin`` in ``coins`` (``None``: all), sorted by coin then time;
-    an in-memory DuckDB connection of its own (thread-safe). Raises ``duckdb.Error`` as DuckDB does."""
+    ``[start_ms, end_ms)`` and ``coin`` in ``coins`` (``None``: all), sorted by coin then time
+    when ``ordered`` (else in the files' order, each file's rows in their order: DuckDB keeps
+    insertion order without ORDER BY); an in-memory DuckDB connection of its own (thread-safe).
+    Raises ``duckdb.Error`` as DuckDB does."""
     where = f"{_name(time_column)} >= $start AND {_name(time_column)} < $end"
     params: dict[str, object] = {"files": [str(path) for path in paths], "start": start_ms, "end": end_ms}
     if coins is not None:
@@ -218,7 +221,8 @@ def read_parquet(
     selected = ", ".join(_name(column) for column in columns)
     with duckdb.connect() as db:
         return db.sql(
-            f"SELECT {selected} FROM read_parquet($files) WHERE {where} ORDER BY coin, {_name(time_column)}",
+            f"SELECT {selected} FROM read_parquet($files) WHERE {where}"
+            + (f" ORDER BY coin, {_name(time_column)}" if ordered else ""),
             params=params,
         ).to_arrow_table()
 

@@ -79,6 +79,12 @@ def test_a_day_archived_then_pruned_reads_back_identical(conn: sqlite3.Connectio
         [r for r in three_days if r.coin == "C001" and DAY0_MS + DAY_MS + 90 * MINUTE_MS <= r.open_time_ms < DAY0_MS + DAY_MS + 95 * MINUTE_MS]
     )
 
+    days = [DAY0_MS + 2 * DAY_MS, DAY0_MS, DAY0_MS + DAY_MS]  # any order: one coin read across days comes back in time order
+    one_coin = archive.read_candles(root, days, ["C002"], DAY0_MS + 30 * MINUTE_MS, DAY0_MS + 3 * DAY_MS - 30 * MINUTE_MS)
+    assert archived_values(one_coin) == candle_values(
+        [r for r in three_days if r.coin == "C002" and DAY0_MS + 30 * MINUTE_MS <= r.open_time_ms < DAY0_MS + 3 * DAY_MS - 30 * MINUTE_MS]
+    )
+
     with MarketReader(memory_path, archive=root, clock=clock) as reader:
         bars = reader.candles(None, "1m", DAY0_MS, DAY0_MS + 4 * DAY_MS, output="arrow")
     assert bars.num_rows == len(source)
