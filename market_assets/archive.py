@@ -20,8 +20,8 @@ over it: a reader sees the old file or the new one, never half of one.
 Written and read through DuckDB (``COPY ... TO`` / ``read_parquet``): its default Parquet
 encodings (dictionary pages for the prices, which repeat at 5 significant digits) cost 20-22
 bytes a row on a realistic 200-coin day, against 26-28 for pyarrow's plain or byte-stream-split
-ones (measured; ``tests/archive/test_size.py`` holds it under 35). No Dagster here: the Dagster asset, maintenance's
-prune gate and the reader all call this module.
+ones (measured; ``tests/archive/test_size.py`` holds it under 35). No Dagster here: the Dagster
+asset, maintenance's prune gate and the reader all call this module.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ PARTITION_FILE = "part-0.parquet"
 ROW_GROUP_ROWS = 8_192
 """About 6 coins' days per row group (four DuckDB vectors): reading one coin skips the other
 groups by their min/max statistics and decodes ~6 coins' rows of each day instead of 20 with
-28,800-row groups or 85 with DuckDB's default 122,880 (a year of one coin, 365 files: 3.1 s vs
-4.2 s on the 2-core test machine under load), for 22.0 bytes a row instead of 20.2."""
+28,800-row groups or 85 with DuckDB's default 122,880 (a year of one coin from 200-coin days,
+365 files, best of 3 on the loaded 2-core test machine: 3.1 s vs 4.2 s with 28,800), for 22.0
+bytes a row instead of 20.2."""
 
 STAMP_ATTEMPTS = 3
 """How many times :func:`write_day` reads a day again when it changed while being written."""
