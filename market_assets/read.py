@@ -367,7 +367,8 @@ class MarketReader:
         if ranges.empty:
             return np.empty((0, len(reads.UNIT_COLUMNS)))
         archived = self._archive().read_candles(self.archive_root, days, ranges.coins(), ranges.first, ranges.last)
-        return ranges.select(ranges.archived_units(archived))
+        units = ranges.archived_units(archived)
+        return units if ranges.whole() else ranges.select(units)
 
     def _archive(self) -> Any:
         from market_assets import archive
@@ -404,22 +405,31 @@ class _Span:
         return cls(lo, hi, None if as_of is None else cut, cut)
 
 
+EARLIEST_MS = 0
+LATEST_MS = (1 << 44) - 1
+"""Times the reader can hold (1970 to 2527); a time outside them is refused, naming its argument."""
+
+
 def _ms(value: object, name: str) -> int:
     """Epoch ms of a datetime (naive: UTC), date, pandas Timestamp, ISO text or epoch ms."""
     if isinstance(value, bool):
         raise ValueError(f"{name}: {value!r} is not a time")  # noqa: TRY004 (one error type for every bad argument)
     if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (datetime, date, str, np.datetime64)):
+        ms = int(value)
+    elif isinstance(value, (datetime, date, str, np.datetime64)):
         try:
             stamp = pd.Timestamp(value)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise ValueError(f"{name}: cannot read {value!r} as a time ({exc})") from None
         if stamp is pd.NaT:
             raise ValueError(f"{name}: {value!r} is not a time")
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        return int(stamp.value // 1_000_000)
-    raise ValueError(f"{name}: {value!r} is not a time (datetime, ISO text or epoch ms)")
+        ms = int(stamp.tz_localize(None).asm8.astype("datetime64[ms]").astype(np.int64))
+    else:
+        raise ValueError(f"{name}: {value!r} is not a time (datetime, ISO text or epoch ms)")  # noqa: TRY004
+    if not EARLIEST_MS <= ms <= LATEST_MS:
+        raise ValueError(f"{name}: {value!r} is outside the times the memory holds (1970 to 2527)")
+    return ms
 
 
 def _iso(ms: int) -> str:
@@ -507,17 +517,22 @@ def _bars(units: _Units, width: int, *, cut: bool) -> pa.Table:
     bucket = opens - opens % width
     starts = np.flatnonzero(np.r_[True, (codes[1:] != codes[:-1]) | (bucket[1:] != bucket[:-1])])
     ends = np.r_[starts[1:], len(values)] - 1
-    minutes = np.add.reduceat(values[:, _MINUTES], starts).astype(np.int64)
-    confirmed = np.add.reduceat(values[:, _CONFIRMED], starts).astype(np.int64)
+
+    def total(column: int) -> np.ndarray:
+        return values[:, column] if len(starts) == len(values) else np.add.reduceat(values[:, column], starts)
+
+    minutes = total(_MINUTES).astype(np.int64)
+    confirmed = total(_CONFIRMED).astype(np.int64)
     complete = np.zeros(len(starts), dtype=bool) if cut else minutes == width // MINUTE_MS
+    one_each = len(starts) == len(values)
     bar_opens = bucket[starts]
     coins = pa.array(units.names, pa.string()).take(pa.array(codes[starts]))
     return pa.Table.from_arrays(
         [coins, _times(bar_opens), _times(bar_opens + width),
-         pa.array(values[starts, _OPEN]), pa.array(np.maximum.reduceat(values[:, _HIGH], starts)),
-         pa.array(np.minimum.reduceat(values[:, _LOW], starts)), pa.array(values[ends, _CLOSE]),
-         pa.array(np.add.reduceat(values[:, _VOLUME], starts)),
-         pa.array(np.add.reduceat(values[:, _TRADES], starts).astype(np.int64)),
+         pa.array(values[starts, _OPEN]),
+         pa.array(values[:, _HIGH] if one_each else np.maximum.reduceat(values[:, _HIGH], starts)),
+         pa.array(values[:, _LOW] if one_each else np.minimum.reduceat(values[:, _LOW], starts)),
+         pa.array(values[ends, _CLOSE]), pa.array(total(_VOLUME)), pa.array(total(_TRADES).astype(np.int64)),
          pa.array(minutes), pa.array(complete), pa.array(confirmed == minutes)],
         schema=CANDLE_SCHEMA,
     )
@@ -653,13 +668,27 @@ class _Ranges:
         return values
 
     def archived_units(self, archived: pa.Table) -> np.ndarray:
-        """The archive's minutes (``market_assets.archive`` columns) as a units matrix."""
-        codes = pc.index_in(archived["coin"], value_set=pa.array(self.names, pa.string())).to_numpy(zero_copy_only=False)
-        return np.column_stack([
-            codes.astype(np.float64), *(archived[name].to_numpy().astype(np.float64) for name in
-                                        ("open_time_ms", "open", "high", "low", "close", "volume", "trades")),
-            np.ones(archived.num_rows), archived["confirmed"].to_numpy(zero_copy_only=False).astype(np.float64),
-        ]) if archived.num_rows else np.empty((0, len(reads.UNIT_COLUMNS)))
+        """The archive's minutes (``market_assets.archive`` columns) as a units matrix, filled a
+        column at a time (column-major, so each column is one contiguous write)."""
+        values = np.empty((archived.num_rows, len(reads.UNIT_COLUMNS)), order="F")
+        if archived.num_rows == 0:
+            return values
+        values[:, _CODE] = pc.index_in(archived["coin"], value_set=pa.array(self.names, pa.string())).to_numpy(
+            zero_copy_only=False)
+        for column, name in ((_OPEN_MS, "open_time_ms"), (_OPEN, "open"), (_HIGH, "high"), (_LOW, "low"),
+                             (_CLOSE, "close"), (_VOLUME, "volume"), (_TRADES, "trades")):
+            values[:, column] = archived[name].to_numpy()
+        values[:, _MINUTES] = 1
+        values[:, _CONFIRMED] = archived["confirmed"].to_numpy(zero_copy_only=False)
+        return values
+
+    def whole(self) -> bool:
+        """Whether these are one range per coin, all over the same span (nothing to select from a
+        read of that span)."""
+        mask = (1 << self.SHIFT) - 1
+        lows, highs = self.starts & mask, self.ends & mask
+        coins = self.starts >> self.SHIFT
+        return bool(len(np.unique(coins)) == len(coins) and (lows == lows[0]).all() and (highs == highs[0]).all())
 
     def minus(self, units: np.ndarray, width: int) -> _Ranges:
         """These ranges without the buckets ``[open, open + width)`` of ``units`` (each inside one range)."""
@@ -687,7 +716,15 @@ class _Ranges:
             pieces_e += [coin | b for b in bounds[1:]]
         starts, ends = np.array(pieces_s, dtype=np.int64), np.array(pieces_e, dtype=np.int64)
         archived = np.isin((starts & mask) - (starts & mask) % DAY_MS, np.asarray(days, dtype=np.int64))
-        return _Ranges(self.names, starts[~archived], ends[~archived]), _Ranges(self.names, starts[archived], ends[archived])
+        return self._joined(starts[~archived], ends[~archived]), self._joined(starts[archived], ends[archived])
+
+    def _joined(self, starts: np.ndarray, ends: np.ndarray) -> _Ranges:
+        """Sorted ranges with each run of touching ones joined into one (keys never touch across coins)."""
+        if len(starts) == 0:
+            return _Ranges(self.names, starts, ends)
+        first = np.flatnonzero(np.r_[True, starts[1:] != ends[:-1]])
+        last = np.r_[first[1:], len(starts)] - 1
+        return _Ranges(self.names, starts[first], ends[last])
 
     def select(self, units: np.ndarray) -> np.ndarray:
         """The rows of ``units`` that open inside one of these ranges."""
