@@ -16,6 +16,7 @@ from market_assets.defs.hyperliquid.archive import (
     ARCHIVE_KEY,
     ARCHIVE_START,
     DAYS_PER_TICK,
+    SETTLE_MS,
     archive_job,
     archive_sensor,
     candles_archive,
@@ -131,8 +132,9 @@ def test_the_sensor_asks_for_finished_unstamped_days_and_again_once_a_change_uns
 
     minute = rows[30]
     store(conn, [minute._replace(close=minute.close * 1.001, high=max(minute.high, minute.close * 1.001))], clock())  # revised
-    after_day_2 = DAY0_MS + 3 * DAY_MS + 60_000
-    again = sensor_tick(memory, instance, after_day_2)
+    unsettled = sensor_tick(memory, instance, DAY0_MS + 3 * DAY_MS + SETTLE_MS - 1)
+    assert [r.partition_key for r in unsettled.run_requests or []] == [DAY0]
+    again = sensor_tick(memory, instance, DAY0_MS + 3 * DAY_MS + SETTLE_MS)  # day 2 has settled
     assert [r.partition_key for r in again.run_requests or []] == [DAY0, archive.day_key(DAY0_MS + 2 * DAY_MS)]
 
 
@@ -145,7 +147,7 @@ def test_the_sensor_skips_days_in_flight_and_requests_a_few_per_tick(
         job_name=archive_job.name, run_id="in-flight", status=dg.DagsterRunStatus.STARTED,
         asset_selection=frozenset({ARCHIVE_KEY}), tags={"dagster/partition": DAY0},
     ))
-    tick = sensor_tick(memory, instance, DAY0_MS + days * DAY_MS)
+    tick = sensor_tick(memory, instance, DAY0_MS + days * DAY_MS + SETTLE_MS)
     assert [r.partition_key for r in tick.run_requests or []] == [
         archive.day_key(DAY0_MS + day * DAY_MS) for day in range(1, 1 + DAYS_PER_TICK)
     ]

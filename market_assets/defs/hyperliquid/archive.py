@@ -30,7 +30,7 @@ from market_assets.defs.automation import IN_FLIGHT, asset_key, source_pool
 from market_assets.defs.resources import MarketMemory
 from market_assets.memory import MarketMemoryError, open_memory
 from market_assets.memory import archive as stamps
-from market_assets.registry import CANDLES, FUNDING
+from market_assets.registry import CANDLES, FUNDING, UNVERIFIED_CANDLES_AFTER
 
 ARCHIVE_START = "2023-01-01"
 """The first partition: Hyperliquid's perps went live on its own chain in 2023 and its API serves
@@ -42,6 +42,11 @@ DAYS_PER_TICK = 4
 removed, without flooding the run queue when a long outage left many (the UI backfills those)."""
 
 SENSOR_INTERVAL_SEC = 600
+
+SETTLE_MS = 3 * int(UNVERIFIED_CANDLES_AFTER.total_seconds() * 1000)
+"""The sensor asks for a day this long after it ends: the last minutes' REST repairs are owed
+within ``UNVERIFIED_CANDLES_AFTER``, and each one landing after the archive would unstamp the day
+and write it again. (A backfill from the UI archives any finished day at once.)"""
 
 ARCHIVE_KEY = dg.AssetKey([CANDLES.source, "candles_archive"])
 
@@ -106,10 +111,12 @@ archive_job = dg.define_asset_job(
 
 
 def days_to_archive(memory: MarketMemory, now_ms: int, limit: int) -> list[str]:
-    """Partition keys, oldest first, of the finished days with rows in the memory and no stamp
-    of either dataset (through a read-only connection)."""
+    """Partition keys, oldest first, of the days ended :data:`SETTLE_MS` before ``now_ms`` with
+    rows in the memory and no stamp of either dataset (through a read-only connection)."""
     with open_memory(memory.path, readonly=True) as conn:
-        days = {day for dataset in stamps.DATASETS for day in stamps.unstamped_days(conn, dataset, now_ms, limit)}
+        days = {
+            day for dataset in stamps.DATASETS for day in stamps.unstamped_days(conn, dataset, now_ms - SETTLE_MS, limit)
+        }
     first = archive_partitions.start.timestamp() * 1000
     return [archive.day_key(day) for day in sorted(days) if day >= first]
 
@@ -122,7 +129,8 @@ def archive_sensor(*, clock: Clock = wall_clock_ms) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Requests the hyperliquid/candles_archive partitions of finished UTC days that have rows "
-            f"in the memory but no archive stamp (yesterday once it ends; any day a change unstamped), "
+            f"in the memory but no archive stamp (yesterday {SETTLE_MS // 60_000} minutes after it ends; "
+            "any day a change unstamped), "
             f"at most {DAYS_PER_TICK} per tick, none with a run already in flight."
         ),
     )
