@@ -56,8 +56,8 @@ NEXT_HEADER = "X-Next-Cursor"
 
 HOUR_MS = 60 * MINUTE_MS
 EARLIEST_MS, LATEST_MS = 0, 253_402_300_799_999
-"""Times a parameter may name: 1970 (no market data is older, and the reader's ranges are
-unsigned) to 9999 (the last year ISO-8601 writes)."""
+"""Times a parameter may name: from 1970 (no market data is older, and the reader keys its
+ranges by non-negative epoch ms) to 9999 (the last year ISO-8601 writes)."""
 
 
 # ---- what the rows look like (OpenAPI only: rows are encoded from the reader's Arrow table) ----
@@ -162,7 +162,7 @@ class ReadOperation(GuardedOperation):
         super().__post_init__()
         ok = (self.responses or {}).get("200")
         assert isinstance(ok, OpenAPIResponse) and ok.content is not None
-        binary = Schema(type=OpenAPIType.STRING, format="binary")  # type: ignore[arg-type]
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
         ok.content[ARROW_STREAM] = OpenAPIMediaType(schema=binary)
         ok.content[CSV] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
         ok.headers = {
@@ -201,7 +201,7 @@ TIME_SCHEMA: dict[str, Any] = {
     "one_of": None,
     "any_of": [
         Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
-        Schema(type=OpenAPIType.STRING, pattern="^-?[0-9]+$", description="epoch milliseconds"),
+        Schema(type=OpenAPIType.STRING, pattern="^[0-9]+$", description="epoch milliseconds"),
     ],
 }
 """A time parameter as the document shows it (the handler reads it as text): ISO-8601, or digits."""
@@ -465,7 +465,7 @@ def _parse_time(name: str, text: str | None) -> int | None:
     if text is None:
         return None
     stripped = text.strip()
-    if stripped.lstrip("-").isdigit():
+    if stripped.isascii() and stripped.isdigit():
         ms = int(stripped)
     else:
         try:

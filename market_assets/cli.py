@@ -296,6 +296,8 @@ def _when(text: str | None, now_ms: int, option: str) -> int | None:
     if text is None:
         return None
     value = text.strip()
+    if not value.isascii():
+        raise typer.BadParameter(f"{text!r} is neither a duration (90m, 12h, 2d, 1w) nor an ISO-8601 time", param_hint=option)
     if value[:-1].isdigit() and value[-1:] in _DURATION_MS:
         return now_ms - int(value[:-1]) * _DURATION_MS[value[-1]]
     if value.isdigit():
