@@ -54,22 +54,22 @@ archive_partitions = dg.DailyPartitionsDefinition(start_date=ARCHIVE_START, time
 """UTC days up to yesterday (``end_offset`` 0): the day in progress is never a partition."""
 
 
-def _metadata(days: list[DayArchive]) -> dict[str, object]:
-    metadata: dict[str, object] = {}
+def _metadata(days: list[DayArchive]) -> dict[str, dg.MetadataValue]:
+    metadata: dict[str, dg.MetadataValue] = {}
     for day in days:
         prefix = day.dataset
         metadata |= {
-            f"{prefix}/outcome": day.outcome.value,
-            f"{prefix}/rows": day.rows,
-            f"{prefix}/bytes": day.bytes,
-            f"{prefix}/bytes_per_row": round(day.bytes_per_row, 2),
-            f"{prefix}/checksum": day.checksum or "",
+            f"{prefix}/outcome": dg.MetadataValue.text(day.outcome.value),
+            f"{prefix}/rows": dg.MetadataValue.int(day.rows),
+            f"{prefix}/bytes": dg.MetadataValue.int(day.bytes),
+            f"{prefix}/bytes_per_row": dg.MetadataValue.float(round(day.bytes_per_row, 2)),
+            f"{prefix}/checksum": dg.MetadataValue.text(day.checksum or ""),
             f"{prefix}/path": dg.MetadataValue.path(str(day.path)),
-            f"{prefix}/rows_kept_from_partition": day.rows_kept_from_partition,
-            f"{prefix}/lock_ms": round(day.lock_ms, 1),
+            f"{prefix}/rows_kept_from_partition": dg.MetadataValue.int(day.rows_kept_from_partition),
+            f"{prefix}/lock_ms": dg.MetadataValue.float(round(day.lock_ms, 1)),
         }
     candles = next(day for day in days if day.dataset == "candles")
-    metadata["dagster/row_count"] = candles.rows
+    metadata["dagster/row_count"] = dg.MetadataValue.int(candles.rows)
     return metadata
 
 
