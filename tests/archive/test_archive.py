@@ -263,6 +263,12 @@ def test_funding_hours_are_archived_and_pruned_only_once_archived(conn: sqlite3.
         for h in expected
     ]
 
+    archive.write_day(conn, root, "funding", DAY0_MS + DAY_MS, clock())
+    day1.unlink()  # archived, then lost
+    lost = run_maintenance(conn, Ledger(conn, clock), settings=settings(root))
+    assert lost.rows_pruned[FUNDING.key] == 0 and lost.archive_blocked["funding"] == {"2026-11-19": f"partition missing: {day1}"}
+    assert conn.execute("SELECT count(*), min(hour_ms) FROM funding").fetchone() == (48, DAY0_MS + DAY_MS)
+
 
 def test_a_revised_funding_hour_removes_its_days_stamp(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
     hours = funding_day(["BTC"], DAY0_MS)
