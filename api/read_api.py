@@ -38,7 +38,7 @@ from api.errors import ErrorBody
 from api.openapi import GUARDED_ERRORS, GuardedOperation
 from api.read_paging import Cursor, Key, TimeRead, fingerprint, keyed_page, time_keyed_page
 from market_assets.clock import Clock
-from market_assets.read import INTERVALS, MINUTE_MS, MarketReader
+from market_assets.read import EARLIEST_MS, INTERVALS, LATEST_MS, MINUTE_MS, MarketReader
 from market_assets.read_formats import ARROW_STREAM, arrow_stream_bytes, csv_bytes, json_rows
 
 DEFAULT_LIMIT = 10_000
@@ -55,9 +55,6 @@ CSV = "text/csv"
 NEXT_HEADER = "X-Next-Cursor"
 
 HOUR_MS = 60 * MINUTE_MS
-EARLIEST_MS, LATEST_MS = 0, 253_402_300_799_999
-"""Times a parameter may name: from 1970 (no market data is older, and the reader keys its
-ranges by non-negative epoch ms) to 9999 (the last year ISO-8601 writes)."""
 
 
 # ---- what the rows look like (OpenAPI only: rows are encoded from the reader's Arrow table) ----
@@ -474,10 +471,10 @@ def _parse_time(name: str, text: str | None) -> int | None:
             stamp = pd.NaT
         if stamp is pd.NaT:
             raise ValueError(f"{name}: {text!r} is neither an ISO-8601 time nor epoch milliseconds")
-        moment = stamp.to_pydatetime(warn=False)  # years 1 to 9999, past pandas' nanosecond range
+        moment = stamp.to_pydatetime(warn=False)  # years 1 to 9999: past pandas' nanosecond range
         ms = ((moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment) - _EPOCH) // timedelta(milliseconds=1)
     if not EARLIEST_MS <= ms <= LATEST_MS:
-        raise ValueError(f"{name}: {text!r} is not a time from 1970 to 9999")
+        raise ValueError(f"{name}: {text!r} is outside the times the memory holds (1970 to 2527)")
     return ms
 
 
