@@ -5,6 +5,7 @@ compared value by value in every format; paging, access and refusals."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -340,3 +341,14 @@ def test_every_coin_is_read_when_none_is_named(base: str, reader: MarketReader) 
     rows = get(base, "candles", {"interval": "1d", "start": "2026-11-15"}).json()["data"]
     assert sorted({row["coin"] for row in rows}) == sorted(COINS)
     assert set(reader.coins()) - set(COINS) == {"DOGE"}  # listed, no candles: no rows, no error
+
+
+def test_concurrent_reads_share_the_one_reader_and_agree(base: str, reader: MarketReader) -> None:
+    """The app's one MarketReader serves every worker thread (a connection each): sixteen reads at
+    once, of four kinds, each equal to the Python API's."""
+    kinds = [CASES[name] for name in ("candles_5m_every_coin", "features_all_columns", "funding_every_coin",
+                                       "candles_1h_as_of_with_forming_bar")]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda i: get(base, kinds[i % 4][0], kinds[i % 4][1], accept=ARROW), range(16)))
+    for i, answer in enumerate(answers):
+        assert python_rows(arrow_table(answer)) == python_rows(kinds[i % 4][2](reader))
