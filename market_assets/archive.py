@@ -91,6 +91,11 @@ class ArchiveError(MarketMemoryError):
     """A day cannot be archived as asked, or an archived day cannot be read; one readable line."""
 
 
+class DayChangingError(ArchiveError):
+    """The day changed under every attempt to archive it (repairs still landing): nothing is
+    wrong, it is left unstamped and archived again later."""
+
+
 def archive_root(db_path: Path, env: Mapping[str, str] = os.environ) -> Path:
     """``MARKET_ARCHIVE`` if set, else the ``archive`` folder beside the memory ``db_path``
     (``settings.archive_path``, where ``Settings.from_env`` reads it too)."""
@@ -230,7 +235,7 @@ def write_day(conn: sqlite3.Connection, root: Path, dataset: Dataset, day_ms: in
                 )
     finally:
         stamps.drop_snapshot(conn, dataset)
-    raise ArchiveError(
+    raise DayChangingError(
         f"{dataset} of {day_key(day_ms)}: the day changed while it was archived, {STAMP_ATTEMPTS} times in a row; "
         "the partition holds the last read but the day is not stamped (it will be archived again)"
     )

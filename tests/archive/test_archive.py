@@ -213,7 +213,7 @@ def test_a_day_that_keeps_changing_is_left_unstamped(
 
     conn.set_trace_callback(revise)
     try:
-        with pytest.raises(ArchiveError, match="changed while it was archived, 3 times in a row"):
+        with pytest.raises(archive.DayChangingError, match="changed while it was archived, 3 times in a row"):
             archive.write_day(conn, root, "candles", DAY0_MS, DAY0_MS + DAY_MS)
     finally:
         conn.set_trace_callback(None)
