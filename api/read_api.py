@@ -39,7 +39,7 @@ from api.openapi import GUARDED_ERRORS, GuardedOperation
 from api.read_paging import Cursor, Key, TimeRead, fingerprint, keyed_page, time_keyed_page
 from market_assets.clock import Clock
 from market_assets.read import EARLIEST_MS, INTERVALS, LATEST_MS, MINUTE_MS, MarketReader
-from market_assets.read_formats import ARROW_STREAM, arrow_stream_bytes, csv_bytes, json_rows
+from market_assets.read_formats import ARROW_STREAM, arrow_stream_bytes, csv_bytes, json_document
 
 DEFAULT_LIMIT = 10_000
 """A week of 1-minute bars of one coin is one page and a bit (10,080 rows); ~2.2 MB of JSON
@@ -540,5 +540,4 @@ def _respond(request: Request[Any, Any, Any], requested: str | None, table: pa.T
         return Response(arrow_stream_bytes(table), media_type=ARROW_STREAM, headers=headers)
     if chosen == "csv":
         return Response(csv_bytes(table), media_type=CSV, headers=headers)
-    body = msgspec.json.encode({"data": json_rows(table), "next": next_cursor})
-    return Response(body, media_type=MediaType.JSON, headers=headers)
+    return Response(json_document(table, next_cursor), media_type=MediaType.JSON, headers=headers)
