@@ -344,11 +344,22 @@ def test_every_coin_is_read_when_none_is_named(base: str, reader: MarketReader) 
 
 
 def test_concurrent_reads_share_the_one_reader_and_agree(base: str, reader: MarketReader) -> None:
-    """The app's one MarketReader serves every worker thread (a connection each): sixteen reads at
-    once, of four kinds, each equal to the Python API's."""
+    """The app's one MarketReader serves every worker thread (a connection each), and JSON and CSV
+    are written through DuckDB cursors of their own: 24 requests at once, four reads in three
+    formats, each equal to the Python API's."""
     kinds = [CASES[name] for name in ("candles_5m_every_coin", "features_all_columns", "funding_every_coin",
                                        "candles_1h_as_of_with_forming_bar")]
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        answers = list(pool.map(lambda i: get(base, kinds[i % 4][0], kinds[i % 4][1], accept=ARROW), range(16)))
+
+    def rows(i: int) -> list[dict[str, Any]]:
+        route, query, read = kinds[i % 4]
+        schema = read(reader).schema
+        if i % 3 == 0:
+            return python_rows(arrow_table(get(base, route, query, accept=ARROW)))
+        if i % 3 == 1:
+            return json_rows(get(base, route, query).json()["data"], schema)
+        return csv_rows(get(base, route, {**query, "format": "csv"}).text, schema)
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(rows, range(24)))
     for i, answer in enumerate(answers):
-        assert python_rows(arrow_table(answer)) == python_rows(kinds[i % 4][2](reader))
+        assert answer == python_rows(kinds[i % 4][2](reader)), i
