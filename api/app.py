@@ -1,7 +1,7 @@
 """The app factory. Settings are read by the caller, once; handlers receive them as dependencies,
 except the health route, which binds its reader, clock and guard here (see ``api.health``). The read
 routes (``api.read_api``) share the dashboard's guard and one ``MarketReader`` (thread-safe, read-only,
-one connection per worker thread kept for the app's life, as ``api.readers`` keeps its own).
+one connection per worker thread), closed on shutdown.
 
 HEAD is answered wherever GET is (:func:`api.head.head_as_get`), wrapped around Litestar's own
 ASGI handler because Litestar routes HEAD only to handlers that declare it.
@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> Litestar:
             "volumes": Provide(lambda: volumes, use_cache=True, sync_to_thread=False),
             "market_reader": Provide(lambda: market_reader, use_cache=True, sync_to_thread=False),
         },
+        on_shutdown=[market_reader.close],
         exception_handlers=JSON_ERRORS,
         openapi_config=openapi_config(),
     )

@@ -13,8 +13,11 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pyarrow as pa
 import pytest
+from litestar.testing import TestClient
 
+from api import create_app
 from market_assets.read import CANDLE_SCHEMA, INTERVALS, MarketReader
+from market_assets.settings import Settings
 
 from .read_rows import csv_rows, json_rows, python_rows
 from .read_seeding import COINS, Seeded, seed_read_memory
@@ -363,3 +366,9 @@ def test_concurrent_reads_share_the_one_reader_and_agree(base: str, reader: Mark
         answers = list(pool.map(rows, range(24)))
     for i, answer in enumerate(answers):
         assert answer == python_rows(kinds[i % 4][2](reader)), i
+
+
+def test_the_apps_reader_closes_on_shutdown_the_connections_its_worker_threads_opened(seeded: Seeded) -> None:
+    with TestClient(create_app(Settings(db_path=seeded.path))) as client:  # its lifespan runs the shutdown hook
+        for route, query in ROUTES.items():
+            assert client.get(f"/api/v1/{route}", params=query).status_code == 200
