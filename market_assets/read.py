@@ -247,7 +247,7 @@ class MarketReader:
             memory_rows = reads.funding_rows(conn, wanted, lo, hi)
         table = _funding_table(memory_rows)
         if days:
-            archived = self._archive().read_funding(self.archive_root, days, wanted, lo, hi)
+            archived = self._archive().read_funding(self.archive_root, days, wanted, lo, hi, ordered=False)
             table = self._with_archived(table, days, _funding_arrow(archived))
         table = table.filter(pc.less_equal(table["time"], pa.scalar(span.cut, _UTC_MS)))
         return _out(table, output)
@@ -366,7 +366,8 @@ class MarketReader:
         """The archive's minutes of ``days`` inside ``ranges``, as units."""
         if ranges.empty:
             return np.empty((0, len(reads.UNIT_COLUMNS)))
-        archived = self._archive().read_candles(self.archive_root, days, ranges.coins(), ranges.first, ranges.last)
+        archived = self._archive().read_candles(self.archive_root, days, ranges.coins(), ranges.first, ranges.last,
+                                                ordered=False)
         units = ranges.archived_units(archived)
         return units if ranges.whole() else ranges.select(units)
 
