@@ -18,9 +18,9 @@ from .read_seeding import seed_read_memory
 from .server import served_api
 
 ROUTES = ["/api/v1/candles", "/api/v1/features", "/api/v1/funding", "/api/v1/polymarket/markets", "/api/v1/defillama/series"]
-EXAMPLES = 25
-"""Generated requests per route and mode: the ten runs take ~40 s, most of it candles over decades
-(the reader looks for an archive partition per day of a range)."""
+EXAMPLES = 15
+"""Generated requests per route and mode: the ten runs took 40 s at a load average of 9, most of
+it candles over decades (the reader looks for an archive partition per day of a range)."""
 
 
 @pytest.fixture(scope="module")
