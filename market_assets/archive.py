@@ -111,6 +111,23 @@ def partition_path(root: Path, dataset: Dataset, day_ms: int) -> Path:
     return Path(root) / dataset / f"day={day_key(day_ms)}" / PARTITION_FILE
 
 
+def partition_days(root: Path, dataset: Dataset) -> list[int]:
+    """Start of every UTC day with a partition folder of ``dataset``, oldest first (one listing:
+    whatever the range a read covers)."""
+    try:
+        names = os.listdir(Path(root) / dataset)
+    except FileNotFoundError:
+        return []
+    days = []
+    for name in names:
+        if name.startswith("day="):
+            try:
+                days.append(int(datetime.strptime(name[4:], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 1000)
+            except ValueError:
+                continue  # not a partition of ours
+    return sorted(days)
+
+
 def checksum(table: pa.Table) -> str:
     """sha256 of a table's content, independent of Parquet and Arrow versions.
 

@@ -355,11 +355,11 @@ class MarketReader:
             minutes = in_memory.units(reads.minute_units(conn, in_memory.as_list(), forming=forming))
             parts.append(minutes)
             parts.append(self._archived_minutes(in_archive, stamped))
-            changed = [day for day in in_memory.days() if self._archive().partition_path(
-                self.archive_root, "candles", day).exists()]
-            if changed:
-                older = self._archived_minutes(in_memory.split_days(changed)[1], changed)
-                parts.append(older[~np.isin(_Ranges.keys(older), _Ranges.keys(minutes))])
+            changed = [day for day in self._archive().partition_days(self.archive_root, "candles")
+                       if need.first - DAY_MS < day < need.last and day not in stamped
+                       and self._archive().partition_path(self.archive_root, "candles", day).exists()]
+            older = self._archived_minutes(in_memory.split_days(changed)[1], changed) if changed else minutes[:0]
+            parts.append(older[~np.isin(_Ranges.keys(older), _Ranges.keys(minutes))])
         return _Units(need.names, np.concatenate(parts) if parts else np.empty((0, len(reads.UNIT_COLUMNS))))
 
     def _archived_minutes(self, ranges: _Ranges, days: list[int]) -> np.ndarray:
@@ -650,14 +650,6 @@ class _Ranges:
     def keys(cls, units: np.ndarray) -> np.ndarray:
         """The key (coin index, open time) of each unit."""
         return (units[:, _CODE].astype(np.int64) << cls.SHIFT) + units[:, _OPEN_MS].astype(np.int64)
-
-    def days(self) -> list[int]:
-        """Start of every UTC day these ranges touch."""
-        mask = (1 << self.SHIFT) - 1
-        touched: set[int] = set()
-        for s, e in zip((self.starts & mask).tolist(), (self.ends & mask).tolist()):
-            touched.update(range(s - s % DAY_MS, e, DAY_MS))
-        return sorted(touched)
 
     def units(self, rows: list[tuple]) -> np.ndarray:
         """Rows of :func:`reads.minute_units` or :func:`reads.rollup_units` for :meth:`as_list`
