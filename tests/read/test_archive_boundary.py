@@ -145,7 +145,12 @@ def test_an_archived_day_revised_since_reads_the_revision_not_the_archive(archiv
 def test_a_minute_written_into_an_archived_and_pruned_day_loses_no_other_minute(archived: Market) -> None:
     """A late confirmation of one minute of a pruned day removes the day's stamp: until the day is
     archived again its other minutes are only in the partition, and its buckets must not be rolled
-    again from the one minute the memory holds."""
+    again from the one minute the memory holds.
+
+    Maintenance then keeps the day's rollups (never replaced by fewer minutes), which do not learn
+    the confirmation: from then on the bars above that minute may still say unverified. Accepted as
+    the safe direction (issue 15's main session, findings-tests.md #5): values and minutes exact,
+    verified never claimed where a minute is unconfirmed."""
     prune(archived)
     day2 = ARCHIVED_DAYS[2]
     late = next(row for t, row in sorted(archived.history.minutes["BTC"].items()) if t >= day2 + 3 * HOUR_MS and not row.confirmed)
@@ -158,13 +163,14 @@ def test_a_minute_written_into_an_archived_and_pruned_day_loses_no_other_minute(
     archived.history.put([confirmed])
     truth = minutes_frame(archived.history.rows())
 
-    def assert_day_whole(now_ms: int, context: str) -> None:
+    def assert_day_whole(now_ms: int, context: str, *, unverified_allowed: bool = True) -> None:
         with MarketReader(archived.path, clock=FrozenClock(now_ms)) as reader:
             for interval in ("1m", "5m", "1h", "1d"):
                 assert_same_bars(reader.candles("BTC", interval, day2, day2 + DAY_MS),
-                                 expected_bars(truth, ["BTC"], interval, day2, day2 + DAY_MS, now_ms), f"{interval} {context}")
+                                 expected_bars(truth, ["BTC"], interval, day2, day2 + DAY_MS, now_ms), f"{interval} {context}",
+                                 unverified_allowed=unverified_allowed and interval != "1m")
 
-    assert_day_whole(LATER_MS, "before maintenance")
+    assert_day_whole(LATER_MS, "before maintenance", unverified_allowed=False)
     assert prune(archived) == 0  # the day is no longer stamped: nothing of it pruned, its buckets rolled again
     assert_day_whole(LATER_MS, "after maintenance")
     conn = connect(archived.path, clock=FrozenClock(LATER_MS))

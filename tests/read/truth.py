@@ -99,8 +99,12 @@ def as_truth(read: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def assert_same_bars(read: pd.DataFrame, expected: pd.DataFrame, context: str = "") -> None:
-    """Same bars (coin, open and close times) in the same order, the same values; volume to 1e-12."""
+def assert_same_bars(read: pd.DataFrame, expected: pd.DataFrame, context: str = "", *,
+                     unverified_allowed: bool = False) -> None:
+    """Same bars (coin, open and close times) in the same order, the same values; volume to 1e-12.
+
+    ``unverified_allowed``: a bar may say ``verified=False`` where every minute is confirmed (the
+    safe direction), never ``verified=True`` where one is not."""
     got = as_truth(read)
     assert list(read.columns) == CANDLE_COLUMNS, context
     keys = ["coin", "open_time", "close_time"]
@@ -111,7 +115,10 @@ def assert_same_bars(read: pd.DataFrame, expected: pd.DataFrame, context: str = 
         missing = sorted(set(want_keys) - set(got_keys))[:5]
         raise AssertionError(f"{context}: {len(got_keys)} bars, expected {len(want_keys)}; "
                              f"unexpected {extra}, missing {missing}")
-    for column in VALUE_COLUMNS:
+    if unverified_allowed:
+        claimed = got.verified.to_numpy() & ~expected.verified.to_numpy()
+        assert not claimed.any(), f"{context}: {got_keys[int(np.argmax(claimed))]} claims verified with a minute unconfirmed"
+    for column in [c for c in VALUE_COLUMNS if not (unverified_allowed and c == "verified")]:
         differs = got[column].to_numpy() != expected[column].to_numpy()
         if differs.any():
             i = int(np.argmax(differs))
