@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from market_assets.memory.rollups import DAY_MS, HOUR_MS, SUBJECTS_OF
 
@@ -60,18 +60,19 @@ _ROLLUPS = {
 }
 
 
-def minute_units(conn: sqlite3.Connection, ranges: Sequence[Range], *, forming: bool = False) -> list[tuple]:
-    """The closed 1-minute rows of ``ranges`` as units (``forming``: the forming ones too)."""
+def minute_units(conn: sqlite3.Connection, ranges: Sequence[Range], *, forming: bool = False) -> Iterator[tuple]:
+    """The closed 1-minute rows of ``ranges`` as units (``forming``: the forming ones too), as they
+    are stepped: a caller that stores them as numbers needs no list of 864,000 tuples first."""
     if not ranges:
-        return []
-    return conn.execute(_MINUTES, {"ranges": json.dumps(ranges), "forming": forming}).fetchall()
+        return iter(())
+    return conn.execute(_MINUTES, {"ranges": json.dumps(ranges), "forming": forming})
 
 
-def rollup_units(conn: sqlite3.Connection, interval: str, ranges: Sequence[Range]) -> list[tuple]:
-    """The current rollup buckets of ``interval`` in ``ranges`` (a queued bucket is left out)."""
+def rollup_units(conn: sqlite3.Connection, interval: str, ranges: Sequence[Range]) -> Iterator[tuple]:
+    """The current rollup buckets of ``interval`` in ``ranges`` (a queued bucket is left out), as stepped."""
     if not ranges:
-        return []
-    return conn.execute(_ROLLUPS[interval], {"ranges": json.dumps(ranges)}).fetchall()
+        return iter(())
+    return conn.execute(_ROLLUPS[interval], {"ranges": json.dumps(ranges)})
 
 
 def known_coins(conn: sqlite3.Connection) -> list[str]:
