@@ -17,12 +17,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
-
-import duckdb
-import pyarrow as pa
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from market_assets.memory.rollups import DAY_MS, SUBJECTS_OF
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# DuckDB is imported by the two functions that use it, not here: the streamer imports this module
+# (through retention's WAL bound and the prune's ``Stamp``), and DuckDB with pyarrow would cost it
+# 0.4 s at start and ~40 MB of memory it never uses (bench/stream_throughput.py's RSS figure).
 
 Dataset = Literal["candles", "funding"]
 DATASETS: tuple[Dataset, ...] = ("candles", "funding")
@@ -196,6 +200,8 @@ def copy_to_parquet(
     values are the archive's own, quoted here as SQL text)."""
     pairs = ", ".join(f"{_text(key)}: {_text(value)}" for key, value in metadata.items())
     order = ", ".join(_name(column) for column in sort_by)
+    import duckdb
+
     with duckdb.connect() as db:
         db.register("day_rows", table)
         db.execute(
@@ -219,6 +225,8 @@ def read_parquet(
         where += " AND coin IN (SELECT unnest($coins))"
         params["coins"] = list(coins)
     selected = ", ".join(_name(column) for column in columns)
+    import duckdb
+
     with duckdb.connect() as db:
         return db.sql(
             f"SELECT {selected} FROM read_parquet($files) WHERE {where}"
