@@ -20,26 +20,49 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import msgspec
-import pandas as pd
 import pyarrow as pa
 from litestar import Controller, MediaType, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIFormat, OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Schema,
+)
 from litestar.params import Parameter
 
 from api.errors import ErrorBody
 from api.openapi import GUARDED_ERRORS, GuardedOperation
-from api.read_paging import Cursor, Key, TimeRead, fingerprint, keyed_page, time_keyed_page
+from api.read_paging import (
+    Cursor,
+    Key,
+    TimeRead,
+    fingerprint,
+    keyed_page,
+    time_keyed_page,
+)
 from market_assets.clock import Clock
-from market_assets.read import EARLIEST_MS, INTERVALS, LATEST_MS, MINUTE_MS, MarketReader
-from market_assets.read_formats import ARROW_STREAM, arrow_stream_bytes, csv_bytes, json_document
+from market_assets.read import (
+    INTERVALS,
+    MINUTE_MS,
+    MarketReader,
+    parse_time,
+)
+from market_assets.read_formats import (
+    ARROW_STREAM,
+    arrow_stream_bytes,
+    csv_bytes,
+    json_document,
+)
 
 DEFAULT_LIMIT = 10_000
 """A week of 1-minute bars of one coin is one page and a bit (10,080 rows): ~2.2 MB of JSON in
@@ -458,25 +481,8 @@ def _time_keyed(
 
 
 def _parse_time(name: str, text: str | None) -> int | None:
-    """Epoch ms of epoch-millisecond digits, or of a time pandas reads (ISO-8601; naive: UTC), as
-    the Python reader reads text."""
-    if text is None:
-        return None
-    stripped = text.strip()
-    if stripped.isascii() and stripped.isdigit():
-        ms = int(stripped)
-    else:
-        try:
-            stamp = pd.Timestamp(stripped)
-        except (ValueError, TypeError, OverflowError):
-            stamp = pd.NaT
-        if stamp is pd.NaT:
-            raise ValueError(f"{name}: {text!r} is neither an ISO-8601 time nor epoch milliseconds")
-        moment = stamp.to_pydatetime(warn=False)  # years 1 to 9999: past pandas' nanosecond range
-        ms = ((moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment) - _EPOCH) // timedelta(milliseconds=1)
-    if not EARLIEST_MS <= ms <= LATEST_MS:
-        raise ValueError(f"{name}: {text!r} is outside the times the memory holds (1970 to 2527)")
-    return ms
+    """Epoch ms of a time parameter, read as the Python reader reads it (``read.parse_time``)."""
+    return None if text is None else parse_time(text, name)
 
 
 def _iso(ms: int) -> str:
@@ -506,7 +512,6 @@ def _next(query: str, end_ms: int | None, key: Key | None) -> str | None:
     return None if key is None else Cursor(query, end_ms, key).encode()
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _QUERY_NAMES = {"coins": "coin", "subjects": "subject"}
 """The reader's argument names that the query spells otherwise (one value per repetition)."""

@@ -36,7 +36,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,12 +47,24 @@ from rich.markup import escape
 from rich.table import Table
 
 from market_assets.clock import wall_clock_ms
-from market_assets.health import HealthReport, Severity, Status, encode_document, explain, read_health
-from market_assets.memory import MarketMemoryError, MemoryBusyError, MemoryMissingError, open_memory
-from market_assets.memory.connection import is_busy
-from market_assets.memory.runs import memory_created_at_ms
+from market_assets.health import (
+    HealthReport,
+    Severity,
+    Status,
+    encode_document,
+    explain,
+    read_health,
+)
 from market_assets.ingest.runner import ChannelResult, Collect, Store, run_channel
 from market_assets.ledger import Ledger
+from market_assets.memory import (
+    MarketMemoryError,
+    MemoryBusyError,
+    MemoryMissingError,
+    open_memory,
+)
+from market_assets.memory.connection import is_busy
+from market_assets.memory.runs import memory_created_at_ms
 from market_assets.redact import RedactingFormatter, redact
 from market_assets.registry import (
     DEFILLAMA_MACRO,
@@ -64,9 +76,9 @@ from market_assets.registry import (
     Channel,
 )
 from market_assets.settings import Profile, Settings
-from market_assets.stack_runs import STOP_GRACE_SEC
 from market_assets.sources.endpoints import SourceEndpoints
 from market_assets.sources.errors import SourceError
+from market_assets.stack_runs import STOP_GRACE_SEC
 
 EXIT_MEMORY_UNUSABLE = 1
 EXIT_RUN_FAILED = 1
@@ -280,7 +292,6 @@ def api(
 
 # ---- reading the memory (SPEC §11): market candles / features / funding ----
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
@@ -300,18 +311,12 @@ def _when(text: str | None, now_ms: int, option: str) -> int | None:
         raise typer.BadParameter(f"{text!r} is neither a duration (90m, 12h, 2d, 1w) nor an ISO-8601 time", param_hint=option)
     if value[:-1].isdigit() and value[-1:] in _DURATION_MS:
         return now_ms - int(value[:-1]) * _DURATION_MS[value[-1]]
-    if value.isdigit():
-        return int(value)
-    import pandas as pd
+    from market_assets.read import parse_time
 
     try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError, OverflowError):
-        stamp = pd.NaT
-    if stamp is pd.NaT:
-        raise typer.BadParameter(f"{text!r} is neither a duration (90m, 12h, 2d, 1w) nor an ISO-8601 time", param_hint=option)
-    moment = stamp.to_pydatetime(warn=False)
-    return ((moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - _EPOCH) // timedelta(milliseconds=1)
+        return parse_time(value, option)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is neither a duration (90m, 12h, 2d, 1w) nor an ISO-8601 time", param_hint=option) from None
 
 
 Since = Annotated[
@@ -519,7 +524,6 @@ def up(
     too), restarting a crashed process with backoff, until Ctrl-C/SIGTERM stops it all. Each
     process's output goes to its log file; the console shows one line per failed run."""
     import asyncio
-    from datetime import UTC, datetime
 
     from market_assets.stack import (
         LOOPBACK,

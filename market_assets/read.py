@@ -29,7 +29,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Self, TypeAlias
 
@@ -267,8 +267,8 @@ class MarketReader:
                          end: TimeLike | None = None, *, series: str | Sequence[str] | None = None,
                          output: Output = "pandas") -> pd.DataFrame | pa.Table:
         """DefiLlama points (``series``, ``subject``, ``ts``, ``value``) in ``[start, end)``."""
-        lo = 0 if start is None else _ms(start, "start")
-        hi = _NEVER if end is None else _ms(end, "end")
+        lo = 0 if start is None else parse_time(start, "start")
+        hi = _NEVER if end is None else parse_time(end, "end")
         if lo > hi:
             raise ValueError(f"start: {_iso(lo)} is after end {_iso(hi)}")
         with self._snapshot() as conn:
@@ -397,13 +397,13 @@ class _Span:
 
     @classmethod
     def of(cls, start: TimeLike, end: TimeLike | None, as_of: TimeLike | None, clock: Clock) -> _Span:
-        lo = _ms(start, "start")
-        hi = _NEVER if end is None else _ms(end, "end")
+        lo = parse_time(start, "start")
+        hi = _NEVER if end is None else parse_time(end, "end")
         if lo > hi:
             raise ValueError(f"start: {_iso(lo)} is after end {_iso(hi)}")
         # Nothing is known after now, whatever ``as_of`` asks for.
         now = clock()
-        cut = now if as_of is None else min(_ms(as_of, "as_of"), now)
+        cut = now if as_of is None else min(parse_time(as_of, "as_of"), now)
         return cls(lo, hi, None if as_of is None else cut, cut)
 
 
@@ -412,25 +412,34 @@ LATEST_MS = (1 << 44) - 1
 """Times the reader can hold (1970 to 2527); a time outside them is refused, naming its argument."""
 
 
-def _ms(value: object, name: str) -> int:
-    """Epoch ms of a datetime (naive: UTC), date, pandas Timestamp, ISO text or epoch ms."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_time(value: object, name: str) -> int:
+    """Epoch ms of a time as a strategy, a URL or a shell holds it: a datetime (naive: UTC), a date,
+    a pandas Timestamp, epoch ms (an int or its digits), or ISO-8601 text (naive: UTC). Raises one
+    ``ValueError`` starting with ``name`` for anything else, or a time outside 1970 to 2527. The
+    read API, the HTTP routes and the CLI all read times here."""
+    given = value
     if isinstance(value, bool):
         raise ValueError(f"{name}: {value!r} is not a time")  # noqa: TRY004 (one error type for every bad argument)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
     if isinstance(value, (int, np.integer)):
         ms = int(value)
     elif isinstance(value, (datetime, date, str, np.datetime64)):
         try:
-            stamp = pd.Timestamp(value)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ValueError(f"{name}: cannot read {value!r} as a time ({exc})") from None
+            stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)
+        except (ValueError, TypeError, OverflowError):
+            stamp = pd.NaT
         if stamp is pd.NaT:
-            raise ValueError(f"{name}: {value!r} is not a time")
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        ms = int(stamp.tz_localize(None).asm8.astype("datetime64[ms]").astype(np.int64))
+            raise ValueError(f"{name}: {value!r} is neither an ISO-8601 time nor epoch milliseconds")
+        moment = stamp.to_pydatetime(warn=False)  # years 1 to 9999: past pandas' nanosecond range
+        ms = ((moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment) - _EPOCH) // timedelta(milliseconds=1)
     else:
         raise ValueError(f"{name}: {value!r} is not a time (datetime, ISO text or epoch ms)")  # noqa: TRY004
     if not EARLIEST_MS <= ms <= LATEST_MS:
-        raise ValueError(f"{name}: {value!r} is outside the times the memory holds (1970 to 2527)")
+        raise ValueError(f"{name}: {given!r} is outside the times the memory holds (1970 to 2527)")
     return ms
 
 
