@@ -81,6 +81,27 @@ async def wait_simulated(replay: ReplayServers, seconds: float) -> None:
     await replay.clock.sleep(seconds)
 
 
+async def wait_settled(
+    replay: ReplayServers, memory_path: Path, coins: Iterable[str], *, at_least_s: float, at_most_s: float
+) -> None:
+    """Wait ``at_least_s`` simulated seconds, then on until every closed minute of ``coins`` before
+    the newest closed one is confirmed, or ``at_most_s`` have passed. A reconnect costs real time
+    (a simulated 100 s on a loaded CI machine), so a fixed wait would race it; the assertions that
+    follow still judge every minute."""
+    await wait_simulated(replay, at_least_s)
+    waited = at_least_s
+    while waited < at_most_s:
+        settled_ms = replay.clock.now_ms() // MINUTE_MS * MINUTE_MS - MINUTE_MS
+        with open_memory(memory_path) as conn:
+            owed = any(
+                t < settled_ms and t not in confirmed_minutes(conn, coin) for coin in coins for t in closed_rows(conn, coin)
+            )
+        if not owed:
+            return
+        await wait_simulated(replay, 10)
+        waited += 10
+
+
 def closed_rows(conn: sqlite3.Connection, coin: str) -> dict[int, tuple[object, ...]]:
     """Closed buckets of ``coin`` as stored (REAL prices: ``candles_of`` returns them as read)."""
     return {

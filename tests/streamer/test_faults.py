@@ -23,6 +23,7 @@ from .conftest import (
     closed_rows,
     streamer_config,
     streaming,
+    wait_settled,
     wait_simulated,
 )
 
@@ -49,7 +50,8 @@ async def test_connections_dropped_every_ten_seconds_for_ten_minutes_lose_no_clo
     async with streaming(replay, memory_path, config) as streamer:
         await wait_simulated(replay, 600)
         replay.plan.drop_every_s = None
-        await wait_simulated(replay, 90)  # the last owed minutes come back from REST
+        # the last owed minutes come back from REST once the sockets are live again
+        await wait_settled(replay, memory_path, streamer.universe.coins, at_least_s=90, at_most_s=600)
         end_ms = replay.clock.now_ms()
     assert replay.ws.stats.dropped >= 100 and streamer.counters.reconnects >= 100
     assert most_in_any_minute(replay.ws.stats.opened_ms) <= config.new_connections_per_minute <= 30
