@@ -110,6 +110,27 @@ class WarningThresholds:
         )
 
 
+CHECK_PROBLEMS_LISTED = 20
+"""How many failing rows (coin, minute, value) a check's metadata lists; its count says the rest."""
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """What the channel's asset checks tolerate (SPEC §12). Each check reads the fields it needs;
+    the defaults are the platform's, a channel declares only what differs."""
+
+    window_sec: int = int(timedelta(days=1).total_seconds())
+    """How far back the checks of the channel look (continuity, invariants, revisions)."""
+    sample: int = 0
+    """Rollups: buckets checked per level; features: coins recomputed. 0: not a sampling check."""
+    tolerance: float = 0.0
+    """Features: the largest absolute difference from TA-Lib's batch result; Polymarket: how far
+    a binary market's two prices may sum from 1."""
+    bound: float = 0.0
+    """Funding: the largest |hourly rate| a settled hour may have; DefiLlama: the largest
+    day-over-day factor a chain's TVL may move by without a flag."""
+
+
 @dataclass(frozen=True, eq=False)
 class Channel:
     """One (source, channel). Compared and hashed by identity: each is declared once, below."""
@@ -127,6 +148,8 @@ class Channel:
     """0 means the default, ``STALE_FACTOR`` × cadence."""
     warnings: WarningThresholds = WarningThresholds()
     """The dashboard's warning thresholds, resolved against the cadence on declaration."""
+    quality: QualityThresholds = QualityThresholds()
+    """What the channel's asset checks tolerate (``market_assets.quality``)."""
 
     def __post_init__(self) -> None:
         if self.expected_cadence_sec <= 0:
@@ -199,6 +222,8 @@ FUNDING = Channel(
     data=DataLocation("funding", "hour_ms", "coin"),
     expected_subjects=ExpectedSubjects.PERP_UNIVERSE,
     retention=timedelta(days=365),
+    # Hyperliquid caps funding at 4 % an hour; a settled rate beyond it was misread.
+    quality=QualityThresholds(window_sec=int(timedelta(days=2).total_seconds()), bound=0.04),
 )
 FEATURES = Channel(
     source="hyperliquid",
@@ -208,6 +233,8 @@ FEATURES = Channel(
     data=DataLocation("features", "open_time_ms", "coin", scope={"interval": "1m"}),
     expected_subjects=ExpectedSubjects.PERP_UNIVERSE,
     retention=timedelta(days=30),
+    # TA-Lib's own batch result over the stored closes, within float noise, for three coins a run.
+    quality=QualityThresholds(sample=3, tolerance=1e-9),
 )
 MAINTENANCE = Channel(
     source="hyperliquid",
@@ -215,6 +242,7 @@ MAINTENANCE = Channel(
     expected_cadence_sec=3600,
     description="Rollups of closed 1-minute candles to 5m, 1h and 1d, then retention pruning and WAL hygiene.",
     data=DataLocation("candle_rollups", "open_time_ms", "coin"),
+    quality=QualityThresholds(sample=50),
 )
 POLYMARKET_DISCOVERY = Channel(
     source="polymarket",
@@ -230,6 +258,7 @@ POLYMARKET_SUMMARY = Channel(
     description="Compact rows of every tracked market: question, outcome prices, volume, liquidity, end date.",
     data=DataLocation("polymarket_markets", "updated_at_ms", "market_id"),
     expected_subjects=ExpectedSubjects.TRACKED_MARKETS,
+    quality=QualityThresholds(tolerance=0.02),
 )
 DEFILLAMA_MACRO = Channel(
     source="defillama",
@@ -239,6 +268,9 @@ DEFILLAMA_MACRO = Channel(
     data=DataLocation("defillama_series", "ts_ms", "subject"),
     # Daily points stamped 00:00 UTC: the newest is today's or, early in the day, yesterday's.
     warnings=WarningThresholds(data_lag_sec=int(timedelta(days=2).total_seconds())),
+    # A chain's TVL tripling or falling to a third in a day is a bridge exploit or a source
+    # error: either way a person should look. The checks read the last week of days.
+    quality=QualityThresholds(window_sec=int(timedelta(days=7).total_seconds()), bound=3.0),
 )
 
 ROLLUP_RETENTION: Mapping[str, timedelta | None] = {
@@ -303,6 +335,8 @@ BOUNDED_TABLES: Mapping[str, str] = {
     "feature_tails": "one row per coin and interval",
     "memory_info": "a handful of memory-level facts",
     "archived_days": "one stamp per archived UTC day and dataset (two a day), the index of the Parquet archive",
+    "check_results": "one row per asset check, its latest outcome (Dagster's event log keeps the history)",
+    "funding_revisions": "FUNDING.retention, with the hours they revised",
 }
 """Every table of the memory and what keeps it from growing for ever (a test checks the schema's
 tables against this list): a retention declared above, or why it needs none."""

@@ -454,7 +454,45 @@ _V8 = (
     END""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# Data quality (SPEC §12). ``check_results`` holds the latest outcome of each asset check, so
+# the Dagster-free health surfaces (dashboard, /metrics, the monitor) see what Dagster's checks
+# found; Dagster's event log keeps the history. ``funding_revisions`` records every change to a
+# settled funding hour (a trigger, so no writer can forget it): settled hours never change, and
+# the funding check says which did. ``ingestion_runs.data_latest_ms`` is the channel's newest data
+# timestamp when the run ended: the admin page draws the data lag of each run from it.
+_V9 = (
+    """CREATE TABLE check_results (
+        source TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        blocking INTEGER NOT NULL,
+        severity TEXT NOT NULL CHECK (severity IN ('WARN', 'ERROR')),
+        evaluated_at_ms INTEGER NOT NULL,
+        checked INTEGER NOT NULL,
+        failing INTEGER NOT NULL,
+        summary TEXT NOT NULL,
+        problems TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (source, channel, check_name)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE funding_revisions (
+        coin TEXT NOT NULL,
+        hour_ms INTEGER NOT NULL,
+        revised_at_ms INTEGER NOT NULL,
+        old_rate REAL NOT NULL,
+        new_rate REAL NOT NULL,
+        PRIMARY KEY (coin, hour_ms, revised_at_ms)
+    ) WITHOUT ROWID""",
+    """CREATE TRIGGER funding_settled_revised AFTER UPDATE ON funding
+    WHEN OLD.settled = 1 AND OLD.funding_rate IS NOT NEW.funding_rate
+    BEGIN
+        INSERT OR REPLACE INTO funding_revisions (coin, hour_ms, revised_at_ms, old_rate, new_rate)
+        VALUES (NEW.coin, NEW.hour_ms, NEW.ingested_at_ms, OLD.funding_rate, NEW.funding_rate);
+    END""",
+    "ALTER TABLE ingestion_runs ADD COLUMN data_latest_ms INTEGER",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,79 @@
+"""SQL of ``check_results``: the latest outcome of each asset check (SPEC §12).
+
+Dagster's event log keeps every evaluation; the memory keeps the latest per check, so the
+Dagster-free health surfaces (dashboard, ``/metrics``, the monitor) read it with the runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from market_assets.memory.connection import write_transaction
+
+
+class CheckResult(msgspec.Struct, frozen=True):
+    """One check's latest outcome, as stored."""
+
+    source: str
+    channel: str
+    check_name: str
+    passed: bool
+    blocking: bool
+    severity: str
+    """``WARN`` or ``ERROR``."""
+    evaluated_at_ms: int
+    checked: int
+    failing: int
+    summary: str
+    problems_json: str = "[]"
+
+    @property
+    def problems(self) -> list[dict[str, Any]]:
+        """``[{"subject", "at_ms", "what", "value"}, …]``, at most the registry's listed count."""
+        loaded = json.loads(self.problems_json)
+        return loaded if isinstance(loaded, list) else []
+
+
+_UPSERT = """INSERT INTO check_results
+    (source, channel, check_name, passed, blocking, severity, evaluated_at_ms, checked, failing, summary, problems)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (source, channel, check_name) DO UPDATE SET
+        passed = excluded.passed, blocking = excluded.blocking, severity = excluded.severity,
+        evaluated_at_ms = excluded.evaluated_at_ms, checked = excluded.checked, failing = excluded.failing,
+        summary = excluded.summary, problems = excluded.problems
+    WHERE excluded.evaluated_at_ms >= check_results.evaluated_at_ms"""
+
+
+def record_results(conn: sqlite3.Connection, results: Iterable[CheckResult]) -> None:
+    """Keep each result unless a later evaluation of the same check is already stored (two
+    evaluators racing, e.g. the sensor and a check run launched from the UI)."""
+    rows = [
+        (
+            r.source, r.channel, r.check_name, int(r.passed), int(r.blocking), r.severity,
+            r.evaluated_at_ms, r.checked, r.failing, r.summary, r.problems_json,
+        )
+        for r in results
+    ]
+    with write_transaction(conn):
+        conn.executemany(_UPSERT, rows)
+
+
+def latest_results(conn: sqlite3.Connection, channels: Sequence[tuple[str, str]] | None = None) -> list[CheckResult]:
+    """The stored results, by channel then check name; only of ``channels`` when given."""
+    rows = conn.execute(
+        """SELECT source, channel, check_name, passed, blocking, severity, evaluated_at_ms, checked, failing,
+            summary, problems FROM check_results ORDER BY source, channel, check_name"""
+    ).fetchall()
+    wanted = None if channels is None else set(channels)
+    return [
+        CheckResult(
+            source, channel, name, bool(passed), bool(blocking), severity, evaluated, checked, failing, summary, problems
+        )
+        for source, channel, name, passed, blocking, severity, evaluated, checked, failing, summary, problems in rows
+        if wanted is None or (source, channel) in wanted
+    ]
