@@ -19,6 +19,11 @@ totals. So the three counts never contradict each other — rows of the last hou
 24 hours ≤ in all — however old the count: a live hour beside an older count once read
 35 > 20 = 20. The last 24 hours' subjects are at least the live ones since the settled part.
 Everything else is index seeks, read at ``now``.
+
+Each row lists the latest result of every asset check of its channel (``checks``, from the memory's
+``check_results``, written by the Dagster checks and by ``market checks``) and raises
+``check_failed`` when any of them failed; a failing *blocking* check also makes the row's status
+``failed`` (SPEC §12, :mod:`market_assets.health`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import msgspec
 from market_assets.health import ChannelHealth, Status, evaluate_health
 from market_assets.memory import dashboard as sql
 from market_assets.memory import runs
+from market_assets.memory.checks import CheckResult, latest_results
 from market_assets.memory.connection import snapshot
 from market_assets.memory.dashboard import (
     RecentCounts,
@@ -67,10 +73,16 @@ class WarningCode(StrEnum):
     THROTTLED = "throttled"
     UNVERIFIED_CANDLES = "unverified_candles"
     PARTIAL_RUN = "partial_run"
+    CHECK_FAILED = "check_failed"
 
 
 SUBJECTS_NAMED = 3
 """How many of a partial run's failed subjects its warning names (the count says the rest)."""
+
+
+PROBLEMS_SHOWN = 3
+"""How many problems of a failing check its dashboard entry lists (its summary names the first;
+``market checks --json`` lists every one kept): enough to see a pattern, little to send."""
 
 
 class Finding(msgspec.Struct, frozen=True):
@@ -92,6 +104,36 @@ class RunSummary(msgspec.Struct, rename="camel"):
     retries: int
     throttles: int
     error: str | None
+
+
+class CheckProblem(msgspec.Struct, rename="camel"):
+    """One thing a check found wrong, and where."""
+
+    subject: str
+    """The coin, market, chain or peg."""
+    at_ms: int | None
+    """The minute, bucket, hour or day it concerns (``None``: the subject as a whole)."""
+    what: str
+    value: str | int | float | bool | None
+
+
+class CheckRow(msgspec.Struct, rename="camel"):
+    """The latest result of one asset check of the channel (SPEC §12)."""
+
+    name: str
+    passed: bool
+    blocking: bool
+    """A failing blocking check makes the channel ``failed`` (alerting) and holds what depends on it."""
+    severity: str
+    """``ERROR`` (the stored data is wrong) or ``WARN`` (worth a look)."""
+    evaluated_at_ms: int
+    checked: int
+    """Rows (or subjects, buckets) examined."""
+    failing: int
+    summary: str
+    """One line: what was checked and, when it failed, the first problem."""
+    problems: list[CheckProblem]
+    """The first problems of a failing check (at most ``PROBLEMS_SHOWN``); empty when it passed."""
 
 
 class Thresholds(msgspec.Struct, rename="camel"):
@@ -157,6 +199,8 @@ class DashboardRow(msgspec.Struct, rename="camel"):
     rejected_frames: dict[str, int] | None
     """Candles only: candle frames refused where they were parsed, per reason (``non_finite``,
     ``negative``, ``low_above_high`` …), summed over the streamer windows started in the last hour."""
+    checks: list[CheckRow]
+    """The latest result of each asset check of the channel, by name (empty: none evaluated yet)."""
     thresholds: Thresholds
     warnings: list[WarningCode]
     """The names of the warnings raised, in SPEC §5's order."""
@@ -195,6 +239,8 @@ class ChannelFacts:
     last_failure: RunRecord | None
     fidelity: FidelityFacts | None
     """Channels the registry gives an ``unverified_candles`` threshold only (the candles)."""
+    checks: tuple[CheckResult, ...]
+    """The latest result of each asset check of the channel."""
 
 
 def stale_warning(health: ChannelHealth) -> Finding | None:
@@ -280,6 +326,32 @@ def partial_run_warning(last_finished: RunRecord | None) -> Finding | None:
     )
 
 
+def check_failed_warning(checks: Sequence[CheckResult]) -> Finding | None:
+    """Every failing check of the channel, blocking ones first, each with its summary."""
+    failed = sorted((c for c in checks if not c.passed), key=lambda c: (not c.blocking, c.check_name))
+    if not failed:
+        return None
+    return Finding(
+        WarningCode.CHECK_FAILED,
+        "; ".join(f"{c.check_name} ({'blocking' if c.blocking else c.severity.lower()}): {c.summary}" for c in failed),
+    )
+
+
+def check_row(result: CheckResult) -> CheckRow:
+    problems = [] if result.passed else result.problems[:PROBLEMS_SHOWN]
+    return CheckRow(
+        name=result.check_name,
+        passed=result.passed,
+        blocking=result.blocking,
+        severity=result.severity,
+        evaluated_at_ms=result.evaluated_at_ms,
+        checked=result.checked,
+        failing=result.failing,
+        summary=result.summary,
+        problems=[CheckProblem(p["subject"], p["at_ms"], p["what"], p["value"]) for p in problems],
+    )
+
+
 def coverage_of(seen: int, expected: int | None) -> float | None:
     if not expected:
         return None
@@ -305,6 +377,7 @@ def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) ->
         throttled_warning(facts.recent.throttles, thresholds),
         unverified_warning(held, thresholds, now_ms),
         partial_run_warning(facts.last_finished),
+        check_failed_warning(facts.checks),
     )
     raised = [finding for finding in findings if finding is not None]
     counters, details = _split_metadata(facts.last_finished)
@@ -342,6 +415,7 @@ def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) ->
         corrected_minutes=None if tallies is None else tallies.corrected_minutes,
         no_trade_minutes=None if held is None else held.no_trade_minutes,
         rejected_frames=None if tallies is None else tallies.rejected_frames,
+        checks=[check_row(result) for result in facts.checks],
         thresholds=Thresholds(
             thresholds.data_lag_sec,
             thresholds.min_coverage,
@@ -393,12 +467,25 @@ def read_dashboard(
         volumes = count_volumes(conn, now_ms, registry)
     with snapshot(conn):
         latest = runs.latest_runs(conn, ((c.source, c.name) for c in registry))
-        facts = {c: _facts(conn, c, now_ms, volumes[c], max_coins) for c in registry}
+        checks = _checks_by_channel(latest_results(conn))
+        facts = {c: _facts(conn, c, now_ms, volumes[c], max_coins, checks) for c in registry}
     return evaluate_dashboard(registry, facts, latest, now_ms)
 
 
+def _checks_by_channel(results: Sequence[CheckResult]) -> dict[tuple[str, str], tuple[CheckResult, ...]]:
+    grouped: dict[tuple[str, str], list[CheckResult]] = {}
+    for result in results:
+        grouped.setdefault((result.source, result.channel), []).append(result)
+    return {key: tuple(found) for key, found in grouped.items()}
+
+
 def _facts(
-    conn: sqlite3.Connection, channel: Channel, now_ms: int, volumes: VolumeCounts, max_coins: int | None
+    conn: sqlite3.Connection,
+    channel: Channel,
+    now_ms: int,
+    volumes: VolumeCounts,
+    max_coins: int | None,
+    checks: Mapping[tuple[str, str], tuple[CheckResult, ...]],
 ) -> ChannelFacts:
     expected = None
     if channel.expected_subjects is not None:
@@ -422,6 +509,7 @@ def _facts(
         recent=sql.recent_runs(conn, channel.source, channel.name, since),
         last_failure=latest_run(conn, channel.source, channel.name, statuses=(RunStatus.FAILED,), since_ms=since),
         fidelity=faithful,
+        checks=checks.get((channel.source, channel.name), ()),
     )
 
 

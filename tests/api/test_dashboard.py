@@ -203,7 +203,7 @@ def test_dashboard_schemas_are_in_the_openapi_document(memory_path: Path) -> Non
     assert row["warningDetails"] == {"type": "object", "additionalProperties": {"type": "string"}}
     codes = schema["components"]["schemas"]["WarningCode"]["enum"]
     assert set(codes) == {"stale", "data_lag", "zero_rows_last_run", "low_coverage", "recent_failures", "throttled",
-                          "unverified_candles", "partial_run"}
+                          "unverified_candles", "partial_run", "check_failed"}
     assert set(FIDELITY) <= set(row)
     assert "/api/v1/ingestion/dashboard" in schema["paths"]
     assert "/admin/ingestion" not in schema["paths"]
