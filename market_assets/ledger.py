@@ -49,6 +49,11 @@ FINISH_PATIENCE_SEC = 60.0
 """How long finishing a run keeps retrying a busy memory: six busy timeouts, longer than any
 write transaction of the platform holds the lock (a maintenance prune batch is the longest)."""
 
+DATA_LATEST_LOOKBACK_MS = 24 * 3600 * 1000
+"""How far back a finishing run looks for its channel's newest data timestamp, at least (twice
+the channel's data-lag threshold when that is longer): a range on the time column. Data older
+than that records no timestamp; the lag is then past anything the admin page draws."""
+
 REAP_LOOKBACK_MS = 24 * 3600 * 1000
 """How far back a channel's next run looks for its abandoned runs (an index range: the
 streamer's 1,440 windows a day); older leftovers are maintenance's, which looks everywhere."""
@@ -67,6 +72,9 @@ class Run:
     throttles: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     status: RunStatus = RunStatus.RUNNING
+    data_latest_ms: int | None = None
+    """The channel's newest data timestamp, when the writer knows it (the streamer does); left
+    ``None``, finishing reads it from the channel's table."""
 
     def add_rows(self, count: int) -> None:
         self.rows_written += count
@@ -85,16 +93,22 @@ class Run:
         self._finish(RunStatus.FAILED, redact(text)[:MAX_ERROR_CHARS], finished_at_ms)
 
     def _finish(self, status: RunStatus, error: str | None, finished_at_ms: int | None) -> None:
+        finished = self.ledger.clock() if finished_at_ms is None else finished_at_ms
+        latest = self.data_latest_ms
+        if latest is None:
+            lookback_ms = max(DATA_LATEST_LOOKBACK_MS, 2000 * self.channel.warnings.data_lag_sec)
+            latest = sql.newest_data_ms(self.ledger.conn, self.channel.data, finished - lookback_ms)
         sql.finish(
             self.ledger.conn,
             self.run_id,
             status=status,
-            finished_at_ms=self.ledger.clock() if finished_at_ms is None else finished_at_ms,
+            finished_at_ms=finished,
             rows_written=self.rows_written,
             error=error,
             retries=self.retries,
             throttles=self.throttles,
             metadata=self.metadata,
+            data_latest_ms=latest,
         )
         self.status = status
 

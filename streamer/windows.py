@@ -20,6 +20,10 @@ was down from the window's start to its end ("cannot stay connected"). :meth:`ro
 :meth:`finish` write the ledger and run on the memory thread; their arguments are gathered on
 the event loop, which owns the counters. A window the memory would not take is kept and
 recorded by the next call that gets through.
+
+Each window records the newest open time this process had written when it closed (the data lag
+the admin page draws), kept from the flushes, never queried; a window before the first write
+(or the one a killed process left) leaves it to the ledger, which reads it once.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class _Window:
     finished_at_ms: int = 0
     metadata: dict[str, Any] | None = None
     error: str | None = None
+    data_latest_ms: int | None = None
+    """The newest open time this process had written when the window closed."""
     run: Run | None = None
     """Set once started in the ledger, so a finish that failed is retried on the same run."""
 
@@ -58,6 +64,8 @@ class WindowRecorder:
         self.request_stats = request_stats
         self.open: _Window | None = None
         self.write_failure: str | None = None
+        self.data_latest_ms: int | None = None
+        """The newest open time written by this process: each window's data lag, with no query."""
         self.recorded: list[int] = []
         """Run ids recorded by this process, oldest first."""
         self._unrecorded: list[_Window] = []
@@ -72,9 +80,12 @@ class WindowRecorder:
         """Whether ``now_ms`` lies outside the open window (or none is open)."""
         return self.open is None or self.window_of(now_ms) != self.open.started_at_ms
 
-    def written(self, rows: int) -> None:
-        """A flush committed ``rows``: a failure earlier in the window was made good."""
+    def written(self, rows: int, newest_ms: int | None = None) -> None:
+        """A flush committed ``rows``, the newest opened at ``newest_ms``: a failure earlier in
+        the window was made good."""
         self.write_failure = None
+        if newest_ms is not None and (self.data_latest_ms is None or newest_ms > self.data_latest_ms):
+            self.data_latest_ms = newest_ms
         if self.open is not None:
             self.open.rows += rows
 
@@ -114,6 +125,7 @@ class WindowRecorder:
         if window is None:
             return
         window.finished_at_ms = now_ms
+        window.data_latest_ms = self.data_latest_ms
         window.metadata = metadata
         window.error = self.write_failure or failure
         self.write_failure = None
@@ -135,6 +147,7 @@ class WindowRecorder:
                 window.run.add_rows(window.rows)
                 window.run.add_retries(window.retries)
                 window.run.add_throttles(window.throttles)
+                window.run.data_latest_ms = window.data_latest_ms
             run = window.run
             if window.error is None:
                 run.succeed(finished_at_ms=window.finished_at_ms)

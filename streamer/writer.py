@@ -275,7 +275,7 @@ class Writer:
             self.latencies_ns.extend(committed_ns - ns for _, ns in batch.values() if ns)
             self.counters.flushes += 1
             self.counters.rows_written += written
-            self.windows.written(written)
+            self.windows.written(written, max(newest.values(), default=None))
             self._next_flush_ms = now_ms + int(self.config.flush_interval_s * 1000)
         self._release(waiters)
         if batch:

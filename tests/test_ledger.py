@@ -12,13 +12,16 @@ from pathlib import Path
 import pytest
 
 from market_assets.health import Status, evaluate_channel, read_health
-from market_assets.ledger import MAX_ERROR_CHARS, Ledger
-from market_assets.memory import RunStatus, connect
+from market_assets.ingest.history import backfill_metadata
+from market_assets.ledger import DATA_LATEST_LOOKBACK_MS, MAX_ERROR_CHARS, Ledger
+from market_assets.memory import RunStatus, connect, open_memory
 from market_assets.memory.connection import close
-from market_assets.memory.runs import get_run, runs_of
+from market_assets.memory.runs import RunRecord, get_run, runs_of
 from market_assets.registry import CANDLES, FUNDING
+from streamer.windows import WindowRecorder
 
-from .conftest import FrozenClock
+from .conftest import T0_MS, FrozenClock
+from .market_data import DAY_MS, MINUTE_MS, candle, store
 
 WORKER = Path(__file__).with_name("ledger_worker.py")
 
@@ -145,3 +148,56 @@ def test_a_run_killed_with_sigkill_stays_running_and_turns_stale(memory_path: Pa
     threshold_ms = FUNDING.stale_after_sec * 1000
     assert evaluate_channel(FUNDING, killed, killed.started_at_ms + threshold_ms).status is Status.RUNNING
     assert evaluate_channel(FUNDING, killed, killed.started_at_ms + threshold_ms + 1000).status is Status.STALE
+
+
+def test_a_finished_run_records_its_channels_newest_data_timestamp(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    """The admin page draws each run's data lag from it: candles' 1m rows only (the registry's
+    scope), the newest within the lookback; none there records none."""
+    now = clock()
+    store(conn, [candle("BTC", now - 5 * MINUTE_MS, 100.0), candle("ETH", now - 3 * MINUTE_MS, 50.0),
+                 candle("ETH", now - MINUTE_MS, 50.0)._replace(interval="5m")], now)
+    ledger = Ledger(conn, clock)
+    with ledger.run(CANDLES, metadata=backfill_metadata(now - DAY_MS, now)) as candles_run:
+        pass
+    with ledger.run(FUNDING) as funding_run:
+        pass
+    assert _recorded(conn, candles_run.run_id).data_latest_ms == now - 3 * MINUTE_MS
+    assert _recorded(conn, funding_run.run_id).data_latest_ms is None
+
+    clock.advance(seconds=DATA_LATEST_LOOKBACK_MS / 1000 + 4 * 60)  # the newest minute is past the lookback
+    with ledger.run(CANDLES) as late:
+        pass
+    assert _recorded(conn, late.run_id).data_latest_ms is None
+
+
+def test_a_run_keeps_the_newest_data_timestamp_its_writer_knows(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    now = clock()
+    store(conn, [candle("BTC", now - 5 * MINUTE_MS, 100.0)], now)
+    run = Ledger(conn, clock).start(CANDLES, started_at_ms=now - MINUTE_MS)
+    run.data_latest_ms = now - 2 * MINUTE_MS
+    run.fail("cannot write: database is locked")
+    assert _recorded(conn, run.run_id).data_latest_ms == now - 2 * MINUTE_MS
+
+
+def test_each_streamer_window_records_the_newest_minute_written_when_it_closed(memory_path: Path) -> None:
+    """Kept from the flushes, no query: a window with no write keeps the newest before it; the
+    first window, before any write, leaves it to the ledger's read."""
+    start = T0_MS - T0_MS % MINUTE_MS
+    recorder = WindowRecorder(MINUTE_MS, lambda: start)
+    with open_memory(memory_path) as conn:
+        store(conn, [candle("BTC", start - 9 * MINUTE_MS, 100.0)], start)
+        recorder.roll(conn, start, {}, None)
+        recorder.roll(conn, start + MINUTE_MS, {}, None)  # closes a window with no write
+        recorder.written(3, start)
+        recorder.written(2, start - MINUTE_MS)
+        recorder.roll(conn, start + 2 * MINUTE_MS, {}, None)
+        recorder.written(0, None)
+        recorder.roll(conn, start + 3 * MINUTE_MS, {}, None)
+        windows = runs_of(conn, "hyperliquid", "candles")
+    assert [w.data_latest_ms for w in windows] == [start - 9 * MINUTE_MS, start, start]
+
+
+def _recorded(conn: sqlite3.Connection, run_id: int) -> RunRecord:
+    record = get_run(conn, run_id)
+    assert record is not None
+    return record

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -14,6 +15,9 @@ from typing import Any
 import msgspec
 
 from market_assets.memory.connection import write_transaction
+from market_assets.registry import DataLocation
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class RunStatus(StrEnum):
@@ -36,6 +40,8 @@ class RunRecord(msgspec.Struct, frozen=True):
     retries: int
     throttles: int
     metadata_json: str = "{}"
+    data_latest_ms: int | None = None
+    """The channel's newest data timestamp when the run ended (``None``: none recorded)."""
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -45,7 +51,7 @@ class RunRecord(msgspec.Struct, frozen=True):
 
 _COLUMNS = (
     "run_id, source, channel, started_at_ms, finished_at_ms, status, "
-    "rows_written, error, retries, throttles, metadata"
+    "rows_written, error, retries, throttles, metadata, data_latest_ms"
 )
 
 BACKFILL_KEY = "backfill"
@@ -198,11 +204,12 @@ def finish(
     retries: int,
     throttles: int,
     metadata: Mapping[str, Any],
+    data_latest_ms: int | None,
 ) -> None:
     with write_transaction(conn):
         cursor = conn.execute(
             "UPDATE ingestion_runs SET status = ?, finished_at_ms = ?, rows_written = ?, "
-            "error = ?, retries = ?, throttles = ?, metadata = ? "
+            "error = ?, retries = ?, throttles = ?, metadata = ?, data_latest_ms = ? "
             "WHERE run_id = ? AND status = 'running'",
             (
                 status.value,
@@ -212,11 +219,30 @@ def finish(
                 retries,
                 throttles,
                 _json(metadata),
+                data_latest_ms,
                 run_id,
             ),
         )
     if cursor.rowcount != 1:
         raise RuntimeError(f"ledger run {run_id} is not running; it cannot be finished twice")
+
+
+def newest_data_ms(conn: sqlite3.Connection, data: DataLocation, since_ms: int) -> int | None:
+    """The newest data timestamp of a channel's rows at or after ``since_ms`` (``None``: none).
+
+    A range on the time column, as the dashboard's window counts: on the WITHOUT ROWID tables
+    keyed (subject, …, time) a skip-scan, where an unbounded ``max`` would read every row.
+    """
+    names = (data.table, data.time_column, *data.scope)
+    for name in names:
+        if not _IDENTIFIER.fullmatch(name):
+            raise ValueError(f"{name!r} is not a plain SQL identifier")
+    scope = "".join(f"{column} = ? AND " for column in data.scope)
+    row = conn.execute(
+        f"SELECT max({data.time_column}) FROM {data.table} WHERE {scope}{data.time_column} >= ?",
+        (*data.scope.values(), since_ms),
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
 
 
 def latest_runs(
