@@ -1,0 +1,232 @@
+"""SQL of the candle checks (``market_assets.quality.candles``) and of the features job's gate.
+
+Every window query walks the candles coin by coin (a loose index scan of the primary key's
+leading column, :data:`~market_assets.memory.rollups.SUBJECTS_OF`), then each coin's range of
+the window: a seek per coin whether or not ``ANALYZE`` statistics exist, so the cost follows the
+window's rows, not the 30 days the table keeps. A healthy window costs one pass per check; the
+listing of the failing rows runs only when the pass found some.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from typing import NamedTuple
+
+from market_assets.memory.rollups import SUBJECTS_OF
+
+_LARGEST = sys.float_info.max
+"""``x BETWEEN -max AND max`` is true only for a finite REAL: false for ±Inf and for text (text
+sorts above every number), NULL for NULL (hence ``IS NOT 1``). A NaN never reaches a column:
+SQLite binds it as NULL and the candles' ``NOT NULL`` refuses it (the streamer queues the minute
+``rejected``)."""
+
+_FAULT = f"""CASE
+        WHEN (c.open BETWEEN -{_LARGEST!r} AND {_LARGEST!r}) IS NOT 1 THEN 'open'
+        WHEN (c.high BETWEEN -{_LARGEST!r} AND {_LARGEST!r}) IS NOT 1 THEN 'high'
+        WHEN (c.low BETWEEN -{_LARGEST!r} AND {_LARGEST!r}) IS NOT 1 THEN 'low'
+        WHEN (c.close BETWEEN -{_LARGEST!r} AND {_LARGEST!r}) IS NOT 1 THEN 'close'
+        WHEN (c.volume BETWEEN -{_LARGEST!r} AND {_LARGEST!r}) IS NOT 1 THEN 'volume'
+        WHEN c.volume < 0 THEN 'volume<0'
+        WHEN (c.trades >= 0) IS NOT 1 THEN 'trades<0'
+        WHEN c.low > c.high THEN 'low>high'
+        WHEN c.low > min(c.open, c.close) THEN 'low>open/close'
+        WHEN c.high < max(c.open, c.close) THEN 'high<open/close'
+    END"""
+"""The first invariant a candle ``c`` breaks, by name; NULL when it keeps them all. One
+expression for the check and the features job's gate, so the two cannot disagree."""
+
+_COINS = SUBJECTS_OF.format(table="candles", column="coin") + """, coins (coin) AS (
+        SELECT subject FROM subjects WHERE subject IS NOT NULL)"""
+
+_WINDOW = """FROM coins CROSS JOIN candles AS c ON c.coin = coins.coin AND c.interval = :interval
+        AND c.open_time_ms >= :start AND c.open_time_ms < :end"""
+"""Every stored bucket of ``interval`` in ``[start, end)``, coin by coin."""
+
+
+class BrokenCandle(NamedTuple):
+    coin: str
+    open_time_ms: int
+    fault: str
+    """Which invariant: a field name (not finite), ``volume<0``, ``trades<0``, ``low>high``,
+    ``low>open/close`` or ``high<open/close``."""
+    open: object
+    high: object
+    low: object
+    close: object
+    volume: object
+    trades: object
+
+
+class Tally(NamedTuple):
+    checked: int
+    failing: int
+
+
+def invariant_tally(conn: sqlite3.Connection, interval: str, start_ms: int, end_ms: int) -> Tally:
+    """Closed buckets in ``[start_ms, end_ms)`` and how many break an OHLC invariant: one pass."""
+    row = conn.execute(
+        f"{_COINS} SELECT count(*), count({_FAULT}) {_WINDOW} WHERE c.closed = 1",
+        {"interval": interval, "start": start_ms, "end": end_ms},
+    ).fetchone()
+    return Tally(row[0], row[1])
+
+
+_BROKEN_COLUMNS = f"c.coin, c.open_time_ms, {_FAULT} AS fault, c.open, c.high, c.low, c.close, c.volume, c.trades"
+
+
+def broken_candles(conn: sqlite3.Connection, interval: str, start_ms: int, end_ms: int, limit: int) -> list[BrokenCandle]:
+    """The first ``limit`` closed buckets of the window breaking an invariant, oldest first."""
+    rows = conn.execute(
+        f"{_COINS} SELECT * FROM (SELECT {_BROKEN_COLUMNS} {_WINDOW} WHERE c.closed = 1) "
+        "WHERE fault IS NOT NULL ORDER BY open_time_ms, coin LIMIT :limit",
+        {"interval": interval, "start": start_ms, "end": end_ms, "limit": limit},
+    ).fetchall()
+    return [BrokenCandle(*row) for row in rows]
+
+
+def first_broken_candle(conn: sqlite3.Connection, coin: str, interval: str, from_ms: int | None) -> BrokenCandle | None:
+    """The oldest closed bucket of ``coin`` from ``from_ms`` (all when ``None``) that breaks an
+    invariant: the features job's gate over the rows it is about to read (a primary-key range)."""
+    row = conn.execute(
+        f"SELECT * FROM (SELECT {_BROKEN_COLUMNS} FROM candles AS c WHERE c.coin = :coin AND c.interval = :interval "
+        "AND c.open_time_ms >= :start AND c.closed = 1) WHERE fault IS NOT NULL ORDER BY open_time_ms LIMIT 1",
+        {"coin": coin, "interval": interval, "start": -1 if from_ms is None else from_ms},
+    ).fetchone()
+    return None if row is None else BrokenCandle(*row)
+
+
+# unique_minutes ------------------------------------------------------------------------------
+
+_MISALIGNED = "(c.open_time_ms % :step <> 0 OR c.close_time_ms <> c.open_time_ms + :step - 1)"
+"""A bucket off its grid: its open time is not on a bucket boundary (a second row of the
+bucket it falls in, which the primary key cannot refuse), or its close time is not the last
+millisecond of its bucket (how both the stream and candleSnapshot give ``T``)."""
+
+
+class MisalignedCandle(NamedTuple):
+    coin: str
+    open_time_ms: int
+    close_time_ms: int
+
+
+def alignment_tally(conn: sqlite3.Connection, interval: str, step_ms: int, start_ms: int, end_ms: int) -> Tally:
+    """Buckets in ``[start_ms, end_ms)`` (forming ones too) and how many are off their grid: one pass."""
+    row = conn.execute(
+        f"{_COINS} SELECT count(*), count({_MISALIGNED} OR NULL) {_WINDOW}",
+        {"interval": interval, "step": step_ms, "start": start_ms, "end": end_ms},
+    ).fetchone()
+    return Tally(row[0], row[1])
+
+
+def misaligned_candles(
+    conn: sqlite3.Connection, interval: str, step_ms: int, start_ms: int, end_ms: int, limit: int
+) -> list[MisalignedCandle]:
+    rows = conn.execute(
+        f"{_COINS} SELECT c.coin, c.open_time_ms, c.close_time_ms {_WINDOW} WHERE {_MISALIGNED} "
+        "ORDER BY c.open_time_ms, c.coin LIMIT :limit",
+        {"interval": interval, "step": step_ms, "start": start_ms, "end": end_ms, "limit": limit},
+    ).fetchall()
+    return [MisalignedCandle(*row) for row in rows]
+
+
+# continuity ----------------------------------------------------------------------------------
+
+
+class Hole(NamedTuple):
+    """A coin's first closed bucket of the window, a jump over missing buckets, or its last one."""
+
+    coin: str
+    open_time_ms: int
+    after_ms: int | None
+    """The closed bucket before it in the window; ``None`` for the coin's first one there."""
+    earlier: bool | None
+    """For a coin's first bucket: whether the coin has buckets before the window."""
+    last: bool
+    """Whether it is the coin's newest closed bucket of the window."""
+
+
+def holes(conn: sqlite3.Connection, interval: str, step_ms: int, start_ms: int, end_ms: int) -> list[Hole]:
+    """Per coin, its first and newest closed on-grid bucket of ``[start_ms, end_ms)`` and every
+    bucket that follows missing ones: one ordered pass (the primary key's order, no sort)."""
+    rows = conn.execute(
+        f"""{_COINS}, walk AS (
+            SELECT c.coin, c.open_time_ms,
+                lag(c.open_time_ms) OVER (PARTITION BY c.coin ORDER BY c.open_time_ms) AS after_ms,
+                lead(c.open_time_ms) OVER (PARTITION BY c.coin ORDER BY c.open_time_ms) IS NULL AS last
+            {_WINDOW} WHERE c.closed = 1 AND c.open_time_ms % :step = 0)
+        SELECT w.coin, w.open_time_ms, w.after_ms,
+            CASE WHEN w.after_ms IS NULL THEN EXISTS (SELECT 1 FROM candles AS b WHERE b.coin = w.coin
+                AND b.interval = :interval AND b.open_time_ms < :start) END,
+            w.last
+        FROM walk AS w WHERE w.after_ms IS NULL OR w.open_time_ms - w.after_ms > :step OR w.last""",
+        {"interval": interval, "step": step_ms, "start": start_ms, "end": end_ms},
+    ).fetchall()
+    return [Hole(coin, open_ms, after, None if earlier is None else bool(earlier), bool(last)) for coin, open_ms, after, earlier, last in rows]
+
+
+class Excused(NamedTuple):
+    """Runs of buckets known to have no candle, and buckets queued for REST repair."""
+
+    quiet: list[tuple[str, int, int, str]]
+    """``(coin, start_ms, end_ms, status)`` of ``no_trades`` and ``unfillable`` runs."""
+    queued: dict[tuple[str, int], int]
+    """``(coin, open_time_ms) -> queued_at_ms`` of the repair queue."""
+
+
+def excused(conn: sqlite3.Connection, interval: str, start_ms: int, end_ms: int) -> Excused:
+    """What explains missing buckets of ``[start_ms, end_ms)``: recorded runs and the repair queue."""
+    quiet = conn.execute(
+        "SELECT coin, start_ms, end_ms, status FROM candle_gaps WHERE interval = ? "
+        "AND status IN ('no_trades', 'unfillable') AND end_ms > ? AND start_ms < ?",
+        (interval, start_ms, end_ms),
+    ).fetchall()
+    queued = conn.execute(
+        "SELECT coin, open_time_ms, queued_at_ms FROM candle_repairs WHERE interval = ? "
+        "AND open_time_ms >= ? AND open_time_ms < ?",
+        (interval, start_ms, end_ms),
+    ).fetchall()
+    return Excused(quiet, {(coin, open_ms): at for coin, open_ms, at in queued})
+
+
+# universe_coverage ---------------------------------------------------------------------------
+
+
+def newest_of_listed(conn: sqlite3.Connection, interval: str) -> list[tuple[str, int | None]]:
+    """Each listed (not delisted) coin of the stored perp universe and the open time of its newest
+    bucket of ``interval`` (``None``: none stored), one primary-key seek per coin, by coin.
+
+    The stored universe holds only the followed perps (a capped profile stores its ``max_coins``
+    most traded ones, and every delisted one, flagged), so it is the expectation as it is.
+    """
+    return conn.execute(
+        "SELECT u.coin, (SELECT max(c.open_time_ms) FROM candles AS c WHERE c.coin = u.coin AND c.interval = ?) "
+        "FROM hyperliquid_universe AS u WHERE u.is_delisted = 0 ORDER BY u.coin",
+        (interval,),
+    ).fetchall()
+
+
+# verified_minutes ----------------------------------------------------------------------------
+
+
+def unverified_tally(conn: sqlite3.Connection, interval: str, start_ms: int, closed_before_ms: int, step_ms: int) -> Tally:
+    """Closed unconfirmed buckets opened at or after ``start_ms``, and how many of them closed
+    before ``closed_before_ms``: a range of the partial index of unconfirmed minutes."""
+    row = conn.execute(
+        "SELECT count(*), count(open_time_ms + ? < ? OR NULL) FROM candles INDEXED BY candles_unverified "
+        "WHERE closed = 1 AND confirmed = 0 AND open_time_ms >= ? AND interval = ?",
+        (step_ms, closed_before_ms, start_ms, interval),
+    ).fetchone()
+    return Tally(row[0], row[1])
+
+
+def overdue_unverified(
+    conn: sqlite3.Connection, interval: str, start_ms: int, closed_before_ms: int, step_ms: int, limit: int
+) -> list[tuple[str, int]]:
+    """``(coin, open_time_ms)`` of the oldest ``limit`` of them that closed before ``closed_before_ms``."""
+    return conn.execute(
+        "SELECT coin, open_time_ms FROM candles INDEXED BY candles_unverified "
+        "WHERE closed = 1 AND confirmed = 0 AND open_time_ms >= ? AND open_time_ms + ? < ? AND interval = ? "
+        "ORDER BY open_time_ms, coin LIMIT ?",
+        (start_ms, step_ms, closed_before_ms, interval, limit),
+    ).fetchall()
