@@ -436,7 +436,7 @@ def evaluate_dashboard(
     now_ms: int,
 ) -> DashboardDocument:
     """Every registered channel, in registry order, at ``now_ms``."""
-    report = evaluate_health(registry, latest_runs, now_ms)
+    report = evaluate_health(registry, latest_runs, now_ms, [r for c in registry for r in facts[c].checks])
     rows = [evaluate_channel(health, facts[health.channel], now_ms) for health in report.channels]
     counted = min((facts[c].volumes.counted_at_ms for c in registry), default=now_ms)
     return DashboardDocument(ok=report.ok, generated_at_ms=now_ms, volumes_counted_at_ms=counted, rows=rows)

@@ -1,4 +1,11 @@
-"""Health evaluation: the SPEC §4 contract as a pure function of (registry, latest runs, now).
+"""Health evaluation: the SPEC §4 contract as a pure function of (registry, latest runs, latest
+check results, now).
+
+A channel whose latest check results include a failing *blocking* check is ``failed``, whatever
+its runs say (SPEC §12: it counts as failed for alerting): its data is wrong, and what depends on it
+is held. ``run_status`` keeps what the runs alone say (the catch-up sensor re-runs a channel by
+it); :func:`explain` names the check and its summary. Non-blocking checks never change the status
+(the dashboard warns about them, ``check_failed``).
 
 Where ``ageSec`` is measured from:
 
@@ -23,6 +30,8 @@ from enum import IntEnum, StrEnum
 import msgspec
 
 from market_assets.memory import runs
+from market_assets.memory.checks import CheckResult, latest_results
+from market_assets.memory.connection import snapshot
 from market_assets.memory.runs import RunRecord, RunStatus
 from market_assets.registry import REGISTRY, Channel
 
@@ -87,6 +96,10 @@ class ChannelHealth:
     status: Status
     age_sec: int | None
     run: RunRecord | None
+    run_status: Status
+    """What the latest run alone says; ``status`` is ``failed`` instead while a blocking check fails."""
+    failed_checks: tuple[CheckResult, ...] = ()
+    """The blocking checks whose latest result failed."""
 
     @property
     def severity(self) -> Severity:
@@ -120,9 +133,13 @@ class HealthReport:
         return HealthDocument(ok=self.ok, rows=[c.row() for c in self.channels])
 
 
-def evaluate_channel(channel: Channel, run: RunRecord | None, now_ms: int) -> ChannelHealth:
+def evaluate_channel(
+    channel: Channel, run: RunRecord | None, now_ms: int, results: Sequence[CheckResult] = ()
+) -> ChannelHealth:
+    """The channel judged by its latest run and the latest ``results`` of its checks."""
+    failed_checks = tuple(r for r in results if r.blocking and not r.passed)
     if run is None:
-        return ChannelHealth(channel, Status.MISSING, None, None)
+        return _judged(channel, Status.MISSING, None, None, failed_checks)
     if run.status is RunStatus.RUNNING or run.finished_at_ms is None:
         age = _age_sec(run.started_at_ms, now_ms)
         within = Status.RUNNING
@@ -130,20 +147,26 @@ def evaluate_channel(channel: Channel, run: RunRecord | None, now_ms: int) -> Ch
         age = _age_sec(run.finished_at_ms, now_ms)
         within = Status.OK
     if run.status is RunStatus.FAILED:
-        return ChannelHealth(channel, Status.FAILED, age, run)
-    status = within if age <= channel.stale_after_sec else Status.STALE
-    return ChannelHealth(channel, status, age, run)
+        return _judged(channel, Status.FAILED, age, run, failed_checks)
+    return _judged(channel, within if age <= channel.stale_after_sec else Status.STALE, age, run, failed_checks)
 
 
 def evaluate_health(
     registry: Sequence[Channel],
     latest_runs: Mapping[tuple[str, str], RunRecord],
     now_ms: int,
+    check_results: Sequence[CheckResult] = (),
 ) -> HealthReport:
-    """Every registered channel, in registry order, judged by its latest run at ``now_ms``."""
+    """Every registered channel, in registry order, judged by its latest run and the latest
+    results of its checks at ``now_ms``."""
+    by_channel: dict[tuple[str, str], list[CheckResult]] = {}
+    for result in check_results:
+        by_channel.setdefault((result.source, result.channel), []).append(result)
     return HealthReport(
         tuple(
-            evaluate_channel(channel, latest_runs.get((channel.source, channel.name)), now_ms)
+            evaluate_channel(
+                channel, latest_runs.get((channel.source, channel.name)), now_ms, by_channel.get((channel.source, channel.name), ())
+            )
             for channel in registry
         )
     )
@@ -152,9 +175,12 @@ def evaluate_health(
 def read_health(
     conn: sqlite3.Connection, now_ms: int, registry: Sequence[Channel] = REGISTRY
 ) -> HealthReport:
-    """Evaluate the memory behind ``conn`` at ``now_ms``."""
-    latest = runs.latest_runs(conn, ((c.source, c.name) for c in registry))
-    return evaluate_health(registry, latest, now_ms)
+    """Evaluate the memory behind ``conn`` at ``now_ms``: the latest runs and check results, read
+    in one snapshot (a check recorded between two reads can't pair with runs it never saw)."""
+    with snapshot(conn):
+        latest = runs.latest_runs(conn, ((c.source, c.name) for c in registry))
+        results = latest_results(conn)
+    return evaluate_health(registry, latest, now_ms, results)
 
 
 def encode_document(document: HealthDocument) -> bytes:
@@ -165,13 +191,24 @@ def encode_document(document: HealthDocument) -> bytes:
 def explain(health: ChannelHealth, memory_age_sec: int) -> str:
     """Why a channel is not healthy, in one line for a person; empty for a healthy channel.
 
+    A failing blocking check comes first, named with its summary (the first problem: coin, minute,
+    value); what the runs say follows when they are bad too.
+
     ``missing`` is always a setup/configuration failure: the channel has never recorded a run.
     On a memory younger than the channel's stale threshold that is the expected state of a fresh
     deploy whose scheduler or streamer is not running (yet); past it, the channel has never run.
     """
+    reasons = [f"blocking check {r.check_name} {r.summary}" for r in health.failed_checks]
+    if why := _run_reason(health, memory_age_sec):
+        reasons.append(why)
+    return "; ".join(reasons)
+
+
+def _run_reason(health: ChannelHealth, memory_age_sec: int) -> str:
+    """What the latest run alone says is wrong; empty when nothing."""
     channel = health.channel
     run = health.run
-    if health.status is Status.MISSING:
+    if health.run_status is Status.MISSING:
         if memory_age_sec <= channel.stale_after_sec:
             return (
                 f"setup/configuration failure: no run yet on this fresh memory "
@@ -181,15 +218,22 @@ def explain(health: ChannelHealth, memory_age_sec: int) -> str:
             f"setup/configuration failure: no run in the {memory_age_sec}s since the memory "
             f"was created; {channel.producer.value} is not running or not configured"
         )
-    if health.status is Status.FAILED and run is not None:
+    if health.run_status is Status.FAILED and run is not None:
         return f"latest run failed {health.age_sec}s ago: {_first_line(run.error)}"
-    if health.status is Status.STALE and run is not None:
+    if health.run_status is Status.STALE and run is not None:
         what = "still running since" if run.status is RunStatus.RUNNING else "last run finished"
         return (
             f"{what} {health.age_sec}s ago, over its {channel.stale_after_sec}s stale threshold "
             f"(cadence {channel.expected_cadence_sec}s)"
         )
     return ""
+
+
+def _judged(
+    channel: Channel, by_runs: Status, age_sec: int | None, run: RunRecord | None, failed_checks: tuple[CheckResult, ...]
+) -> ChannelHealth:
+    status = Status.FAILED if failed_checks else by_runs
+    return ChannelHealth(channel, status, age_sec, run, by_runs, failed_checks)
 
 
 def _age_sec(since_ms: int, now_ms: int) -> int:

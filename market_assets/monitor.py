@@ -7,6 +7,8 @@
 * On recovery, send one "resolved" message — only if a problem had been notified.
 * ``failed`` outranks ``stale`` (``health.Severity``); the message lists the worst channel
   first, and a ``missing`` channel is named a setup/configuration failure (``health.explain``).
+* A failing blocking asset check is ``failed`` (SPEC §12): it pages like a failed run, and its
+  line names the check and its first problem (``health.explain``).
 
 :func:`step` is pure: (state, health report, memory age) → (next state, message or ``None``).
 The state lives in a small JSON file between checks, so a cron job calling ``market monitor

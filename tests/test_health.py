@@ -5,10 +5,18 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from market_assets.health import Severity, Status, evaluate_channel, evaluate_health, explain, read_health
+from market_assets.health import (
+    Severity,
+    Status,
+    evaluate_channel,
+    evaluate_health,
+    explain,
+    read_health,
+)
 from market_assets.ledger import Ledger
+from market_assets.memory.checks import CheckResult, record_results
 from market_assets.memory.runs import BACKFILL_KEY, RunRecord, RunStatus
-from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FUNDING, REGISTRY
+from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FUNDING, REGISTRY, Channel
 
 T = 1_795_000_000_000
 STALE_MS = CANDLES.stale_after_sec * 1000
@@ -158,9 +166,8 @@ def test_failed_explanation_carries_the_error_text() -> None:
 def test_a_history_backfill_neither_hides_nor_causes_a_channel_s_failure(conn, clock) -> None:
     """A backfill is a ledger run of the channel it fills, not the channel's schedule (SPEC §3, §7)."""
     ledger = Ledger(conn, clock)
-    with pytest.raises(RuntimeError):
-        with ledger.run(DEFILLAMA_MACRO):
-            raise RuntimeError("api.llama.fi answered 502")
+    with pytest.raises(RuntimeError), ledger.run(DEFILLAMA_MACRO):
+        raise RuntimeError("api.llama.fi answered 502")
     clock.advance(seconds=60)
     with ledger.run(DEFILLAMA_MACRO, metadata={BACKFILL_KEY: "2023-01-10..2023-01-12"}) as backfill:
         backfill.add_rows(3)
@@ -170,8 +177,64 @@ def test_a_history_backfill_neither_hides_nor_causes_a_channel_s_failure(conn, c
     clock.advance(seconds=60)
     with ledger.run(DEFILLAMA_MACRO) as own:
         own.add_rows(5)
-    with pytest.raises(RuntimeError):
-        with ledger.run(DEFILLAMA_MACRO, metadata={BACKFILL_KEY: "2023-01-01..2023-01-01"}):
-            raise RuntimeError("a day out of reach")
+    with pytest.raises(RuntimeError), ledger.run(DEFILLAMA_MACRO, metadata={BACKFILL_KEY: "2023-01-01..2023-01-01"}):
+        raise RuntimeError("a day out of reach")
     macro = {c.channel: c for c in read_health(conn, clock()).channels}[DEFILLAMA_MACRO]
     assert macro.status is Status.OK and macro.run.rows_written == 5  # the failed backfill is not its run
+
+
+def check_result(
+    name: str, *, passed: bool, blocking: bool, channel: Channel = CANDLES, summary: str = "failed: 1 of 288,000; first: BTC at 1795000000000: low 101.5 above high 100.0"
+) -> CheckResult:
+    return CheckResult(
+        channel.source, channel.name, name, passed, blocking, "ERROR", T - 30_000, 288_000, 0 if passed else 1,
+        "passed: 288,000 checked" if passed else summary,
+    )
+
+
+def test_a_failing_blocking_check_makes_a_healthy_channel_failed_and_says_which() -> None:
+    """SPEC §12: a failing blocking check counts as ``failed`` for alerting, whatever the runs say."""
+    latest = {(CANDLES.source, CANDLES.name): succeeded_at(T - 20_000)}
+    report = evaluate_health(REGISTRY, latest, T, [check_result("ohlc_invariants", passed=False, blocking=True)])
+    candles = report.channels[0]
+    assert (candles.status, candles.run_status, candles.severity) == (Status.FAILED, Status.OK, Severity.FAILED)
+    assert report.ok is False and report.severity is Severity.FAILED
+    assert report.document().rows[0].status == "failed"
+    assert explain(candles, 0) == (
+        "blocking check ohlc_invariants failed: 1 of 288,000; first: BTC at 1795000000000: low 101.5 above high 100.0"
+    )
+
+
+def test_passing_or_non_blocking_checks_leave_the_status_to_the_runs() -> None:
+    latest = {(CANDLES.source, CANDLES.name): succeeded_at(T - 20_000)}
+    results = [
+        check_result("ohlc_invariants", passed=True, blocking=True),
+        check_result("continuity", passed=False, blocking=False),
+        check_result("ohlc_invariants", passed=False, blocking=True, channel=FUNDING),  # another channel's
+    ]
+    candles = evaluate_health(REGISTRY, latest, T, results).channels[0]
+    assert (candles.status, candles.failed_checks, explain(candles, 0)) == (Status.OK, (), "")
+
+
+def test_a_stale_channel_with_a_failing_blocking_check_is_failed_and_explains_both() -> None:
+    stale = evaluate_channel(CANDLES, succeeded_at(T - STALE_MS - 5_000), T, [check_result("ohlc_invariants", passed=False, blocking=True)])
+    assert (stale.status, stale.run_status) == (Status.FAILED, Status.STALE)
+    assert explain(stale, 0) == (
+        "blocking check ohlc_invariants failed: 1 of 288,000; first: BTC at 1795000000000: low 101.5 above high 100.0; "
+        f"last run finished {CANDLES.stale_after_sec + 5}s ago, over its {CANDLES.stale_after_sec}s stale threshold "
+        f"(cadence {CANDLES.expected_cadence_sec}s)"
+    )
+
+
+def test_read_health_reads_the_recorded_check_results_and_keeps_the_spec_keys(conn, clock) -> None:
+    with Ledger(conn, clock).run(FUNDING) as funding:
+        funding.add_rows(4)
+    assert {c.channel: c for c in read_health(conn, clock()).channels}[FUNDING].status is Status.OK
+    record_results(conn, [check_result("rate_bound", passed=False, blocking=True, channel=FUNDING,
+                                       summary="failed: 1 of 4,800; first: BTC at 1795000000000: rate 0.5 beyond ±0.04")])
+    funding_health = {c.channel: c for c in read_health(conn, clock()).channels}[FUNDING]
+    assert funding_health.status is Status.FAILED
+    assert [r.check_name for r in funding_health.failed_checks] == ["rate_bound"]
+    row = msgspec.to_builtins(read_health(conn, clock()).document())["rows"][1]
+    assert list(row) == ["source", "channel", "status", "expectedCadenceSec", "staleAfterSec", "ageSec", "rowsWritten"]
+    assert row["status"] == "failed"

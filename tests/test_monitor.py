@@ -14,9 +14,17 @@ import pytest
 from market_assets.health import HealthReport, evaluate_health
 from market_assets.ledger import Ledger
 from market_assets.memory import connect, open_memory
+from market_assets.memory.checks import CheckResult, record_results
 from market_assets.memory.connection import close
 from market_assets.memory.runs import RunRecord, RunStatus
-from market_assets.monitor import MonitorState, StateFileError, check, load_state, save_state, step
+from market_assets.monitor import (
+    MonitorState,
+    StateFileError,
+    check,
+    load_state,
+    save_state,
+    step,
+)
 from market_assets.registry import CANDLES, FUNDING, REGISTRY, Channel
 
 from .conftest import MARKET, T0_MS
@@ -30,11 +38,17 @@ def run(channel: Channel, status: RunStatus, finished_ago_sec: int) -> RunRecord
     return RunRecord(1, channel.source, channel.name, finished - 1000, finished, status, 5, "HTTP 500: boom", 0, 0)
 
 
-def report(*runs: RunRecord) -> HealthReport:
-    """Every channel ok unless a run of ``runs`` says otherwise."""
+def report(*runs: RunRecord, checks: tuple[CheckResult, ...] = ()) -> HealthReport:
+    """Every channel ok unless a run of ``runs`` or a check result of ``checks`` says otherwise."""
     latest = {(c.source, c.name): run(c, RunStatus.SUCCEEDED, 1) for c in REGISTRY}
     latest.update({(r.source, r.channel): r for r in runs})
-    return evaluate_health(REGISTRY, latest, T0_MS)
+    return evaluate_health(REGISTRY, latest, T0_MS, checks)
+
+
+def ohlc_invariants(*, passed: bool) -> CheckResult:
+    summary = "passed: 288,000 checked" if passed else f"failed: 1 of 288,000; first: BTC at {T0_MS - 60_000}: low 101.5 above high 100.0"
+    return CheckResult(CANDLES.source, CANDLES.name, "ohlc_invariants", passed, True, "ERROR", T0_MS - 30_000, 288_000,
+                       0 if passed else 1, summary)
 
 
 OK = report()
@@ -79,6 +93,19 @@ def test_failed_ranks_above_stale_and_a_change_of_the_worst_notifies_again() -> 
     assert lines[1].startswith("• hyperliquid/candles: failed: latest run failed 5s ago: HTTP 500: boom")
     assert lines[2].startswith("• hyperliquid/funding: stale")
     assert messages[4] is not None and "worst is now stale (was failed)" in messages[4]
+
+
+def test_a_failing_blocking_check_pages_like_a_failed_run_and_names_the_check() -> None:
+    """SPEC §12: the candles' runs are fine, their data is not."""
+    bad_data = report(checks=(ohlc_invariants(passed=False),))
+    messages = walk(bad_data, bad_data, report(checks=(ohlc_invariants(passed=True),)))
+    assert messages[0] is None
+    assert messages[1] == (
+        ":red_circle: market: not ok for 2 consecutive checks, worst: failed\n"
+        "• hyperliquid/candles: failed: blocking check ohlc_invariants failed: 1 of 288,000; "
+        f"first: BTC at {T0_MS - 60_000}: low 101.5 above high 100.0"
+    )
+    assert messages[2] == ":large_green_circle: market: resolved, every channel is ok again (after 2 bad checks; it was failed)"
 
 
 def test_missing_soon_after_a_fresh_deploy_is_named_a_setup_failure() -> None:
@@ -131,7 +158,7 @@ def monitor_once(db: Path, state: Path, env: dict[str, str]) -> subprocess.Compl
         close(connect(db))
     return subprocess.run(
         [str(MARKET), "--db", str(db), "monitor", "--once", "--state", str(state)],
-        capture_output=True, text=True, env=env, timeout=60,
+        check=False, capture_output=True, text=True, env=env, timeout=60,
     )
 
 
@@ -151,6 +178,25 @@ def test_market_monitor_posts_to_the_alert_webhook(tmp_path: Path, env: dict[str
         assert [m["text"].split(",")[0] for m in receiver.messages] == [
             ":red_circle: market: not ok for 2 consecutive checks", ":large_green_circle: market: resolved"]
     assert load_state(state) == MonitorState()
+
+
+def test_market_monitor_pages_a_failing_blocking_check_recorded_in_the_memory(tmp_path: Path, env: dict[str, str]) -> None:
+    db, state = tmp_path / "market.db", tmp_path / "monitor.json"
+    with open_memory(db) as conn:
+        for channel in REGISTRY:
+            with Ledger(conn).run(channel) as ledger_run:
+                ledger_run.add_rows(1)
+        record_results(conn, [ohlc_invariants(passed=False)])
+    outputs = [monitor_once(db, state, env).stdout for _ in range(2)]
+    assert outputs[0] == ""
+    assert outputs[1].splitlines() == [
+        ":red_circle: market: not ok for 2 consecutive checks, worst: failed",
+        (
+            "• hyperliquid/candles: failed: blocking check ohlc_invariants failed: 1 of 288,000; "
+            f"first: BTC at {T0_MS - 60_000}: low 101.5 above high 100.0"
+        ),
+    ]
+    assert load_state(state) == MonitorState(2, "failed")
 
 
 def test_market_monitor_prints_without_a_webhook(tmp_path: Path, env: dict[str, str]) -> None:

@@ -120,3 +120,14 @@ def test_a_later_evaluation_that_passes_clears_the_warning(conn: sqlite3.Connect
     row = next(r for r in read_dashboard(conn, now + MIN).rows if r.channel == "candles")
     assert "check_failed" not in row.warnings
     assert [(c.name, c.passed, c.evaluated_at_ms) for c in row.checks] == [("ohlc_invariants", True, now + MIN)]
+
+
+def test_a_failing_blocking_check_makes_the_row_failed_and_the_document_not_ok(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+    now = clock.now_ms
+    finished_run(conn, clock, FUNDING, started_at_ms=now - 2 * MIN, finished_at_ms=now - MIN, rows=3)
+    before = read_dashboard(conn, now)
+    record_results(conn, [outcome_of(check(CANDLES, "ohlc_invariants", blocking=True), low_above_high(now, 1), now)])
+    after = read_dashboard(conn, now)
+    status = {r.channel: r.status for r in after.rows}
+    assert (status["candles"], status["funding"], after.ok) == ("failed", "ok", False)
+    assert {r.channel: r.status for r in before.rows}["candles"] == "missing"
