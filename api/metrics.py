@@ -3,7 +3,9 @@
 Each request builds a fresh ``CollectorRegistry`` around one collector that reads the dashboard
 document, so app instances share no metric state and a scrape always sees the memory as it is.
 Timestamps are Unix seconds (``*_timestamp_seconds``); statuses and warnings are 0/1 gauges with
-one series per possible value, so an alert can match ``== 1``.
+one series per possible value, so an alert can match ``== 1``. Each asset check with a stored
+result has its own series (``market_check_*{source,channel,check,blocking,severity}``): an alert on
+``market_check_passed{blocking="true"} == 0`` is the SPEC §12 one.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ TEXT_FORMAT = "text/plain; version=0.0.4"
 """The text exposition format ``generate_latest`` writes (Litestar appends the charset)."""
 _METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _CHANNEL = ["source", "channel"]
+_CHECK = [*_CHANNEL, "check", "blocking", "severity"]
 _STREAMED = {(c.source, c.name) for c in REGISTRY if c.producer is Producer.STREAMER}
 
 
@@ -98,8 +101,31 @@ class DashboardCollector:
             ["coin"],
             [([coin], max(0.0, now_sec - open_ms / 1000)) for coin, open_ms in sorted(self.newest_candles.items())],
         )
+        yield from self._checks(rows)
         yield from self._fidelity(rows)
         yield from self._stream_counters(rows)
+
+    def _checks(self, rows: list[DashboardRow]) -> Iterator[Metric]:
+        """One series per asset check with a stored result (SPEC §12)."""
+        checks = [([r.source, r.channel, c.name, str(c.blocking).lower(), c.severity], c) for r in rows for c in r.checks]
+        yield _gauge(
+            "market_check_passed",
+            "1 when the asset check's latest evaluation passed, 0 when it failed (a failing blocking check makes the channel failed).",
+            _CHECK,
+            [(labels, float(c.passed)) for labels, c in checks],
+        )
+        yield _gauge(
+            "market_check_failing",
+            "Rows (or subjects, buckets) the asset check's latest evaluation found failing.",
+            _CHECK,
+            [(labels, float(c.failing)) for labels, c in checks],
+        )
+        yield _gauge(
+            "market_check_evaluated_timestamp_seconds",
+            "When the asset check was last evaluated (Unix seconds).",
+            _CHECK,
+            [(labels, c.evaluated_at_ms / 1000) for labels, c in checks],
+        )
 
     def _fidelity(self, rows: list[DashboardRow]) -> Iterator[Metric]:
         """The candles row's fidelity (SPEC §8); other channels have no series. Counts of 1-minute

@@ -10,7 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api import create_app
 from market_assets.ledger import Ledger
-from market_assets.registry import CANDLES, FUNDING, REGISTRY
+from market_assets.memory.checks import CheckResult, record_results
+from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FUNDING, REGISTRY
 from market_assets.settings import Settings
 from tests.conftest import FrozenClock
 
@@ -125,3 +126,32 @@ def test_two_apps_share_no_metric_state(tmp_path: Path, clock: FrozenClock) -> N
     with open_memory(idle, clock=clock):
         pass
     assert "market_stream_reconnects" not in scrape(idle, clock)
+
+
+def test_each_asset_check_has_its_passed_failing_and_evaluated_gauges(
+    conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock
+) -> None:
+    t0 = clock.now_ms
+    failing = CheckResult(CANDLES.source, CANDLES.name, "ohlc_invariants", False, True, "ERROR", t0 - MIN, 288_000, 2,
+                          f"failed: 2 of 288,000; first: BTC at {t0 - 2 * MIN}: low 101.5 above high 100.0")
+    warned = CheckResult(DEFILLAMA_MACRO.source, DEFILLAMA_MACRO.name, "tvl_jumps", True, False, "WARN", t0 - 5 * MIN, 40, 0,
+                         "passed: 40 checked")
+    record_results(conn, [failing, warned])
+
+    metrics = scrape(memory_path, clock)
+
+    ohlc = (("blocking", "true"), ("channel", "candles"), ("check", "ohlc_invariants"), ("severity", "ERROR"), ("source", "hyperliquid"))
+    tvl = (("blocking", "false"), ("channel", "macro"), ("check", "tvl_jumps"), ("severity", "WARN"), ("source", "defillama"))
+    assert metrics["market_check_passed"] == {ohlc: 0.0, tvl: 1.0}
+    assert metrics["market_check_failing"] == {ohlc: 2.0, tvl: 0.0}
+    assert metrics["market_check_evaluated_timestamp_seconds"] == {ohlc: (t0 - MIN) / 1000, tvl: (t0 - 5 * MIN) / 1000}
+    assert metrics["market_channel_warning"][(*channel("hyperliquid", "candles"), ("warning", "check_failed"))] == 1.0
+    assert metrics["market_channel_warning"][(*channel("defillama", "macro"), ("warning", "check_failed"))] == 0.0
+    status = {dict(labels)["status"]: value for labels, value in metrics["market_channel_status"].items()
+              if dict(labels)["channel"] == "candles"}
+    assert status["failed"] == 1.0
+
+
+def test_no_check_series_before_any_check_is_evaluated(memory: Path, clock: FrozenClock) -> None:
+    metrics = scrape(memory, clock)
+    assert "market_check_passed" not in metrics and "market_check_failing" not in metrics
