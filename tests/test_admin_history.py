@@ -8,7 +8,13 @@ import sqlite3
 from market_assets.memory.admin_history import RunPoint, Segment, coverage, runs_since
 from market_assets.registry import CANDLES, FUNDING, REGISTRY
 
-from .api.picture_seeding import COVERAGE_MINUTES, EXPECTED_RUNS, EXPECTED_SEGMENTS, seed_coverage, seed_runs
+from .api.picture_seeding import (
+    COVERAGE_MINUTES,
+    EXPECTED_RUNS,
+    EXPECTED_SEGMENTS,
+    seed_coverage,
+    seed_runs,
+)
 from .conftest import FrozenClock
 from .market_data import DAY_MS, MINUTE_MS, candle, store
 
