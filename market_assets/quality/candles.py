@@ -100,20 +100,19 @@ def continuity(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
     """
     start = window_start_ms(now_ms)
     first_minute = start + -start % MINUTE_MS
-    found = sql.holes(conn, INTERVAL, MINUTE_MS, start, now_ms)
-    first: dict[str, int] = {}
-    newest: dict[str, int] = {}
+    checked = 0
     jumps: list[tuple[str, int, int]] = []
-    for hole in found:
-        if hole.after_ms is None:
-            first[hole.coin] = first_minute if hole.earlier else hole.open_time_ms
-            if hole.earlier and hole.open_time_ms > first_minute:
-                jumps.append((hole.coin, first_minute, hole.open_time_ms))
-        elif hole.open_time_ms - hole.after_ms > MINUTE_MS:
-            jumps.append((hole.coin, hole.after_ms + MINUTE_MS, hole.open_time_ms))
-        if hole.last:
-            newest[hole.coin] = hole.open_time_ms
-    checked = sum((newest[coin] - first[coin]) // MINUTE_MS + 1 for coin in newest)
+    for span in sql.coin_spans(conn, INTERVAL, MINUTE_MS, start, now_ms):
+        first = first_minute if span.earlier else span.first_ms
+        expected = (span.newest_ms - first) // MINUTE_MS + 1
+        checked += expected
+        if span.minutes == expected:
+            continue
+        before = first - MINUTE_MS
+        for minute in sql.closed_minutes(conn, span.coin, INTERVAL, MINUTE_MS, first, span.newest_ms):
+            if minute - before > MINUTE_MS:
+                jumps.append((span.coin, before + MINUTE_MS, minute))
+            before = minute
     runs = _unexplained_runs(conn, jumps, start, now_ms) if jumps else []
     problems = [
         Problem(coin, run_start, f"{length} minute{'s' if length > 1 else ''} missing from {utc_minute(run_start)}"
