@@ -16,6 +16,7 @@ from market_assets.defs.automation import (
     with_registry_freshness,
 )
 from market_assets.defs.catchup import catch_up_sensor
+from market_assets.defs.checks import asset_checks
 from market_assets.defs.defillama.assets import macro_asset
 from market_assets.defs.history import candles_history, tvl_history
 from market_assets.defs.hyperliquid.archive import (
@@ -23,12 +24,15 @@ from market_assets.defs.hyperliquid.archive import (
     archive_sensor,
     candles_archive,
 )
+from market_assets.defs.hyperliquid.candle_checks import candle_checks_sensor
 from market_assets.defs.hyperliquid.candles import candles, candles_windows_sensor
 from market_assets.defs.hyperliquid.derived import features_asset, maintenance_asset
 from market_assets.defs.hyperliquid.funding import funding_asset
 from market_assets.defs.polymarket.assets import discovery_asset, summary_asset
 from market_assets.defs.resources import MarketMemory
+from market_assets.quality.catalog import CHECKS, checks_of
 from market_assets.registry import (
+    CANDLES,
     DEFILLAMA_MACRO,
     FEATURES,
     FUNDING,
@@ -51,10 +55,12 @@ jobs = {channel: channel_job(channel) for channel in SCHEDULED}
 
 defs = dg.Definitions(
     assets=[candles, *SCHEDULED.values(), tvl_history, candles_history, candles_archive],
+    asset_checks=asset_checks(CHECKS),
     jobs=[*jobs.values(), archive_job],
     schedules=[channel_schedule(channel, job) for channel, job in jobs.items()],
     sensors=[
-        candles_windows_sensor, catch_up_sensor(jobs), archive_sensor(), alert_on_run_failure, alert_on_freshness,
+        candles_windows_sensor, candle_checks_sensor(checks_of(CANDLES)), catch_up_sensor(jobs), archive_sensor(),
+        alert_on_run_failure, alert_on_freshness,
     ],
     resources={"memory": MarketMemory()},
 )
