@@ -7,6 +7,7 @@ asset contexts' estimate, overwritten once the hour settles.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from datetime import UTC, datetime
 
@@ -82,7 +83,7 @@ def rate_bound(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
                 r.hour_ms,
                 f"{'settled' if r.settled else 'current'} rate {r.funding_rate:g} of {r.coin} at {_hour(r.hour_ms)} "
                 f"is beyond ±{bound:g} an hour",
-                r.funding_rate,
+                r.funding_rate if math.isfinite(r.funding_rate) else str(r.funding_rate),
             )
             for r in beyond
         ],
