@@ -34,21 +34,31 @@ invented candle. Those values are exactly TA-Lib's over the series as stored. Wh
 later fills the gap, the filled minutes are queued like any new closed candle and the next run
 recomputes every bar from the first filled minute on, so the stored features become TA-Lib's
 over the completed series.
+
+**Gated by the blocking candle check** (SPEC §12). Before computing a coin, the run tests the
+closed candles it is about to read with the predicate of ``ohlc_invariants``
+(``memory.quality_candles``): a coin with a broken candle there is skipped and named in the run's
+``subject_errors`` (the dashboard's ``partial_run``), the others proceed. Its queue entries stay,
+so once the candle is repaired (the repair's write queues the minute again) the next run
+computes it from its earliest change on.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import talib
 from numpy.typing import NDArray
 
+from market_assets.ingest.subjects import subject_details
 from market_assets.ledger import Ledger
 from market_assets.memory import features as sql
+from market_assets.memory.quality_candles import first_broken_candle
+from market_assets.quality.candles import describe_broken, utc_minute
 from market_assets.registry import CANDLES, FEATURES
 
 FLOAT_BITS = 53
@@ -144,6 +154,8 @@ class FeaturesResult:
     candles_read: int
     """Closed candles read from the candles table (a kept tail is not re-read): what the run's cost follows."""
     tail_bars: int
+    blocked: dict[str, str] = field(default_factory=dict)
+    """Coins skipped because a candle the run would read breaks ``ohlc_invariants``: where and how."""
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -151,6 +163,7 @@ class FeaturesResult:
             "rows_written": self.rows_written,
             "candles_read": self.candles_read,
             "tail_bars": self.tail_bars,
+            **subject_details(self.blocked),
         }
 
 
@@ -162,10 +175,12 @@ def run_features(conn: sqlite3.Connection, ledger: Ledger, *, config: IndicatorC
     """One run of ``hyperliquid/features``, recorded in the ledger; computes every queued coin.
 
     Each coin is written in its own transaction together with the consumption of its queue
-    entries, so a run killed mid-way keeps the coins it finished and the rest stay queued.
+    entries, so a run killed mid-way keeps the coins it finished and the rest stay queued. A coin
+    whose candles to read break an OHLC invariant is skipped, left queued and named (``blocked``).
     """
     interval = CANDLES.data.scope["interval"]
     coins = rows_written = candles_read = 0
+    blocked: dict[str, str] = {}
     with ledger.run(FEATURES) as run:
         missing = set(config.columns) - sql.feature_columns(conn)
         if missing:
@@ -177,11 +192,18 @@ def run_features(conn: sqlite3.Connection, ledger: Ledger, *, config: IndicatorC
             kept = sql.kept_tail(conn, pending.coin, interval)
             if kept is not None and pending.from_ms > kept.through_ms and len(kept.closes) >= tail_bars:
                 head = kept.closes[-tail_bars:]  # only minutes after the kept tail changed: append to it
-                bars = sql.closed_closes(conn, pending.coin, interval, kept.through_ms + 1)
+                start: int | None = kept.through_ms + 1
             else:
                 head = np.empty(0, dtype=np.float64)
                 start = sql.tail_start_ms(conn, pending.coin, interval, pending.from_ms, tail_bars)
-                bars = sql.closed_closes(conn, pending.coin, interval, start)
+            broken = first_broken_candle(conn, pending.coin, interval, start)
+            if broken is not None:
+                blocked[pending.coin] = (
+                    f"held back by ohlc_invariants: minute {utc_minute(broken.open_time_ms)} ({broken.open_time_ms}): "
+                    f"{describe_broken(broken)[0]}"
+                )
+                continue
+            bars = sql.closed_closes(conn, pending.coin, interval, start)
             times = np.fromiter((open_ms for open_ms, _ in bars), dtype=np.int64, count=len(bars))
             closes = np.concatenate((head, np.fromiter((close for _, close in bars), dtype=np.float64, count=len(bars))))
             first = len(head) + int(np.searchsorted(times, pending.from_ms))
@@ -191,7 +213,7 @@ def run_features(conn: sqlite3.Connection, ledger: Ledger, *, config: IndicatorC
             rows_written += sql.write_features(conn, pending, interval, config.columns, rows, ledger.clock(), tail)
             candles_read += len(bars)
             coins += 1
-        result = FeaturesResult(run.run_id, coins, rows_written, candles_read, tail_bars)
+        result = FeaturesResult(run.run_id, coins, rows_written, candles_read, tail_bars, blocked)
         run.add_rows(rows_written)
         run.metadata.update(result.metadata())
     return result
