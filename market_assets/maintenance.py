@@ -8,7 +8,8 @@ One run, in this order (SPEC §10: roll up before pruning):
    candles past ``CANDLES.retention``, a whole day per transaction, only once the day's Parquet
    partition exists and matches its stamp and the memory (``archive.verify_day``), and only for
    the coins whose rollups account for every minute of it; funding past ``FUNDING.retention``,
-   a whole day at a time, under the same archive gate; a day the gate refuses stays whole and is
+   a whole day at a time, under the same archive gate, and the revisions of the hours pruned
+   (``funding_revisions``); a day the gate refuses stays whole and is
    named in the run's metadata (``archive_blocked``) and log; rollups per interval past ``ROLLUP_RETENTION``, a
    day at a time and only once the coarser interval holds every minute of it; gap runs and
    repair-queue entries about minutes past ``GAP_RETENTION``; every other channel's rows past
@@ -79,7 +80,8 @@ class MaintenanceResult:
     """1-minute rows past retention kept because their rollups do not account for them yet."""
     rows_pruned: Mapping[str, int] = field(default_factory=dict)
     """Rows deleted per other channel with a retention (``hyperliquid/features``, ...) and per
-    other table (``candle_rollups/5m``, ``candle_gaps``, ``candle_repairs``, ``polymarket_markets``)."""
+    other table (``candle_rollups/5m``, ``candle_gaps``, ``candle_repairs``, ``funding_revisions``,
+    ``polymarket_markets``)."""
     rollup_rows_held_back: Mapping[str, int] = field(default_factory=dict)
     """Rollup rows past their interval's retention kept because the coarser rows do not hold them yet."""
     markets_untracked: Untracked = Untracked(0, 0)
@@ -130,6 +132,7 @@ def run_maintenance(
                 if channel.retention is not None and channel not in (CANDLES, FUNDING)
             }
             others[FUNDING.key] = _prune_funding(conn, root, now_ms, blocked["funding"])
+            others["funding_revisions"] = retention.prune_funding_revisions(conn, _floor_day(now_ms - _ms(FUNDING.retention)))
             rollups_held_back: dict[str, int] = {}
             for level, coarser in zip(rollups.LEVELS, rollups.LEVELS[1:]):
                 kept = ROLLUP_RETENTION[level.interval]

@@ -1,4 +1,5 @@
-"""SQL of retention and file hygiene: pruning candles, rollups, gaps, features and ledger runs; optimize; checkpoint.
+"""SQL of retention and file hygiene: pruning candles, rollups, gaps, features, funding and its
+revisions, and ledger runs; optimize; checkpoint.
 
 1-minute candles are pruned a whole day at a time and only for the coins whose rollups account
 for every closed minute of that day at every interval (5m, 1h and 1d minute counts all equal the
@@ -202,6 +203,18 @@ def prune_funding_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: i
                 SELECT subject FROM subjects WHERE subject IS NOT NULL)
                 AND hour_ms >= :start AND hour_ms < :end AND {_STILL_STAMPED}""",
             span,
+        ).rowcount
+
+
+def prune_funding_revisions(conn: sqlite3.Connection, before_ms: int) -> int:
+    """Delete the revisions of funding hours before ``before_ms`` whose hour is no longer stored:
+    they go with the hours they revised (an hour kept past retention, its day not archived yet,
+    keeps its revisions). Returns the rows deleted."""
+    with write_transaction(conn):
+        return conn.execute(
+            """DELETE FROM funding_revisions AS r WHERE r.hour_ms < ? AND NOT EXISTS (
+                SELECT 1 FROM funding AS f WHERE f.coin = r.coin AND f.hour_ms = r.hour_ms)""",
+            (before_ms,),
         ).rowcount
 
 
