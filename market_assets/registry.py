@@ -129,6 +129,9 @@ class QualityThresholds:
     bound: float = 0.0
     """Funding: the largest |hourly rate| a settled hour may have; DefiLlama: the largest
     day-over-day factor a chain's TVL may move by without a flag."""
+    floor: float = 0.0
+    """DefiLlama: the TVL (USD) under which a chain's day-over-day moves are noise: a jump counts
+    only when the larger of the two days is at least this."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -269,8 +272,9 @@ DEFILLAMA_MACRO = Channel(
     # Daily points stamped 00:00 UTC: the newest is today's or, early in the day, yesterday's.
     warnings=WarningThresholds(data_lag_sec=int(timedelta(days=2).total_seconds())),
     # A chain's TVL tripling or falling to a third in a day is a bridge exploit or a source
-    # error: either way a person should look. The checks read the last week of days.
-    quality=QualityThresholds(window_sec=int(timedelta(days=7).total_seconds()), bound=3.0),
+    # error: either way a person should look. The checks read the last week of days. Under $1M
+    # moves like that are daily noise (a quarter of the 450 chains recorded hold under $3k).
+    quality=QualityThresholds(window_sec=int(timedelta(days=7).total_seconds()), bound=3.0, floor=1_000_000.0),
 )
 
 ROLLUP_RETENTION: Mapping[str, timedelta | None] = {

@@ -67,16 +67,18 @@ def _triggers(memory: MarketMemory, channels: tuple[Channel, ...], now_ms: int) 
     """Why each channel is due a run now (``missing``, ``stale``, ``failed, retry after 240s
     backoff``); channels not due are absent."""
     if not memory.path.exists():
-        return {c.channel: c.status.value for c in evaluate_health(channels, {}, now_ms).channels}
+        return {c.channel: c.run_status.value for c in evaluate_health(channels, {}, now_ms).channels}
     with open_memory(memory.path, readonly=True) as conn:
         report = read_health(conn, now_ms, channels)
         return {health.channel: why for health in report.channels if (why := _why(conn, health, now_ms))}
 
 
 def _why(conn: sqlite3.Connection, health: ChannelHealth, now_ms: int) -> str | None:
-    if health.status in CATCH_UP_STATUSES:
-        return health.status.value
-    if health.status is not Status.FAILED:
+    """Judged by the runs alone: a failing check is not a failed run to retry, and a stale
+    channel whose check fails is still due its run."""
+    if health.run_status in CATCH_UP_STATUSES:
+        return health.run_status.value
+    if health.run_status is not Status.FAILED:
         return None
     channel = health.channel
     streak = failure_streak(conn, channel.source, channel.name, streak_limit(channel))

@@ -77,3 +77,16 @@ def latest_results(conn: sqlite3.Connection, channels: Sequence[tuple[str, str]]
         for source, channel, name, passed, blocking, severity, evaluated, checked, failing, summary, problems in rows
         if wanted is None or (source, channel) in wanted
     ]
+
+
+def failing_results(conn: sqlite3.Connection) -> list[CheckResult]:
+    """The stored results that failed, blocking or not, without their problems: the health
+    read, usually empty, so one scan of the tiny table and no JSON."""
+    rows = conn.execute(
+        """SELECT source, channel, check_name, blocking, severity, evaluated_at_ms, checked, failing, summary
+            FROM check_results WHERE passed = 0 ORDER BY source, channel, check_name"""
+    ).fetchall()
+    return [
+        CheckResult(source, channel, name, False, bool(blocking), severity, evaluated, checked, failing, summary)
+        for source, channel, name, blocking, severity, evaluated, checked, failing, summary in rows
+    ]
