@@ -117,14 +117,18 @@ def jump(before: Point, after: Point) -> float:
 
 def tvl_jumps(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
     """Each chain's (and the total's) TVL against its previous stored day: the day before, or the
-    last one before a gap (the jump over the gap is still a jump)."""
+    last one before a gap (the jump over the gap is still a jump). A pair of days both under the
+    registry's floor is not judged: a chain holding a few thousand dollars triples on one deposit."""
     since = _since(now_ms)
-    bound = DEFILLAMA_MACRO.quality.bound
+    bound, floor = DEFILLAMA_MACRO.quality.bound, DEFILLAMA_MACRO.quality.floor
     stored = sql.points(conn, "tvl", since - DAY_MS, now_ms)
-    checked = 0
+    checked = under_floor = 0
     problems: list[Problem] = []
     for before, after in pairwise(stored):
         if before.subject != after.subject or after.ts_ms < since:
+            continue
+        if max(before.value, after.value) < floor:
+            under_floor += 1
             continue
         checked += 1
         factor = jump(before, after)
@@ -139,7 +143,9 @@ def tvl_jumps(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
                 )
             )
     problems.sort(key=lambda p: (p.at_ms or 0, p.subject))
-    return CheckOutcome(checked, problems, details={"window_start_ms": since, "bound": bound})
+    return CheckOutcome(
+        checked, problems, details={"window_start_ms": since, "bound": bound, "floor": floor, "under_floor": under_floor}
+    )
 
 
 CHECKS: tuple[QualityCheck, ...] = (
@@ -167,7 +173,8 @@ CHECKS: tuple[QualityCheck, ...] = (
         DEFILLAMA_MACRO,
         "tvl_jumps",
         "No chain's TVL (nor the total) moved by more than the registry's factor (x3: tripling, or falling to a "
-        "third) from its previous stored day, over the last seven days. A WARN: the jump may be real (an exploit, "
+        "third) from its previous stored day, over the last seven days; days where both values are under the "
+        "registry's floor ($1M) are noise and not judged. A WARN: the jump may be real (an exploit, "
         "a bridge, a migration) or DefiLlama's error, and this check is the flag: it lists the chain, day, both "
         "values and the factor while the jump is in the window. Compare with defillama.com/chain/<name>; a "
         "source error DefiLlama corrects is stored again by `market defillama ingest` while it is today's point.",

@@ -151,6 +151,16 @@ def test_a_chain_tripling_or_falling_to_a_third_is_warned_with_its_factor(conn: 
     assert "rose from 61,000,000,000" in outcome.problems[0].what and "fell" in outcome.problems[2].what
 
 
+def test_a_tiny_chain_tripling_under_the_floor_is_not_judged(conn: sqlite3.Connection) -> None:
+    floor = DEFILLAMA_MACRO.quality.floor
+    assert floor > 0
+    upsert_series(conn, tvl(TODAY - DAY_MS, Tiny=str(floor / 10), Rising=str(floor * 0.3)), NOON)
+    upsert_series(conn, tvl(TODAY, Tiny=str(floor * 0.95), Rising=str(floor * 1.2)), NOON)  # x9.5 under it; x4 across it
+    outcome = tvl_jumps(conn, NOON)
+    assert [(s, t) for s, t, _ in problems(outcome)] == [("Rising", TODAY)]
+    assert outcome.checked == 1 and outcome.details["under_floor"] == 1
+
+
 def test_tvl_from_or_to_zero_is_a_jump_with_no_factor(conn: sqlite3.Connection) -> None:
     upsert_series(conn, tvl(TODAY - DAY_MS, Gone="5.0e6", Dead="0"), NOON)
     upsert_series(conn, tvl(TODAY, Gone="0", Dead="0"), NOON)
