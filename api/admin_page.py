@@ -5,23 +5,44 @@ Every value from a source or a run (a market question inside an error, a chain n
 term) goes through :func:`_text`, and the page carries a Content-Security-Policy that allows no
 script at all, so hostile text is shown as text and can never run. It reloads itself with a
 ``<meta http-equiv="refresh">``, which needs no script either.
+
+The pictures (:mod:`api.admin_pictures`) are inline SVG drawn here: per channel a sparkline of
+the rows each run of the last 24 hours wrote and one of the data lag each left, failed runs dotted
+red; below the table, the candles of each listed coin over the last 24 hours, minute by minute.
+That strip needs a count of every candle of the day (200 coins: ~40-150 ms), so it is kept per
+app, like the dashboard's volumes, and redrawn after a response once it is a minute old. Each
+channel's raw counters fold into a ``<details>``; its failing asset checks stay in sight.
 """
 
 from __future__ import annotations
 
-import html
+import sqlite3
+import threading
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from litestar import Controller, Response, get
+from litestar.background_tasks import BackgroundTask, BackgroundTasks
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 
+from api.admin_pictures import (
+    coverage_legend,
+    coverage_strip,
+    duration,
+    lag_sparkline,
+    rows_sparkline,
+)
+from api.admin_pictures import text as _text
 from api.dashboard import current_dashboard
 from api.errors import HTML_ERRORS
 from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
 from market_assets.dashboard import DashboardDocument, DashboardRow, RunSummary
+from market_assets.memory.admin_history import RunPoint, Segment, coverage, runs_since
+from market_assets.registry import CANDLES, REGISTRY, VOLUME_RECOUNT_AFTER
 from market_assets.settings import Settings
 
 RELOAD_EVERY_SEC = 30
@@ -35,15 +56,22 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 
+DAY_MS = 86_400_000
+MINUTE_MS = 60_000
+_REDRAW_AFTER_MS = int(VOLUME_RECOUNT_AFTER.total_seconds() * 1000)
+_COVERAGE_STATE = "admin_coverage"
+"""The app state's key of its :class:`CoverageCache`."""
+
 _STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d1d1f; background: #fafafa; }
-h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
+body { font: 13px/1.35 system-ui, sans-serif; margin: 1rem 1.5rem; color: #1d1d1f; background: #fafafa; }
+h1 { font-size: 1.3rem; margin: 0 0 .3rem; } h2 { font-size: 1.05rem; margin: 1.2rem 0 .3rem; }
 .meta { color: #555; margin: 0 0 1rem; }
 .overall { display: inline-block; padding: .15rem .6rem; border-radius: 4px; font-weight: 600; color: #fff; }
 .overall.ok { background: #1e8e3e; } .overall.not-ok { background: #c5221f; }
 table { border-collapse: collapse; width: 100%; background: #fff; }
-th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e3e3e3; vertical-align: top; }
-th { font-size: .8rem; text-transform: uppercase; color: #555; }
+th, td { text-align: left; padding: .3rem .4rem; border-bottom: 1px solid #e3e3e3; vertical-align: top; }
+th { font-size: .72rem; text-transform: uppercase; color: #555; }
+td.pic { padding: .2rem .3rem; line-height: 0; } .source { display: block; font-weight: 400; color: #666; font-size: .75rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.channel > td:first-child { border-left: 6px solid #999; font-weight: 600; }
 .status { display: inline-block; padding: .05rem .5rem; border-radius: 3px; color: #fff; font-weight: 600; }
@@ -54,15 +82,77 @@ tr.row-stale > td:first-child { border-left-color: #e37400; } tr.row-missing > t
 tr.row-failed > td:first-child { border-left-color: #c5221f; }
 .warning { display: inline-block; margin: 0 .25rem .2rem 0; padding: 0 .4rem; border-radius: 3px;
   background: #fce8b2; color: #5f3b00; font-size: .85rem; }
-tr.details td { border-bottom: 2px solid #d0d0d0; color: #444; font-size: .85rem; }
-.failure { white-space: pre-wrap; color: #a50e0e; margin: .2rem 0; font-family: ui-monospace, monospace; }
+tr.details td { border-bottom: 2px solid #d0d0d0; color: #444; font-size: .8rem; padding-top: 0; }
+details > summary { cursor: pointer; color: #555; } details[open] > summary { margin-bottom: .2rem; }
+.failure { white-space: pre-wrap; color: #a50e0e; margin: .2rem 0; font-family: ui-monospace, monospace;
+  max-height: 6em; overflow: auto; }
+.check-failed { color: #a50e0e; margin: .1rem 0; } .check-failed b { font-family: ui-monospace, monospace; }
 .none { color: #999; }
+.legend { margin: .2rem 0; } .legend-item { margin-right: 1rem; white-space: nowrap; }
+.legend-item svg { vertical-align: -1px; } .troubled { color: #555; }
+svg text.coin, svg text.tick { fill: #444; }
 """
 
 _COLUMNS = (
     "channel", "status", "run age", "data lag", "coverage", "rows 1 h", "rows 24 h", "total rows",
-    "subjects 1 h / 24 h", "last run", "failures", "retries / throttles", "unverified / queued", "warnings",
+    "unverified / queued", "rows per run, 24 h", "data lag per run, 24 h", "warnings",
 )
+
+
+class Coverage(NamedTuple):
+    """The candles' minutes of each listed coin over ``[start_ms, end_ms)``."""
+
+    start_ms: int
+    end_ms: int
+    coins: dict[str, list[Segment]]
+
+
+def read_coverage(conn: sqlite3.Connection, now_ms: int) -> Coverage:
+    """The 24 hours of whole minutes before ``now_ms``'s minute."""
+    end = now_ms - now_ms % MINUTE_MS
+    interval = CANDLES.data.scope["interval"]
+    return Coverage(end - DAY_MS, end, coverage(conn, interval, MINUTE_MS, end - DAY_MS, end))
+
+
+class CoverageCache:
+    """The coverage strip's data, kept per app: read while the first request waits, then again
+    after a response once it is ``VOLUME_RECOUNT_AFTER`` old (one read at a time)."""
+
+    def __init__(self) -> None:
+        self._coverage: Coverage | None = None
+        self._lock = threading.Lock()
+        self._reading = False
+
+    def coverage(self, conn: sqlite3.Connection, now_ms: int) -> Coverage:
+        with self._lock:
+            if self._coverage is None:
+                self._coverage = read_coverage(conn, now_ms)
+            return self._coverage
+
+    def redraw_task(self, readers: Readers, clock: Clock, now_ms: int) -> BackgroundTask | None:
+        with self._lock:
+            if self._reading or self._coverage is None or now_ms - self._coverage.end_ms < _REDRAW_AFTER_MS:
+                return None
+            self._reading = True
+        return BackgroundTask(self._redraw, readers, clock)
+
+    def _redraw(self, readers: Readers, clock: Clock) -> None:
+        try:
+            with readers.connection() as conn:
+                fresh = read_coverage(conn, clock())
+            with self._lock:
+                self._coverage = fresh
+        finally:
+            with self._lock:
+                self._reading = False
+
+
+class Pictures(NamedTuple):
+    """What the page draws beside the dashboard document."""
+
+    now_ms: int
+    runs: dict[tuple[str, str], list[RunPoint]]
+    coverage: Coverage
 
 
 class AdminPageController(Controller):
@@ -76,16 +166,27 @@ class AdminPageController(Controller):
         readers: NamedDependency[Readers],
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],
+        state: State,
     ) -> Response[str]:
         document, recount = current_dashboard(settings, readers, clock, volumes)
-        return Response(render_page(document), media_type=MediaType.HTML, headers=HEADERS, background=recount)
+        cache: CoverageCache = state.setdefault(_COVERAGE_STATE, CoverageCache())
+        now_ms = document.generated_at_ms
+        with readers.connection() as conn:
+            runs = runs_since(conn, [(c.source, c.name) for c in REGISTRY], now_ms - DAY_MS)
+            kept = cache.coverage(conn, now_ms)
+        tasks = [task for task in (recount, cache.redraw_task(readers, clock, now_ms)) if task is not None]
+        return Response(
+            render_page(document, Pictures(now_ms, runs, kept)), media_type=MediaType.HTML, headers=HEADERS,
+            background=BackgroundTasks(tasks) if tasks else None,
+        )
 
 
-def render_page(document: DashboardDocument) -> str:
+def render_page(document: DashboardDocument, pictures: Pictures) -> str:
     overall = "ok" if document.ok else "not ok"
-    counted_ago = _duration((document.generated_at_ms - document.volumes_counted_at_ms) // 1000)
-    rows = "".join(_channel_rows(row) for row in document.rows)
+    counted_ago = duration((document.generated_at_ms - document.volumes_counted_at_ms) // 1000)
+    rows = "".join(_channel_rows(row, pictures) for row in document.rows)
     head = "".join(f"<th>{_text(column)}</th>" for column in _COLUMNS)
+    strip = pictures.coverage
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta http-equiv=\"refresh\" content=\"{RELOAD_EVERY_SEC}\">"
@@ -98,12 +199,17 @@ def render_page(document: DashboardDocument) -> str:
         f"{counted_ago} earlier, newer data now; "
         f"reloads every {RELOAD_EVERY_SEC} s</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        f"<section id=\"coverage\"><h2>Candles of each listed coin, last 24 h</h2>"
+        f"<p class=\"meta\">each row a coin, each minute in one state; hover for the coin and the minutes; "
+        f"as of {_text(_utc(strip.end_ms))}, redrawn each minute</p>"
+        f"{coverage_legend(strip.coins)}{coverage_strip(strip.coins, strip.start_ms, strip.end_ms)}</section>"
         "</body></html>\n"
     )
 
 
-def _channel_rows(row: DashboardRow) -> str:
+def _channel_rows(row: DashboardRow, pictures: Pictures) -> str:
     key = f"{row.source}/{row.channel}"
+    runs = pictures.runs.get((row.source, row.channel), [])
     status = row.status
     warnings = "".join(
         f"<span class=\"warning\" data-code=\"{_text(code)}\" title=\"{_text(row.warning_details[code])}\">{_text(code)}</span>"
@@ -112,7 +218,7 @@ def _channel_rows(row: DashboardRow) -> str:
     coverage = "—" if row.coverage is None else f"{row.coverage:.0%} of {row.expected_subjects}"
     unverified = "—" if row.unverified_minutes is None else f"{row.unverified_minutes:,} / {row.repair_queue or 0:,}"
     cells = (
-        f"<td>{_text(key)}</td>"
+        f"<td><span class=\"source\">{_text(row.source)}</span>{_text(row.channel)}</td>"
         f"<td><span class=\"status status-{_text(status)}\">{_text(status)}</span></td>"
         f"<td class=\"num\">{_seconds(row.age_sec)}</td>"
         f"<td class=\"num\">{_seconds(row.data_lag_sec)}</td>"
@@ -120,11 +226,9 @@ def _channel_rows(row: DashboardRow) -> str:
         f"<td class=\"num\">{row.rows_last_hour:,}</td>"
         f"<td class=\"num\">{row.rows_last_24h:,}</td>"
         f"<td class=\"num\">{row.total_rows:,}</td>"
-        f"<td class=\"num\">{row.subjects_last_hour:,} / {row.subjects_last_24h:,}</td>"
-        f"<td>{_last_run(row.last_run)}</td>"
-        f"<td class=\"num\">{row.recent_failures} in {_duration(row.recent_window_sec)}</td>"
-        f"<td class=\"num\">{row.recent_retries} / {row.recent_throttles}</td>"
         f"<td class=\"num unverified\">{_text(unverified)}</td>"
+        f"<td class=\"pic\">{rows_sparkline(runs, pictures.now_ms)}</td>"
+        f"<td class=\"pic\">{lag_sparkline(runs, pictures.now_ms, row.thresholds.data_lag_sec)}</td>"
         f"<td class=\"warnings\">{warnings}</td>"
     )
     return (
@@ -137,30 +241,48 @@ def _last_run(run: RunSummary | None) -> str:
     if run is None:
         return "<span class=\"none\">never</span>"
     took = "" if run.duration_sec is None else f", took {run.duration_sec:.1f} s"
-    return f"{_text(run.status)}, {run.rows_written:,} rows, {_duration(run.age_sec)} ago{took}"
+    return f"{_text(run.status)}, {run.rows_written:,} rows, {duration(run.age_sec)} ago{took}"
 
 
 def _details(row: DashboardRow) -> str:
+    """In sight: the failing checks and the last failure; folded: everything else, counters too."""
+    shown = "".join(
+        f"<div class=\"check-failed\" data-check=\"{_text(check.name)}\">✗ <b>{_text(check.name)}</b>"
+        f"{' (blocking)' if check.blocking else ''}: {_text(check.summary)}</div>"
+        for check in sorted(row.checks, key=lambda c: (not c.blocking, c.name)) if not check.passed
+    )
+    failure = row.last_failure
+    if failure is not None:
+        shown += (
+            f"<div class=\"failure\">last failure {duration(failure.age_sec)} ago (run {failure.run_id}): "
+            f"{_text(failure.error or 'no error text recorded')}</div>"
+        )
     parts = []
     if row.latest_data_ms is not None:
         parts.append(f"newest data {_text(_utc(row.latest_data_ms))}")
     if row.last_success_ms is not None:
         parts.append(f"last success {_text(_utc(row.last_success_ms))}")
+    parts.append(f"subjects {row.subjects_last_hour:,} in 1 h / {row.subjects_last_24h:,} in 24 h")
     if row.unverified_minutes is not None:
         parts.append(f"<span class=\"fidelity\">{_fidelity(row)}</span>")
     parts.extend(f"{_text(code)}: {_text(row.warning_details[code])}" for code in row.warnings)
+    parts.extend(
+        f"check {_text(check.name)} {'passed' if check.passed else 'failed'} {_text(_utc(check.evaluated_at_ms))}: "
+        f"{_text(check.summary)}"
+        for check in row.checks
+    )
     metadata = [f"{_text(k)}={_text(_number(v))}" for k, v in sorted(row.counters.items())]
     metadata += [f"{_text(k)}={_text(v)}" for k, v in sorted(row.details.items())]
     if metadata:
         parts.append("last run: " + ", ".join(metadata))
-    text = " · ".join(parts) or "<span class=\"none\">no data yet</span>"
-    failure = row.last_failure
-    if failure is not None:
-        text += (
-            f"<div class=\"failure\">last failure {_duration(failure.age_sec)} ago (run {failure.run_id}): "
-            f"{_text(failure.error or 'no error text recorded')}</div>"
-        )
-    return text
+    passed = sum(check.passed for check in row.checks)
+    checks = f"checks {passed} of {len(row.checks)} passed" if row.checks else "no checks evaluated"
+    summary = (
+        f"last run {_last_run(row.last_run)} · {row.recent_failures} failures and {row.recent_retries} retries / "
+        f"{row.recent_throttles} throttles in {duration(row.recent_window_sec)} · {checks}"
+    )
+    folded = "<br>".join(parts)
+    return f"{shown}<details><summary>{summary}</summary>{folded}</details>"
 
 
 def _fidelity(row: DashboardRow) -> str:
@@ -174,23 +296,8 @@ def _fidelity(row: DashboardRow) -> str:
     )
 
 
-def _text(value: object) -> str:
-    """Every interpolated value goes through here: HTML-escaped, quotes included."""
-    return html.escape(str(value), quote=True)
-
-
 def _seconds(value: int | None) -> str:
-    return "—" if value is None else _duration(value)
-
-
-def _duration(seconds: int) -> str:
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    return "—" if value is None else duration(value)
 
 
 def _number(value: float) -> str:

@@ -46,7 +46,7 @@ class RunRecord(msgspec.Struct, frozen=True):
     @property
     def metadata(self) -> dict[str, Any]:
         """Decoded on demand: the health path never reads it."""
-        return msgspec.json.decode(self.metadata_json)
+        return msgspec.json.decode(self.metadata_json, type=dict[str, Any])
 
 
 _COLUMNS = (
@@ -319,4 +319,5 @@ _STATUS = {status.value: status for status in RunStatus}
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(*row[:5], _STATUS[row[5]], *row[6:])
+    run_id, source, channel, started, finished, status, rows, error, retries, throttles, metadata, latest = row
+    return RunRecord(run_id, source, channel, started, finished, _STATUS[status], rows, error, retries, throttles, metadata, latest)

@@ -10,8 +10,9 @@ from market_assets.clock import Clock
 from market_assets.ledger import Ledger
 from market_assets.memory.admin_history import MinuteState
 from market_assets.memory.candles import RepairReason
+from market_assets.memory.checks import CheckResult, record_results
 from market_assets.memory.repairs import apply_repair
-from market_assets.registry import CANDLES, FUNDING, MAINTENANCE
+from market_assets.registry import CANDLES, FUNDING, MAINTENANCE, Channel
 from tests.market_data import MINUTE_MS, candle, store
 
 from .seeding import finished_run, listed, queued
@@ -35,10 +36,22 @@ EXPECTED_SEGMENTS: dict[str, list[tuple[MinuteState, int, int]]] = {
 class SeededRuns(NamedTuple):
     succeeded: int
     failed: int
+    lags: int
+    """Runs with a newest data timestamp: bars of the lag sparkline."""
+    over: int
+    """Of those, the runs whose data lag was past the channel's ``data_lag`` threshold."""
 
 
-EXPECTED_RUNS = {CANDLES: SeededRuns(6, 2), FUNDING: SeededRuns(3, 1), MAINTENANCE: SeededRuns(0, 0)}
+EXPECTED_RUNS = {CANDLES: SeededRuns(6, 2, 8, 1), FUNDING: SeededRuns(3, 1, 4, 0)}
 """Runs of the last 24 hours per channel, as the sparklines must mark them; the others have none."""
+
+HOUR_MS = 3600_000
+CANDLES_LAG_MS = (30_000,) * 7 + (10 * MINUTE_MS,)
+"""Each candles window's data lag when it ended: the last one past the 360 s threshold."""
+FUNDING_LAG_MS = 1800_000
+
+FAILING_SUMMARY = "failed: 1 of 28,800; first: BTC at 2026-11-18 10:00: low <b>101.5</b> above high 100.0"
+"""Candles' failing ``ohlc_invariants`` (blocking); ``unique_minutes`` passed."""
 
 
 def told(conn: sqlite3.Connection, coin: str, *, no_trades: tuple[int, ...] = (), unfillable: tuple[int, ...] = (),
@@ -71,18 +84,33 @@ def seed_coverage(conn: sqlite3.Connection, now_ms: int) -> int:
 
 
 def seed_runs(conn: sqlite3.Connection, clock: Clock, now_ms: int) -> None:
-    """:data:`EXPECTED_RUNS`, plus runs the sparklines must leave out: one started before the
-    last 24 hours, one still running, a backfill."""
-    hour = 3600_000
-    for i in range(8):  # candles windows, the 3rd and 6th failed
-        start = now_ms - (20 - i) * hour
-        finished_run(conn, clock, CANDLES, started_at_ms=start, finished_at_ms=start + MINUTE_MS, rows=10 * (i + 1),
-                     error="cannot write: database is locked" if i in (2, 5) else None)
+    """:data:`EXPECTED_RUNS`, each with its data lag, plus runs the sparklines must leave out:
+    one started before the last 24 hours, one still running, a backfill; and two check results
+    of candles, one failing."""
+    for i, lag in enumerate(CANDLES_LAG_MS):  # candles windows, the 3rd and 6th failed
+        start = now_ms - (20 - i) * HOUR_MS
+        _run(conn, clock, CANDLES, start, start + MINUTE_MS, 10 * (i + 1), lag,
+             "cannot write: database is locked" if i in (2, 5) else None)
     for i, error in enumerate((None, "HTTP 500: <b>boom</b>", None, None)):
-        start = now_ms - (10 - 3 * i) * hour
-        finished_run(conn, clock, FUNDING, started_at_ms=start, finished_at_ms=start + 5000, rows=200, error=error)
-    old = now_ms - 25 * hour
-    finished_run(conn, clock, FUNDING, started_at_ms=old, finished_at_ms=old + 5000, rows=200)
-    finished_run(conn, clock, FUNDING, started_at_ms=now_ms - hour, finished_at_ms=now_ms - hour + 5000, rows=7,
+        start = now_ms - (10 - 3 * i) * HOUR_MS
+        _run(conn, clock, FUNDING, start, start + 5000, 200, FUNDING_LAG_MS, error)
+    old = now_ms - 25 * HOUR_MS
+    _run(conn, clock, FUNDING, old, old + 5000, 200, FUNDING_LAG_MS, None)
+    finished_run(conn, clock, FUNDING, started_at_ms=now_ms - HOUR_MS, finished_at_ms=now_ms - HOUR_MS + 5000, rows=7,
                  metadata={"backfill": "2026-11-01..2026-11-02"})
     Ledger(conn, clock).start(MAINTENANCE, started_at_ms=now_ms - 2 * MINUTE_MS)
+    record_results(conn, [
+        CheckResult(CANDLES.source, CANDLES.name, "ohlc_invariants", False, True, "ERROR", now_ms, 28_800, 1, FAILING_SUMMARY),
+        CheckResult(CANDLES.source, CANDLES.name, "unique_minutes", True, False, "ERROR", now_ms, 28_800, 0, "passed"),
+    ])
+
+
+def _run(conn: sqlite3.Connection, clock: Clock, channel: Channel, started_ms: int, finished_ms: int, rows: int,
+         lag_ms: int, error: str | None) -> None:
+    run = Ledger(conn, clock).start(channel, started_at_ms=started_ms)
+    run.add_rows(rows)
+    run.data_latest_ms = finished_ms - lag_ms
+    if error is None:
+        run.succeed(finished_at_ms=finished_ms)
+    else:
+        run.fail(error, finished_at_ms=finished_ms)

@@ -73,7 +73,7 @@ def page(tmp_path: Path) -> Iterator[Page]:
             headless=True,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-            viewport={"width": 1600, "height": 900},
+            viewport={"width": 1366, "height": 768},
         )
         try:
             yield context.new_page()
@@ -106,7 +106,9 @@ def test_the_page_shows_statuses_warnings_and_hostile_text_as_text(served: tuple
 
     failure = page.locator('tr.details[data-channel="polymarket/summary"] .failure').inner_text()
     assert HOSTILE_QUESTION in failure
-    assert HOSTILE_DETAIL in page.locator('tr.details[data-channel="polymarket/summary"]').inner_text()
+    assert page.eval_on_selector_all("tr.details details", "all => all.map(d => d.open)") == [False] * 7
+    page.locator('tr.details[data-channel="polymarket/summary"] summary').click()
+    assert HOSTILE_DETAIL in page.locator('tr.details[data-channel="polymarket/summary"] details').inner_text()
     assert page.evaluate("() => [window.__pwned, document.scripts.length, document.images.length]") == [None, 0, 0]
     assert errors == []
     assert page.locator('meta[http-equiv="refresh"]').get_attribute("content") == "30"
@@ -122,6 +124,7 @@ def test_the_page_shows_statuses_warnings_and_hostile_text_as_text(served: tuple
     assert counts["hyperliquid/candles"] == (37, 37, 37)
     assert all(hour <= day <= total for hour, day, total in counts.values()), counts
 
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1366  # no horizontal scroll at 1366 px
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "admin-ingestion.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -155,6 +158,7 @@ def test_the_candles_row_shows_unverified_queued_corrected_no_trade_minutes_and_
     }
     assert page.locator('tr.channel[data-channel="hyperliquid/candles"] .warning').all_inner_texts() == ["unverified_candles"]
     details = page.locator('tr.details[data-channel="hyperliquid/candles"]')
+    details.locator("summary").click()
     assert details.locator(".fidelity").inner_text() == (
         "24 h: 2 unverified minutes (oldest opened 2026-11-18 10:55:00 UTC), 2 no-trade minutes; repair queue 4; "
         "last hour: 3 corrected minutes, rejected frames low_above_high 1, non_finite 3")
