@@ -14,8 +14,10 @@ from market_assets.definitions import SCHEDULED, defs, jobs
 from market_assets.defs.automation import job_name
 from market_assets.defs.catchup import catch_up_sensor
 from market_assets.defs.resources import MarketMemory
+from market_assets.health import read_health
 from market_assets.ledger import Ledger
 from market_assets.memory import open_memory
+from market_assets.memory.checks import CheckResult, record_results
 from market_assets.memory.failures import FailureStreak, failure_streak
 from market_assets.registry import (
     DEFILLAMA_MACRO,
@@ -168,3 +170,27 @@ def test_a_retry_is_due_exactly_when_the_backoff_has_passed() -> None:
     assert not retry_is_due(FUNDING, streak, failed_at + 2 * MINUTE_MS - 1)
     assert retry_is_due(FUNDING, streak, failed_at + 2 * MINUTE_MS)
     assert retry_due_at_ms(FUNDING, FailureStreak(0, None)) is None
+
+
+def test_a_failing_blocking_check_neither_triggers_a_retry_nor_hides_a_stale_channel(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """Health says ``failed`` for both channels below (SPEC §12); the sensor judges by their runs:
+    funding's run is fresh, so it is left alone; the summary's is stale, so it is run."""
+    db = tmp_path / "m.db"
+    now = wall_clock_ms()
+    with open_memory(db) as conn:
+        ledger = Ledger(conn)
+        for channel in SCHEDULED:
+            if channel is not POLYMARKET_SUMMARY:
+                ledger.start(channel).succeed()
+        ledger.start(POLYMARKET_SUMMARY, started_at_ms=0).succeed(finished_at_ms=1)
+        record_results(conn, [
+            CheckResult(c.source, c.name, "seeded", False, True, "ERROR", now, 10, 1, "failed: 1 of 10")
+            for c in (FUNDING, POLYMARKET_SUMMARY)
+        ])
+        health = {h.channel: h.status.value for h in read_health(conn, now).channels}
+    assert health[FUNDING] == health[POLYMARKET_SUMMARY] == "failed"
+    result = tick(db, instance)
+    assert requested(result) == [job_name(POLYMARKET_SUMMARY)]
+    assert {r.tags["market/trigger"] for r in result.run_requests} == {"catch-up: stale"}
