@@ -2,8 +2,7 @@
 stablecoin supply kept per peg, and chains' TVL jumps shown.
 
 The series are daily points stamped 00:00 UTC (the ingest re-reads today's through the day).
-The checks read the last ``DEFILLAMA_MACRO.quality.window_sec`` of days: seven UTC days, today
-included.
+The checks read the last ``DEFILLAMA_MACRO.quality.window_sec`` of UTC days, today included.
 """
 
 from __future__ import annotations
@@ -30,6 +29,9 @@ PEG = re.compile(r"pegged[A-Z]+")
 WITHHELD = ("unreported/{series}", "unreported/non_finite_points")
 """Run metadata keys by which the ingest says it withheld a series' point (``MacroBatch.details``):
 DefiLlama sent 0 or null, or a value that is not a number."""
+
+
+_DAYS = DEFILLAMA_MACRO.quality.window_sec * 1000 // DAY_MS
 
 
 def _since(now_ms: int) -> int:
@@ -152,7 +154,7 @@ CHECKS: tuple[QualityCheck, ...] = (
     QualityCheck(
         DEFILLAMA_MACRO,
         "no_zero_volumes_or_fees",
-        "No DEX volume or fees point of the last seven days is stored as 0 (DefiLlama's 0 and null mean "
+        f"No DEX volume or fees point of the last {_DAYS} days is stored as 0 or less (DefiLlama's 0 and null mean "
         "'not reported': the ingest withholds them and flags unreported/<series> in the run's metadata), and a "
         "day without a point had a run that said why (withheld, or the request failed). Failing: the series and "
         "day are listed. A stored 0 was written by something other than the ingest: delete the point and run "
@@ -163,7 +165,7 @@ CHECKS: tuple[QualityCheck, ...] = (
     QualityCheck(
         DEFILLAMA_MACRO,
         "stablecoin_supply_per_peg",
-        "Every stablecoin supply point of the last seven days is one peg type (peggedUSD, peggedEUR, ...) with a "
+        f"Every stablecoin supply point of the last {_DAYS} days is one peg type (peggedUSD, peggedEUR, ...) with a "
         "positive supply: never a sum across pegs (a 'total' adds euros to dollars). Failing: the subject, day "
         "and value are listed. A subject that is no peg was written by something other than the ingest "
         "(which sums per peg): delete its points and run `market defillama ingest`.",
@@ -172,10 +174,10 @@ CHECKS: tuple[QualityCheck, ...] = (
     QualityCheck(
         DEFILLAMA_MACRO,
         "tvl_jumps",
-        "No chain's TVL (nor the total) moved by more than the registry's factor (x3: tripling, or falling to a "
-        "third) from its previous stored day, over the last seven days; days where both values are under the "
-        "registry's floor ($1M) are noise and not judged. A WARN: the jump may be real (an exploit, "
-        "a bridge, a migration) or DefiLlama's error, and this check is the flag: it lists the chain, day, both "
+        f"No chain's TVL (nor the total) moved by more than x{DEFILLAMA_MACRO.quality.bound:g} (up, or down to "
+        f"1/{DEFILLAMA_MACRO.quality.bound:g}) from its previous stored day over the last {_DAYS} days; a pair of "
+        f"days both under ${DEFILLAMA_MACRO.quality.floor:,.0f} is noise and not judged (thresholds: the registry). "
+        "A WARN: the jump may be real (an exploit, a bridge, a migration) or DefiLlama's error, and this check is the flag: it lists the chain, day, both "
         "values and the factor while the jump is in the window. Compare with defillama.com/chain/<name>; a "
         "source error DefiLlama corrects is stored again by `market defillama ingest` while it is today's point.",
         tvl_jumps,

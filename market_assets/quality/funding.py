@@ -1,6 +1,6 @@
 """Asset checks of ``hyperliquid/funding``: every hour settled, every rate sane, no settled hour revised.
 
-The window is ``FUNDING.quality.window_sec`` (two days) of whole hours before the current one.
+The window is ``FUNDING.quality.window_sec`` of whole hours before the current one.
 A settled hour is one ``fundingHistory`` returned (``settled = 1``); the current hour's row is the
 asset contexts' estimate, overwritten once the hour settles.
 """
@@ -16,6 +16,10 @@ from market_assets.memory.quality_funding import CoinHours
 from market_assets.memory.rollups import HOUR_MS
 from market_assets.quality.outcome import CheckOutcome, Problem, QualityCheck
 from market_assets.registry import FUNDING
+
+_HOURS = FUNDING.quality.window_sec * 1000 // HOUR_MS
+_SINCE = f"{_HOURS}h"
+"""The window as ``market funding --since`` takes it."""
 
 
 def _window(now_ms: int) -> tuple[int, int]:
@@ -114,30 +118,31 @@ CHECKS: tuple[QualityCheck, ...] = (
     QualityCheck(
         FUNDING,
         "hourly_continuity",
-        "Every coin has a settled funding rate for every hour of the last two days, from the window's start "
+        f"Every coin has a settled funding rate for every hour of the last {_HOURS} hours, from the window's start "
         "(or its listing) to the newest hour settled for any coin; a delisted or no longer followed coin up to "
         "its own last hour. Failing: each missing coin and hour is listed. The run's subject_errors usually say "
         "why (that coin's fundingHistory failed). The ingest resumes each coin after its newest settled hour, so "
         "a hole at the end fills at the next run (`market hyperliquid funding` runs one now). A hole inside a "
-        "coin's hours is not fetched again: look the hour up in fundingHistory (`market funding COIN --since 2d` "
+        f"coin's hours is not fetched again: look the hour up in fundingHistory (`market funding COIN --since {_SINCE}` "
         "shows what is stored); if Hyperliquid has no rate for it either, no funding was paid that hour and the "
-        "failure leaves the window after two days.",
+        "failure leaves the window when the hour does.",
         hourly_continuity,
     ),
     QualityCheck(
         FUNDING,
         "rate_bound",
-        "Every funding rate of the last two days (settled hours and the current hour's estimate) is finite and "
-        "within the registry's bound (Hyperliquid caps funding at 4 % an hour). Failing: the coin, hour and rate "
+        f"Every funding rate of the last {_HOURS} hours (settled hours and the current hour's estimate) is finite "
+        f"and within ±{FUNDING.quality.bound:g} ({FUNDING.quality.bound:.0%}) an hour, the registry's bound (Hyperliquid's cap). Failing: the coin, "
+        "hour and rate "
         "are listed; such a rate was misread (a unit or parsing error), not paid. Compare it with Hyperliquid's "
-        "fundingHistory for that coin and hour (`market funding COIN --since 2d` shows the stored rows) and fix "
+        f"fundingHistory for that coin and hour (`market funding COIN --since {_SINCE}` shows the stored rows) and fix "
         "the parser; the memory keeps the row as stored.",
         rate_bound,
     ),
     QualityCheck(
         FUNDING,
         "settled_hours_unchanged",
-        "No settled funding hour changed in the last two days (the memory records every change to a settled "
+        f"No settled funding hour changed in the last {_HOURS} hours (the memory records every change to a settled "
         "rate in funding_revisions). Failing: each coin, hour and old -> new rate is listed. A settled rate is "
         "final at Hyperliquid, so a change means one of the two reads was wrong: compare both with "
         "fundingHistory for that coin and hour; the funding row holds the newer one, the revision the older.",
