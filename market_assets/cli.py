@@ -8,7 +8,8 @@ source at them.
 
 Readers never write: ``market status``, ``market check``, ``market monitor``, ``market api`` and
 the reads (``market candles``, ``market features``, ``market funding``) open the memory read-only,
-and a dry run writes nothing anywhere. Error text that reaches the terminal is one line, with URL
+and a dry run writes nothing anywhere. ``market checks`` evaluates the asset checks over a read-only
+connection and then records their results, as a Dagster check run does: it writes. Error text that reaches the terminal is one line, with URL
 credentials redacted and source text escaped for Rich.
 
 Exit codes of ``market check`` (and of every command for an unusable or busy memory):
@@ -20,7 +21,8 @@ Exit codes of ``market check`` (and of every command for an unusable or busy mem
 2     usage error
 3     at least one channel stale
 4     at least one channel missing: a setup/configuration failure
-5     at least one channel failed (the most severe; wins over the others)
+5     at least one channel failed (the most severe; wins over the others): its latest run failed,
+      or a blocking asset check of it fails (SPEC §12)
 75    the memory is busy: another process held its write lock past the busy timeout; try again
       (``EX_TEMPFAIL`` of sysexits.h)
 ====  =====================================================================
@@ -63,8 +65,11 @@ from market_assets.memory import (
     MemoryMissingError,
     open_memory,
 )
+from market_assets.memory.checks import CheckResult
 from market_assets.memory.connection import is_busy
 from market_assets.memory.runs import memory_created_at_ms
+from market_assets.quality.outcome import CheckOutcome, QualityCheck
+from market_assets.quality.outcome import Severity as QualitySeverity
 from market_assets.redact import RedactingFormatter, redact
 from market_assets.registry import (
     DEFILLAMA_MACRO,
@@ -73,6 +78,7 @@ from market_assets.registry import (
     MAINTENANCE,
     POLYMARKET_DISCOVERY,
     POLYMARKET_SUMMARY,
+    REGISTRY,
     Channel,
 )
 from market_assets.settings import Profile, Settings
@@ -82,6 +88,8 @@ from market_assets.stack_runs import STOP_GRACE_SEC
 
 EXIT_MEMORY_UNUSABLE = 1
 EXIT_RUN_FAILED = 1
+EXIT_BLOCKING_CHECK_FAILED = 1
+"""``market checks``: a blocking asset check fails."""
 EXIT_MEMORY_BUSY = 75
 
 app = typer.Typer(
@@ -182,7 +190,7 @@ def status(
         sys.stdout.buffer.write(encode_document(report.document()) + b"\n")
         return
     table = Table(title=f"market memory {escape(str(_settings(ctx).db_path))}", title_justify="left")
-    for column in ("source", "channel", "status", "age", "stale after", "rows"):
+    for column in ("source", "channel", "status", "age", "stale after", "rows", "failing checks"):
         table.add_column(column, justify="right" if column in {"age", "stale after", "rows"} else "left")
     for health in report.channels:
         row = health.row()
@@ -193,6 +201,7 @@ def status(
             "-" if row.age_sec is None else f"{row.age_sec}s",
             f"{row.stale_after_sec}s",
             "-" if row.rows_written is None else str(row.rows_written),
+            ", ".join(_check_label(r) for r in health.failed_checks) or "-",
         )
     console = Console()
     console.print(table)
@@ -200,8 +209,19 @@ def status(
         if why := explain(health, memory_age_sec):
             style = _STATUS_STYLE[health.status]
             console.print(f"[{style}]{health.channel.key}[/]: {escape(redact(why))}", highlight=False)
+        for result in health.failed_checks:
+            if not result.blocking:  # a blocking one is in the line above
+                console.print(
+                    f"[yellow]{health.channel.key}[/]: check {escape(_check_label(result))} {escape(result.summary)}",
+                    highlight=False,
+                )
     verdict = "[green]ok[/]" if report.ok else "[bold red]not ok[/]"
     console.print(f"overall: {verdict}")
+
+
+def _check_label(result: CheckResult) -> str:
+    """``ohlc_invariants (blocking)``, ``tvl_jumps (warn)``."""
+    return f"{result.check_name} ({'blocking' if result.blocking else result.severity.lower()})"
 
 
 @app.command()
@@ -218,6 +238,96 @@ def check(ctx: typer.Context) -> None:
     if report.ok:
         typer.echo(f"ok: {len(report.channels)} channels healthy")
     raise typer.Exit(int(report.severity))
+
+
+@app.command("checks")
+def checks_command(
+    ctx: typer.Context,
+    json: Annotated[bool, typer.Option("--json", help="Print every outcome with its problems as JSON.")] = False,
+    channel: Annotated[
+        str | None, typer.Option("--channel", metavar="SOURCE/NAME", help="Only this channel's checks (hyperliquid/candles …).")
+    ] = None,
+) -> None:
+    """Evaluate the asset checks (SPEC §12) against the memory now and record their results, as a
+    Dagster check run does; print a table (or --json). Exit 1 when a blocking check fails."""
+    import msgspec
+
+    from market_assets.memory.checks import record_results
+    from market_assets.quality.catalog import CHECKS, evaluate_all, result_of
+
+    chosen = CHECKS
+    if channel is not None:
+        keys = [c.key for c in REGISTRY]
+        if channel not in keys:
+            typer.echo(f"market checks: no channel {channel!r}; the channels are {', '.join(keys)}", err=True)
+            raise typer.Exit(2)
+        chosen = tuple(c for c in CHECKS if c.channel.key == channel)
+    settings = _settings(ctx)
+    now_ms = wall_clock_ms()
+    # Evaluated over a read-only connection, so a check cannot write; then recorded.
+    with open_memory(settings.db_path, readonly=True) as conn:
+        outcomes = evaluate_all(conn, chosen, now_ms)
+    if outcomes:
+        with open_memory(settings.db_path) as conn:
+            record_results(conn, [result_of(c, outcome, now_ms) for c, outcome in outcomes.items()])
+    blocked = [c.key for c, outcome in outcomes.items() if c.blocking and not outcome.passed]
+    if json:
+        document = {
+            "evaluatedAtMs": now_ms,
+            "ok": not blocked,
+            "checks": [_outcome_json(c, outcome) for c, outcome in outcomes.items()],
+        }
+        sys.stdout.buffer.write(msgspec.json.encode(document) + b"\n")
+    else:
+        _print_checks(outcomes, now_ms)
+    if blocked:
+        raise typer.Exit(EXIT_BLOCKING_CHECK_FAILED)
+
+
+def _outcome_json(check: QualityCheck, outcome: CheckOutcome) -> dict[str, object]:
+    return {
+        "source": check.channel.source,
+        "channel": check.channel.name,
+        "check": check.name,
+        "blocking": check.blocking,
+        "severity": check.severity.value,
+        "passed": outcome.passed,
+        "checked": outcome.checked,
+        "failing": outcome.failing,
+        "summary": outcome.summary(),
+        "problems": [{"subject": p.subject, "atMs": p.at_ms, "what": p.what, "value": p.value} for p in outcome.problems],
+        "details": outcome.details,
+    }
+
+
+def _print_checks(outcomes: dict[QualityCheck, CheckOutcome], now_ms: int) -> None:
+    table = Table(title=f"asset checks at {_utc(now_ms)}", title_justify="left")
+    for column in ("channel", "check", "blocking", "verdict", "checked", "failing", "first problem"):
+        table.add_column(column, justify="right" if column in {"checked", "failing"} else "left")
+    for check, outcome in outcomes.items():
+        if outcome.passed:
+            verdict = "[green]passed[/]"
+        else:
+            verdict = "[bold red]failed[/]" if check.severity is QualitySeverity.ERROR else "[yellow]failed[/]"
+        first = outcome.problems[0] if outcome.problems else None
+        where = "" if first is None else first.subject + ("" if first.at_ms is None else f" at {_utc(first.at_ms)}") + f": {first.what}"
+        table.add_row(
+            check.channel.key, check.name, "yes" if check.blocking else "no", verdict,
+            f"{outcome.checked:,}", f"{outcome.failing:,}", escape(redact(where)) or "-",
+        )
+    console = Console()
+    console.print(table)
+    failed = [c for c, outcome in outcomes.items() if not outcome.passed]
+    blocking = sum(c.blocking for c in failed)
+    console.print(
+        f"{len(outcomes)} checks: {len(outcomes) - len(failed)} passed, {len(failed)} failed ({blocking} blocking); "
+        "results recorded",
+        highlight=False,
+    )
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @app.command()

@@ -99,7 +99,12 @@ class ChannelHealth:
     run_status: Status
     """What the latest run alone says; ``status`` is ``failed`` instead while a blocking check fails."""
     failed_checks: tuple[CheckResult, ...] = ()
-    """The blocking checks whose latest result failed."""
+    """The checks whose latest result failed, blocking or not (by name)."""
+
+    @property
+    def blocking_failures(self) -> tuple[CheckResult, ...]:
+        """The failed checks that make the channel ``failed``."""
+        return tuple(r for r in self.failed_checks if r.blocking)
 
     @property
     def severity(self) -> Severity:
@@ -137,7 +142,7 @@ def evaluate_channel(
     channel: Channel, run: RunRecord | None, now_ms: int, results: Sequence[CheckResult] = ()
 ) -> ChannelHealth:
     """The channel judged by its latest run and the latest ``results`` of its checks."""
-    failed_checks = tuple(r for r in results if r.blocking and not r.passed)
+    failed_checks = tuple(r for r in results if not r.passed)
     if run is None:
         return _judged(channel, Status.MISSING, None, None, failed_checks)
     if run.status is RunStatus.RUNNING or run.finished_at_ms is None:
@@ -198,7 +203,7 @@ def explain(health: ChannelHealth, memory_age_sec: int) -> str:
     On a memory younger than the channel's stale threshold that is the expected state of a fresh
     deploy whose scheduler or streamer is not running (yet); past it, the channel has never run.
     """
-    reasons = [f"blocking check {r.check_name} {r.summary}" for r in health.failed_checks]
+    reasons = [f"blocking check {r.check_name} {r.summary}" for r in health.blocking_failures]
     if why := _run_reason(health, memory_age_sec):
         reasons.append(why)
     return "; ".join(reasons)
@@ -232,7 +237,7 @@ def _run_reason(health: ChannelHealth, memory_age_sec: int) -> str:
 def _judged(
     channel: Channel, by_runs: Status, age_sec: int | None, run: RunRecord | None, failed_checks: tuple[CheckResult, ...]
 ) -> ChannelHealth:
-    status = Status.FAILED if failed_checks else by_runs
+    status = Status.FAILED if any(r.blocking for r in failed_checks) else by_runs
     return ChannelHealth(channel, status, age_sec, run, by_runs, failed_checks)
 
 

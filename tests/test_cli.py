@@ -13,7 +13,14 @@ from market_assets.clock import wall_clock_ms
 from market_assets.ledger import Ledger
 from market_assets.memory import connect, open_memory
 from market_assets.memory.connection import close
-from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FEATURES, FUNDING, MAINTENANCE, REGISTRY
+from market_assets.registry import (
+    CANDLES,
+    DEFILLAMA_MACRO,
+    FEATURES,
+    FUNDING,
+    MAINTENANCE,
+    REGISTRY,
+)
 
 from .conftest import MARKET
 
@@ -21,7 +28,7 @@ from .conftest import MARKET
 def market(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "MARKET_DB"}
     return subprocess.run(
-        [str(MARKET), "--db", str(db), *args], capture_output=True, text=True, timeout=60, env=env
+        [str(MARKET), "--db", str(db), *args], check=False, capture_output=True, text=True, timeout=60, env=env
     )
 
 
@@ -161,16 +168,16 @@ def test_an_unwritable_memory_path_is_one_line_of_error(tmp_path: Path) -> None:
 def test_market_db_environment_variable_picks_the_memory(tmp_path: Path) -> None:
     db = tmp_path / "from-env.db"
     env = {**os.environ, "MARKET_DB": str(db)}
-    absent = subprocess.run([str(MARKET), "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    absent = subprocess.run([str(MARKET), "status", "--json"], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert (absent.returncode, absent.stderr) == (1, f"market: no market memory at {db}\n")
     fresh(db)
-    result = subprocess.run([str(MARKET), "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run([str(MARKET), "status", "--json"], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
 def help_of(*command: str) -> str:
     result = subprocess.run(
-        [str(MARKET), *command, "--help"], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
+        [str(MARKET), *command, "--help"], check=False, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
     )
     assert result.returncode == 0, result.stderr
     return " ".join(result.stdout.split())
@@ -198,7 +205,7 @@ def test_each_command_s_help_says_what_it_does_today() -> None:
     help_of = help_in_process
     api = help_of("api")
     assert "dashboard API" in api and "/admin/ingestion" in api and "/metrics" in api
-    commands = [("status",), ("check",), ("monitor",), ("api",), ("up",), ("stream",), ("hyperliquid", "funding"),
+    commands = [("status",), ("check",), ("checks",), ("monitor",), ("api",), ("up",), ("stream",), ("hyperliquid", "funding"),
                 ("hyperliquid", "features"), ("hyperliquid", "maintain"), ("hyperliquid", "ohlcv"),
                 ("polymarket", "discover"), ("polymarket", "summary"), ("defillama", "ingest")]
     for command in commands:

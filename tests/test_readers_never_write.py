@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from market_assets.ledger import Ledger
 from market_assets.memory import MemoryMissingError, connect, open_memory
 from market_assets.memory.connection import close
+from market_assets.quality.catalog import CHECKS
+from market_assets.registry import REGISTRY
 
 from .conftest import MARKET
 from .test_ledger_contention import worker
@@ -29,7 +32,7 @@ DRY_RUNS = [
 def market(db: Path | str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKET_")} | {"MARKET_PROFILE": "local"}
     return subprocess.run(
-        [str(MARKET), "--db", str(db), "--offline", *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+        [str(MARKET), "--db", str(db), "--offline", *args], check=False, capture_output=True, text=True, timeout=120, env=env, cwd=cwd
     )
 
 
@@ -55,9 +58,8 @@ def test_a_reader_given_a_path_with_no_memory_says_so_in_one_line_and_creates_no
 
 def test_a_readonly_open_of_a_missing_memory_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "typo" / "a" / "market.db"
-    with pytest.raises(MemoryMissingError, match=f"^no market memory at {path}$"):
-        with open_memory(path, readonly=True):
-            pass
+    with pytest.raises(MemoryMissingError, match=f"^no market memory at {path}$"), open_memory(path, readonly=True):
+        pass
     assert list(tmp_path.iterdir()) == []
 
 
@@ -117,12 +119,69 @@ def test_the_dagster_resource_opens_the_memory_read_only_for_a_sensor(tmp_path: 
     from market_assets.defs.resources import MarketMemory
 
     resource = MarketMemory(db_path=str(tmp_path / "absent" / "market.db"))
-    with pytest.raises(MemoryMissingError):
-        with resource.connect(readonly=True):
-            pass
+    with pytest.raises(MemoryMissingError), resource.connect(readonly=True):
+        pass
     assert list(tmp_path.iterdir()) == []
     db = tmp_path / "market.db"
     close(connect(db))
-    with MarketMemory(db_path=str(db)).connect(readonly=True) as conn:
-        with pytest.raises(sqlite3.OperationalError, match="readonly|query_only|attempt to write"):
-            conn.execute("DELETE FROM ingestion_runs")
+    with (
+        MarketMemory(db_path=str(db)).connect(readonly=True) as conn,
+        pytest.raises(sqlite3.OperationalError, match="readonly|query_only|attempt to write"),
+    ):
+        conn.execute("DELETE FROM ingestion_runs")
+
+
+READERS = {"status", "check", "monitor", "api", "candles", "features", "funding"}
+"""Open the memory read-only (and a dry run of a writer writes nothing)."""
+WRITERS = {
+    "up", "stream", "hyperliquid ohlcv", "hyperliquid funding", "hyperliquid features", "hyperliquid maintain",
+    "polymarket discover", "polymarket summary", "defillama ingest",
+    "checks",  # evaluates the asset checks read-only, then records their results, as a Dagster check run does
+}
+NEITHER = {"replay"}
+"""Serves recorded payloads; never opens the memory."""
+
+
+def test_every_command_is_classified_a_reader_or_a_writer() -> None:
+    """A new command must say which it is, here, so a reader that writes cannot slip in unnoticed."""
+    import typer.main
+    from typer.core import TyperGroup
+
+    from market_assets.cli import app
+
+    def names(group: TyperGroup, prefix: tuple[str, ...] = ()) -> set[str]:
+        found: set[str] = set()
+        for name, command in group.commands.items():
+            if isinstance(command, TyperGroup):
+                found |= names(command, (*prefix, name))
+            else:
+                found.add(" ".join((*prefix, name)))
+        return found
+
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    assert names(root) == READERS | WRITERS | NEITHER
+    assert not (READERS & WRITERS)
+
+
+def test_market_checks_writes_its_results_and_nothing_else(tmp_path: Path) -> None:
+    db = tmp_path / "market.db"
+    with open_memory(db) as conn:
+        for channel in REGISTRY:
+            with Ledger(conn).run(channel) as run:
+                run.add_rows(1)
+
+    def tables() -> dict[str, list[tuple[object, ...]]]:
+        with open_memory(db, readonly=True) as conn:
+            names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            return {n: conn.execute(f"SELECT * FROM {n}").fetchall() for n in names}
+
+    before = tables()
+    result = market(db, "checks")
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = tables()
+    assert sorted(f"{source}/{channel}:{name}" for source, channel, name, *_ in after.pop("check_results")) == sorted(
+        c.key for c in CHECKS
+    )
+    assert before.pop("check_results") == []
+    assert after == before
