@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -134,7 +135,8 @@ def test_a_failed_channel_exits_5_and_is_listed_before_stale_ones(tmp_path: Path
     result = market(db, "check")
     assert result.returncode == 5
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == "hyperliquid/funding: failed: latest run failed 5s ago: HTTPStatusError: 503 from api.llama.fi"
+    # 5 s ago when recorded; the command's start on a loaded machine may add a second or two.
+    assert re.fullmatch(r"hyperliquid/funding: failed: latest run failed [5-9]s ago: HTTPStatusError: 503 from api\.llama\.fi", lines[0])
     assert lines[1].startswith("hyperliquid/maintenance: stale:")
 
 
