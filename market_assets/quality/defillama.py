@@ -56,6 +56,7 @@ def explained(run: FinishedRun, series: str) -> bool:
 
 def no_zero_volumes_or_fees(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
     """No stored volume or fee point is zero (or negative); and a day without one was explained.
+    Checked: the points, and the days without one that a run lay within.
 
     A day lacks a point only when every run of it withheld or failed the series: a run that
     started and finished within the day, succeeded and says nothing about the series stored
@@ -65,23 +66,28 @@ def no_zero_volumes_or_fees(conn: sqlite3.Connection, now_ms: int) -> CheckOutco
     cannot be fetched for a past day.
     """
     since = _since(now_ms)
-    days = range(since, utc_day(now_ms) + DAY_MS, DAY_MS)
     runs = sql.finished_runs(conn, DEFILLAMA_MACRO.source, DEFILLAMA_MACRO.name, since, now_ms)
+    checked = unjudged = 0
     problems: list[Problem] = []
     for series in (DEX_VOLUME, FEES):
         stored = sql.points(conn, series, since, now_ms)
+        checked += len(stored)
         problems.extend(
             Problem(f"{series}/{p.subject}", p.ts_ms, f"{series} of {p.subject} stored as {p.value:g} for {_day(p.ts_ms)}", p.value)
             for p in stored
             if not p.value > 0
         )
         held = {p.ts_ms for p in stored}
-        for day in days:
-            silent = [
-                r for r in runs
-                if day <= r.started_at_ms and r.finished_at_ms < day + DAY_MS and not explained(r, series)
-            ]
-            if day not in held and silent:
+        for day in range(since, utc_day(now_ms) + DAY_MS, DAY_MS):
+            within = [r for r in runs if day <= r.started_at_ms and r.finished_at_ms < day + DAY_MS]
+            if day in held:
+                continue
+            if not within:
+                unjudged += 1
+                continue
+            checked += 1
+            silent = [r for r in within if not explained(r, series)]
+            if silent:
                 problems.append(
                     Problem(
                         f"{series}/total", day,
@@ -90,7 +96,9 @@ def no_zero_volumes_or_fees(conn: sqlite3.Connection, now_ms: int) -> CheckOutco
                     )
                 )
     problems.sort(key=lambda p: (p.at_ms or 0, p.subject))
-    return CheckOutcome(2 * len(days), problems, details={"window_start_ms": since, "runs": len(runs)})
+    return CheckOutcome(
+        checked, problems, details={"window_start_ms": since, "runs": len(runs), "days_without_point_or_run": unjudged}
+    )
 
 
 def stablecoin_supply_per_peg(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:

@@ -79,7 +79,8 @@ async def test_a_real_ingest_run_over_the_replay_passes_every_check(
     counts = batch.counts()
     assert counts["dex_volume"] == counts["fees"] == 1 and counts["stablecoin_supply"] >= 10 and counts["tvl"] > 400
     zero = no_zero_volumes_or_fees(conn, NOON + 3_600_000)
-    assert zero.passed and zero.checked == 2 * WINDOW_DAYS
+    assert zero.passed and zero.checked == 2  # today's two points; the other days had no run to judge
+    assert zero.details["days_without_point_or_run"] == 2 * (WINDOW_DAYS - 1)
     pegs = stablecoin_supply_per_peg(conn, NOON + 3_600_000)
     assert pegs.passed and pegs.checked == counts["stablecoin_supply"]
     assert tvl_jumps(conn, NOON + 3_600_000).passed
@@ -114,7 +115,7 @@ def test_a_day_the_runs_withheld_or_failed_is_explained(conn: sqlite3.Connection
     # A backfill stores only total TVL: it says nothing about volumes.
     ingest_run(conn, clock, no_run_day + 3_600_000, MacroBatch([]), **{BACKFILL_KEY: "2026-11-14..2026-11-14"})
     outcome = no_zero_volumes_or_fees(conn, NOON)
-    assert outcome.passed and outcome.details["runs"] == 3
+    assert outcome.passed and outcome.details["runs"] == 3 and outcome.checked == 2 * 3
 
 
 def test_a_run_across_midnight_judges_neither_day(conn: sqlite3.Connection, clock: FrozenClock) -> None:
