@@ -10,7 +10,8 @@ browser test counts what was drawn:
   (``circle.mark-failed``, its time in a ``<title>``).
 * ``lag_sparkline``: one bar per run with a recorded newest data timestamp, as tall as the data
   lag when it ended, orange past the channel's ``data_lag`` threshold (``line.bar.over``); the
-  threshold is a dashed line (``line.threshold``); failed runs are dotted as above.
+  threshold is a dashed line (``line.threshold``) once there is a bar; failed runs are dotted
+  as above.
 * ``coverage_strip``: one row per coin, one ``rect.seg`` per run of minutes in one state.
 """
 
@@ -86,10 +87,11 @@ def lag_sparkline(runs: Sequence[RunPoint], now_ms: int, threshold_sec: int) -> 
                           _stroke(len(lags))))
     marks.extend(_failure(run, now_ms, f"data lag {duration(lag)}") for run, lag in lags if run.failed)
     y = SPARK_HEIGHT - 1 - threshold_sec * scale
-    marks.append(
-        f'<line class="threshold" x1="0" x2="{SPARK_WIDTH}" y1="{y:.1f}" y2="{y:.1f}" stroke="{OVER}" '
-        f'stroke-dasharray="3 2" stroke-width="1"><title>data_lag warning past {text(duration(threshold_sec))}</title></line>'
-    )
+    if lags:
+        marks.append(
+            f'<line class="threshold" x1="0" x2="{SPARK_WIDTH}" y1="{y:.1f}" y2="{y:.1f}" stroke="{OVER}" '
+            f'stroke-dasharray="3 2" stroke-width="1"><title>data_lag warning past {text(duration(threshold_sec))}</title></line>'
+        )
     worst = max((lag for _, lag in lags), default=None)
     summary = (
         f"data lag per run, last 24 h: {len(lags)} runs with a recorded data timestamp"

@@ -32,6 +32,9 @@ EXPECTED_SEGMENTS: dict[str, list[tuple[MinuteState, int, int]]] = {
 }
 """Listed coins in name order; XRP is delisted and not drawn."""
 
+NO_TRADES_BEFORE = {"SOL": 3}
+"""Minutes a coin's first no-trade span begins before the seeded minutes (drawn by a longer span)."""
+
 
 class SeededRuns(NamedTuple):
     succeeded: int
@@ -77,8 +80,8 @@ def seed_coverage(conn: sqlite3.Connection, now_ms: int) -> int:
     store(conn, [candle("ETH", t, 100.0)._replace(confirmed=True) for t in at], now_ms)
     store(conn, [candle("ETH", at[4], 100.0)._replace(interval="5m")], now_ms)  # another interval: not drawn
     store(conn, [candle("SOL", t, 100.0)._replace(confirmed=True) for t in at[5:15]], now_ms)
-    told(conn, "SOL", no_trades=(start - 3 * MINUTE_MS, start - 2 * MINUTE_MS, start - MINUTE_MS, at[0], at[1]),
-         now_ms=now_ms)
+    before = tuple(start - m * MINUTE_MS for m in range(NO_TRADES_BEFORE["SOL"], 0, -1))
+    told(conn, "SOL", no_trades=(*before, at[0], at[1]), now_ms=now_ms)
     store(conn, [candle("XRP", t, 100.0) for t in at[:3]], now_ms)
     return start
 
