@@ -30,7 +30,7 @@ from enum import IntEnum, StrEnum
 import msgspec
 
 from market_assets.memory import runs
-from market_assets.memory.checks import CheckResult, latest_results
+from market_assets.memory.checks import CheckResult, failing_results
 from market_assets.memory.connection import snapshot
 from market_assets.memory.runs import RunRecord, RunStatus
 from market_assets.registry import REGISTRY, Channel
@@ -180,12 +180,14 @@ def evaluate_health(
 def read_health(
     conn: sqlite3.Connection, now_ms: int, registry: Sequence[Channel] = REGISTRY
 ) -> HealthReport:
-    """Evaluate the memory behind ``conn`` at ``now_ms``: the latest runs and check results, read
-    in one snapshot (a check recorded between two reads can't pair with runs it never saw)."""
+    """Evaluate the memory behind ``conn`` at ``now_ms``: the latest runs and the failing check
+    results, read in one snapshot (a check recorded between two reads can't pair with runs it never
+    saw). Only failing results are read (usually none): building every stored result's row cost
+    ~67 µs for 17 checks, a whole health read's worth; the failing ones alone ~14 µs."""
     with snapshot(conn):
         latest = runs.latest_runs(conn, ((c.source, c.name) for c in registry))
-        results = latest_results(conn)
-    return evaluate_health(registry, latest, now_ms, results)
+        failing = failing_results(conn)
+    return evaluate_health(registry, latest, now_ms, failing)
 
 
 def encode_document(document: HealthDocument) -> bytes:
