@@ -2,7 +2,10 @@
 
 Each check reads the window ``[now - CANDLES.quality.window_sec, now)`` of 1-minute buckets.
 ``ohlc_invariants`` is blocking: the features job computes only coins whose candles keep it
-(``market_assets.indicators``), through the same SQL expression.
+(``market_assets.indicators``), through the same SQL expression. ``universe_coverage`` and
+``verified_minutes`` are WARN: a coin not seen for an hour or a minute not confirmed yet is not
+wrong data (the dashboard's ``low_coverage`` and ``unverified_candles`` say the same); a broken,
+duplicated or unexplained missing minute is (ERROR).
 """
 
 from __future__ import annotations
@@ -225,7 +228,7 @@ CHECKS: tuple[QualityCheck, ...] = (
         "On failure the problems name the coins without one: check the streamer is running and "
         "subscribed to them (market stream logs), and whether they were delisted since the universe "
         "was stored (hyperliquid/funding refreshes it).",
-        universe_coverage,
+        universe_coverage, Severity.WARN,
     ),
     QualityCheck(
         CANDLES, "verified_minutes",
@@ -233,6 +236,6 @@ CHECKS: tuple[QualityCheck, ...] = (
         "after it closed. On failure the problems name coin and minute: the REST repair queue is "
         "stuck or losing to new entries; check the streamer's log and its weight budget, and "
         "restart it if its repairs stopped.",
-        verified_minutes,
+        verified_minutes, Severity.WARN,
     ),
 )

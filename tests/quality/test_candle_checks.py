@@ -49,8 +49,12 @@ def test_clean_candles_pass_every_candle_check(conn: sqlite3.Connection, seed_ca
     assert outcomes[CHECKS[2]].checked == 3 * closed_in_window
 
 
-def test_only_the_invariants_check_blocks() -> None:
+def test_only_the_invariants_check_blocks_and_only_wrong_data_is_an_error() -> None:
     assert [check.name for check in CHECKS if check.blocking] == ["ohlc_invariants"]
+    assert {check.name: check.severity.value for check in CHECKS} == {
+        "ohlc_invariants": "ERROR", "unique_minutes": "ERROR", "continuity": "ERROR",
+        "universe_coverage": "WARN", "verified_minutes": "WARN",
+    }
 
 
 def test_low_above_high_fails_the_invariants_naming_coin_minute_and_value(
