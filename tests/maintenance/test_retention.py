@@ -102,6 +102,7 @@ def test_features_funding_and_old_ledger_runs_are_pruned_on_their_own_policies(c
         FUNDING.key: 1, FEATURES.key: 4 * 1440,
         # 400 days on, the 5m rollups are past their retention too; the 1h and 1d are kept
         "candle_rollups/5m": 4 * 288, "candle_gaps": 0, "candle_repairs": 0, "polymarket_markets": 0,
+        "funding_revisions": 0,
     }
     assert conn.execute("SELECT hour_ms FROM funding").fetchall() == [(DAY0_MS + 400 * DAY_MS,)]
     assert conn.execute("SELECT count(*) FROM features").fetchone() == (0,)
