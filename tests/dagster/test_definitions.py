@@ -1,4 +1,9 @@
-"""The code location loads, and every key, group, pool, cron and freshness window follows the registry."""
+"""The code location loads, and every key, group, pool, cron, freshness window and asset check
+follows the registry and the quality catalog.
+
+After a deliberate change, regenerate the snapshot with
+``python -c "import json, tests.dagster.test_definitions as t; print(json.dumps(t.snapshot(), indent=2))" > tests/dagster/definitions_snapshot.json``.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,19 @@ import dagster as dg
 
 from market_assets.definitions import SCHEDULED, defs
 from market_assets.defs.automation import IN_FLIGHT, job_name
+from market_assets.quality.catalog import checks_of
 from market_assets.registry import CANDLES, REGISTRY
 
 SNAPSHOT = Path(__file__).with_name("definitions_snapshot.json")
 
 
+def check_label(name: str, severity: str, blocking: bool) -> str:
+    return f"{name} ({severity}{', blocking' if blocking else ''})"
+
+
 def snapshot() -> dict[str, dict[str, object]]:
     repository = defs.get_repository_def()
+    graph = repository.asset_graph
     crons = {
         schedule.job_name: schedule.cron_schedule for schedule in repository.schedule_defs
     }
@@ -38,6 +49,11 @@ def snapshot() -> dict[str, dict[str, object]]:
             "cron": crons.get(targets.get(name, "")),
             "fail_window_sec": None if policy is None else int(policy.fail_window.to_timedelta().total_seconds()),
             "warn_window_sec": None if policy is None else int(policy.warn_window.to_timedelta().total_seconds()),
+            "checks": sorted(
+                check_label(check.key.name, check.metadata["severity"], check.blocking)
+                for check in (graph.get(check_key) for check_key in graph.asset_check_keys)
+                if check.key.asset_key == key
+            ),
         }
     return rows
 
@@ -55,11 +71,12 @@ def test_every_channel_is_an_asset_with_the_registry_cron_and_freshness() -> Non
             "cron": None if channel is CANDLES else channel.cron_schedule,
             "fail_window_sec": channel.stale_after_sec,
             "warn_window_sec": channel.freshness_warn_sec,
+            "checks": sorted(check_label(c.name, c.severity.value, c.blocking) for c in checks_of(channel)),
         }, channel.key
 
 
 def test_definitions_match_the_committed_snapshot() -> None:
-    """A change to a key, group, pool, cron or window must be deliberate: update the snapshot with it."""
+    """A change to a key, group, pool, cron, window or check must be deliberate: update the snapshot with it."""
     assert snapshot() == json.loads(SNAPSHOT.read_text())
 
 
