@@ -51,6 +51,8 @@ def job_name(channel: Channel) -> str:
 
 
 def channel_job(channel: Channel) -> dg.UnresolvedAssetJobDefinition:
+    """The channel's asset and, after it in the same run, its asset checks (``defs/checks.py``):
+    ``AssetSelection.assets`` selects the checks that target the selected assets."""
     return dg.define_asset_job(
         job_name(channel),
         selection=dg.AssetSelection.assets(asset_key(channel)),
