@@ -5,14 +5,18 @@ draw under the page's ``default-src 'none'`` policy. Every value from the memory
 :func:`text`. Every mark carries a class (and the strips' rects a ``data-state``), so a
 browser test counts what was drawn:
 
-* ``rows_sparkline``: one bar (``line.bar``) per finished run of the last 24 hours at its end,
-  as tall as the rows it wrote; a failed run is a red bar with a red dot above it
-  (``circle.mark-failed``, its time in a ``<title>``).
-* ``lag_sparkline``: one bar per run with a recorded newest data timestamp, as tall as the data
-  lag when it ended, orange past the channel's ``data_lag`` threshold (``line.bar.over``); the
-  threshold is a dashed line (``line.threshold``) once there is a bar; failed runs are dotted
-  as above.
-* ``coverage_strip``: one row per coin, one ``rect.seg`` per run of minutes in one state.
+* ``rows_sparkline``: the finished runs of the last 24 hours placed at their end, one bar
+  (``line.bar``) per pixel column holding runs (about ten minutes; runs an hour apart get a bar
+  each), as tall as the most rows a run in it wrote; a column with a failed run is a red bar with
+  a red dot above it (``circle.mark-failed``, when and how many in its ``<title>``). Drawing
+  every one of the streamer's 1,440 windows would put ten bars on each pixel and cost the page
+  its latency budget.
+* ``lag_sparkline``: the same columns over the runs with a recorded newest data timestamp, as
+  tall as the longest data lag a run in it left, orange past the channel's ``data_lag``
+  threshold (``line.bar.over``), drawn dashed (``line.threshold``) once there is a bar; failed
+  runs dotted as above.
+* ``coverage_strip``: one row per coin, one ``rect.seg`` per run of minutes in one state, the
+  confirmed ones first so the others (at least 2 px wide) draw over them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from market_assets.memory.admin_history import MinuteState, RunPoint, Segment
 DAY_MS = 86_400_000
 SPARK_WIDTH = 150
 SPARK_HEIGHT = 26
+COLUMNS = SPARK_WIDTH - 4
+"""Pixel columns of a sparkline's day (2 px margins): a bar per column holding runs."""
 STRIP_WIDTH = 1100
 STRIP_LABEL = 64
 """Pixels left of the strip for the coin names."""
@@ -41,7 +47,7 @@ BAR = "#5f6368"
 STATE_COLOURS: Mapping[MinuteState, str] = {
     # Okabe-Ito hues, told apart by the common colour blindnesses and by lightness.
     MinuteState.CONFIRMED: "#009e73",
-    MinuteState.UNVERIFIED: "#e69f00",
+    MinuteState.UNVERIFIED: "#f0e442",
     MinuteState.NO_TRADES: "#56b4e9",
     MinuteState.MISSING: "#d55e00",
     MinuteState.UNFILLABLE: "#222222",
@@ -61,38 +67,47 @@ def text(value: object) -> str:
 
 
 def rows_sparkline(runs: Sequence[RunPoint], now_ms: int) -> str:
-    """Rows written per run over the 24 hours before ``now_ms``."""
+    """Rows written per run over the 24 hours before ``now_ms``: per pixel column, the most any
+    run ending in it wrote."""
+    columns = _by_column([(run, run.rows_written) for run in runs], now_ms)
     top = max((run.rows_written for run in runs), default=0) or 1
-    failed = sum(run.failed for run in runs)
+    scale = (SPARK_HEIGHT - 6) / top
+    width = _stroke(len(columns))
     marks = []
-    for run in runs:
-        x = _x(run.finished_at_ms, now_ms)
-        height = (SPARK_HEIGHT - 6) * run.rows_written / top
-        colour = FAILED if run.failed else BAR
-        marks.append(_bar(x, height, colour, "bar failed" if run.failed else "bar", _stroke(len(runs))))
-    marks.extend(_failure(run, now_ms, f"{run.rows_written:,} rows") for run in runs if run.failed)
-    summary = f"rows per run, last 24 h: {len(runs)} runs, {failed} failed, at most {top:,} rows"
+    for column, points in columns.items():
+        failed = [run for run, _ in points if run.failed]
+        colour, css = (FAILED, "bar failed") if failed else (BAR, "bar")
+        marks.append(_bar(column, max(rows for _, rows in points) * scale, colour, css, width))
+        if failed:
+            marks.append(_failure(column, failed, f"{max(run.rows_written for run in failed):,} rows"))
+    failures = sum(run.failed for run in runs)
+    summary = f"rows per run, last 24 h: {len(runs)} runs, {failures} failed, at most {top:,} rows"
     return _spark("rows", summary, len(runs), "".join(marks))
 
 
 def lag_sparkline(runs: Sequence[RunPoint], now_ms: int, threshold_sec: int) -> str:
-    """Data lag when each run ended, against the channel's ``data_lag`` threshold."""
+    """Data lag when each run ended, against the channel's ``data_lag`` threshold: per pixel
+    column, the longest of the runs ending in it."""
     lags = [(run, max(0, run.finished_at_ms - run.data_latest_ms) // 1000) for run in runs if run.data_latest_ms is not None]
-    top = max(max((lag for _, lag in lags), default=0), threshold_sec * 5 // 4)
+    worst = max((lag for _, lag in lags), default=None)
+    top = max(worst or 0, threshold_sec * 5 // 4)
     scale = (SPARK_HEIGHT - 6) / top
+    columns = _by_column(lags, now_ms)
+    width = _stroke(len(columns))
     marks = []
-    for run, lag in lags:
+    for column, points in columns.items():
+        lag = max(lag for _, lag in points)
         over = lag > threshold_sec
-        marks.append(_bar(_x(run.finished_at_ms, now_ms), lag * scale, OVER if over else BAR, "bar over" if over else "bar",
-                          _stroke(len(lags))))
-    marks.extend(_failure(run, now_ms, f"data lag {duration(lag)}") for run, lag in lags if run.failed)
-    y = SPARK_HEIGHT - 1 - threshold_sec * scale
+        marks.append(_bar(column, lag * scale, OVER if over else BAR, "bar over" if over else "bar", width))
+        failed = [run for run, _ in points if run.failed]
+        if failed:
+            marks.append(_failure(column, failed, f"data lag {duration(max(lag for run, lag in points if run.failed))}"))
     if lags:
+        y = SPARK_HEIGHT - 1 - threshold_sec * scale
         marks.append(
             f'<line class="threshold" x1="0" x2="{SPARK_WIDTH}" y1="{y:.1f}" y2="{y:.1f}" stroke="{OVER}" '
             f'stroke-dasharray="3 2" stroke-width="1"><title>data_lag warning past {text(duration(threshold_sec))}</title></line>'
         )
-    worst = max((lag for _, lag in lags), default=None)
     summary = (
         f"data lag per run, last 24 h: {len(lags)} runs with a recorded data timestamp"
         + ("" if worst is None else f", at most {duration(worst)}")
@@ -107,21 +122,23 @@ def coverage_strip(coins: Mapping[str, Sequence[Segment]], start_ms: int, end_ms
     row = ROW_LABELLED if labelled else ROW_DENSE
     span = end_ms - start_ms
     parts = []
+    rect_height = row - 1 if labelled else row
     for i, (coin, segments) in enumerate(coins.items()):
         y = i * row
+        name = text(coin)
         if labelled:
-            parts.append(f'<text class="coin" x="{STRIP_LABEL - 4}" y="{y + row - 2}" text-anchor="end">{text(coin)}</text>')
-        for segment in segments:
+            parts.append(f'<text class="coin" x="{STRIP_LABEL - 4}" y="{y + row - 2}" text-anchor="end">{name}</text>')
+        # Confirmed first, so the others draw over them: a lone minute (0.8 px) is drawn 2 px wide.
+        for segment in sorted(segments, key=lambda s: s.state is not MinuteState.CONFIRMED):
             x = STRIP_LABEL + STRIP_WIDTH * (segment.start_ms - start_ms) / span
-            width = max(1.0, STRIP_WIDTH * (segment.end_ms - segment.start_ms) / span)
+            narrowest = 1.0 if segment.state is MinuteState.CONFIRMED else 2.0
+            width = max(narrowest, STRIP_WIDTH * (segment.end_ms - segment.start_ms) / span)
             minutes = (segment.end_ms - segment.start_ms) // 60_000
-            title = (f"{coin}: {STATE_LABELS[segment.state]}, {_clock(segment.start_ms)}–{_clock(segment.end_ms)} UTC "
-                     f"({minutes:,} min)")
+            state = segment.state
             parts.append(
-                f'<rect class="seg seg-{segment.state.value}" data-coin="{text(coin)}" data-state="{segment.state.value}" '
-                f'x="{x:.2f}" y="{y}" '
-                f'width="{width:.2f}" height="{row - 1 if labelled else row}" fill="{STATE_COLOURS[segment.state]}">'
-                f"<title>{text(title)}</title></rect>"
+                f'<rect class="seg seg-{state.value}" data-coin="{name}" data-state="{state.value}" x="{x:.2f}" y="{y}" '
+                f'width="{width:.2f}" height="{rect_height}" fill="{STATE_COLOURS[state]}"><title>{name}: {STATE_LABELS[state]}, '
+                f"{_time_of_day(segment.start_ms)}–{_time_of_day(segment.end_ms)} UTC ({minutes:,} min)</title></rect>"
             )
     height = len(coins) * row
     for hours_ago in range(24, -1, -6):
@@ -168,10 +185,22 @@ def _spark(kind: str, summary: str, marks: int, body: str, empty: str = "no runs
     )
 
 
-def _bar(x: float, height: float, colour: str, css: str, width: int) -> str:
+def _by_column(points: Sequence[tuple[RunPoint, int]], now_ms: int) -> dict[int, list[tuple[RunPoint, int]]]:
+    """The runs by the pixel column their end falls in (24 hours ago at the left, now at the
+    right; about ten minutes a column), in order."""
+    columns: dict[int, list[tuple[RunPoint, int]]] = {}
+    for point in points:
+        share = 1 - (now_ms - point[0].finished_at_ms) / DAY_MS
+        column = min(COLUMNS - 1, max(0, int(COLUMNS * share)))
+        columns.setdefault(column, []).append(point)
+    return columns
+
+
+def _bar(column: int, height: float, colour: str, css: str, width: int) -> str:
+    x = 2.5 + column
     bottom = SPARK_HEIGHT - 1
     top = bottom - max(1.0, height)
-    return f'<line class="{css}" x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{top:.1f}" stroke="{colour}" stroke-width="{width}"/>'
+    return f'<line class="{css}" x1="{x}" x2="{x}" y1="{bottom}" y2="{top:.1f}" stroke="{colour}" stroke-width="{width}"/>'
 
 
 def _stroke(bars: int) -> int:
@@ -179,17 +208,20 @@ def _stroke(bars: int) -> int:
     return 2 if bars <= SPARK_WIDTH // 3 else 1
 
 
-def _failure(run: RunPoint, now_ms: int, what: str) -> str:
-    return (
-        f'<circle class="mark-failed" cx="{_x(run.finished_at_ms, now_ms):.1f}" cy="3" r="2.5" fill="{FAILED}">'
-        f"<title>{text(f'failed run ended {_clock(run.finished_at_ms)} UTC: {what}')}</title></circle>"
-    )
+def _failure(column: int, failed: Sequence[RunPoint], what: str) -> str:
+    """A red dot above a column with failed runs; its title says when and how many."""
+    if len(failed) == 1:
+        title = f"failed run ended {_clock(failed[0].finished_at_ms)} UTC: {what}"
+    else:
+        title = (f"{len(failed)} failed runs ended {_clock(failed[0].finished_at_ms)}–"
+                 f"{_clock(failed[-1].finished_at_ms)} UTC, the worst: {what}")
+    return f'<circle class="mark-failed" cx="{2.5 + column}" cy="3" r="2.5" fill="{FAILED}"><title>{text(title)}</title></circle>'
 
 
-def _x(at_ms: int, now_ms: int) -> float:
-    """Across the sparkline: 24 hours ago at the left edge, now at the right (2 px margins)."""
-    share = min(1.0, max(0.0, 1 - (now_ms - at_ms) / DAY_MS))
-    return 2 + (SPARK_WIDTH - 4) * share
+def _time_of_day(ms: int) -> str:
+    """``HH:MM`` (UTC) by arithmetic: the strip titles hundreds of segments a request."""
+    minutes = ms // 60_000 % 1440
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _clock(ms: int) -> str:

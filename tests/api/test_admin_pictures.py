@@ -47,8 +47,8 @@ def test_rows_sparkline_is_a_bar_per_run_at_its_end_as_tall_as_its_rows_failures
     bottom = SPARK_HEIGHT - 1
     heights = [round(bottom - float(bar.get("y2", 0)), 1) for bar in bars]
     assert heights == [20.0, 10.0, 5.0, 1.0]  # 100 rows: the full 20 px; none still shows 1 px
-    xs = [float(bar.get("x1", 0)) for bar in bars]
-    assert xs == [round(2 + (SPARK_WIDTH - 4) / 24, 1), 2 + (SPARK_WIDTH - 4) / 2, SPARK_WIDTH - 2, 2.0]
+    xs = [float(bar.get("x1", 0)) for bar in bars]  # the middle of each run's pixel column
+    assert xs == [2.5 + (SPARK_WIDTH - 4) // 24, 2.5 + (SPARK_WIDTH - 4) // 2, SPARK_WIDTH - 2.5, 2.5]
     failed = marks(root, "circle", "mark-failed")
     assert len(failed) == 1 and failed[0].get("cx") == bars[1].get("x1")
     assert failed[0].findtext(SVG + "title") == "failed run ended 11-17 23:07 UTC: 50 rows"
@@ -71,6 +71,20 @@ def test_lag_sparkline_bars_runs_with_a_data_timestamp_and_draws_the_threshold()
     assert failed.findtext(SVG + "title") == "failed run ended 11-18 06:07 UTC: data lag 15 min"
 
 
+def test_runs_ending_in_one_pixel_column_share_its_bar_the_tallest_and_its_failure_dot() -> None:
+    """The streamer's windows: ten a pixel. The bar is the column's most rows; one dot says how
+    many failed."""
+    column = [run(3 + m / 60, 10 * m, failed=m in (2, 3)) for m in range(4, -1, -1)]  # 3:04 … 3:00 ago, oldest first
+    runs = [run(5, 7), *column]
+    root = parse(rows_sparkline(runs, NOW))
+    bars = marks(root, "line", "bar")
+    assert len(bars) == 2 and root.get("data-marks") == "6"
+    assert [round(SPARK_HEIGHT - 1 - float(b.get("y2", 0)), 1) for b in bars] == [3.5, 20.0]
+    assert marks(root, "line", "failed") == [bars[1]]
+    (dot,) = marks(root, "circle", "mark-failed")
+    assert dot.findtext(SVG + "title") == "2 failed runs ended 11-18 08:04–11-18 08:05 UTC, the worst: 30 rows"
+
+
 def test_a_sparkline_with_nothing_to_draw_says_so() -> None:
     assert "no runs in 24 h" in rows_sparkline([], NOW)
     assert "no data timestamps recorded" in lag_sparkline([run(1, 5, lag_sec=None)], NOW, 360)
@@ -91,7 +105,7 @@ def test_the_coverage_strip_is_a_row_per_coin_and_a_rect_per_segment_with_its_ho
     root = parse(svg)
     rects = marks(root, "rect", "seg")
     assert [(r.get("data-coin"), r.get("data-state"), r.get("fill")) for r in rects] == [
-        ("BTC", "confirmed", STATE_COLOURS[MinuteState.CONFIRMED]),
+        ("BTC", "confirmed", STATE_COLOURS[MinuteState.CONFIRMED]),  # per coin the confirmed first
         ("BTC", "missing", STATE_COLOURS[MinuteState.MISSING]),
         ("BTC", "unverified", STATE_COLOURS[MinuteState.UNVERIFIED]),
         ('E"<T>', "no_trades", STATE_COLOURS[MinuteState.NO_TRADES]),
@@ -100,9 +114,9 @@ def test_the_coverage_strip_is_a_row_per_coin_and_a_rect_per_segment_with_its_ho
     assert len(set(STATE_COLOURS.values())) == len(MinuteState)
     assert float(rects[0].get("x", 0)) == STRIP_LABEL
     assert float(rects[1].get("x", 0)) == round(STRIP_LABEL + STRIP_WIDTH * (DAY_MS - 3 * 60_000) / DAY_MS, 2)
-    assert float(rects[2].get("width", 0)) == 1.0  # a minute is under a pixel: drawn one wide
+    assert float(rects[2].get("width", 0)) == 2.0  # a minute is under a pixel: drawn two wide, over the confirmed
     assert [r.get("y") for r in rects] == ["0", "0", "0", str(ROW_LABELLED), str(ROW_LABELLED)]
-    assert rects[1].findtext(SVG + "title") == "BTC: missing, 11-18 11:04–11-18 11:06 UTC (2 min)"
+    assert rects[1].findtext(SVG + "title") == "BTC: missing, 11:04–11:06 UTC (2 min)"
     assert [t.text for t in root.iter(SVG + "text") if t.get("class") == "coin"] == ["BTC", 'E"<T>']
     assert 'E"<T>' not in svg and "E&quot;&lt;T&gt;" in svg
 
