@@ -18,11 +18,12 @@ from dagster._core.workspace.context import WorkspaceRequestContext
 from dagster_graphql.test.utils import execute_dagster_graphql, infer_repository
 
 from market_assets.clock import wall_clock_ms
-from market_assets.defs.automation import asset_key
+from market_assets.definitions import defs
+from market_assets.defs.automation import asset_key, job_name
 from market_assets.defs.hyperliquid.candle_checks import SENSOR_NAME
 from market_assets.memory import open_memory
 from market_assets.quality.catalog import checks_of
-from market_assets.registry import CANDLES, REGISTRY
+from market_assets.registry import CANDLES, FEATURES, REGISTRY
 
 MINUTE_MS = 60_000
 
@@ -38,7 +39,7 @@ query {
 }
 """
 
-CANDLE_CHECKS = """
+CHECKS_OF = """
 query ($path: [String!]!) {
   assetNodes(assetKeys: [{path: $path}]) {
     assetChecksOrError {
@@ -47,8 +48,10 @@ query ($path: [String!]!) {
           name
           blocking
           description
+          jobNames
           executionForLatestMaterialization {
             status
+            runId
             evaluation {
               success
               severity
@@ -104,32 +107,37 @@ def test_every_asset_shows_its_catalog_checks_each_executable_alone(workspace: W
         assert {c["canExecuteIndividually"] for c in shown["checks"]} <= {"CAN_EXECUTE"}
 
 
-def test_the_candle_checks_latest_results_after_a_seeded_fault(
-    workspace: WorkspaceRequestContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def fault_ms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A memory (the code location's ``MarketMemory()`` reads ``MARKET_DB``) whose ETH candle of
+    five minutes ago has its low above its high; returns that minute."""
     db = tmp_path / "market.db"
-    monkeypatch.setenv("MARKET_DB", str(db))  # the code location's MarketMemory() reads it
+    monkeypatch.setenv("MARKET_DB", str(db))
     now = wall_clock_ms()
-    fault_ms = now - now % MINUTE_MS - 5 * MINUTE_MS
+    minute = now - now % MINUTE_MS - 5 * MINUTE_MS
     with open_memory(db) as conn:
         conn.execute(
             """INSERT INTO candles (coin, interval, open_time_ms, close_time_ms, open, high, low, close, volume,
                 trades, closed, ingested_at_ms) VALUES ('ETH', '1m', ?, ?, 100.0, 100.0, 101.5, 100.0, 1.0, 1, 1, ?)""",
-            (fault_ms, fault_ms + MINUTE_MS - 1, now),
+            (minute, minute + MINUTE_MS - 1, now),
         )
         conn.commit()
+    return minute
+
+
+def test_the_candle_checks_latest_results_after_a_seeded_fault(workspace: WorkspaceRequestContext, fault_ms: int) -> None:
     tick_as_the_daemon_does(workspace)
     # a streamer window reported after the evaluation (the windows sensor ticks every 30 s): the
     # UI keeps showing the evaluation as the latest materialization's, both being runless
     workspace.instance.report_runless_asset_event(dg.AssetMaterialization(asset_key(CANDLES)))
 
-    [node] = graphql(workspace, CANDLE_CHECKS, path=asset_key(CANDLES).path)["assetNodes"]
+    [node] = graphql(workspace, CHECKS_OF, path=asset_key(CANDLES).path)["assetNodes"]
     checks = {c["name"]: c for c in node["assetChecksOrError"]["checks"]}
     assert set(checks) == {check.name for check in checks_of(CANDLES)}
     invariants = checks["ohlc_invariants"]
-    assert invariants["blocking"] is True
+    assert invariants["blocking"] is True and invariants["jobNames"] == ["__ASSET_JOB"]
     execution = invariants["executionForLatestMaterialization"]
-    assert execution["status"] == "FAILED"
+    assert (execution["status"], execution["runId"]) == ("FAILED", "")  # runless: reported by the sensor
     evaluation = execution["evaluation"]
     assert (evaluation["success"], evaluation["severity"]) == (False, "ERROR")
     assert evaluation["description"] == f"failed: 1 of 1; first: ETH at {fault_ms}: low 101.5 above high 100.0"
@@ -140,3 +148,19 @@ def test_the_candle_checks_latest_results_after_a_seeded_fault(
     ]
     unique = checks["unique_minutes"]["executionForLatestMaterialization"]
     assert unique["status"] == "SUCCEEDED" and unique["evaluation"]["success"] is True
+
+
+def test_a_scheduled_jobs_run_shows_its_checks_as_the_latest_materializations(
+    workspace: WorkspaceRequestContext, fault_ms: int
+) -> None:
+    """features' job over the seeded memory: the check evaluated in the run is the one the UI
+    shows for the materialization that run made."""
+    result = defs.resolve_job_def(job_name(FEATURES)).execute_in_process(instance=workspace.instance)
+    assert result.success
+    [node] = graphql(workspace, CHECKS_OF, path=asset_key(FEATURES).path)["assetNodes"]
+    [check] = node["assetChecksOrError"]["checks"]
+    assert check["name"] == "features_match_talib"
+    assert job_name(FEATURES) in check["jobNames"]
+    execution = check["executionForLatestMaterialization"]
+    assert (execution["status"], execution["runId"]) == ("SUCCEEDED", result.run_id)
+    assert execution["evaluation"]["success"] is True
