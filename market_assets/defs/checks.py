@@ -105,8 +105,7 @@ def channel_checks(
     channel: Channel, checks: Sequence[QualityCheck], *, clock: Clock = wall_clock_ms
 ) -> dg.AssetChecksDefinition:
     """The asset checks of one channel, as one subsettable op."""
-    by_name = {check.name: check for check in checks}
-    if len(by_name) != len(checks) or any(check.channel is not channel for check in checks):
+    if len({check.name for check in checks}) != len(checks) or any(check.channel is not channel for check in checks):
         raise ValueError(f"{channel.key}: check names must be unique and the checks its own")
 
     @dg.multi_asset_check(
