@@ -10,7 +10,7 @@ The pictures (:mod:`api.admin_pictures`) are inline SVG drawn here: per channel 
 the rows each run of the last 24 hours wrote and one of the data lag each left, failed runs dotted
 red; below the table, the candles of each listed coin over the last 24 hours, minute by minute.
 That strip needs a count of every candle of the day (200 coins: ~40-150 ms), so it is kept per
-app, like the dashboard's volumes, and redrawn after a response once it is a minute old. Each
+app, like the dashboard's volumes, and redrawn after a response once a newer minute has ended. Each
 channel's raw counters fold into a ``<details>``; its failing asset checks stay in sight.
 """
 
@@ -42,7 +42,7 @@ from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
 from market_assets.dashboard import DashboardDocument, DashboardRow, RunSummary
 from market_assets.memory.admin_history import RunPoint, Segment, coverage, runs_since
-from market_assets.registry import CANDLES, REGISTRY, VOLUME_RECOUNT_AFTER
+from market_assets.registry import CANDLES, REGISTRY
 from market_assets.settings import Settings
 
 RELOAD_EVERY_SEC = 30
@@ -58,7 +58,6 @@ HEADERS = {
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
-_REDRAW_AFTER_MS = int(VOLUME_RECOUNT_AFTER.total_seconds() * 1000)
 _COVERAGE_STATE = "admin_coverage"
 """The app state's key of its :class:`CoverageCache`."""
 
@@ -116,7 +115,7 @@ def read_coverage(conn: sqlite3.Connection, now_ms: int) -> Coverage:
 
 class CoverageCache:
     """The coverage strip's data, kept per app: read while the first request waits, then again
-    after a response once it is ``VOLUME_RECOUNT_AFTER`` old (one read at a time)."""
+    after a response once a newer minute has ended (one read at a time)."""
 
     def __init__(self) -> None:
         self._coverage: Coverage | None = None
@@ -131,7 +130,7 @@ class CoverageCache:
 
     def redraw_task(self, readers: Readers, clock: Clock, now_ms: int) -> BackgroundTask | None:
         with self._lock:
-            if self._reading or self._coverage is None or now_ms - self._coverage.end_ms < _REDRAW_AFTER_MS:
+            if self._reading or self._coverage is None or self._coverage.end_ms >= now_ms - now_ms % MINUTE_MS:
                 return None
             self._reading = True
         return BackgroundTask(self._redraw, readers, clock)

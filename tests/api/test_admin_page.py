@@ -7,6 +7,7 @@ tests/artifacts/ for a person to look at.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,15 @@ from litestar.testing import TestClient
 from playwright.sync_api import Page, sync_playwright
 
 from api import create_app
+from api.admin_page import CoverageCache
+from api.readers import Readers
 from market_assets.clock import wall_clock_ms
 from market_assets.memory import open_memory
+from market_assets.memory.admin_history import MinuteState
 from market_assets.registry import CANDLES, FUNDING, POLYMARKET_SUMMARY
 from market_assets.settings import Settings
 from tests.conftest import FrozenClock
+from tests.market_data import MINUTE_MS
 
 from .seeding import candle_fidelity, candles, finished_run, listed
 from .server import served_api
@@ -55,7 +60,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield base, db
 
 
-def row_counts(page: Page) -> dict[str, tuple[int, int, int]]:
+def row_counts(page: Page) -> dict[str, tuple[int, ...]]:
     """Each channel's rows of the last hour, of the last 24 hours and in all, as the page shows them."""
     headers = page.eval_on_selector_all("thead th", "cells => cells.map(c => c.innerText.toLowerCase())")
     columns = [headers.index(name) for name in ("rows 1 h", "rows 24 h", "total rows")]
@@ -165,3 +170,28 @@ def test_the_candles_row_shows_unverified_queued_corrected_no_trade_minutes_and_
     assert ("unverified_candles: 2 unverified minutes in the last 24 h; the oldest, opened 2026-11-18 10:55:00 UTC, "
             "closed 660s ago, over 600s") in details.inner_text()
     assert page.locator('tr.details[data-channel="hyperliquid/funding"] .fidelity').count() == 0
+
+
+def test_the_coverage_strip_is_read_once_then_redrawn_after_a_response_once_a_newer_minute_ended(
+    conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock
+) -> None:
+    """Its read counts every candle of the day (~40-150 ms at 200 coins): kept per app, like the
+    dashboard's volumes, and read again after a response, not while a person waits."""
+    cache, readers = CoverageCache(), Readers(memory_path)
+    listed(conn, ["BTC"], clock())
+    with readers.connection() as reader:
+        first = cache.coverage(reader, clock())
+    assert [s.state for s in first.coins["BTC"]] == [MinuteState.MISSING]
+    candles(conn, "BTC", first.end_ms - MINUTE_MS)
+    clock.advance(seconds=(first.end_ms + MINUTE_MS - clock() - 1) / 1000)  # the minute's last millisecond
+    assert cache.redraw_task(readers, clock, clock()) is None
+    clock.advance(seconds=0.001)
+    with readers.connection() as reader:
+        assert cache.coverage(reader, clock()) is first  # kept until the redraw has run
+    task = cache.redraw_task(readers, clock, clock())
+    assert task is not None and cache.redraw_task(readers, clock, clock()) is None  # one redraw at a time
+    asyncio.run(task())
+    with readers.connection() as reader:
+        redrawn = cache.coverage(reader, clock())
+    assert redrawn.end_ms == first.end_ms + MINUTE_MS
+    assert [s.state for s in redrawn.coins["BTC"]] == [MinuteState.MISSING, MinuteState.CONFIRMED, MinuteState.MISSING]
