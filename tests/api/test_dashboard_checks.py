@@ -131,3 +131,13 @@ def test_a_failing_blocking_check_makes_the_row_failed_and_the_document_not_ok(c
     status = {r.channel: r.status for r in after.rows}
     assert (status["candles"], status["funding"], after.ok) == ("failed", "ok", False)
     assert {r.channel: r.status for r in before.rows}["candles"] == "missing"
+
+
+def test_a_stored_non_finite_problem_value_reads_as_its_text(conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock) -> None:
+    """``json.dumps`` stores an infinity as ``Infinity``, which strict JSON parsers refuse."""
+    now = clock.now_ms
+    rates = CheckOutcome(4_800, [Problem("BTC", now - 3_600_000, "rate inf beyond ±0.04", float("inf")),
+                                 Problem("ETH", now - 3_600_000, "rate -0.05 beyond ±0.04", -0.05)])
+    record_results(conn, [outcome_of(check(FUNDING, "rate_bound"), rates, now)])
+    (rate_bound,) = dashboard_rows(memory_path, clock)["hyperliquid/funding"]["checks"]
+    assert [(p["subject"], p["value"]) for p in rate_bound["problems"]] == [("BTC", "inf"), ("ETH", -0.05)]
