@@ -2,7 +2,8 @@
 
 Served on the event loop, with its reader, clock and guard bound when the app is built, because
 everything else around the evaluation costs more than the evaluation. Measured with py-spy and
-cProfile (bench/api.py, issue 13): the evaluation is seven index seeks, ~0.1 ms; a sync guard or
+cProfile (bench/api.py, issue 13): the evaluation is seven index seeks, ~0.1 ms (since issue 16
+also a scan of the few failing rows of ``check_results``, in the same read snapshot); a sync guard or
 handler is run by Litestar in a worker thread (a thread hop each, and on a loaded machine each
 hop waits for the scheduler), and resolving dependencies runs an anyio task group per request
 (~0.2 ms). In WAL mode a reader does not wait for the writer (sqlite.org/wal.html lists the
