@@ -27,7 +27,7 @@ def current_dashboard(
 
 class IngestionDashboardController(Controller):
     path = "/api/v1/ingestion"
-    tags = ["ingestion"]
+    tags = ("ingestion",)
 
     @get("/dashboard", sync_to_thread=True, responses=GUARDED_ERRORS, operation_class=GuardedOperation)
     def dashboard(

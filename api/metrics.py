@@ -197,7 +197,7 @@ def _per_channel(
 
 
 class MetricsController(Controller):
-    tags = ["metrics"]
+    tags = ("metrics",)
 
     @get("/metrics", sync_to_thread=True, media_type=TEXT_FORMAT, responses=GUARDED_ERRORS, operation_class=GuardedOperation)
     def metrics(

@@ -21,6 +21,7 @@ from market_assets.registry import (
     FUNDING,
     MAINTENANCE,
     REGISTRY,
+    Channel,
 )
 
 from .conftest import MARKET
@@ -39,7 +40,7 @@ def fresh(db: Path) -> Path:
     return db
 
 
-def record(db: Path, channel, *, finished_ago_sec: float | None, failed: bool = False, rows: int = 1) -> None:
+def record(db: Path, channel: Channel, *, finished_ago_sec: float | None, failed: bool = False, rows: int = 1) -> None:
     """A run of ``channel`` that finished ``finished_ago_sec`` ago (None: still running)."""
     now = wall_clock_ms()
     with open_memory(db) as conn:
@@ -56,7 +57,7 @@ def record(db: Path, channel, *, finished_ago_sec: float | None, failed: bool = 
             run.succeed(finished_at_ms=finished)
 
 
-def record_all_healthy(db: Path, *, but: tuple = ()) -> None:
+def record_all_healthy(db: Path, *, but: tuple[Channel, ...] = ()) -> None:
     for channel in REGISTRY:
         if channel not in but:
             record(db, channel, finished_ago_sec=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import msgspec
 import pytest
 
@@ -17,6 +19,7 @@ from market_assets.ledger import Ledger
 from market_assets.memory.checks import CheckResult, record_results
 from market_assets.memory.runs import BACKFILL_KEY, RunRecord, RunStatus
 from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FUNDING, REGISTRY, Channel
+from tests.conftest import FrozenClock
 
 T = 1_795_000_000_000
 STALE_MS = CANDLES.stale_after_sec * 1000
@@ -163,7 +166,7 @@ def test_failed_explanation_carries_the_error_text() -> None:
     assert explain(evaluate_channel(CANDLES, failed, T), 0) == "latest run failed 8s ago: HTTPStatusError: 503"
 
 
-def test_a_history_backfill_neither_hides_nor_causes_a_channel_s_failure(conn, clock) -> None:
+def test_a_history_backfill_neither_hides_nor_causes_a_channel_s_failure(conn: sqlite3.Connection, clock: FrozenClock) -> None:
     """A backfill is a ledger run of the channel it fills, not the channel's schedule (SPEC §3, §7)."""
     ledger = Ledger(conn, clock)
     with pytest.raises(RuntimeError), ledger.run(DEFILLAMA_MACRO):
@@ -180,7 +183,7 @@ def test_a_history_backfill_neither_hides_nor_causes_a_channel_s_failure(conn, c
     with pytest.raises(RuntimeError), ledger.run(DEFILLAMA_MACRO, metadata={BACKFILL_KEY: "2023-01-01..2023-01-01"}):
         raise RuntimeError("a day out of reach")
     macro = {c.channel: c for c in read_health(conn, clock()).channels}[DEFILLAMA_MACRO]
-    assert macro.status is Status.OK and macro.run.rows_written == 5  # the failed backfill is not its run
+    assert macro.status is Status.OK and macro.run is not None and macro.run.rows_written == 5  # the failed backfill is not its run
 
 
 def check_result(
@@ -227,7 +230,9 @@ def test_a_stale_channel_with_a_failing_blocking_check_is_failed_and_explains_bo
     )
 
 
-def test_read_health_reads_the_recorded_check_results_and_keeps_the_spec_keys(conn, clock) -> None:
+def test_read_health_reads_the_recorded_check_results_and_keeps_the_spec_keys(
+    conn: sqlite3.Connection, clock: FrozenClock
+) -> None:
     with Ledger(conn, clock).run(FUNDING) as funding:
         funding.add_rows(4)
     assert {c.channel: c for c in read_health(conn, clock()).channels}[FUNDING].status is Status.OK

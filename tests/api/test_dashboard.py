@@ -148,8 +148,8 @@ def test_total_and_daily_counts_are_recounted_after_a_response_once_due(
 
 
 def counts_in_order(row: dict[str, Any]) -> bool:
-    return (row["rowsLastHour"] <= row["rowsLast24h"] <= row["totalRows"]
-            and row["subjectsLastHour"] <= row["subjectsLast24h"])
+    return bool(row["rowsLastHour"] <= row["rowsLast24h"] <= row["totalRows"]
+                and row["subjectsLastHour"] <= row["subjectsLast24h"])
 
 
 def test_rows_written_after_a_count_never_put_the_last_hour_above_the_day_or_the_total(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from market_assets.dashboard import DashboardRow, read_dashboard
+from market_assets.dashboard import DashboardRow, WarningCode, read_dashboard
 from market_assets.ledger import Ledger
 from market_assets.memory.candles import RepairReason
 from market_assets.memory.repairs import apply_repair
@@ -168,7 +168,7 @@ def test_partial_run_warns_when_the_last_run_kept_some_subjects_and_names_the_fa
         f"run {funding.last_run.run_id} wrote 40 rows but 4 subjects failed: "
         "BTC: timed out after 10 s; DOGE: HTTP 502; ETH: HTTP 429 (and 1 more)")}
     subjects_run(conn, clock, {"ETH": "HTTP 500"})
-    assert row(conn, clock, FUNDING).warning_details["partial_run"].endswith("wrote 40 rows but 1 subject failed: ETH: HTTP 500")
+    assert row(conn, clock, FUNDING).warning_details[WarningCode.PARTIAL_RUN].endswith("wrote 40 rows but 1 subject failed: ETH: HTTP 500")
     subjects_run(conn, clock, {})  # the next run kept every subject: the warning is gone
     assert "partial_run" not in codes(conn, clock, FUNDING)
 
