@@ -12,7 +12,6 @@ Every evaluation, in a run or by the candles sensor, is also recorded in the mem
 
 # No ``from __future__ import annotations``: Dagster reads the op's ``context`` annotation as a
 # class, not a string.
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -21,19 +20,9 @@ import dagster as dg
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.defs.automation import asset_key
 from market_assets.defs.resources import MarketMemory
-from market_assets.memory.checks import record_results
-from market_assets.quality.catalog import evaluate_all, result_of
+from market_assets.quality.catalog import evaluate_and_record
 from market_assets.quality.outcome import CheckOutcome, Problem, QualityCheck
 from market_assets.registry import Channel
-
-
-def evaluate_and_record(
-    conn: sqlite3.Connection, checks: Sequence[QualityCheck], now_ms: int
-) -> dict[QualityCheck, CheckOutcome]:
-    """Each check's outcome at ``now_ms``, also kept in ``check_results``."""
-    outcomes = evaluate_all(conn, checks, now_ms)
-    record_results(conn, [result_of(check, outcome, now_ms) for check, outcome in outcomes.items()])
-    return outcomes
 
 
 def _at(at_ms: int | None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -49,9 +49,15 @@ _UPSERT = """INSERT INTO check_results
     WHERE excluded.evaluated_at_ms >= check_results.evaluated_at_ms"""
 
 
-def record_results(conn: sqlite3.Connection, results: Iterable[CheckResult]) -> None:
+def record_results(
+    conn: sqlite3.Connection, results: Iterable[CheckResult], *, known: Collection[tuple[str, str, str]] | None = None
+) -> None:
     """Keep each result unless a later evaluation of the same check is already stored (two
-    evaluators racing, e.g. the sensor and a check run launched from the UI)."""
+    evaluators racing, e.g. the sensor and a check run launched from the UI).
+
+    With ``known`` (every check's ``(source, channel, name)``), the results of checks no longer
+    known go in the same transaction: a renamed or retired blocking check that last failed would
+    otherwise keep its channel ``failed`` with nothing left to evaluate it again."""
     rows = [
         (
             r.source, r.channel, r.check_name, int(r.passed), int(r.blocking), r.severity,
@@ -61,6 +67,10 @@ def record_results(conn: sqlite3.Connection, results: Iterable[CheckResult]) -> 
     ]
     with write_transaction(conn):
         conn.executemany(_UPSERT, rows)
+        if known is not None:
+            stored = conn.execute("SELECT source, channel, check_name FROM check_results").fetchall()
+            retired = [tuple(key) for key in stored if tuple(key) not in known]
+            conn.executemany("DELETE FROM check_results WHERE source = ? AND channel = ? AND check_name = ?", retired)
 
 
 def latest_results(conn: sqlite3.Connection, channels: Sequence[tuple[str, str]] | None = None) -> list[CheckResult]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from market_assets.memory.checks import CheckResult
+from market_assets.memory.checks import CheckResult, record_results
 from market_assets.memory.connection import snapshot
 from market_assets.quality import (
     candles,
@@ -54,3 +54,22 @@ def evaluate_all(conn: sqlite3.Connection, checks: Sequence[QualityCheck], now_m
     """Each check's outcome at ``now_ms``, every one read from the same snapshot of the memory."""
     with snapshot(conn):
         return {check: check.evaluate(conn, now_ms) for check in checks}
+
+
+KNOWN = frozenset((check.channel.source, check.channel.name, check.name) for check in CHECKS)
+"""Every check's stored key: results of any other check are retired when results are recorded."""
+
+
+def record(conn: sqlite3.Connection, outcomes: Mapping[QualityCheck, CheckOutcome], now_ms: int) -> None:
+    """Keep ``outcomes`` in ``check_results``; results of checks the catalog no longer holds are
+    dropped in the same transaction."""
+    record_results(conn, [result_of(check, outcome, now_ms) for check, outcome in outcomes.items()], known=KNOWN)
+
+
+def evaluate_and_record(
+    conn: sqlite3.Connection, checks: Sequence[QualityCheck], now_ms: int
+) -> dict[QualityCheck, CheckOutcome]:
+    """Each check's outcome at ``now_ms`` (one snapshot), kept in ``check_results``."""
+    outcomes = evaluate_all(conn, checks, now_ms)
+    record(conn, outcomes, now_ms)
+    return outcomes

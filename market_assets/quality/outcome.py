@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,12 @@ class Problem:
     """The offending value, when one number says it."""
 
     def as_json(self) -> dict[str, JsonScalar]:
-        return {"subject": self.subject, "at_ms": self.at_ms, "what": self.what, "value": self.value}
+        """Strict JSON: a non-finite value is written as its text (``"inf"``), as browsers and
+        msgspec refuse ``Infinity``/``NaN``."""
+        value = self.value
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
+        return {"subject": self.subject, "at_ms": self.at_ms, "what": self.what, "value": value}
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,7 @@ from market_assets.defs.automation import asset_key
 from market_assets.defs.checks import outcome_metadata, severity
 from market_assets.defs.resources import MarketMemory
 from market_assets.memory import MarketMemoryError
-from market_assets.memory.checks import record_results
-from market_assets.quality.catalog import evaluate_all, result_of
+from market_assets.quality.catalog import evaluate_all, record
 from market_assets.quality.outcome import QualityCheck
 from market_assets.registry import CANDLES
 
@@ -51,7 +50,7 @@ def candle_checks_sensor(checks: Sequence[QualityCheck], *, clock: Clock = wall_
         except MarketMemoryError as exc:
             return dg.SkipReason(str(exc))
         with memory.connect() as conn:
-            record_results(conn, [result_of(check, outcome, now_ms) for check, outcome in outcomes.items()])
+            record(conn, outcomes, now_ms)
         return dg.SensorResult(
             asset_events=[
                 dg.AssetCheckEvaluation(

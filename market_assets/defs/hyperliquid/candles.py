@@ -13,9 +13,8 @@ from market_assets.clock import wall_clock_ms
 from market_assets.defs.automation import asset_key
 from market_assets.defs.resources import MarketMemory
 from market_assets.health import Status, evaluate_channel
-from market_assets.memory.runs import BACKFILL_KEY
 from market_assets.memory import MarketMemoryError, open_memory
-from market_assets.memory.runs import RunRecord, RunStatus, runs_after
+from market_assets.memory.runs import BACKFILL_KEY, RunRecord, RunStatus, runs_after
 from market_assets.registry import CANDLES
 
 WINDOWS_PER_TICK = 500
