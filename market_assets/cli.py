@@ -252,8 +252,7 @@ def checks_command(
     Dagster check run does; print a table (or --json). Exit 1 when a blocking check fails."""
     import msgspec
 
-    from market_assets.memory.checks import record_results
-    from market_assets.quality.catalog import CHECKS, evaluate_all, result_of
+    from market_assets.quality.catalog import CHECKS, evaluate_all, record
 
     chosen = CHECKS
     if channel is not None:
@@ -264,12 +263,13 @@ def checks_command(
         chosen = tuple(c for c in CHECKS if c.channel.key == channel)
     settings = _settings(ctx)
     now_ms = wall_clock_ms()
-    # Evaluated over a read-only connection, so a check cannot write; then recorded.
+    # catalog.evaluate_and_record's two halves: evaluated over a read-only connection (no check can
+    # write, and a path without a memory is refused before anything is created), then recorded the
+    # way every evaluator records, retiring the results of checks the catalog no longer holds.
     with open_memory(settings.db_path, readonly=True) as conn:
         outcomes = evaluate_all(conn, chosen, now_ms)
-    if outcomes:
-        with open_memory(settings.db_path) as conn:
-            record_results(conn, [result_of(c, outcome, now_ms) for c, outcome in outcomes.items()])
+    with open_memory(settings.db_path) as conn:
+        record(conn, outcomes, now_ms)
     blocked = [c.key for c, outcome in outcomes.items() if c.blocking and not outcome.passed]
     if json:
         document = {

@@ -21,7 +21,7 @@ from market_assets.cli import app
 from market_assets.clock import wall_clock_ms
 from market_assets.ledger import Ledger
 from market_assets.memory import open_memory
-from market_assets.memory.checks import latest_results
+from market_assets.memory.checks import CheckResult, latest_results, record_results
 from market_assets.memory.hyperliquid import UniverseRow, upsert_universe
 from market_assets.quality.catalog import CHECKS, checks_of
 from market_assets.registry import CANDLES, REGISTRY
@@ -162,3 +162,16 @@ def test_checks_on_a_path_without_a_memory_create_nothing(tmp_path: Path) -> Non
     assert (result.returncode, result.stderr) == (1, f"market: no market memory at {tmp_path}/absent/market.db\n")
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_a_retired_checks_failing_result_is_dropped_when_the_checks_are_recorded(tmp_path: Path) -> None:
+    """A blocking check renamed or removed while its last result failed no longer pins its channel."""
+    db = tmp_path / "market.db"
+    seeded(db)
+    with open_memory(db) as conn:
+        record_results(conn, [CheckResult(CANDLES.source, CANDLES.name, "ohlc_sanity", False, True, "ERROR", wall_clock_ms(), 9, 1,
+                                          "failed: 1 of 9; first: BTC: an old check's finding")])
+    assert market(db, "check").exit_code == 5
+    assert market(db, "checks", "--channel", "hyperliquid/candles").exit_code == 0
+    assert "hyperliquid/candles:ohlc_sanity" not in stored(db)
+    assert market(db, "check").exit_code == 0
