@@ -118,7 +118,7 @@ def test_a_recorded_blocking_failure_makes_market_check_exit_5_and_status_show_i
     assert check.stdout.splitlines() == [
         (
             f"hyperliquid/candles: failed: blocking check ohlc_invariants failed: 1 of {3 * 90:,}; "
-            f"first: ETH at {bad}: low {low!r} above high {high!r}"
+            f"first: ETH at {minute}: low {low!r} above high {high!r}"
         )
     ]
     status = market(db, "status")

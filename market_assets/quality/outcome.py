@@ -6,6 +6,7 @@ import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from market_assets.registry import CHECK_PROBLEMS_LISTED, Channel
@@ -71,9 +72,14 @@ class CheckOutcome:
             return f"passed: {self.checked:,} checked"
         first = self.problems[0] if self.problems else None
         where = "" if first is None else f"; first: {first.subject}" + (
-            "" if first.at_ms is None else f" at {first.at_ms}"
+            "" if first.at_ms is None else f" at {utc_minute(first.at_ms)}"
         ) + f": {first.what}"
         return f"failed: {self.failing:,} of {self.checked:,}{where}"
+
+
+def utc_minute(ms: int) -> str:
+    """A time as a person reads it in a summary (the problems keep the exact epoch ms)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 Evaluate = Callable[[sqlite3.Connection, int], CheckOutcome]

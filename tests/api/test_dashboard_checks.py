@@ -16,7 +16,13 @@ from api import create_app
 from market_assets.dashboard import WarningCode, read_dashboard
 from market_assets.memory.checks import CheckResult, record_results
 from market_assets.quality.catalog import result_of
-from market_assets.quality.outcome import CheckOutcome, Problem, QualityCheck, Severity
+from market_assets.quality.outcome import (
+    CheckOutcome,
+    Problem,
+    QualityCheck,
+    Severity,
+    utc_minute,
+)
 from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FUNDING, Channel
 from market_assets.settings import Settings
 from tests.conftest import FrozenClock
@@ -61,7 +67,7 @@ def test_each_row_lists_the_latest_result_of_its_channels_checks(
     assert ohlc == {
         "name": "ohlc_invariants", "passed": False, "blocking": True, "severity": "ERROR", "evaluatedAtMs": now - MIN,
         "checked": 288_000, "failing": 4,
-        "summary": f"failed: 4 of 288,000; first: C0 at {now - MIN}: low 100.5 above high 100.0",
+        "summary": f"failed: 4 of 288,000; first: C0 at {utc_minute(now - MIN)}: low 100.5 above high 100.0",
         "problems": [  # the first three of four
             {"subject": f"C{i}", "atMs": now - (i + 1) * MIN, "what": f"low 10{i}.5 above high 100.0", "value": 100 + i + 0.5}
             for i in range(3)
@@ -88,8 +94,8 @@ def test_check_failed_names_every_failing_check_blocking_first_with_its_summary(
     row = next(r for r in read_dashboard(conn, now).rows if r.channel == "candles")
     assert row.warnings[-1] == "check_failed"
     assert row.warning_details[WarningCode.CHECK_FAILED] == (
-        f"ohlc_invariants (blocking): failed: 1 of 288,000; first: C0 at {now - MIN}: low 100.5 above high 100.0; "
-        f"continuity (error): failed: 1 of 200; first: ETH at {now - 90 * MIN}: gap of 3 minutes"
+        f"ohlc_invariants (blocking): failed: 1 of 288,000; first: C0 at {utc_minute(now - MIN)}: low 100.5 above high 100.0; "
+        f"continuity (error): failed: 1 of 200; first: ETH at {utc_minute(now - 90 * MIN)}: gap of 3 minutes"
     )
 
 

@@ -27,7 +27,12 @@ from market_assets.defs.resources import MarketMemory
 from market_assets.memory import open_memory
 from market_assets.memory.checks import CheckResult, latest_results
 from market_assets.quality.catalog import CHECKS, checks_of, result_of
-from market_assets.quality.outcome import CheckOutcome, Problem, QualityCheck
+from market_assets.quality.outcome import (
+    CheckOutcome,
+    Problem,
+    QualityCheck,
+    utc_minute,
+)
 from market_assets.registry import CANDLES, FEATURES, FUNDING, REGISTRY
 
 MINUTE_MS = 60_000
@@ -115,7 +120,7 @@ def test_the_metadata_says_what_failed_and_where() -> None:
     )
     metadata = values(outcome_metadata(outcome))
     assert metadata["failing"] == 7 and metadata["checked"] == 1_440
-    assert metadata["summary"] == f"failed: 7 of 1,440; first: ETH at {FAULT_MS}: low 101.5 above high 100.0"
+    assert metadata["summary"] == f"failed: 7 of 1,440; first: ETH at {utc_minute(FAULT_MS)}: low 101.5 above high 100.0"
     assert metadata["problems"] == [FAULT, {"subject": "A|B", "at_ms": None, "what": "x|y", "value": None}]
     assert metadata["details"] == {"window_sec": 86_400}
     table = str(metadata["problems_table"]).splitlines()

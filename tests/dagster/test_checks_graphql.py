@@ -23,6 +23,7 @@ from market_assets.defs.automation import asset_key, job_name
 from market_assets.defs.hyperliquid.candle_checks import SENSOR_NAME
 from market_assets.memory import open_memory
 from market_assets.quality.catalog import checks_of
+from market_assets.quality.outcome import utc_minute
 from market_assets.registry import CANDLES, FEATURES, REGISTRY
 
 MINUTE_MS = 60_000
@@ -140,7 +141,7 @@ def test_the_candle_checks_latest_results_after_a_seeded_fault(workspace: Worksp
     assert (execution["status"], execution["runId"]) == ("FAILED", "")  # runless: reported by the sensor
     evaluation = execution["evaluation"]
     assert (evaluation["success"], evaluation["severity"]) == (False, "ERROR")
-    assert evaluation["description"] == f"failed: 1 of 1; first: ETH at {fault_ms}: low 101.5 above high 100.0"
+    assert evaluation["description"] == f"failed: 1 of 1; first: ETH at {utc_minute(fault_ms)}: low 101.5 above high 100.0"
     entries = {e["label"]: e for e in evaluation["metadataEntries"]}
     assert entries["failing"]["intValue"] == 1 and entries["checked"]["intValue"] == 1
     assert json.loads(entries["problems"]["jsonString"]) == [
