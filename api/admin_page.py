@@ -28,6 +28,7 @@ from litestar.di import NamedDependency
 from litestar.enums import MediaType
 
 from api.admin_pictures import (
+    COLUMNS,
     coverage_legend,
     coverage_strip,
     duration,
@@ -41,7 +42,7 @@ from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
 from market_assets.dashboard import DashboardDocument, DashboardRow, RunSummary
-from market_assets.memory.admin_history import RunPoint, Segment, coverage, runs_since
+from market_assets.memory.admin_history import RunBucket, Segment, coverage, run_buckets
 from market_assets.registry import CANDLES, REGISTRY
 from market_assets.settings import Settings
 
@@ -99,18 +100,20 @@ _COLUMNS = (
 
 
 class Coverage(NamedTuple):
-    """The candles' minutes of each listed coin over ``[start_ms, end_ms)``."""
+    """The candles' minutes of each listed coin over ``[start_ms, end_ms)``, and their legend
+    and strip drawn (once per read: half the page's drawing at 200 coins)."""
 
     start_ms: int
     end_ms: int
     coins: dict[str, list[Segment]]
+    drawn: str
 
 
 def read_coverage(conn: sqlite3.Connection, now_ms: int) -> Coverage:
     """The 24 hours of whole minutes before ``now_ms``'s minute."""
     end = now_ms - now_ms % MINUTE_MS
-    interval = CANDLES.data.scope["interval"]
-    return Coverage(end - DAY_MS, end, coverage(conn, interval, MINUTE_MS, end - DAY_MS, end))
+    coins = coverage(conn, CANDLES.data.scope["interval"], MINUTE_MS, end - DAY_MS, end)
+    return Coverage(end - DAY_MS, end, coins, coverage_legend(coins) + coverage_strip(coins, end - DAY_MS, end))
 
 
 class CoverageCache:
@@ -149,8 +152,7 @@ class CoverageCache:
 class Pictures(NamedTuple):
     """What the page draws beside the dashboard document."""
 
-    now_ms: int
-    runs: dict[tuple[str, str], list[RunPoint]]
+    runs: dict[tuple[str, str], list[RunBucket]]
     coverage: Coverage
 
 
@@ -171,11 +173,11 @@ class AdminPageController(Controller):
         cache: CoverageCache = state.setdefault(_COVERAGE_STATE, CoverageCache())
         now_ms = document.generated_at_ms
         with readers.connection() as conn:
-            runs = runs_since(conn, [(c.source, c.name) for c in REGISTRY], now_ms - DAY_MS)
+            runs = run_buckets(conn, [(c.source, c.name) for c in REGISTRY], now_ms - DAY_MS, now_ms, COLUMNS)
             kept = cache.coverage(conn, now_ms)
         tasks = [task for task in (recount, cache.redraw_task(readers, clock, now_ms)) if task is not None]
         return Response(
-            render_page(document, Pictures(now_ms, runs, kept)), media_type=MediaType.HTML, headers=HEADERS,
+            render_page(document, Pictures(runs, kept)), media_type=MediaType.HTML, headers=HEADERS,
             background=BackgroundTasks(tasks) if tasks else None,
         )
 
@@ -201,7 +203,7 @@ def render_page(document: DashboardDocument, pictures: Pictures) -> str:
         f"<section id=\"coverage\"><h2>Candles of each listed coin, last 24 h</h2>"
         f"<p class=\"meta\">each row a coin, each minute in one state; hover for the coin and the minutes; "
         f"as of {_text(_utc(strip.end_ms))}, redrawn each minute</p>"
-        f"{coverage_legend(strip.coins)}{coverage_strip(strip.coins, strip.start_ms, strip.end_ms)}</section>"
+        f"{strip.drawn}</section>"
         "</body></html>\n"
     )
 
@@ -226,8 +228,8 @@ def _channel_rows(row: DashboardRow, pictures: Pictures) -> str:
         f"<td class=\"num\">{row.rows_last_24h:,}</td>"
         f"<td class=\"num\">{row.total_rows:,}</td>"
         f"<td class=\"num unverified\">{_text(unverified)}</td>"
-        f"<td class=\"pic\">{rows_sparkline(runs, pictures.now_ms)}</td>"
-        f"<td class=\"pic\">{lag_sparkline(runs, pictures.now_ms, row.thresholds.data_lag_sec)}</td>"
+        f"<td class=\"pic\">{rows_sparkline(runs)}</td>"
+        f"<td class=\"pic\">{lag_sparkline(runs, row.thresholds.data_lag_sec)}</td>"
         f"<td class=\"warnings\">{warnings}</td>"
     )
     return (

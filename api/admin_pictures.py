@@ -5,15 +5,16 @@ draw under the page's ``default-src 'none'`` policy. Every value from the memory
 :func:`text`. Every mark carries a class (and the strips' rects a ``data-state``), so a
 browser test counts what was drawn:
 
-* ``rows_sparkline``: the finished runs of the last 24 hours placed at their end, one bar
-  (``line.bar``) per pixel column holding runs (about ten minutes; runs an hour apart get a bar
-  each), as tall as the most rows a run in it wrote; a column with a failed run is a red bar with
-  a red dot above it (``circle.mark-failed``, when and how many in its ``<title>``). Drawing
-  every one of the streamer's 1,440 windows would put ten bars on each pixel and cost the page
-  its latency budget.
+* ``rows_sparkline``: the finished runs of the last 24 hours placed at their end, one bar per
+  pixel column holding runs (about ten minutes; runs an hour apart get a bar each), as tall as
+  the most rows a run in it wrote; a column with a failed run has a red bar and a red dot above
+  it (``circle.mark-failed``, when and how many in its ``<title>``). The bars of a kind are the
+  subpaths of one ``path.bars`` (plain, ``.failed``, ``.over``): one ``M`` each. Drawing every one
+  of the streamer's 1,440 windows would put ten bars on each pixel and cost the page its latency
+  budget.
 * ``lag_sparkline``: the same columns over the runs with a recorded newest data timestamp, as
   tall as the longest data lag a run in it left, orange past the channel's ``data_lag``
-  threshold (``line.bar.over``), drawn dashed (``line.threshold``) once there is a bar; failed
+  threshold (``path.bars.over``), drawn dashed (``line.threshold``) once there is a bar; failed
   runs dotted as above.
 * ``coverage_strip``: one row per coin, one ``rect.seg`` per run of minutes in one state, the
   confirmed ones first so the others (at least 2 px wide) draw over them.
@@ -25,13 +26,13 @@ import html
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from market_assets.memory.admin_history import MinuteState, RunPoint, Segment
+from market_assets.memory.admin_history import MinuteState, RunBucket, Segment
 
 DAY_MS = 86_400_000
 SPARK_WIDTH = 150
 SPARK_HEIGHT = 26
 COLUMNS = SPARK_WIDTH - 4
-"""Pixel columns of a sparkline's day (2 px margins): a bar per column holding runs."""
+"""Pixel columns of a sparkline's day (2 px margins), the buckets its runs are tallied in."""
 STRIP_WIDTH = 1100
 STRIP_LABEL = 64
 """Pixels left of the strip for the coin names."""
@@ -66,54 +67,50 @@ def text(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def rows_sparkline(runs: Sequence[RunPoint], now_ms: int) -> str:
-    """Rows written per run over the 24 hours before ``now_ms``: per pixel column, the most any
-    run ending in it wrote."""
-    columns = _by_column([(run, run.rows_written) for run in runs], now_ms)
-    top = max((run.rows_written for run in runs), default=0) or 1
+def rows_sparkline(buckets: Sequence[RunBucket]) -> str:
+    """Rows written per run over the day: per column, the most any run ending in it wrote."""
+    top = max((b.most_rows for b in buckets), default=0) or 1
     scale = (SPARK_HEIGHT - 6) / top
-    width = _stroke(len(columns))
-    marks = []
-    for column, points in columns.items():
-        failed = [run for run, _ in points if run.failed]
-        colour, css = (FAILED, "bar failed") if failed else (BAR, "bar")
-        marks.append(_bar(column, max(rows for _, rows in points) * scale, colour, css, width))
-        if failed:
-            marks.append(_failure(column, failed, f"{max(run.rows_written for run in failed):,} rows"))
-    failures = sum(run.failed for run in runs)
-    summary = f"rows per run, last 24 h: {len(runs)} runs, {failures} failed, at most {top:,} rows"
-    return _spark("rows", summary, len(runs), "".join(marks))
+    bars = _Bars(len(buckets))
+    dots = []
+    for b in buckets:
+        bars.add("failed" if b.failed else "", b.bucket, b.most_rows * scale)
+        if b.failed:
+            dots.append(_failure(b, f"{b.most_failed_rows or 0:,} rows"))
+    runs, failed = sum(b.runs for b in buckets), sum(b.failed for b in buckets)
+    summary = f"rows per run, last 24 h: {runs} runs, {failed} failed, at most {top:,} rows"
+    return _spark("rows", summary, len(buckets), bars.paths() + "".join(dots))
 
 
-def lag_sparkline(runs: Sequence[RunPoint], now_ms: int, threshold_sec: int) -> str:
-    """Data lag when each run ended, against the channel's ``data_lag`` threshold: per pixel
-    column, the longest of the runs ending in it."""
-    lags = [(run, max(0, run.finished_at_ms - run.data_latest_ms) // 1000) for run in runs if run.data_latest_ms is not None]
-    worst = max((lag for _, lag in lags), default=None)
-    top = max(worst or 0, threshold_sec * 5 // 4)
+def lag_sparkline(buckets: Sequence[RunBucket], threshold_sec: int) -> str:
+    """Data lag when each run ended, against the channel's ``data_lag`` threshold: per column,
+    the longest a run ending in it left."""
+    lagged = [b for b in buckets if b.longest_lag_ms is not None]
+    worst = max((b.longest_lag_ms or 0 for b in lagged), default=None)
+    top = max(worst or 0, threshold_sec * 1250)  # in ms: the threshold sits at 4/5 of the height at least
     scale = (SPARK_HEIGHT - 6) / top
-    columns = _by_column(lags, now_ms)
-    width = _stroke(len(columns))
-    marks = []
-    for column, points in columns.items():
-        lag = max(lag for _, lag in points)
-        over = lag > threshold_sec
-        marks.append(_bar(column, lag * scale, OVER if over else BAR, "bar over" if over else "bar", width))
-        failed = [run for run, _ in points if run.failed]
-        if failed:
-            marks.append(_failure(column, failed, f"data lag {duration(max(lag for run, lag in points if run.failed))}"))
-    if lags:
-        y = SPARK_HEIGHT - 1 - threshold_sec * scale
-        marks.append(
+    bars = _Bars(len(lagged))
+    dots = []
+    for b in lagged:
+        lag_ms = b.longest_lag_ms or 0
+        bars.add("over" if lag_ms > threshold_sec * 1000 else "", b.bucket, lag_ms * scale)
+        if b.failed and b.longest_failed_lag_ms is not None:
+            dots.append(_failure(b, f"data lag {duration(b.longest_failed_lag_ms // 1000)}"))
+    threshold = ""
+    if lagged:
+        y = SPARK_HEIGHT - 1 - threshold_sec * 1000 * scale
+        threshold = (
             f'<line class="threshold" x1="0" x2="{SPARK_WIDTH}" y1="{y:.1f}" y2="{y:.1f}" stroke="{OVER}" '
             f'stroke-dasharray="3 2" stroke-width="1"><title>data_lag warning past {text(duration(threshold_sec))}</title></line>'
         )
+    runs = sum(b.lags for b in lagged)
     summary = (
-        f"data lag per run, last 24 h: {len(lags)} runs with a recorded data timestamp"
-        + ("" if worst is None else f", at most {duration(worst)}")
+        f"data lag per run, last 24 h: {runs} runs with a recorded data timestamp"
+        + ("" if worst is None else f", at most {duration(worst // 1000)}")
         + f"; warning past {duration(threshold_sec)}"
     )
-    return _spark("lag", summary, len(lags), "".join(marks), "no data timestamps recorded" if runs else "no runs in 24 h")
+    empty = "no data timestamps recorded" if buckets else "no runs in 24 h"
+    return _spark("lag", summary, len(lagged), bars.paths() + threshold + "".join(dots), empty)
 
 
 def coverage_strip(coins: Mapping[str, Sequence[Segment]], start_ms: int, end_ms: int) -> str:
@@ -185,37 +182,35 @@ def _spark(kind: str, summary: str, marks: int, body: str, empty: str = "no runs
     )
 
 
-def _by_column(points: Sequence[tuple[RunPoint, int]], now_ms: int) -> dict[int, list[tuple[RunPoint, int]]]:
-    """The runs by the pixel column their end falls in (24 hours ago at the left, now at the
-    right; about ten minutes a column), in order."""
-    columns: dict[int, list[tuple[RunPoint, int]]] = {}
-    for point in points:
-        share = 1 - (now_ms - point[0].finished_at_ms) / DAY_MS
-        column = min(COLUMNS - 1, max(0, int(COLUMNS * share)))
-        columns.setdefault(column, []).append(point)
-    return columns
+class _Bars:
+    """A sparkline's bars as one path per kind (plain, failed, over): a subpath (``M…V…``) per
+    column, so a day of columns is a few hundred bytes, not an element each."""
+
+    COLOURS: Mapping[str, str] = {"": BAR, "failed": FAILED, "over": OVER}
+
+    def __init__(self, count: int) -> None:
+        self.width = 2 if count <= SPARK_WIDTH // 3 else 1  # 2 px while bars cannot touch (a run an hour: 6 px apart)
+        self.kinds: dict[str, list[str]] = {}
+
+    def add(self, kind: str, bucket: int, height: float) -> None:
+        top = SPARK_HEIGHT - 1 - max(1.0, height)
+        self.kinds.setdefault(kind, []).append(f"M{2.5 + bucket} {SPARK_HEIGHT - 1}V{top:.1f}")
+
+    def paths(self) -> str:
+        return "".join(
+            f'<path class="{f"bars {kind}".strip()}" d="{"".join(steps)}" stroke="{self.COLOURS[kind]}" stroke-width="{self.width}"/>'
+            for kind, steps in sorted(self.kinds.items())
+        )
 
 
-def _bar(column: int, height: float, colour: str, css: str, width: int) -> str:
-    x = 2.5 + column
-    bottom = SPARK_HEIGHT - 1
-    top = bottom - max(1.0, height)
-    return f'<line class="{css}" x1="{x}" x2="{x}" y1="{bottom}" y2="{top:.1f}" stroke="{colour}" stroke-width="{width}"/>'
-
-
-def _stroke(bars: int) -> int:
-    """Bars 2 px wide while they cannot touch (a run an hour: 6 px apart), else 1 px."""
-    return 2 if bars <= SPARK_WIDTH // 3 else 1
-
-
-def _failure(column: int, failed: Sequence[RunPoint], what: str) -> str:
+def _failure(bucket: RunBucket, what: str) -> str:
     """A red dot above a column with failed runs; its title says when and how many."""
-    if len(failed) == 1:
-        title = f"failed run ended {_clock(failed[0].finished_at_ms)} UTC: {what}"
+    first, last = bucket.first_failed_ms or 0, bucket.last_failed_ms or 0
+    if bucket.failed == 1:
+        title = f"failed run ended {_clock(first)} UTC: {what}"
     else:
-        title = (f"{len(failed)} failed runs ended {_clock(failed[0].finished_at_ms)}–"
-                 f"{_clock(failed[-1].finished_at_ms)} UTC, the worst: {what}")
-    return f'<circle class="mark-failed" cx="{2.5 + column}" cy="3" r="2.5" fill="{FAILED}"><title>{text(title)}</title></circle>'
+        title = f"{bucket.failed} failed runs ended {_clock(first)}–{_clock(last)} UTC, the worst: {what}"
+    return f'<circle class="mark-failed" cx="{2.5 + bucket.bucket}" cy="3" r="2.5" fill="{FAILED}"><title>{text(title)}</title></circle>'
 
 
 def _time_of_day(ms: int) -> str:

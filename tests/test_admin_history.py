@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from market_assets.memory.admin_history import RunPoint, Segment, coverage, runs_since
+from market_assets.memory.admin_history import RunBucket, Segment, coverage, run_buckets
 from market_assets.registry import CANDLES, FUNDING, REGISTRY
 
 from .api.picture_seeding import (
@@ -14,6 +14,7 @@ from .api.picture_seeding import (
     EXPECTED_RUNS,
     EXPECTED_SEGMENTS,
     FUNDING_LAG_MS,
+    HOUR_MS,
     seed_coverage,
     seed_runs,
 )
@@ -46,21 +47,26 @@ def test_a_day_of_a_mostly_confirmed_coin_is_a_handful_of_segments(conn: sqlite3
     ]
 
 
-def test_the_runs_of_the_last_day_per_channel_leave_out_older_running_and_backfill_runs(
+def test_the_runs_of_the_last_day_are_tallied_per_bucket_of_their_end_without_older_running_or_backfill_runs(
     conn: sqlite3.Connection, clock: FrozenClock
 ) -> None:
     now = clock()
     seed_runs(conn, clock, now)
-    runs = runs_since(conn, [(c.source, c.name) for c in REGISTRY], now - DAY_MS)
-    assert {key: (sum(not r.failed for r in found), sum(r.failed for r in found)) for key, found in runs.items()} == {
-        (c.source, c.name): tuple(EXPECTED_RUNS[c][:2]) if c in EXPECTED_RUNS else (0, 0) for c in REGISTRY
+    hourly = run_buckets(conn, [(c.source, c.name) for c in REGISTRY], now - DAY_MS, now, 24)
+    assert {key: (sum(b.runs for b in found), sum(b.failed for b in found)) for key, found in hourly.items()} == {
+        (c.source, c.name): (EXPECTED_RUNS[c].succeeded + EXPECTED_RUNS[c].failed, EXPECTED_RUNS[c].failed)
+        if c in EXPECTED_RUNS else (0, 0)
+        for c in REGISTRY
     }
-    hour = 3600_000
-    assert runs[(FUNDING.source, FUNDING.name)] == [
-        RunPoint(now - (10 - 3 * i) * hour, now - (10 - 3 * i) * hour + 5000, i == 1, 200,
-                 now - (10 - 3 * i) * hour + 5000 - FUNDING_LAG_MS)
-        for i in range(4)
+    failed_end = now - 7 * HOUR_MS + 5000
+    assert hourly[(FUNDING.source, FUNDING.name)] == [
+        RunBucket(14, 1, 200, 0, None, None, None, 1, FUNDING_LAG_MS, None),
+        RunBucket(17, 1, 200, 1, failed_end, failed_end, 200, 1, FUNDING_LAG_MS, FUNDING_LAG_MS),
+        RunBucket(20, 1, 200, 0, None, None, None, 1, FUNDING_LAG_MS, None),
+        RunBucket(23, 1, 200, 0, None, None, None, 1, FUNDING_LAG_MS, None),
     ]
-    candles = runs[(CANDLES.source, CANDLES.name)]
-    assert [r.rows_written for r in candles] == [10, 20, 30, 40, 50, 60, 70, 80]
-    assert [r.finished_at_ms - r.data_latest_ms for r in candles if r.data_latest_ms] == list(CANDLES_LAG_MS)
+    assert [b.bucket for b in hourly[(CANDLES.source, CANDLES.name)]] == list(range(4, 12))
+
+    (day,) = run_buckets(conn, [(CANDLES.source, CANDLES.name)], now - DAY_MS, now, 1)[(CANDLES.source, CANDLES.name)]
+    first_failed, last_failed = (now - (20 - i) * HOUR_MS + MINUTE_MS for i in (2, 5))
+    assert day == RunBucket(0, 8, 80, 2, first_failed, last_failed, 60, 8, max(CANDLES_LAG_MS), CANDLES_LAG_MS[2])

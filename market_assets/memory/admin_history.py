@@ -1,7 +1,8 @@
 """SQL of the admin page's pictures: each channel's runs of the last day, and the candles'
 per-coin coverage of the last day as run-length segments.
 
-The runs are an index range per channel (1,440 streamer windows a day). The coverage is one
+The runs are an index range per channel (1,440 streamer windows a day), tallied per bucket of
+the day in SQLite (a picture has a pixel column per bucket, not a bar per run). The coverage is one
 pass over the span's candles that only counts them per coin (SQLite, no row to Python); the
 unverified and forming minutes come from their partial indexes, and only a coin whose count falls
 short has its open times read, to find its holes, which the ``no_trades`` and ``unfillable``
@@ -17,18 +18,26 @@ from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import NamedTuple
 
-from market_assets.memory.runs import OWN_RUNS
+from market_assets.memory.runs import BACKFILL_KEY, OWN_RUNS
 
 
-class RunPoint(NamedTuple):
-    """One finished own run (not a backfill) of a channel."""
+class RunBucket(NamedTuple):
+    """The finished own runs (not backfills) of a channel that ended in one bucket of a span."""
 
-    started_at_ms: int
-    finished_at_ms: int
-    failed: bool
-    rows_written: int
-    data_latest_ms: int | None
-    """The channel's newest data timestamp when the run ended (``None``: not recorded)."""
+    bucket: int
+    """Its index from the span's start (0) to the buckets asked for, less one."""
+    runs: int
+    most_rows: int
+    failed: int
+    first_failed_ms: int | None
+    """When the first failed run of the bucket ended (``None``: none failed)."""
+    last_failed_ms: int | None
+    most_failed_rows: int | None
+    lags: int
+    """Runs with a recorded newest data timestamp (``ingestion_runs.data_latest_ms``)."""
+    longest_lag_ms: int | None
+    """The longest data lag a run left when it ended: its end less its newest data timestamp."""
+    longest_failed_lag_ms: int | None
 
 
 class MinuteState(StrEnum):
@@ -54,25 +63,33 @@ class Segment(NamedTuple):
     end_ms: int
 
 
-def runs_since(
-    conn: sqlite3.Connection, channels: Sequence[tuple[str, str]], since_ms: int
-) -> dict[tuple[str, str], list[RunPoint]]:
-    """The finished own runs of each (source, channel) started at or after ``since_ms``, oldest
-    first: an index range of ``ingestion_runs_by_channel`` per channel. One statement for all
-    (``(source, channel) IN (VALUES …)``) took 14-27 ms for a day of the seven channels' 2,184
-    runs, one a channel 5.7 ms."""
-    found: dict[tuple[str, str], list[RunPoint]] = {}
+def run_buckets(
+    conn: sqlite3.Connection, channels: Sequence[tuple[str, str]], start_ms: int, end_ms: int, buckets: int
+) -> dict[tuple[str, str], list[RunBucket]]:
+    """The finished own runs of each (source, channel) started in ``[start_ms, end_ms)``, tallied
+    by the bucket their end falls in (``buckets`` equal parts of the span; a run ending after it
+    counts in the last), buckets holding runs only, in order.
+
+    An index range of ``ingestion_runs_by_channel`` per channel, tallied in SQLite: a day of the
+    seven channels' 2,184 runs costs ~2.5 ms where sending them to Python took 5.7 ms (and one
+    ``(source, channel) IN (VALUES …)`` statement 14-27 ms).
+    """
+    lag = "max(finished_at_ms - data_latest_ms, 0)"
+    # The key's text first: parsing every run's JSON doubled the statement's time (2.5 -> 5 ms).
+    own = f"(instr(metadata, '\"{BACKFILL_KEY}\"') = 0 OR {OWN_RUNS})"
+    failed = "status = 'failed'"
+    found: dict[tuple[str, str], list[RunBucket]] = {}
     for source, channel in channels:
         rows = conn.execute(
-            "SELECT started_at_ms, finished_at_ms, status = 'failed', rows_written, data_latest_ms FROM ingestion_runs "
-            f"WHERE source = ? AND channel = ? AND started_at_ms >= ? AND status != 'running' AND {OWN_RUNS} "
-            "ORDER BY started_at_ms, run_id",
-            (source, channel, since_ms),
+            f"SELECT min(?, (finished_at_ms - ?) * ? / ?) AS bucket, count(*), max(rows_written), count({failed} OR NULL), "
+            f"min(CASE WHEN {failed} THEN finished_at_ms END), max(CASE WHEN {failed} THEN finished_at_ms END), "
+            f"max(CASE WHEN {failed} THEN rows_written END), count(data_latest_ms), max({lag}), "
+            f"max(CASE WHEN {failed} THEN {lag} END) FROM ingestion_runs "
+            f"WHERE source = ? AND channel = ? AND started_at_ms >= ? AND started_at_ms < ? AND status != 'running' "
+            f"AND {own} GROUP BY bucket ORDER BY bucket",
+            (buckets - 1, start_ms, buckets, end_ms - start_ms, source, channel, start_ms, end_ms),
         )
-        found[(source, channel)] = [
-            RunPoint(started, finished, bool(failed), rows_written, latest)
-            for started, finished, failed, rows_written, latest in rows
-        ]
+        found[(source, channel)] = [RunBucket(*row) for row in rows]
     return found
 
 

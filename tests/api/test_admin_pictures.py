@@ -10,7 +10,6 @@ from api.admin_pictures import (
     DAY_MS,
     ROW_LABELLED,
     SPARK_HEIGHT,
-    SPARK_WIDTH,
     STATE_COLOURS,
     STRIP_LABEL,
     STRIP_WIDTH,
@@ -19,7 +18,7 @@ from api.admin_pictures import (
     lag_sparkline,
     rows_sparkline,
 )
-from market_assets.memory.admin_history import MinuteState, RunPoint, Segment
+from market_assets.memory.admin_history import MinuteState, RunBucket, Segment
 
 NOW = 1_795_000_020_000
 SVG = "{http://www.w3.org/2000/svg}"
@@ -34,62 +33,66 @@ def marks(root: ET.Element, tag: str, css: str) -> list[ET.Element]:
     return [e for e in root.iter(SVG + tag) if css in (e.get("class") or "").split()]
 
 
-def run(hours_ago: float, rows: int, *, failed: bool = False, lag_sec: int | None = 30) -> RunPoint:
-    finished = NOW - int(hours_ago * HOUR)
-    return RunPoint(finished - 5000, finished, failed, rows, None if lag_sec is None else finished - lag_sec * 1000)
+def bars(root: ET.Element, kind: str = "") -> list[tuple[float, float]]:
+    """Each bar of a kind as (x, height): the subpaths ``M x bottom V top`` of its path."""
+    found = []
+    for path in marks(root, "path", "bars"):
+        if (path.get("class") or "").split()[1:] == ([kind] if kind else []):
+            for x, bottom, top in re.findall(r"M([\d.]+) ([\d.]+)V([\d.]+)", path.get("d") or ""):
+                found.append((float(x), round(float(bottom) - float(top), 1)))
+    return found
 
 
-def test_rows_sparkline_is_a_bar_per_run_at_its_end_as_tall_as_its_rows_failures_dotted() -> None:
-    runs = [run(23, 100), run(12, 50, failed=True), run(0, 25), run(30, 0)]  # the last: before the picture's day
-    root = parse(rows_sparkline(runs, NOW))
-    bars = marks(root, "line", "bar")
-    assert len(bars) == 4 and root.get("data-marks") == "4"
-    bottom = SPARK_HEIGHT - 1
-    heights = [round(bottom - float(bar.get("y2", 0)), 1) for bar in bars]
-    assert heights == [20.0, 10.0, 5.0, 1.0]  # 100 rows: the full 20 px; none still shows 1 px
-    xs = [float(bar.get("x1", 0)) for bar in bars]  # the middle of each run's pixel column
-    assert xs == [2.5 + (SPARK_WIDTH - 4) // 24, 2.5 + (SPARK_WIDTH - 4) // 2, SPARK_WIDTH - 2.5, 2.5]
-    failed = marks(root, "circle", "mark-failed")
-    assert len(failed) == 1 and failed[0].get("cx") == bars[1].get("x1")
-    assert failed[0].findtext(SVG + "title") == "failed run ended 11-17 23:07 UTC: 50 rows"
-    assert marks(root, "line", "failed") == [bars[1]]
-    assert root.findtext(SVG + "title") == "rows per run, last 24 h: 4 runs, 1 failed, at most 100 rows"
+def bucket(index: int, rows: int, *, failed_at: tuple[int, ...] = (), lag_ms: int | None = 30_000) -> RunBucket:
+    """A column of ``1 + len(failed_at)`` runs: one plain, and one failed ending at each of ``failed_at``."""
+    return RunBucket(
+        index, 1 + len(failed_at), rows, len(failed_at), min(failed_at, default=None), max(failed_at, default=None),
+        rows if failed_at else None, 0 if lag_ms is None else 1 + len(failed_at), lag_ms,
+        lag_ms if failed_at and lag_ms is not None else None,
+    )
 
 
-def test_lag_sparkline_bars_runs_with_a_data_timestamp_and_draws_the_threshold() -> None:
-    runs = [run(20, 1, lag_sec=60), run(10, 1, lag_sec=None), run(5, 1, failed=True, lag_sec=900), run(1, 1, lag_sec=0)]
-    root = parse(lag_sparkline(runs, NOW, threshold_sec=360))
-    bars = marks(root, "line", "bar")
-    assert len(bars) == 3 and root.get("data-marks") == "3"
-    scale = (SPARK_HEIGHT - 6) / 900  # the tallest lag fills the height, past the threshold's 5/4
-    assert [round(SPARK_HEIGHT - 1 - float(b.get("y2", 0)), 1) for b in bars] == [round(60 * scale, 1), 20.0, 1.0]
-    assert marks(root, "line", "over") == [bars[1]]
+def test_rows_sparkline_is_a_bar_per_column_as_tall_as_its_most_rows_failures_red_and_dotted() -> None:
+    failed_at = NOW - 12 * HOUR
+    root = parse(rows_sparkline([bucket(0, 0), bucket(6, 100), bucket(73, 50, failed_at=(failed_at,)), bucket(145, 25)]))
+    assert bars(root) == [(2.5, 1.0), (8.5, 20.0), (147.5, 5.0)]  # 100 rows: the full 20 px; none still shows 1 px
+    assert bars(root, "failed") == [(75.5, 10.0)]
+    (dot,) = marks(root, "circle", "mark-failed")
+    assert dot.get("cx") == "75.5"
+    assert dot.findtext(SVG + "title") == "failed run ended 11-17 23:07 UTC: 50 rows"
+    assert root.get("data-marks") == "4"
+    assert root.findtext(SVG + "title") == "rows per run, last 24 h: 5 runs, 1 failed, at most 100 rows"
+    assert {p.get("stroke-width") for p in marks(root, "path", "bars")} == {"2"}  # few bars: 2 px wide
+
+
+def test_a_column_of_many_runs_says_how_many_failed_and_dense_bars_are_a_pixel_wide() -> None:
+    failures = (NOW - 3 * HOUR - 4 * 60_000, NOW - 3 * HOUR - 2 * 60_000)
+    root = parse(rows_sparkline([bucket(i, 10) for i in range(60)] + [bucket(120, 30, failed_at=failures)]))
+    (dot,) = marks(root, "circle", "mark-failed")
+    assert dot.findtext(SVG + "title") == "2 failed runs ended 11-18 08:03–11-18 08:05 UTC, the worst: 30 rows"
+    assert len(bars(root)) == 60 and {p.get("stroke-width") for p in marks(root, "path", "bars")} == {"1"}
+
+
+def test_lag_sparkline_bars_columns_with_a_data_timestamp_orange_past_the_threshold_which_is_drawn() -> None:
+    buckets = [bucket(10, 1, lag_ms=60_000), bucket(20, 1, lag_ms=None),
+               bucket(30, 1, failed_at=(NOW - 5 * HOUR,), lag_ms=900_000), bucket(40, 1, lag_ms=0)]
+    root = parse(lag_sparkline(buckets, threshold_sec=360))
+    scale = (SPARK_HEIGHT - 6) / 900_000  # the longest lag fills the height, past the threshold's 5/4
+    assert bars(root) == [(12.5, round(60_000 * scale, 1)), (42.5, 1.0)]
+    assert bars(root, "over") == [(32.5, 20.0)]
+    assert root.get("data-marks") == "3"
     (threshold,) = marks(root, "line", "threshold")
-    assert float(threshold.get("y1", 0)) == round(SPARK_HEIGHT - 1 - 360 * scale, 1)
+    assert float(threshold.get("y1", 0)) == round(SPARK_HEIGHT - 1 - 360_000 * scale, 1)
     assert threshold.findtext(SVG + "title") == "data_lag warning past 6 min"
     (failed,) = marks(root, "circle", "mark-failed")
     assert failed.findtext(SVG + "title") == "failed run ended 11-18 06:07 UTC: data lag 15 min"
 
 
-def test_runs_ending_in_one_pixel_column_share_its_bar_the_tallest_and_its_failure_dot() -> None:
-    """The streamer's windows: ten a pixel. The bar is the column's most rows; one dot says how
-    many failed."""
-    column = [run(3 + m / 60, 10 * m, failed=m in (2, 3)) for m in range(4, -1, -1)]  # 3:04 … 3:00 ago, oldest first
-    runs = [run(5, 7), *column]
-    root = parse(rows_sparkline(runs, NOW))
-    bars = marks(root, "line", "bar")
-    assert len(bars) == 2 and root.get("data-marks") == "6"
-    assert [round(SPARK_HEIGHT - 1 - float(b.get("y2", 0)), 1) for b in bars] == [3.5, 20.0]
-    assert marks(root, "line", "failed") == [bars[1]]
-    (dot,) = marks(root, "circle", "mark-failed")
-    assert dot.findtext(SVG + "title") == "2 failed runs ended 11-18 08:04–11-18 08:05 UTC, the worst: 30 rows"
-
-
 def test_a_sparkline_with_nothing_to_draw_says_so() -> None:
-    assert "no runs in 24 h" in rows_sparkline([], NOW)
-    assert "no data timestamps recorded" in lag_sparkline([run(1, 5, lag_sec=None)], NOW, 360)
-    root = parse(lag_sparkline([], NOW, 360))
-    assert marks(root, "line", "bar") == [] and marks(root, "line", "threshold") == []
+    assert "no runs in 24 h" in rows_sparkline([])
+    assert "no data timestamps recorded" in lag_sparkline([bucket(1, 5, lag_ms=None)], 360)
+    root = parse(lag_sparkline([], 360))
+    assert bars(root) == [] and marks(root, "line", "threshold") == []
 
 
 def test_the_coverage_strip_is_a_row_per_coin_and_a_rect_per_segment_with_its_hover_text() -> None:
@@ -137,7 +140,7 @@ def test_the_legend_sums_each_states_minutes_and_names_the_coins_with_lost_minut
 def test_no_picture_carries_script_or_reaches_out() -> None:
     start = NOW - NOW % 60_000 - DAY_MS
     pictures = (
-        rows_sparkline([run(2, 5, failed=True)], NOW) + lag_sparkline([run(2, 5)], NOW, 60)
+        rows_sparkline([bucket(3, 5, failed_at=(NOW,))]) + lag_sparkline([bucket(3, 5)], 60)
         + coverage_strip({"<script>": [Segment(MinuteState.MISSING, start, start + DAY_MS)]}, start, start + DAY_MS)
         + coverage_legend({"<script>": [Segment(MinuteState.MISSING, start, start + DAY_MS)]})
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Locator, Page, Route, sync_playwright
 
 from api import create_app
 from market_assets.memory.admin_history import MinuteState
@@ -49,6 +49,12 @@ def small_screen(tmp_path: Path) -> Iterator[Page]:
             yield context.new_page()
         finally:
             context.close()
+
+
+def bars(row: Locator, selector: str) -> int:
+    """The bars drawn by the paths ``selector`` finds: one subpath (``M``) each."""
+    return int(row.locator(selector).evaluate_all(
+        "paths => paths.reduce((n, p) => n + (p.getAttribute('d').match(/M/g) || []).length, 0)"))
 
 
 def day_segments() -> dict[str, list[tuple[MinuteState, int]]]:
@@ -92,8 +98,8 @@ def test_the_pictures_draw_one_mark_per_seeded_run_and_segment_under_the_pages_p
         row = page.locator(f'tr.channel[data-channel="{channel.key}"]')
         seeded = EXPECTED_RUNS.get(channel, SeededRuns(0, 0, 0, 0))
         drawn = (
-            row.locator("svg.spark-rows line.bar").count(), row.locator("svg.spark-rows circle.mark-failed").count(),
-            row.locator("svg.spark-lag line.bar").count(), row.locator("svg.spark-lag line.bar.over").count(),
+            bars(row, "svg.spark-rows path.bars"), row.locator("svg.spark-rows circle.mark-failed").count(),
+            bars(row, "svg.spark-lag path.bars"), bars(row, "svg.spark-lag path.bars.over"),
             row.locator("svg.spark-lag line.threshold").count(),
         )
         assert drawn == (seeded.succeeded + seeded.failed, seeded.failed, seeded.lags, seeded.over, int(seeded.lags > 0)), \
