@@ -3,10 +3,12 @@ per-coin coverage of the last day as run-length segments.
 
 The runs are an index range per channel (1,440 streamer windows a day), tallied per bucket of
 the day in SQLite (a picture has a pixel column per bucket, not a bar per run). The coverage is one
-pass over the span's candles that only counts them per coin (SQLite, no row to Python); the
-unverified and forming minutes come from their partial indexes, and only a coin whose count falls
-short has its open times read, to find its holes, which the ``no_trades`` and ``unfillable``
-spans of ``candle_gaps`` tell apart from the missing minutes. At 200 coins × 1,440 minutes the
+pass over the span's candles that only counts them per coin, with their first and last minute
+(SQLite, no row to Python); the unverified and forming minutes come from their partial indexes,
+and only a coin whose count falls short of its first-to-last minutes has its open times read, to
+find its holes (a coin listed mid-span, or one the stream is a minute behind on, has its holes at
+the edges: no read); the ``no_trades`` and ``unfillable`` spans of ``candle_gaps`` tell the
+holes apart from the missing minutes. At 200 coins × 1,440 minutes the
 count is the cost (~40 ms on a quiet machine; a window function over the rows took 1.3 s), so
 the admin page keeps the result for a minute (``api.admin_page``).
 """
@@ -98,11 +100,14 @@ def coverage(
 ) -> dict[str, list[Segment]]:
     """Each listed coin's minutes of ``[start_ms, end_ms)`` (whole intervals, aligned) as
     segments, oldest first, covering the span without overlap; coins in name order."""
-    expected = (end_ms - start_ms) // interval_ms
-    counts: dict[str, int] = dict(conn.execute(
-        "SELECT coin, count(*) FROM candles WHERE interval = ? AND open_time_ms >= ? AND open_time_ms < ? GROUP BY coin",
-        (interval, start_ms, end_ms),
-    ).fetchall())
+    held: dict[str, tuple[int, int, int]] = {
+        coin: (count, first, last)
+        for coin, count, first, last in conn.execute(
+            "SELECT coin, count(*), min(open_time_ms), max(open_time_ms) FROM candles "
+            "WHERE interval = ? AND open_time_ms >= ? AND open_time_ms < ? GROUP BY coin",
+            (interval, start_ms, end_ms),
+        )
+    }
     unverified: dict[str, list[int]] = {}
     for coin, open_ms in conn.execute(
         "SELECT coin, open_time_ms FROM candles WHERE interval = ? AND closed = 1 AND confirmed = 0 "
@@ -122,11 +127,11 @@ def coverage(
     listed = [coin for (coin,) in conn.execute("SELECT coin FROM hyperliquid_universe WHERE is_delisted = 0 ORDER BY coin")]
     found: dict[str, list[Segment]] = {}
     for coin in listed:
-        held = counts.get(coin, 0)
-        if held == expected:
-            holes: list[tuple[int, int]] = []
-        elif held == 0:
+        count, first, last = held.get(coin, (0, end_ms, end_ms))
+        if count == 0:
             holes = [(start_ms, end_ms)]
+        elif count == (last - first) // interval_ms + 1:  # no hole between its first and last minute
+            holes = [(begin, end) for begin, end in ((start_ms, first), (last + interval_ms, end_ms)) if begin < end]
         else:
             holes = _holes(_open_times(conn, coin, interval, start_ms, end_ms), interval_ms, start_ms, end_ms)
         found[coin] = _segments(holes, unverified.get(coin, []), known.get(coin, []), interval_ms, start_ms, end_ms)
@@ -143,7 +148,7 @@ def _open_times(conn: sqlite3.Connection, coin: str, interval: str, start_ms: in
 
 
 def _holes(open_times: Iterable[int], interval_ms: int, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
-    """The spans ``[from, to)`` between consecutive held open times (ascending)."""
+    """The spans ``[from, to)`` of the span between consecutive held open times (ascending)."""
     holes = []
     after = start_ms
     for open_ms in open_times:
