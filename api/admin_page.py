@@ -23,7 +23,6 @@ from typing import NamedTuple
 
 from litestar import Controller, Response, get
 from litestar.background_tasks import BackgroundTask, BackgroundTasks
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 
@@ -59,8 +58,6 @@ HEADERS = {
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
-_COVERAGE_STATE = "admin_coverage"
-"""The app state's key of its :class:`CoverageCache`."""
 
 _STYLE = """
 body { font: 13px/1.35 system-ui, sans-serif; margin: 1rem 1.5rem; color: #1d1d1f; background: #fafafa; }
@@ -167,10 +164,10 @@ class AdminPageController(Controller):
         readers: NamedDependency[Readers],
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],
-        state: State,
+        coverage: NamedDependency[CoverageCache],
     ) -> Response[str]:
         document, recount = current_dashboard(settings, readers, clock, volumes)
-        cache: CoverageCache = state.setdefault(_COVERAGE_STATE, CoverageCache())
+        cache = coverage
         now_ms = document.generated_at_ms
         with readers.connection() as conn:
             runs = run_buckets(conn, [(c.source, c.name) for c in REGISTRY], now_ms - DAY_MS, now_ms, COLUMNS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from litestar import Litestar, Router
 from litestar.di import Provide
 
-from api.admin_page import AdminPageController
+from api.admin_page import AdminPageController, CoverageCache
 from api.auth import DashboardAccess, Tokens, UserAccess
 from api.dashboard import IngestionDashboardController
 from api.errors import JSON_ERRORS
@@ -33,6 +33,7 @@ def create_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> Litestar:
     readers = Readers(settings.db_path)
     market_reader = MarketReader(settings.db_path, clock=clock)
     volumes = VolumeCache()
+    coverage = CoverageCache()
     tokens = Tokens.of(settings.api_tokens)
     operational = Router(
         path="/",
@@ -47,6 +48,7 @@ def create_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> Litestar:
             "clock": Provide(lambda: clock, use_cache=True, sync_to_thread=False),
             "readers": Provide(lambda: readers, use_cache=True, sync_to_thread=False),
             "volumes": Provide(lambda: volumes, use_cache=True, sync_to_thread=False),
+            "coverage": Provide(lambda: coverage, use_cache=True, sync_to_thread=False),
             "market_reader": Provide(lambda: market_reader, use_cache=True, sync_to_thread=False),
         },
         on_shutdown=[market_reader.close],
