@@ -58,7 +58,8 @@ from market_assets.ingest.subjects import subject_details
 from market_assets.ledger import Ledger
 from market_assets.memory import features as sql
 from market_assets.memory.quality_candles import first_broken_candle
-from market_assets.quality.candles import describe_broken, utc_minute
+from market_assets.quality.candles import describe_broken
+from market_assets.quality.outcome import utc_minute
 from market_assets.registry import CANDLES, FEATURES
 
 FLOAT_BITS = 53

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from datetime import UTC, datetime
 
 from market_assets.memory import quality_candles as sql
 from market_assets.memory.rollups import HOUR_MS, MINUTE_MS
@@ -22,6 +21,7 @@ from market_assets.quality.outcome import (
     Problem,
     QualityCheck,
     Severity,
+    utc_minute,
 )
 from market_assets.registry import CANDLES, CHECK_PROBLEMS_LISTED
 
@@ -30,10 +30,6 @@ INTERVAL = CANDLES.data.scope["interval"]
 
 def window_start_ms(now_ms: int) -> int:
     return now_ms - CANDLES.quality.window_sec * 1000
-
-
-def utc_minute(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _scalar(value: object) -> JsonScalar:

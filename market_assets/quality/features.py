@@ -33,12 +33,12 @@ from market_assets.indicators import INDICATORS, compute
 from market_assets.memory import features as job_sql
 from market_assets.memory import quality_features as sql
 from market_assets.memory.rollups import HOUR_MS
-from market_assets.quality.candles import utc_minute
 from market_assets.quality.outcome import (
     CheckOutcome,
     JsonScalar,
     Problem,
     QualityCheck,
+    utc_minute,
 )
 from market_assets.registry import CANDLES, FEATURES
 

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 
 from market_assets.memory import quality_rollups as sql
 from market_assets.memory.rollups import HOUR_MS, LEVELS, RollupLevel
-from market_assets.quality.candles import utc_minute
 from market_assets.quality.outcome import (
     CheckOutcome,
     JsonScalar,
     Problem,
     QualityCheck,
+    utc_minute,
 )
 from market_assets.registry import MAINTENANCE
 
