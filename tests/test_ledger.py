@@ -16,8 +16,8 @@ from market_assets.ingest.history import backfill_metadata
 from market_assets.ledger import DATA_LATEST_LOOKBACK_MS, MAX_ERROR_CHARS, Ledger
 from market_assets.memory import RunStatus, connect, open_memory
 from market_assets.memory.connection import close
-from market_assets.memory.runs import RunRecord, get_run, runs_of
-from market_assets.registry import CANDLES, FUNDING
+from market_assets.memory.runs import RunRecord, get_run, newest_data_ms, runs_of
+from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FUNDING
 from streamer.windows import WindowRecorder
 
 from .conftest import T0_MS, FrozenClock
@@ -201,3 +201,20 @@ def _recorded(conn: sqlite3.Connection, run_id: int) -> RunRecord:
     record = get_run(conn, run_id)
     assert record is not None
     return record
+
+
+def test_the_newest_data_timestamp_is_the_same_walked_by_subject_or_read_over_the_range(conn: sqlite3.Connection) -> None:
+    """Funding is walked coin by coin (its key leads with the coin), DefiLlama read over the range
+    (its key leads with the series): both give the newest timestamp at or after the bound."""
+    hour = 3_600_000
+    conn.executemany(
+        "INSERT INTO funding (coin, hour_ms, funding_rate, premium, settled, source_time_ms, ingested_at_ms) VALUES (?, ?, 0.0001, NULL, 1, 0, 0)",
+        [("BTC", 10 * hour), ("ETH", 12 * hour), ("SOL", 3 * hour)],
+    )
+    conn.executemany(
+        "INSERT INTO defillama_series (series, subject, ts_ms, value, updated_at_ms) VALUES (?, ?, ?, 1.0, 0)",
+        [("tvl", "Ethereum", 5 * DAY_MS), ("fees", "total", 7 * DAY_MS), ("tvl", "Solana", 2 * DAY_MS)],
+    )
+    assert newest_data_ms(conn, FUNDING.data, 11 * hour) == 12 * hour
+    assert newest_data_ms(conn, FUNDING.data, 13 * hour) is None
+    assert newest_data_ms(conn, DEFILLAMA_MACRO.data, 3 * DAY_MS) == 7 * DAY_MS
