@@ -18,11 +18,13 @@ UP_ARGS ?= --profile local
 up: $(STAMP)
 	$(BIN)/market up $(UP_ARGS)
 
-# The admin page is tested in Debian's Chromium, driven by Playwright (which never downloads a browser).
+# The admin page is tested in Debian's Chromium, driven by Playwright (which never downloads a browser);
+# the systemd units of deploy/ by systemd-analyze (Debian's systemd package).
 # Two pytest-xdist workers: the real-speed tests (3+ minutes, mostly waiting) on one, every other
 # test in turn on the other, so timing-sensitive tests never share the machine with each other.
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@command -v systemd-analyze >/dev/null || (apt-get update && apt-get install -y systemd)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Every benchmark, then one table: each figure, its goal, its same-run baseline, pass or fall short.
