@@ -17,12 +17,11 @@ channel's raw counters fold into a ``<details>``; its failing asset checks stay 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 from litestar import Controller, Response, get
-from litestar.background_tasks import BackgroundTask, BackgroundTasks
+from litestar.background_tasks import BackgroundTasks
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 
@@ -37,6 +36,7 @@ from api.admin_pictures import (
 from api.admin_pictures import text as _text
 from api.dashboard import current_dashboard
 from api.errors import HTML_ERRORS
+from api.kept_read import KeptRead
 from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
@@ -113,37 +113,11 @@ def read_coverage(conn: sqlite3.Connection, now_ms: int) -> Coverage:
     return Coverage(end - DAY_MS, end, coins, coverage_legend(coins) + coverage_strip(coins, end - DAY_MS, end))
 
 
-class CoverageCache:
-    """The coverage strip's data, kept per app: read while the first request waits, then again
-    after a response once a newer minute has ended (one read at a time)."""
+class CoverageCache(KeptRead[Coverage]):
+    """The coverage strip's data, read again after a response once a newer minute has ended."""
 
     def __init__(self) -> None:
-        self._coverage: Coverage | None = None
-        self._lock = threading.Lock()
-        self._reading = False
-
-    def coverage(self, conn: sqlite3.Connection, now_ms: int) -> Coverage:
-        with self._lock:
-            if self._coverage is None:
-                self._coverage = read_coverage(conn, now_ms)
-            return self._coverage
-
-    def redraw_task(self, readers: Readers, clock: Clock, now_ms: int) -> BackgroundTask | None:
-        with self._lock:
-            if self._reading or self._coverage is None or self._coverage.end_ms >= now_ms - now_ms % MINUTE_MS:
-                return None
-            self._reading = True
-        return BackgroundTask(self._redraw, readers, clock)
-
-    def _redraw(self, readers: Readers, clock: Clock) -> None:
-        try:
-            with readers.connection() as conn:
-                fresh = read_coverage(conn, clock())
-            with self._lock:
-                self._coverage = fresh
-        finally:
-            with self._lock:
-                self._reading = False
+        super().__init__(read_coverage, lambda kept, now_ms: kept.end_ms < now_ms - now_ms % MINUTE_MS)
 
 
 class Pictures(NamedTuple):
@@ -171,8 +145,8 @@ class AdminPageController(Controller):
         now_ms = document.generated_at_ms
         with readers.connection() as conn:
             runs = run_buckets(conn, [(c.source, c.name) for c in REGISTRY], now_ms - DAY_MS, now_ms, COLUMNS)
-            kept = cache.coverage(conn, now_ms)
-        tasks = [task for task in (recount, cache.redraw_task(readers, clock, now_ms)) if task is not None]
+            kept = cache.value(conn, now_ms)
+        tasks = [task for task in (recount, cache.refresh_task(readers, clock, now_ms)) if task is not None]
         return Response(
             render_page(document, Pictures(runs, kept)), media_type=MediaType.HTML, headers=HEADERS,
             background=BackgroundTasks(tasks) if tasks else None,

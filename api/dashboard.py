@@ -20,9 +20,9 @@ def current_dashboard(
     """The dashboard now, and the volume recount to run once the response is sent (if due)."""
     now_ms = clock()
     with readers.connection() as conn:
-        counted = volumes.volumes(conn, now_ms)
+        counted = volumes.value(conn, now_ms)
         document = read_dashboard(conn, now_ms, volumes=counted, max_coins=settings.max_coins)
-    return document, volumes.recount_task(readers, clock, now_ms)
+    return document, volumes.refresh_task(readers, clock, now_ms)
 
 
 class IngestionDashboardController(Controller):

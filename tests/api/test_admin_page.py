@@ -180,18 +180,18 @@ def test_the_coverage_strip_is_read_once_then_redrawn_after_a_response_once_a_ne
     cache, readers = CoverageCache(), Readers(memory_path)
     listed(conn, ["BTC"], clock())
     with readers.connection() as reader:
-        first = cache.coverage(reader, clock())
+        first = cache.value(reader, clock())
     assert [s.state for s in first.coins["BTC"]] == [MinuteState.MISSING]
     candles(conn, "BTC", first.end_ms - MINUTE_MS)
     clock.advance(seconds=(first.end_ms + MINUTE_MS - clock() - 1) / 1000)  # the minute's last millisecond
-    assert cache.redraw_task(readers, clock, clock()) is None
+    assert cache.refresh_task(readers, clock, clock()) is None
     clock.advance(seconds=0.001)
     with readers.connection() as reader:
-        assert cache.coverage(reader, clock()) is first  # kept until the redraw has run
-    task = cache.redraw_task(readers, clock, clock())
-    assert task is not None and cache.redraw_task(readers, clock, clock()) is None  # one redraw at a time
+        assert cache.value(reader, clock()) is first  # kept until the redraw has run
+    task = cache.refresh_task(readers, clock, clock())
+    assert task is not None and cache.refresh_task(readers, clock, clock()) is None  # one redraw at a time
     asyncio.run(task())
     with readers.connection() as reader:
-        redrawn = cache.coverage(reader, clock())
+        redrawn = cache.value(reader, clock())
     assert redrawn.end_ms == first.end_ms + MINUTE_MS
     assert [s.state for s in redrawn.coins["BTC"]] == [MinuteState.MISSING, MinuteState.CONFIRMED, MinuteState.MISSING]
