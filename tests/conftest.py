@@ -9,8 +9,10 @@ import pytest
 
 from market_assets.memory import connect
 from market_assets.memory.connection import close
+from market_assets.memory.target import MemoryTarget, PostgresUrl
 from market_assets.replay import ReplayConfig, ReplayServers
 from market_assets.sources.timing import AcceleratedClock
+from tests.postgres_server import PostgresServer, running_server
 
 MARKET = Path(sys.executable).parent / "market"
 """The installed console script, run as a subprocess like an operator would."""
@@ -71,6 +73,29 @@ def conn(memory_path: Path, clock: FrozenClock) -> Iterator[sqlite3.Connection]:
     connection = connect(memory_path, clock=clock)
     yield connection
     close(connection)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server per test process (tests/postgres_server.py), started on first use."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[PostgresUrl]:
+    """A fresh, empty database for one test, dropped after it."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def memory_target(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryTarget:
+    """The memory of a contract test, once on each backend: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "memory" / "market.db"
+    return request.getfixturevalue("postgres_url")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,4 +1,9 @@
-"""The one connection factory for the market memory (SQLite in WAL mode).
+"""The one connection factory for the market memory: a SQLite file in WAL mode, or PostgreSQL.
+
+A target (``MARKET_DB``, ``--db``) is a path or a ``postgresql://`` URL
+(:mod:`market_assets.memory.target`); the PostgreSQL connection and how it keeps SQLite's
+meaning (one writer at a time, snapshots, busy errors) are in :mod:`market_assets.memory.postgres`.
+The rest of this docstring is about SQLite.
 
 Every process (streamer, Dagster runs, API, CLI) opens the memory here, so every connection
 carries the same pragmas: WAL so readers never block the single writer, ``synchronous=NORMAL``
@@ -17,6 +22,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
@@ -26,7 +32,10 @@ from market_assets.memory.errors import (
     MemoryBusyError,
     MemoryMissingError,
 )
+from market_assets.memory import postgres
+from market_assets.memory.postgres import PostgresConnection
 from market_assets.memory.schema import SCHEMA_VERSION, migrate, refuse_newer_schema
+from market_assets.memory.target import MemoryTarget, PostgresUrl, describe, parse_target
 
 BUSY_TIMEOUT_SEC = 10.0
 """How long a connection waits for another process's write lock before giving up."""
@@ -37,10 +46,37 @@ ANALYSIS_LIMIT = 400
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
+class Cursor(Protocol):
+    """What the memory reads from a statement, on either engine."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class MemoryConnection(Protocol):
+    """A connection to the memory: ``sqlite3.Connection`` or :class:`PostgresConnection`."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Any, /) -> Cursor: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 def connect(
-    path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False, any_thread: bool = False
-) -> sqlite3.Connection:
-    """Open (creating and migrating if needed) the memory at ``path``.
+    target: MemoryTarget | str, *, clock: Clock = wall_clock_ms, readonly: bool = False, any_thread: bool = False
+) -> Any:
+    """Open (creating and migrating if needed) the memory at ``target``: a SQLite file, or a
+    PostgreSQL database (which must exist; its tables are created and migrated here).
 
     Refuses, without writing a byte, a file that is not SQLite or that a newer version of this
     program has migrated; raises :class:`MarketMemoryError` with a one-line reason.
@@ -49,7 +85,10 @@ def connect(
     :class:`MemoryMissingError` when there is no memory at ``path``. ``any_thread`` lets another
     thread than the opening one use (or close) the connection; never two at once.
     """
-    path = Path(path)
+    target = parse_target(target)
+    if isinstance(target, PostgresUrl):
+        return _connect_postgres(target, clock, readonly, any_thread)
+    path = target
     _check_existing_file(path)
     if readonly:
         return _connect_readonly(path, any_thread)
@@ -83,6 +122,26 @@ def connect(
     return conn
 
 
+def _connect_postgres(target: PostgresUrl, clock: Clock, readonly: bool, any_thread: bool) -> PostgresConnection:
+    conn = postgres.connect_postgres(target, readonly=readonly, any_thread=any_thread)
+    try:
+        if readonly:
+            version = refuse_newer_schema(conn)
+            if version == 0:
+                raise MemoryMissingError(f"no market memory at {target.redacted}: the database has no market tables")
+            if version != SCHEMA_VERSION:
+                raise MarketMemoryError(
+                    f"the market memory {target.redacted} has schema version {version}; "
+                    "open it once for writing to migrate it"
+                )
+        else:
+            migrate(conn, clock())
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def enable_wal(conn: sqlite3.Connection) -> str:
     """Put the file in WAL mode (it stays so); returns the journal mode SQLite reports.
 
@@ -101,14 +160,17 @@ def enable_wal(conn: sqlite3.Connection) -> str:
 
 
 def is_busy(exc: BaseException) -> bool:
-    """Whether ``exc`` is SQLite's ``database is locked`` (a busy timeout ran out)."""
-    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    """Whether ``exc`` is SQLite's ``database is locked`` (a busy timeout ran out), or
+    PostgreSQL's write lock waited for past its lock timeout."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    return postgres.is_busy(exc)
 
 
-def busy_error(path: Path) -> MemoryBusyError:
+def busy_error(target: MemoryTarget) -> MemoryBusyError:
     """The one-line error for a write lock that another process held past the busy timeout."""
     return MemoryBusyError(
-        f"the market memory {path} is busy: another process has held its write lock for over "
+        f"the market memory {describe(target)} is busy: another process has held its write lock for over "
         f"{BUSY_TIMEOUT_SEC:g} s; try again"
     )
 
@@ -164,7 +226,7 @@ def _connect_readonly(path: Path, any_thread: bool) -> sqlite3.Connection:
 
 
 @contextmanager
-def open_memory(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = False) -> Iterator[sqlite3.Connection]:
+def open_memory(path: MemoryTarget | str, *, clock: Clock = wall_clock_ms, readonly: bool = False) -> Iterator[Any]:
     """A connection for the length of a ``with`` block, optimized and closed on the way out.
 
     ``PRAGMA optimize`` before closing keeps planner statistics current; without them the
@@ -172,15 +234,16 @@ def open_memory(path: Path, *, clock: Clock = wall_clock_ms, readonly: bool = Fa
     A read-only connection is closed as it is: it may not write statistics either.
     ``database is locked`` leaving the block becomes :class:`MemoryBusyError` naming the memory.
     """
-    conn = connect(path, clock=clock, readonly=readonly)
+    target = parse_target(path)
+    conn = connect(target, clock=clock, readonly=readonly)
     try:
         yield conn
-    except sqlite3.OperationalError as exc:
+    except Exception as exc:
         if is_busy(exc):
-            raise busy_error(path) from exc
+            raise busy_error(target) from exc
         raise
     finally:
-        if readonly:
+        if readonly or isinstance(conn, PostgresConnection):
             conn.close()
         else:
             close(conn)
@@ -197,9 +260,13 @@ def close(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One read transaction: every statement inside sees the same state of the memory (WAL)."""
-    conn.execute("BEGIN")
+def snapshot(conn: Any) -> Iterator[Any]:
+    """One read transaction: every statement inside sees the same state of the memory (WAL on
+    SQLite, a repeatable-read transaction on PostgreSQL)."""
+    if isinstance(conn, PostgresConnection):
+        postgres.begin_snapshot(conn)
+    else:
+        conn.execute("BEGIN")
     try:
         yield conn
     finally:
@@ -208,9 +275,13 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 @contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One short write transaction: everything inside commits together or not at all."""
-    conn.execute("BEGIN IMMEDIATE")
+def write_transaction(conn: Any) -> Iterator[Any]:
+    """One short write transaction: everything inside commits together or not at all, and no
+    other writer runs meanwhile (SQLite's write lock; PostgreSQL's advisory write lock)."""
+    if isinstance(conn, PostgresConnection):
+        postgres.begin_write(conn)
+    else:
+        conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
     except BaseException:
