@@ -4,18 +4,16 @@ memory at this program's schema holding every registered channel's table (503 ot
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 from litestar import Controller, Response, get
-from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from api.dependencies import SettingsDependency
+from api.readers import DATABASE_ERRORS
 from market_assets.memory import MarketMemoryError, open_memory
 from market_assets.memory.readiness import missing_tables
 from market_assets.registry import REGISTRY
-from market_assets.settings import Settings
 
 
 class Probe(msgspec.Struct):
@@ -41,12 +39,12 @@ class ProbesController(Controller):
             )
         },
     )
-    def readyz(self, settings: NamedDependency[Settings]) -> Response[Probe]:
+    def readyz(self, settings: SettingsDependency) -> Response[Probe]:
         """200 when the memory is readable and holds every registered channel's table, else 503."""
         try:
             with open_memory(settings.db_path, readonly=True) as conn:
                 absent = missing_tables(conn, [channel.data.table for channel in REGISTRY])
-        except (MarketMemoryError, sqlite3.DatabaseError) as exc:
+        except (MarketMemoryError, *DATABASE_ERRORS) as exc:
             return Response(Probe("unavailable", str(exc)), status_code=HTTP_503_SERVICE_UNAVAILABLE)
         if not REGISTRY or absent:
             detail = f"tables missing from the memory: {', '.join(absent)}" if absent else "no channel is registered"

@@ -1,6 +1,6 @@
 """The API's connections to the memory: read-only, one per worker thread, kept open for the app's life.
 
-Read-only (SQLite ``mode=ro``): the API never creates, migrates or changes the memory. With no
+Read-only (SQLite ``mode=ro``; on PostgreSQL ``default_transaction_read_only``): the API never creates, migrates or changes the memory. With no
 memory at the path yet, or one a writer has not migrated, :meth:`Readers.connection` raises
 :class:`~market_assets.memory.MarketMemoryError` (503 with the reason, ``api.errors``) and the
 next request tries again, so the API starts before the first writer and serves once it has run.
@@ -19,24 +19,30 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+
+import psycopg
 
 from market_assets.memory import connect
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.target import MemoryTarget
+
+DATABASE_ERRORS = (sqlite3.DatabaseError, psycopg.Error)
+"""What a memory connection raises when the engine fails it (a dropped server, a corrupt page)."""
 
 
 class Readers:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: MemoryTarget) -> None:
         self.path = path
         self._local = threading.local()
 
     @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def connection(self) -> Iterator[MemoryConnection]:
+        conn: MemoryConnection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.path, readonly=True)
         try:
             yield conn
-        except sqlite3.DatabaseError:
+        except DATABASE_ERRORS:
             self._local.conn = None
             conn.close()
             raise

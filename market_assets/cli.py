@@ -68,6 +68,7 @@ from market_assets.memory import (
 from market_assets.memory.checks import CheckResult
 from market_assets.memory.connection import is_busy
 from market_assets.memory.runs import memory_created_at_ms
+from market_assets.memory.target import describe
 from market_assets.quality.outcome import CheckOutcome, QualityCheck
 from market_assets.quality.outcome import Severity as QualitySeverity
 from market_assets.redact import RedactingFormatter, redact
@@ -126,8 +127,11 @@ DryRun = Annotated[
 def _options(
     ctx: typer.Context,
     db: Annotated[
-        Path | None,
-        typer.Option(help="Market memory file (default: $MARKET_DB, else ~/.local/share/market/market.db)."),
+        str | None,
+        typer.Option(
+            help="Market memory: a SQLite file or a postgresql://user@host/db URL "
+            "(default: $MARKET_DB, else ~/.local/share/market/market.db)."
+        ),
     ] = None,
     offline: Annotated[
         bool,
@@ -189,7 +193,7 @@ def status(
     if json:
         sys.stdout.buffer.write(encode_document(report.document()) + b"\n")
         return
-    table = Table(title=f"market memory {escape(str(_settings(ctx).db_path))}", title_justify="left")
+    table = Table(title=f"market memory {escape(describe(_settings(ctx).db_path))}", title_justify="left")
     for column in ("source", "channel", "status", "age", "stale after", "rows", "failing checks"):
         table.add_column(column, justify="right" if column in {"age", "stale after", "rows"} else "left")
     for health in report.channels:
@@ -335,7 +339,7 @@ def monitor(
     ctx: typer.Context,
     state: Annotated[
         Path | None,
-        typer.Option(help="State kept between checks (default: monitor-state.json beside the memory)."),
+        typer.Option(help="State kept between checks (default: monitor-state.json in $MARKET_HOME, else beside a SQLite memory)."),
     ] = None,
     interval: Annotated[float, typer.Option(min=1, help="Seconds between checks.")] = 60.0,
     once: Annotated[bool, typer.Option("--once", help="Check once and exit (for cron).")] = False,
@@ -351,7 +355,7 @@ def monitor(
     from market_assets.notify import AlertDeliveryError, post_alert
 
     settings = _settings(ctx)
-    path = state or settings.db_path.with_name("monitor-state.json")
+    path = state or settings.home / "monitor-state.json"
     url = settings.alert_webhook_url
     deliver = typer.echo if url is None else partial(post_alert, url)
     try:
@@ -601,7 +605,7 @@ def _progress() -> Iterator[None]:
 
 def _run(ctx: typer.Context, channel: Channel, collect: Collect, store: Store, *, dry_run: bool) -> None:
     settings = _settings(ctx)
-    intent = "dry run, writes nothing" if dry_run else f"into {settings.db_path}"
+    intent = "dry run, writes nothing" if dry_run else f"into {describe(settings.db_path)}"
     typer.echo(f"market: {channel.key}: calling the sources ({intent})", err=True)
     try:
         with _progress():
@@ -624,7 +628,7 @@ def up(
     ] = False,
     log_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder of each process's full log (default: logs/ beside the memory)."),
+        typer.Option(help="Folder of each process's full log (default: logs/ in $MARKET_HOME, else beside a SQLite memory)."),
     ] = None,
     stop_grace: Annotated[
         float, typer.Option(min=0, help="Seconds in-flight Dagster runs get to finish on Ctrl-C before they are canceled.")
@@ -657,7 +661,7 @@ def up(
         if port_in_use(port):  # else that child would crash-loop for ever behind a banner naming it
             typer.echo(f"market up: port {port} on {LOOPBACK} is in use; choose another with {option} PORT", err=True)
             raise typer.Exit(1)
-    logs = (log_dir or settings.db_path.parent / "logs").absolute()
+    logs = (log_dir or settings.home / "logs").absolute()
     try:
         logs.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -682,7 +686,7 @@ def up(
     )
     dagster_url = f"http://{LOOPBACK}:{dagster_port}"
     typer.echo(
-        f"market up: memory {settings.db_path}; API http://{LOOPBACK}:{api_port}/admin/ingestion; "
+        f"market up: memory {describe(settings.db_path)}; API http://{LOOPBACK}:{api_port}/admin/ingestion; "
         f"Dagster {dagster_url}; profile {profile.value}{'; offline' if offline else ''}; logs {logs}"
     )
     reporter = failure_reporter(settings.dagster_home, log_file=logs / "dagster-daemon.log", ui_url=dagster_url)

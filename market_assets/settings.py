@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from market_assets.memory.target import MemoryTarget, PostgresUrl, parse_target
 from market_assets.sources.endpoints import REAL_ENDPOINTS, SourceEndpoints
 
 DEFAULT_API_HOST = "127.0.0.1"
@@ -19,14 +20,29 @@ _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 ARCHIVE_ENV = "MARKET_ARCHIVE"
+HOME_ENV = "MARKET_HOME"
 
 
-def archive_path(db_path: Path, env: Mapping[str, str]) -> Path:
-    """The Parquet archive's folder: ``MARKET_ARCHIVE`` if set, else ``archive/`` beside the memory."""
+def archive_path(db_path: MemoryTarget | str, env: Mapping[str, str]) -> Path:
+    """The Parquet archive's folder: ``MARKET_ARCHIVE`` if set, else ``archive/`` in the
+    memory's home (:func:`home_dir`: beside a SQLite memory)."""
     configured = env.get(ARCHIVE_ENV)
     if configured:
         return Path(configured).expanduser().absolute()
-    return Path(db_path).expanduser().absolute().parent / "archive"
+    return home_dir(parse_target(db_path), env) / "archive"
+
+
+def home_dir(target: MemoryTarget, env: Mapping[str, str]) -> Path:
+    """This host's folder for what belongs to the host, not to the memory: logs, the monitor's
+    state, the Hyperliquid weight ledger (the budget is per IP) and, by default, the archive.
+    ``MARKET_HOME`` if set; else the folder of a SQLite memory, or ``$XDG_DATA_HOME/market``
+    beside a PostgreSQL one."""
+    configured = env.get(HOME_ENV)
+    if configured:
+        return Path(configured).expanduser().absolute()
+    if isinstance(target, PostgresUrl):
+        return default_db_path(env).parent
+    return target.parent
 
 
 def default_db_path(env: Mapping[str, str]) -> Path:
@@ -56,7 +72,8 @@ def _project_dagster_home() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    db_path: Path
+    db_path: MemoryTarget
+    """The market memory: a SQLite file, or a PostgreSQL database (``postgresql://…``)."""
     api_host: str = DEFAULT_API_HOST
     api_port: int = DEFAULT_API_PORT
     alert_webhook_url: str | None = None
@@ -84,6 +101,13 @@ class Settings:
     of this many before now that are not stored confirmed for REST repair."""
     archive_root: Path | None = None
     """The Parquet archive (``MARKET_ARCHIVE``, :func:`archive_path`); ``None`` only when built by hand."""
+    home_root: Path | None = None
+    """``MARKET_HOME`` (:func:`home_dir`); ``None`` when built by hand: then :attr:`home` derives it."""
+
+    @property
+    def home(self) -> Path:
+        """This host's folder: logs, monitor state, the weight ledger (:func:`home_dir`)."""
+        return self.home_root or home_dir(self.db_path, os.environ)
 
     @property
     def max_coins(self) -> int | None:
@@ -94,12 +118,13 @@ class Settings:
         return LOCAL_MAX_SEARCH_TERMS if self.profile is Profile.LOCAL else None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, db_path: Path | None = None) -> Settings:
-        """Settings from ``env`` (default ``os.environ``); an explicit ``db_path`` (``--db``) wins."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, db_path: MemoryTarget | str | None = None) -> Settings:
+        """Settings from ``env`` (default ``os.environ``); an explicit ``db_path`` (``--db``) wins.
+        ``MARKET_DB`` and ``db_path`` take a file path or a ``postgresql://`` URL."""
         env = os.environ if env is None else env
-        path = db_path or (Path(env["MARKET_DB"]) if env.get("MARKET_DB") else default_db_path(env))
+        path = parse_target(db_path or env.get("MARKET_DB") or default_db_path(env))
         return cls(
-            db_path=path.expanduser().absolute(),
+            db_path=path,
             api_host=env.get("MARKET_API_HOST", DEFAULT_API_HOST),
             api_port=int(env.get("MARKET_API_PORT", DEFAULT_API_PORT)),
             alert_webhook_url=env.get("MARKET_ALERT_WEBHOOK_URL") or None,
@@ -115,6 +140,7 @@ class Settings:
             api_tokens=_tokens(env.get("MARKET_API_TOKENS")),
             warm_start_minutes=int(env.get("MARKET_WARM_START_MINUTES", "1440")),
             archive_root=archive_path(path, env),
+            home_root=home_dir(path, env),
         )
 
 

@@ -100,6 +100,7 @@ def stack_children(
     then are canceled."""
     env = {
         "MARKET_DB": str(settings.db_path),
+        "MARKET_HOME": str(settings.home),
         "DAGSTER_HOME": str(settings.dagster_home),
         "MARKET_PROFILE": profile.value,
         "PYTHONUNBUFFERED": "1",

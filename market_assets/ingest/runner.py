@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.ingest.subjects import SUBJECT_ERRORS, AllSubjectsFailed
 from market_assets.ledger import Ledger
-from market_assets.memory import open_memory
+from market_assets.memory import MemoryMissingError, open_memory
 from market_assets.memory.weight import private_weight_ledger
 from market_assets.registry import Channel
 from market_assets.settings import Settings
@@ -89,10 +89,10 @@ def run_channel(
     stats = RequestStats()
     if dry_run:
         with private_weight_ledger(settings.db_path):
-            if settings.db_path.exists():
+            try:
                 with open_memory(settings.db_path, readonly=True) as conn:
                     batch = asyncio.run(collect(conn, settings, stats, clock()))
-            else:
+            except MemoryMissingError:
                 batch = asyncio.run(collect(None, settings, stats, clock()))
         return ChannelResult(channel, batch.counts(), stats.retries, stats.throttles, True, batch.details())
 
