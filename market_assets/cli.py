@@ -795,8 +795,8 @@ def main() -> None:
     except MarketMemoryError as exc:
         typer.echo(f"market: {exc}", err=True)
         sys.exit(EXIT_MEMORY_UNUSABLE)
-    except sqlite3.OperationalError as exc:
+    except Exception as exc:  # sqlite3's or psycopg's lock error
         if not is_busy(exc):
             raise
-        typer.echo(f"market: a file of the market memory is busy ({exc}): another process holds its write lock; try again", err=True)
+        typer.echo(f"market: the market memory is busy ({exc}): another process holds its write lock; try again", err=True)
         sys.exit(EXIT_MEMORY_BUSY)
