@@ -24,18 +24,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from market_assets.clock import Clock, wall_clock_ms
+from market_assets.memory import postgres
 from market_assets.memory.errors import (
     MarketMemoryError,
     MemoryBusyError,
     MemoryMissingError,
 )
-from market_assets.memory import postgres
 from market_assets.memory.postgres import PostgresConnection
 from market_assets.memory.schema import SCHEMA_VERSION, migrate, refuse_newer_schema
-from market_assets.memory.target import MemoryTarget, PostgresUrl, describe, parse_target
+from market_assets.memory.target import (
+    MemoryTarget,
+    PostgresUrl,
+    describe,
+    parse_target,
+)
 
 BUSY_TIMEOUT_SEC = 10.0
 """How long a connection waits for another process's write lock before giving up."""
@@ -136,6 +142,11 @@ def _connect_postgres(target: PostgresUrl, clock: Clock, readonly: bool, any_thr
                 )
         else:
             migrate(conn, clock())
+    except psycopg.Error as exc:
+        conn.close()
+        if is_busy(exc):
+            raise busy_error(target) from exc
+        raise MarketMemoryError(f"cannot use the market memory {target.redacted}: {postgres.first_line(exc)}") from exc
     except BaseException:
         conn.close()
         raise

@@ -21,6 +21,7 @@ meaning it has on SQLite, on any number of hosts.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -28,7 +29,9 @@ from typing import Any
 
 import psycopg
 from psycopg import errors, pq
+from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
+from psycopg.types.numeric import FloatDumper
 
 from market_assets.memory.errors import MarketMemoryError, MemoryMissingError
 from market_assets.memory.target import PostgresUrl
@@ -71,6 +74,14 @@ class _BoolAsInteger(Dumper):
         return b"1" if obj else b"0"
 
 
+class _NaNAsNull(FloatDumper):
+    """NaN is sent as NULL, as sqlite3 stores it: a NOT NULL column refuses it and a nullable
+    one keeps NULL, on both engines (PostgreSQL would store NaN in a float column)."""
+
+    def dump(self, obj: float) -> Buffer | None:
+        return None if math.isnan(obj) else super().dump(obj)
+
+
 class _NumericAsNumber(Loader):
     """``numeric`` results (PostgreSQL's ``sum`` of integers, ``avg``) as ``int`` or ``float``,
     the types SQLite returns for the same expressions, never ``Decimal``."""
@@ -96,7 +107,9 @@ class PostgresConnection:
         self.readonly = readonly
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> psycopg.Cursor[Any]:
-        return self.raw.execute(translate(sql), params or None, prepare=False)
+        if not params:  # sent as written: psycopg reads placeholders (and %%) only with parameters
+            return self.raw.execute(sql, None, prepare=False)
+        return self.raw.execute(translate(sql), params, prepare=False)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> psycopg.Cursor[Any]:
         cursor = self.raw.cursor()
@@ -127,9 +140,10 @@ def connect_postgres(target: PostgresUrl, *, readonly: bool = False, any_thread:
         )
     except psycopg.OperationalError as exc:
         if "does not exist" in str(exc):
-            raise MemoryMissingError(f"no market memory at {target.redacted}: {_first_line(exc)}") from exc
-        raise MarketMemoryError(f"cannot open the market memory {target.redacted}: {_first_line(exc)}") from exc
+            raise MemoryMissingError(f"no market memory at {target.redacted}: {first_line(exc)}") from exc
+        raise MarketMemoryError(f"cannot open the market memory {target.redacted}: {first_line(exc)}") from exc
     raw.adapters.register_dumper(bool, _BoolAsInteger)
+    raw.adapters.register_dumper(float, _NaNAsNull)
     raw.adapters.register_loader("numeric", _NumericAsNumber)
     return PostgresConnection(raw, target, readonly=readonly)
 
@@ -150,5 +164,6 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, errors.LockNotAvailable)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (psycopg's carry DETAIL and HINT lines after it)."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,15 +1,20 @@
-"""The market memory's schema, versioned with ``PRAGMA user_version`` and migrated forward on open.
+"""The market memory's schema, versioned and migrated forward on open, on SQLite and PostgreSQL.
 
-Migrations are append-only: ``MIGRATIONS[i]`` takes a memory from version ``i`` to ``i + 1``.
-Never edit a shipped migration; add the next one. All timestamps are integer epoch
-milliseconds (the unit of every source), named ``*_ms``. The DDL keeps to what SQLite and
-PostgreSQL share, except ``WITHOUT ROWID``, which a PostgreSQL memory drops.
+Migrations are append-only: ``MIGRATIONS[i]`` takes a SQLite memory from version ``i`` to
+``i + 1`` (its version is ``PRAGMA user_version``). Never edit a shipped migration; add the next
+one to :data:`FORWARD`, in both dialects. A PostgreSQL memory starts from a baseline equal to
+SQLite's version 9 (:mod:`market_assets.memory.schema_postgres`, which says why) and takes the
+same forward migrations; its version is the ``schema_version`` row of ``memory_info``. All
+timestamps are integer epoch milliseconds (the unit of every source), named ``*_ms``.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from dataclasses import dataclass
+from typing import Any
 
+from market_assets.memory import postgres, schema_postgres
+from market_assets.memory.dialect import Dialect, dialect_of
 from market_assets.memory.errors import MarketMemoryError
 
 _V1 = (
@@ -492,42 +497,97 @@ _V9 = (
     "ALTER TABLE ingestion_runs ADD COLUMN data_latest_ms INTEGER",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+
+@dataclass(frozen=True)
+class Migration:
+    """One step forward from version 9 on: the same change, in each engine's text."""
+
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+
+FORWARD: tuple[Migration, ...] = ()
+"""Migrations after the PostgreSQL baseline (version 10 on), for both engines."""
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, *(m.sqlite for m in FORWARD))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection, now_ms: int) -> None:
+def migrate(conn: Any, now_ms: int) -> None:
     """Bring the memory to ``SCHEMA_VERSION``; refuse a memory from a newer program.
 
-    The version is re-read under the write lock, so two processes opening a fresh memory at
-    once apply each migration exactly once.
+    The version is re-read under the write lock (SQLite's, or PostgreSQL's advisory write lock),
+    so two processes opening a fresh memory at once apply each migration exactly once.
     """
     if refuse_newer_schema(conn) == SCHEMA_VERSION:
         return
-    conn.execute("BEGIN IMMEDIATE")
+    on_postgres = dialect_of(conn) is Dialect.POSTGRES
+    if on_postgres:
+        postgres.begin_write(conn)
+    else:
+        conn.execute("BEGIN IMMEDIATE")
     try:
         version = refuse_newer_schema(conn)
-        for statements in MIGRATIONS[version:]:
-            for statement in statements:
-                conn.execute(statement)
-        if version == 0:
-            conn.execute(
-                "INSERT INTO memory_info (key, value) VALUES ('created_at_ms', ?)", (str(now_ms),)
-            )
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if on_postgres:
+            _migrate_postgres(conn, version, now_ms)
+        else:
+            _migrate_sqlite(conn, version, now_ms)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
 
-def refuse_newer_schema(conn: sqlite3.Connection) -> int:
-    """The memory's schema version; :class:`MarketMemoryError` if a newer program wrote it."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+def _migrate_sqlite(conn: Any, version: int, now_ms: int) -> None:
+    for statements in MIGRATIONS[version:]:
+        for statement in statements:
+            conn.execute(statement)
+    if version == 0:
+        conn.execute("INSERT INTO memory_info (key, value) VALUES ('created_at_ms', ?)", (str(now_ms),))
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _migrate_postgres(conn: Any, version: int, now_ms: int) -> None:
+    if version == SCHEMA_VERSION:
+        return  # another process migrated it while this one waited for the lock
+    if version == 0:
+        for statement in schema_postgres.BASELINE:
+            conn.execute(statement)
+        conn.execute("INSERT INTO memory_info (key, value) VALUES ('created_at_ms', ?)", (str(now_ms),))
+        version = schema_postgres.BASELINE_VERSION
+    for migration in FORWARD[version - schema_postgres.BASELINE_VERSION :]:
+        for statement in migration.postgres:
+            conn.execute(statement)
+    conn.execute(
+        "INSERT INTO memory_info (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (schema_postgres.VERSION_KEY, str(SCHEMA_VERSION)),
+    )
+
+
+def refuse_newer_schema(conn: Any) -> int:
+    """The memory's schema version (0: no memory yet); :class:`MarketMemoryError` if a newer
+    program wrote it."""
+    if dialect_of(conn) is Dialect.POSTGRES:
+        version = _postgres_version(conn)
+        where = conn.target.redacted
+    else:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        where = conn.execute("PRAGMA database_list").fetchone()[2] if version > SCHEMA_VERSION else ""
     if version > SCHEMA_VERSION:
-        path = conn.execute("PRAGMA database_list").fetchone()[2]
         raise MarketMemoryError(
-            f"the market memory {path} has schema version {version}, newer than the "
+            f"the market memory {where} has schema version {version}, newer than the "
             f"{SCHEMA_VERSION} this program knows; upgrade market before using it"
         )
     return version
+
+
+def _postgres_version(conn: Any) -> int:
+    if conn.execute("SELECT to_regclass('memory_info')").fetchone()[0] is None:
+        return 0
+    row = conn.execute("SELECT value FROM memory_info WHERE key = ?", (schema_postgres.VERSION_KEY,)).fetchone()
+    if row is None:
+        raise MarketMemoryError(
+            f"the database {conn.target.redacted} has a memory_info table but no schema version; "
+            "it is not a market memory this program made"
+        )
+    return int(row[0])
