@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import closing
@@ -187,3 +189,10 @@ def test_processes_opening_a_fresh_file_at_the_same_moment_all_get_it(
     for path in paths:
         with closing(sqlite3.connect(path)) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_sqlite_process_never_loads_psycopg() -> None:
+    """psycopg costs ~300 ms to import; only a process that opens a PostgreSQL memory pays it."""
+    code = "import sys, market_assets.memory, market_assets.cli, market_assets.ledger; print('psycopg' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "False"

@@ -20,7 +20,7 @@ from market_assets.memory.schema_postgres import BASELINE_VERSION
 from market_assets.memory.target import MemoryTarget, PostgresUrl
 
 POSTGRES_TYPES = {"INTEGER": "bigint", "REAL": "double precision", "TEXT": "text", "BLOB": "bytea"}
-POSTGRES_ONLY_INDEXES = {"candles_by_time", "candle_rollups_by_time", "funding_by_hour", "features_by_time"}
+POSTGRES_ONLY_INDEXES = {"candles_by_time", "candle_rollups_by_time", "funding_by_time", "features_by_time", "defillama_series_by_time"}
 """PostgreSQL's time indexes: it has no skip scan, so "every subject, recent window" needs them."""
 
 

@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import psycopg
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from market_assets.clock import Clock, wall_clock_ms
-from market_assets.memory import postgres
+from market_assets.memory.dialect import Dialect, dialect_of
 from market_assets.memory.errors import (
     MarketMemoryError,
     MemoryBusyError,
     MemoryMissingError,
 )
-from market_assets.memory.postgres import PostgresConnection
 from market_assets.memory.schema import SCHEMA_VERSION, migrate, refuse_newer_schema
 from market_assets.memory.target import (
     MemoryTarget,
@@ -42,6 +41,9 @@ from market_assets.memory.target import (
     describe,
     parse_target,
 )
+
+if TYPE_CHECKING:
+    from market_assets.memory.postgres import PostgresConnection
 
 BUSY_TIMEOUT_SEC = 10.0
 """How long a connection waits for another process's write lock before giving up."""
@@ -129,6 +131,11 @@ def connect(
 
 
 def _connect_postgres(target: PostgresUrl, clock: Clock, readonly: bool, any_thread: bool) -> PostgresConnection:
+    # Imported here: psycopg costs ~300 ms to import, which no SQLite process should pay.
+    import psycopg
+
+    from market_assets.memory import postgres
+
     conn = postgres.connect_postgres(target, readonly=readonly, any_thread=any_thread)
     try:
         if readonly:
@@ -175,7 +182,17 @@ def is_busy(exc: BaseException) -> bool:
     PostgreSQL's write lock waited for past its lock timeout."""
     if isinstance(exc, sqlite3.OperationalError):
         return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-    return postgres.is_busy(exc)
+    psycopg = sys.modules.get("psycopg")  # not loaded: no PostgreSQL connection raised it
+    return psycopg is not None and isinstance(exc, psycopg.errors.LockNotAvailable)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the database engine (``sqlite3.DatabaseError``, or ``psycopg.Error``
+    when psycopg is loaded): the connection that raised it may be unusable, drop it."""
+    if isinstance(exc, sqlite3.DatabaseError):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 def busy_error(target: MemoryTarget) -> MemoryBusyError:
@@ -254,7 +271,7 @@ def open_memory(path: MemoryTarget | str, *, clock: Clock = wall_clock_ms, reado
             raise busy_error(target) from exc
         raise
     finally:
-        if readonly or isinstance(conn, PostgresConnection):
+        if readonly or dialect_of(conn) is Dialect.POSTGRES:
             conn.close()
         else:
             close(conn)
@@ -274,8 +291,8 @@ def close(conn: sqlite3.Connection) -> None:
 def snapshot(conn: Any) -> Iterator[Any]:
     """One read transaction: every statement inside sees the same state of the memory (WAL on
     SQLite, a repeatable-read transaction on PostgreSQL)."""
-    if isinstance(conn, PostgresConnection):
-        postgres.begin_snapshot(conn)
+    if dialect_of(conn) is Dialect.POSTGRES:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     else:
         conn.execute("BEGIN")
     try:
@@ -289,8 +306,8 @@ def snapshot(conn: Any) -> Iterator[Any]:
 def write_transaction(conn: Any) -> Iterator[Any]:
     """One short write transaction: everything inside commits together or not at all, and no
     other writer runs meanwhile (SQLite's write lock; PostgreSQL's advisory write lock)."""
-    if isinstance(conn, PostgresConnection):
-        postgres.begin_write(conn)
+    if dialect_of(conn) is Dialect.POSTGRES:
+        conn.begin_write()
     else:
         conn.execute("BEGIN IMMEDIATE")
     try:

@@ -27,3 +27,8 @@ def dialect_of(conn: Any) -> Dialect:
 def pick(conn: Any, *, sqlite: T, postgres: T) -> T:
     """``sqlite`` or ``postgres``, whichever engine holds ``conn``."""
     return sqlite if dialect_of(conn) is Dialect.SQLITE else postgres
+
+
+ORDERED_JOIN: dict[Dialect, str] = {Dialect.SQLITE: "CROSS JOIN", Dialect.POSTGRES: "JOIN"}
+"""The join whose left side is looped over first: SQLite's ``CROSS JOIN`` forces that order (after a
+loose index scan, the coins, then a seek each); PostgreSQL's takes no ``ON`` and plans the order itself."""

@@ -14,7 +14,7 @@ what the hot path needs is psycopg's own pipelined ``executemany`` and ``COPY``;
 layer would rewrite every statement for no gain in either engine.
 
 Writers are serialized as SQLite serializes them (one write transaction at a time, waited for
-up to :data:`BUSY_TIMEOUT_SEC`): :func:`begin_write` takes a transaction-scoped advisory lock, so
+up to :data:`BUSY_TIMEOUT_SEC`): :meth:`PostgresConnection.begin_write` takes a transaction-scoped advisory lock, so
 every read-modify-write of the memory (the ledger, the queues, the repair bookkeeping) keeps the
 meaning it has on SQLite, on any number of hosts.
 """
@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from psycopg import errors, pq
+from psycopg import pq
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
 from psycopg.types.numeric import FloatDumper
@@ -123,6 +123,11 @@ class PostgresConnection:
     def close(self) -> None:
         self.raw.close()
 
+    def begin_write(self) -> None:
+        """Open a write transaction holding the memory's write lock (waits up to the lock timeout)."""
+        self.execute("BEGIN")
+        self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+
 
 def connect_postgres(target: PostgresUrl, *, readonly: bool = False, any_thread: bool = False) -> PostgresConnection:
     """A connection to the database at ``target`` (which must exist: databases are created by
@@ -146,22 +151,6 @@ def connect_postgres(target: PostgresUrl, *, readonly: bool = False, any_thread:
     raw.adapters.register_dumper(float, _NaNAsNull)
     raw.adapters.register_loader("numeric", _NumericAsNumber)
     return PostgresConnection(raw, target, readonly=readonly)
-
-
-def begin_write(conn: PostgresConnection) -> None:
-    """Open a write transaction holding the memory's write lock (waits up to the lock timeout)."""
-    conn.execute("BEGIN")
-    conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
-
-
-def begin_snapshot(conn: PostgresConnection) -> None:
-    """Open a read transaction in which every statement sees the same state (as SQLite's WAL)."""
-    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-
-
-def is_busy(exc: BaseException) -> bool:
-    """Whether ``exc`` is a lock waited for past ``lock_timeout`` (SQLite's ``database is locked``)."""
-    return isinstance(exc, errors.LockNotAvailable)
 
 
 def first_line(exc: BaseException) -> str:

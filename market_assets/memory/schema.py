@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from market_assets.memory import postgres, schema_postgres
+from market_assets.memory import schema_postgres
 from market_assets.memory.dialect import Dialect, dialect_of
 from market_assets.memory.errors import MarketMemoryError
 
@@ -523,7 +523,7 @@ def migrate(conn: Any, now_ms: int) -> None:
         return
     on_postgres = dialect_of(conn) is Dialect.POSTGRES
     if on_postgres:
-        postgres.begin_write(conn)
+        conn.begin_write()
     else:
         conn.execute("BEGIN IMMEDIATE")
     try:
