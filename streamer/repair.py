@@ -69,7 +69,10 @@ class Repairer:
         interval: str,
         step_ms: int,
         policy: RepairPolicy,
+        follows: Callable[[str], bool] | None = None,
     ) -> None:
+        """``follows``: whether this process repairs ``coin`` (a shard repairs only its own coins,
+        with its own IP's weight); ``None``: every coin."""
         self.client = client
         self.memory = memory
         self.clock = clock
@@ -78,6 +81,7 @@ class Repairer:
         self.interval = interval
         self.step_ms = step_ms
         self.policy = policy
+        self.follows = follows
         self._backlog: dict[str, Backlog] = {}
         self._stale = True
         """The queue changed since :attr:`_backlog` was read."""
@@ -173,6 +177,8 @@ class Repairer:
             if self._stale:
                 self._stale = False
                 entries = await self.memory.call(backlog, self.interval)
+                if self.follows is not None:
+                    entries = [entry for entry in entries if self.follows(entry.coin)]
                 self._backlog = {entry.coin: entry for entry in entries if entry.coin not in self._in_flight}
                 # A coin queued again while its repair is in flight is read again once it ends.
                 self._queued_in_flight.update(entry.coin for entry in entries if entry.coin in self._in_flight)
