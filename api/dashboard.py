@@ -6,6 +6,7 @@ from litestar import Controller, Response, get
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 
+from api.dependencies import SettingsDependency
 from api.openapi import GUARDED_ERRORS, GuardedOperation
 from api.readers import Readers
 from api.volume_cache import VolumeCache
@@ -32,7 +33,7 @@ class IngestionDashboardController(Controller):
     @get("/dashboard", sync_to_thread=True, responses=GUARDED_ERRORS, operation_class=GuardedOperation)
     def dashboard(
         self,
-        settings: NamedDependency[Settings],
+        settings: SettingsDependency,
         readers: NamedDependency[Readers],
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],

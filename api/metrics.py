@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from api.dashboard import current_dashboard
+from api.dependencies import SettingsDependency
 from api.openapi import GUARDED_ERRORS, GuardedOperation
 from api.readers import Readers
 from api.volume_cache import VolumeCache
@@ -27,7 +28,6 @@ from market_assets.dashboard import DashboardDocument, DashboardRow, WarningCode
 from market_assets.health import Status
 from market_assets.memory.dashboard import newest_candle_by_coin
 from market_assets.registry import CANDLES, REGISTRY, Producer
-from market_assets.settings import Settings
 
 TEXT_FORMAT = "text/plain; version=0.0.4"
 """The text exposition format ``generate_latest`` writes (Litestar appends the charset)."""
@@ -202,7 +202,7 @@ class MetricsController(Controller):
     @get("/metrics", sync_to_thread=True, media_type=TEXT_FORMAT, responses=GUARDED_ERRORS, operation_class=GuardedOperation)
     def metrics(
         self,
-        settings: NamedDependency[Settings],
+        settings: SettingsDependency,
         readers: NamedDependency[Readers],
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],
