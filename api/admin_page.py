@@ -35,15 +35,20 @@ from api.admin_pictures import (
 )
 from api.admin_pictures import text as _text
 from api.dashboard import current_dashboard
+from api.dependencies import SettingsDependency
 from api.errors import HTML_ERRORS
 from api.kept_read import KeptRead
 from api.readers import Readers
 from api.volume_cache import VolumeCache
 from market_assets.clock import Clock
-from market_assets.dashboard import DashboardDocument, DashboardRow, RunSummary
+from market_assets.dashboard import (
+    DashboardDocument,
+    DashboardRow,
+    RunSummary,
+    ShardRow,
+)
 from market_assets.memory.admin_history import RunBucket, Segment, coverage, run_buckets
 from market_assets.registry import CANDLES, REGISTRY
-from market_assets.settings import Settings
 
 RELOAD_EVERY_SEC = 30
 """How often the open page reloads itself."""
@@ -134,7 +139,7 @@ class AdminPageController(Controller):
     @get("/admin/ingestion", sync_to_thread=True, media_type=MediaType.HTML)
     def ingestion(
         self,
-        settings: NamedDependency[Settings],
+        settings: SettingsDependency,
         readers: NamedDependency[Readers],
         clock: NamedDependency[Clock],
         volumes: NamedDependency[VolumeCache],
@@ -216,9 +221,22 @@ def _last_run(run: RunSummary | None) -> str:
     return f"{_text(run.status)}, {run.rows_written:,} rows, {duration(run.age_sec)} ago{took}"
 
 
+def _shard_line(shard: ShardRow) -> str:
+    coins = "coins unknown" if shard.coins is None else f"{shard.coins:,} coins"
+    window = "no window in the last hour" if shard.window_age_sec is None else f"last window {duration(shard.window_age_sec)} ago"
+    why = f" — {_text(shard.detail)}" if shard.detail else ""
+    return (
+        f"<div class=\"shard\" data-shard=\"{_text(shard.shard)}\" data-status=\"{_text(shard.status)}\">"
+        f"shard <b>{_text(shard.shard)}</b>: <span class=\"status status-{_text(shard.status)}\">{_text(shard.status)}</span>, "
+        f"{coins}, {window}{why}</div>"
+    )
+
+
 def _details(row: DashboardRow) -> str:
-    """In sight: the failing checks and the last failure; folded: everything else, counters too."""
-    shown = "".join(
+    """In sight: the streamer shards, the failing checks and the last failure; folded: everything
+    else, counters too."""
+    shown = "".join(_shard_line(shard) for shard in row.shards)
+    shown += "".join(
         f"<div class=\"check-failed\" data-check=\"{_text(check.name)}\">✗ <b>{_text(check.name)}</b>"
         f"{' (blocking)' if check.blocking else ''}: {_text(check.summary)}</div>"
         for check in sorted(row.checks, key=lambda c: (not c.blocking, c.name)) if not check.passed

@@ -24,6 +24,10 @@ Each row lists the latest result of every asset check of its channel (``checks``
 ``check_results``, written by the Dagster checks and by ``market checks``) and raises
 ``check_failed`` when any of them failed; a failing *blocking* check also makes the row's status
 ``failed`` (SPEC §12, :mod:`market_assets.health`).
+
+A channel streamed by shards (``market stream --shard I/N``) lists them (``shards``): each shard's
+coins, the age and status of its latest window, judged as health judges them; the row's status is
+the worst shard's, and its ``stale`` warning names the shards that are late.
 """
 
 from __future__ import annotations
@@ -38,7 +42,13 @@ from enum import StrEnum
 
 import msgspec
 
-from market_assets.health import ChannelHealth, Status, evaluate_health
+from market_assets.health import (
+    ChannelHealth,
+    ShardHealth,
+    Status,
+    evaluate_health,
+    read_shard_windows,
+)
 from market_assets.memory import dashboard as sql
 from market_assets.memory import runs
 from market_assets.memory.checks import CheckResult, latest_results
@@ -51,6 +61,7 @@ from market_assets.memory.dashboard import (
 )
 from market_assets.memory.repairs import Fidelity, fidelity
 from market_assets.memory.runs import RunRecord, RunStatus, latest_run
+from market_assets.memory.shards import Shard
 from market_assets.registry import (
     REGISTRY,
     Channel,
@@ -181,6 +192,25 @@ class Thresholds(msgspec.Struct, rename="camel"):
     unverified_after_sec: int | None
 
 
+class ShardRow(msgspec.Struct, rename="camel"):
+    """One streamer shard of the channel, by its latest window."""
+
+    shard: str
+    """``I/N``."""
+    coins: int | None
+    """Coins it followed in that window (``None``: no window in the last hour)."""
+    window_age_sec: int | None
+    """Since that window ended (``None``: no window in the last hour)."""
+    status: str
+    """As health judges the shard: ``ok``, ``stale`` (late or gone) or ``failed``."""
+    detail: str | None
+    """Why it is not ``ok``, in a few words."""
+
+
+def shard_row(shard: ShardHealth) -> ShardRow:
+    return ShardRow(str(shard.shard), shard.coins, shard.age_sec, shard.status.value, shard.reason() or None)
+
+
 class DashboardRow(msgspec.Struct, rename="camel"):
     """A channel's health row (SPEC §4's keys, flat, in its order) followed by its signals."""
 
@@ -240,6 +270,8 @@ class DashboardRow(msgspec.Struct, rename="camel"):
     """The names of the warnings raised, in SPEC §5's order."""
     warning_details: dict[WarningCode, str]
     """A line a person reads for each raised warning, keyed by its name."""
+    shards: list[ShardRow]
+    """The streamer shards of the channel's latest window's layout, by index (empty: unsharded)."""
 
 
 class DashboardDocument(msgspec.Struct, rename="camel"):
@@ -280,6 +312,8 @@ class ChannelFacts:
 def stale_warning(health: ChannelHealth) -> Finding | None:
     if health.status is not Status.STALE:
         return None
+    if health.shards:
+        return Finding(WarningCode.STALE, f"{health.detail}, over the {health.channel.stale_after_sec}s stale threshold")
     return Finding(
         WarningCode.STALE,
         f"latest run {health.age_sec}s old, over the {health.channel.stale_after_sec}s stale threshold",
@@ -460,6 +494,7 @@ def evaluate_channel(health: ChannelHealth, facts: ChannelFacts, now_ms: int) ->
         ),
         warnings=[finding.code for finding in raised],
         warning_details={finding.code: finding.message for finding in raised},
+        shards=[shard_row(shard) for shard in health.shards],
     )
 
 
@@ -468,9 +503,12 @@ def evaluate_dashboard(
     facts: Mapping[Channel, ChannelFacts],
     latest_runs: Mapping[tuple[str, str], RunRecord],
     now_ms: int,
+    shard_windows: Mapping[tuple[str, str], Mapping[Shard, RunRecord]] | None = None,
 ) -> DashboardDocument:
     """Every registered channel, in registry order, at ``now_ms``."""
-    report = evaluate_health(registry, latest_runs, now_ms, [r for c in registry for r in facts[c].checks])
+    report = evaluate_health(
+        registry, latest_runs, now_ms, [r for c in registry for r in facts[c].checks], shard_windows
+    )
     rows = [evaluate_channel(health, facts[health.channel], now_ms) for health in report.channels]
     counted = min((facts[c].volumes.counted_at_ms for c in registry), default=now_ms)
     return DashboardDocument(ok=report.ok, generated_at_ms=now_ms, volumes_counted_at_ms=counted, rows=rows)
@@ -503,7 +541,8 @@ def read_dashboard(
         latest = runs.latest_runs(conn, ((c.source, c.name) for c in registry))
         checks = _checks_by_channel(latest_results(conn))
         facts = {c: _facts(conn, c, now_ms, volumes[c], max_coins, checks) for c in registry}
-    return evaluate_dashboard(registry, facts, latest, now_ms)
+        shard_windows = read_shard_windows(conn, latest, now_ms)
+    return evaluate_dashboard(registry, facts, latest, now_ms, shard_windows)
 
 
 def _checks_by_channel(results: Sequence[CheckResult]) -> dict[tuple[str, str], tuple[CheckResult, ...]]:

@@ -32,13 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streamer", description=__doc__)
     parser.add_argument("--clock-speed", type=float, default=None, help="run this many times faster than real time")
     parser.add_argument("--replay-control", default=None, help="the replay's control URL, to share its clock")
+    parser.add_argument("--shard", default=None, metavar="I/N", help="follow only shard I of N (default: MARKET_STREAM_SHARD)")
     args = parser.parse_args(argv)
     clock: AsyncClock | None = None
     if args.clock_speed is not None:
         if args.replay_control is None:
             parser.error("--clock-speed needs --replay-control: the streamer must read the replay's time")
         clock = replay_clock(args.clock_speed, args.replay_control)
-    return run_stream(Settings.from_env(), clock=clock)
+    return run_stream(Settings.from_env(), shard=args.shard, clock=clock)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@
 Both run the same streamer against ``settings.endpoints`` (real Hyperliquid, or the replay
 servers in offline mode) into ``settings.db_path``, with the local profile's coin cap, and both
 first take the memory's streamer lock (:mod:`streamer.lock`): a second streamer exits 1.
+
+``market stream --shard I/N`` (or ``MARKET_STREAM_SHARD``) follows only shard I of N's coins and
+takes that shard's lock: N streamers, one per host, each spend their own IP's allowance.
 """
 
 from __future__ import annotations
@@ -13,28 +16,55 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TextIO
 
 from market_assets.memory import MarketMemoryError, open_memory
 from market_assets.memory.runs import RunStatus, get_run
+from market_assets.memory.shards import Shard, ShardError
 from market_assets.redact import RedactingFormatter
 from market_assets.settings import Settings
 from market_assets.sources.timing import AsyncClock, SystemClock
-from streamer.config import StreamerConfig
+from streamer.config import StreamerConfig, shard_from_env
 from streamer.lock import StreamerLock, StreamerLockError
 from streamer.service import Endpoints, Streamer
 
 EXIT_OK = 0
 EXIT_MEMORY_UNUSABLE = 1
 """The memory cannot be used, or another streamer holds it (:mod:`streamer.lock`)."""
+EXIT_BAD_SHARD = 2
+"""``--shard`` (or ``MARKET_STREAM_SHARD``) is not ``I/N`` with 0 < I <= N: a usage error."""
 EXIT_NOTHING_WRITTEN = 6
 """The probe streamed for its whole duration without committing a single row."""
 
 
-def run_stream(settings: Settings, *, config: StreamerConfig | None = None, clock: AsyncClock | None = None) -> int:
+def run_stream(
+    settings: Settings,
+    *,
+    shard: str | None = None,
+    config: StreamerConfig | None = None,
+    clock: AsyncClock | None = None,
+) -> int:
     """Stream until SIGINT or SIGTERM; then flush the queue, record the open window, close the
-    sockets and return 0."""
-    return _locked(settings, lambda: asyncio.run(_stream(settings, config, clock, duration_ms=None, out=sys.stdout)))
+    sockets and return 0.
+
+    ``shard``: ``I/N`` to follow only that shard's coins; ``None`` keeps ``config``'s shard, else
+    reads ``MARKET_STREAM_SHARD`` (unset: every coin). Bad text exits 2 with one line, before
+    anything is opened."""
+    try:
+        if shard is not None:
+            chosen = Shard.parse(shard)
+        elif config is not None and config.shard is not None:
+            chosen = config.shard
+        else:
+            chosen = shard_from_env()
+    except ShardError as exc:
+        print(f"market stream: {exc}", file=sys.stderr)
+        return EXIT_BAD_SHARD
+    config = replace(config or StreamerConfig.from_settings(settings), shard=chosen)
+    return _locked(
+        settings, chosen, lambda: asyncio.run(_stream(settings, config, clock, duration_ms=None, out=sys.stdout))
+    )
 
 
 def run_probe(
@@ -47,16 +77,20 @@ def run_probe(
 ) -> int:
     """Stream for ``duration_ms`` (or until interrupted), writing real rows and ledger windows,
     then print a short summary. Exit code 0 when rows were committed."""
+    shard = config.shard if config is not None else None
     return _locked(
-        settings, lambda: asyncio.run(_stream(settings, config, clock, duration_ms=duration_ms, out=out or sys.stdout))
+        settings,
+        shard,
+        lambda: asyncio.run(_stream(settings, config, clock, duration_ms=duration_ms, out=out or sys.stdout)),
     )
 
 
-def _locked(settings: Settings, run: Callable[[], int]) -> int:
-    """``run()`` holding the memory's streamer lock, or exit 1 with one line while another
-    streamer holds it; checked before logging is set up, so that line is all stderr gets."""
+def _locked(settings: Settings, shard: Shard | None, run: Callable[[], int]) -> int:
+    """``run()`` holding the memory's (or the shard's) streamer lock, or exit 1 with one line
+    while another streamer holds it; checked before logging is set up, so that line is all
+    stderr gets."""
     try:
-        lock = StreamerLock.acquire(settings.db_path)
+        lock = StreamerLock.acquire(settings.db_path, shard)
     except StreamerLockError as exc:
         print(f"market stream: {exc}", file=sys.stderr)
         return EXIT_MEMORY_UNUSABLE

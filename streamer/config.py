@@ -7,9 +7,12 @@ place a cadence is written); a coin's silence is judged against a *multiple* of 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from market_assets.memory.retention import WAL_BOUND_BYTES
+from market_assets.memory.shards import Shard
 from market_assets.registry import CANDLES
 from market_assets.settings import Settings
 from market_assets.sources.ratelimit import MAX_CANDLES_PER_SNAPSHOT
@@ -25,6 +28,15 @@ HL_IDLE_CLOSE_S = 60
 HL_MAX_PING_INTERVAL_S = 50
 """The official SDK's interval: 10 s of slack under the idle close."""
 
+SHARD_ENV = "MARKET_STREAM_SHARD"
+"""``I/N``: follow shard I of N (``market stream --shard``); unset or empty, every coin."""
+
+
+def shard_from_env(env: Mapping[str, str] | None = None) -> Shard | None:
+    """The shard :data:`SHARD_ENV` names (raises ``memory.shards.ShardError`` on bad text)."""
+    text = (os.environ if env is None else env).get(SHARD_ENV, "").strip()
+    return Shard.parse(text) if text else None
+
 
 @dataclass(frozen=True)
 class StreamerConfig:
@@ -32,6 +44,8 @@ class StreamerConfig:
     max_coins: int | None = None
     """Follow only the most traded coins (the local profile); ``None``: every listed perp."""
     hip3_dexes: tuple[str, ...] = ()
+    shard: Shard | None = None
+    """Follow only this shard's share of the coins (``streamer.universe``); ``None``: all."""
 
     max_connections: int = 4
     """At most this many sockets. The IP may hold 10: the rest is left to a concurrent probe."""
@@ -105,9 +119,12 @@ class StreamerConfig:
             raise ValueError("backoff must start positive, cap at or above its start, and jitter non-negative")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StreamerConfig:
+    def from_settings(cls, settings: Settings, shard: Shard | None = None) -> StreamerConfig:
         return cls(
-            max_coins=settings.max_coins, hip3_dexes=settings.hip3_dexes, warm_start_minutes=settings.warm_start_minutes
+            max_coins=settings.max_coins,
+            hip3_dexes=settings.hip3_dexes,
+            shard=shard,
+            warm_start_minutes=settings.warm_start_minutes,
         )
 
     @property

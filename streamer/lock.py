@@ -1,61 +1,127 @@
-"""One streamer per market memory: an OS advisory lock on a file beside it, held for the life of
-the streamer process.
+"""One streamer per market memory, or one per shard: a lock held for the life of the streamer process.
 
-Two streamers on one memory would each record the same minute windows, take each other's open
-window for a crash (:mod:`streamer.windows`) and spend the same Hyperliquid allowance twice. The
-lock is ``flock(LOCK_EX | LOCK_NB)`` on ``<memory>.streamer.lock``: the kernel releases it when
-the process ends, however it ends, so a ``kill -9`` leaves nothing to clean up by hand. The file
-itself stays (it only says which pid last held the lock); deleting it on exit would let a starter
-that opened the old file and one that created a new file both win.
+Two streamers following the same coins would each record the same minute windows, take each
+other's open window for a crash (:mod:`streamer.windows`) and spend the same Hyperliquid allowance
+twice. So an unsharded streamer excludes every other streamer, and a shard (``--shard I/N``)
+excludes the same shard and an unsharded streamer, while different shards of one layout coexist;
+shards of another N (whose shares overlap) are refused too.
+
+Two locks say this: the *layout* lock, exclusive for an unsharded streamer and shared for a
+shard, and each shard's own exclusive lock. Both are released by the kernel or the server when
+the process ends, however it ends, so a ``kill -9`` leaves nothing to clean up by hand.
+
+* SQLite (one host): ``flock(LOCK_NB)`` on files beside the memory, ``<memory>.streamer.lock``
+  (the layout; an unsharded streamer's pid) and ``<memory>.streamer.2of3.lock`` (shard 2/3's
+  pid). The files stay; deleting one on exit would let a starter that opened the old file and one
+  that created a new file both win.
+* PostgreSQL (many hosts share no file): session advisory locks on a connection of the lock's
+  own (``memory.shards``), named so a refusal can say who holds it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+from market_assets.memory.errors import MarketMemoryError
+from market_assets.memory.shards import (
+    LAYOUT_LOCK,
+    Shard,
+    name_session,
+    shard_lock_key,
+    shard_of_lock_key,
+    streamer_lock_holders,
+    try_streamer_lock,
+)
+from market_assets.memory.target import MemoryTarget, PostgresUrl, describe
+
+if TYPE_CHECKING:  # psycopg is imported only for a PostgreSQL memory (startup time)
+    from market_assets.memory.postgres import PostgresConnection
 
 
 class StreamerLockError(RuntimeError):
-    """Another streamer holds the memory, or the lock file cannot be made; one line for stderr."""
+    """Another streamer holds the memory (or the shard), or the lock cannot be taken; one line."""
 
 
-def lock_path(db_path: Path) -> Path:
-    """``market.db`` -> ``market.db.streamer.lock``."""
-    return db_path.with_name(f"{db_path.name}.streamer.lock")
+def lock_path(db_path: Path, shard: Shard | None = None) -> Path:
+    """``market.db`` -> ``market.db.streamer.lock``; shard 2/3 -> ``market.db.streamer.2of3.lock``."""
+    middle = "" if shard is None else f".{shard.index}of{shard.count}"
+    return db_path.with_name(f"{db_path.name}.streamer{middle}.lock")
+
+
+def _what(shard: Shard | None) -> str:
+    return "streamer" if shard is None else f"streamer of shard {shard}"
 
 
 class StreamerLock:
-    """The lock of the memory at ``db_path``, held from :meth:`acquire` until :meth:`release`
-    (or the end of the process)."""
+    """The lock of the memory at ``target`` for ``shard``, held from :meth:`acquire` until
+    :meth:`release` (or the end of the process)."""
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
+    def __init__(self, fds: list[int], session: PostgresConnection | None = None) -> None:
+        self._fds = fds
+        self._session = session
 
     @classmethod
-    def acquire(cls, db_path: Path) -> StreamerLock:
-        path = lock_path(db_path)
+    def acquire(cls, target: MemoryTarget, shard: Shard | None = None) -> StreamerLock:
+        if isinstance(target, PostgresUrl):
+            return cls._acquire_postgres(target, shard)
+        fds: list[int] = []
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StreamerLockError(f"cannot create the streamer lock {path}: {exc.strerror}") from exc
+            fds.append(
+                _flock(
+                    lock_path(target),
+                    exclusive=shard is None,
+                    refusal=lambda pid: _layout_refusal(target, pid) if shard is None else _held(pid, target, None),
+                )
+            )
+            if shard is not None:
+                fds.append(_flock(lock_path(target, shard), exclusive=True, refusal=lambda pid: _held(pid, target, shard)))
+                if others := [held for held in _held_shards(target) if held.count != shard.count]:
+                    raise StreamerLockError(_other_layout(others, shard, describe(target)))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        for fd in fds[1:] if shard is not None else fds:
+            _write_pid(fd)
+        return cls(fds)
+
+    @classmethod
+    def _acquire_postgres(cls, target: PostgresUrl, shard: Shard | None) -> StreamerLock:
+        from market_assets.memory.postgres import connect_postgres
+
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _pid_in(fd)
-            os.close(fd)
-            raise StreamerLockError(_held(holder, db_path)) from None
-        except OSError as exc:  # a filesystem without locks (some network mounts)
-            os.close(fd)
-            raise StreamerLockError(f"cannot lock {path}: {exc.strerror}") from exc
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        return cls(fd)
+            session = connect_postgres(target)
+        except MarketMemoryError as exc:
+            raise StreamerLockError(str(exc)) from exc
+        try:
+            name_session(session, f"market {_what(shard)} pid {os.getpid()} on {socket.gethostname()}")
+            if not try_streamer_lock(session, LAYOUT_LOCK, shared=shard is not None):
+                raise StreamerLockError(_held_text(session, target, shard))
+            if shard is not None:
+                if not try_streamer_lock(session, shard_lock_key(shard)):
+                    raise StreamerLockError(_held_text(session, target, shard))
+                holders = streamer_lock_holders(session)
+                others = sorted({shard_of_lock_key(key) for key, _ in holders if key != LAYOUT_LOCK} - {shard})
+                if others := [held for held in others if held.count != shard.count]:
+                    raise StreamerLockError(_other_layout(others, shard, target.redacted))
+        except BaseException:
+            session.close()  # ends the session: the server releases whatever it took
+            raise
+        return cls([], session)
 
     def release(self) -> None:
-        os.close(self._fd)
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def __enter__(self) -> StreamerLock:
         return self
@@ -66,32 +132,117 @@ class StreamerLock:
         self.release()
 
 
-def refuse_if_streaming(db_path: Path) -> None:
-    """Raise :class:`StreamerLockError` while a streamer holds the memory at ``db_path``.
+def refuse_if_streaming(target: MemoryTarget) -> None:
+    """Raise :class:`StreamerLockError` while any streamer (unsharded or a shard) holds the memory
+    at ``target``.
 
-    Only looks: a memory that never had a streamer gets no lock file from this.
+    Only looks: a memory that never had a streamer gets no lock file from this, and on PostgreSQL
+    the server's lock table is read, no lock taken.
     """
-    path = lock_path(db_path)
+    if isinstance(target, PostgresUrl):
+        from market_assets.memory.postgres import connect_postgres
+
+        try:
+            session = connect_postgres(target, readonly=True)
+        except MarketMemoryError as exc:
+            raise StreamerLockError(str(exc)) from exc
+        try:
+            holders = streamer_lock_holders(session)
+        finally:
+            session.close()
+        if holders:
+            names = sorted({name for _, name in holders if name})
+            who = "; ".join(names) if names else "another streamer"
+            raise StreamerLockError(f"{who} is already writing {target.redacted}")
+        return
+    if (holder := _probe(lock_path(target))) is not False:
+        raise StreamerLockError(_held(holder, target, None))
+    if _held_shards(target):
+        raise StreamerLockError(_layout_refusal(target, None))
+
+
+def _flock(path: Path, *, exclusive: bool, refusal: Callable[[int | None], str]) -> int:
+    """An open descriptor of ``path`` holding its lock, or :class:`StreamerLockError` with
+    ``refusal(pid in the file)``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StreamerLockError(f"cannot create the streamer lock {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _pid_in(fd)
+        os.close(fd)
+        raise StreamerLockError(refusal(holder)) from None
+    except OSError as exc:  # a filesystem without locks (some network mounts)
+        os.close(fd)
+        raise StreamerLockError(f"cannot lock {path}: {exc.strerror}") from exc
+    return fd
+
+
+def _layout_refusal(target: Path, holder: int | None) -> str:
+    """Why the layout lock was refused to an unsharded streamer: shards hold it shared (the pid
+    in the file is then an old one), or another unsharded streamer holds it."""
+    if shards := _held_shards(target):
+        return f"streamers of shards {', '.join(map(str, shards))} are already writing {target}"
+    return _held(holder, target, None)
+
+
+def _write_pid(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+
+
+def _probe(path: Path) -> int | None | bool:
+    """``False`` while nobody holds ``path`` exclusively; else the holder's pid (``None`` if unknown)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return
+        return False
     except OSError as exc:
         raise StreamerLockError(f"cannot read the streamer lock {path}: {exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise StreamerLockError(_held(_pid_in(fd), db_path)) from None
+        return _pid_in(fd)
     finally:
         os.close(fd)
+    return False
+
+
+def _held_shards(target: Path) -> list[Shard]:
+    """The shards whose lock files beside ``target`` are held now."""
+    held: list[Shard] = []
+    prefix = f"{target.name}.streamer."
+    for path in target.parent.glob(f"{target.name}.streamer.*of*.lock"):
+        index, _, count = path.name[len(prefix) : -len(".lock")].partition("of")
+        if index.isdigit() and count.isdigit() and _probe(path) is not False:
+            held.append(Shard(int(index), int(count)))
+    return sorted(held)
 
 
 def _pid_in(fd: int) -> int | None:
-    """The holder's pid; ``None`` in the instant between its lock and its write."""
+    """The holder's pid; ``None`` in the instant between its lock and its write, or for a layout
+    lock held shared by shards."""
     text = os.pread(fd, 32, 0).decode(errors="replace").strip()
     return int(text) if text.isdigit() else None
 
 
-def _held(pid: int | None, db_path: Path) -> str:
-    who = f"another streamer (pid {pid})" if pid is not None else "another streamer"
-    return f"{who} is already writing {db_path}"
+def _held(pid: int | None, target: Path, shard: Shard | None) -> str:
+    who = f"another {_what(shard)}" + (f" (pid {pid})" if pid is not None else "")
+    return f"{who} is already writing {target}"
+
+
+def _held_text(session: PostgresConnection, target: PostgresUrl, shard: Shard | None) -> str:
+    holders = streamer_lock_holders(session)
+    names = sorted({name for key, name in holders if name and (shard is None or key in (LAYOUT_LOCK, shard_lock_key(shard)))})
+    who = "; ".join(names) if names else f"another {_what(shard)}"
+    return f"{who} is already writing {target.redacted}"
+
+
+def _other_layout(others: list[Shard], shard: Shard, where: str) -> str:
+    return (
+        f"streamers of shards {', '.join(map(str, others))} are writing {where}: shard {shard} would follow "
+        f"coins they follow (stop them, or start every shard with the same N)"
+    )

@@ -13,6 +13,7 @@ import random
 import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from market_assets.memory.candles import RepairReason
@@ -31,7 +32,7 @@ from streamer.limits import RollingLimit
 from streamer.memory_thread import MemoryThread
 from streamer.pool import Pool
 from streamer.repair import Repairer, bucket_start, window_floor
-from streamer.universe import Universe, read_universe, stored_universe
+from streamer.universe import Universe, follows, read_universe, stored_universe
 from streamer.windows import WindowRecorder
 from streamer.writer import Writer
 
@@ -63,7 +64,7 @@ class Streamer:
         self.client = HyperliquidClient(endpoints.rest, clock=clock, limiter=shared_budget(db_path, clock))
         self.book = BucketBook(self.step_ms)
         self.universe = Universe((), {}, ())
-        self.windows = WindowRecorder(config.window_ms, clock.now_ms, self.client.stats)
+        self.windows = WindowRecorder(config.window_ms, clock.now_ms, self.client.stats, config.shard)
         limits = SocketLimits(
             url=endpoints.ws,
             config=config,
@@ -83,6 +84,7 @@ class Streamer:
             interval=config.interval,
             step_ms=self.step_ms,
             policy=config.repair,
+            follows=None if config.shard is None else partial(follows, config.shard),
         )
         self.writer = Writer(
             self.memory, config, clock, self.counters, self.windows, self._window_report, on_owed=self.repairer.wake
@@ -183,11 +185,16 @@ class Streamer:
         self.repairer.wake()
 
     def follow(self, universe: Universe) -> None:
-        """Stream exactly ``universe``'s coins from now on: listings are subscribed and
-        delistings unsubscribed on the sockets already open."""
+        """Stream exactly ``universe``'s coins from now on (a shard's share, already taken):
+        listings are subscribed and delistings unsubscribed on the sockets already open."""
         self.universe = universe
         placement = self.pool.follow(universe.coins)
-        log.info("streaming %d coins on %d socket(s)", sum(len(s) for s in placement.sockets), len(self.pool.connections))
+        log.info(
+            "streaming %d coins on %d socket(s)%s",
+            sum(len(s) for s in placement.sockets),
+            len(self.pool.connections),
+            "" if self.config.shard is None else f" (shard {self.config.shard})",
+        )
 
     async def _first_universe(self, stop: asyncio.Event) -> Universe | None:
         """Read the universe, retrying forever; while REST is down, start from the coins the
@@ -201,15 +208,16 @@ class Streamer:
                 stored = await self.memory.call(listed_coins)
                 if stored:
                     log.warning("universe unreadable (%s); streaming the %d coins stored", exc, len(stored))
-                    return stored_universe(stored, self.config.max_coins)
+                    return stored_universe(stored, self.config.max_coins).share(self.config.shard)
                 log.warning("universe unreadable, retrying: %s", exc)
                 await self.clock.sleep(backoff.next_delay())
         return None
 
     async def _read_universe(self) -> Universe:
+        """The coins to follow: this shard's share of the universe read (all of it unsharded)."""
         universe = await read_universe(self.client, self.config.hip3_dexes, self.config.max_coins)
         await self.memory.call(upsert_universe, list(universe.rows), self.clock.now_ms())
-        return universe
+        return universe.share(self.config.shard)
 
     async def _poll_universe(self) -> None:
         while True:

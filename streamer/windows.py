@@ -21,6 +21,9 @@ was down from the window's start to its end ("cannot stay connected"). :meth:`ro
 the event loop, which owns the counters. A window the memory would not take is kept and
 recorded by the next call that gets through.
 
+A shard (``--shard I/N``) marks each of its windows with its ``I/N`` (``memory.shards.SHARD_KEY``)
+and keeps its own open-window marker, so a shard's restart records only its own window left open.
+
 Each window records the newest open time this process had written when it closed (the data lag
 the admin page draws), kept from the flushes, never queried; a window before the first write
 (or the one a killed process left) leaves it to the ledger, which reads it once.
@@ -28,13 +31,24 @@ the admin page draws), kept from the flushes, never queried; a window before the
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from market_assets.clock import Clock
 from market_assets.ledger import Ledger, Run
-from market_assets.memory.open_window import clear_open_window, mark_open_window, open_window_ms
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.open_window import (
+    clear_open_window,
+    mark_open_window,
+    open_window_ms,
+)
+from market_assets.memory.shards import (
+    SHARD_KEY,
+    Shard,
+    clear_shard_open_window,
+    mark_shard_open_window,
+    shard_open_window_ms,
+)
 from market_assets.registry import CANDLES
 from market_assets.sources.http import RequestStats
 
@@ -58,8 +72,11 @@ class _Window:
 
 
 class WindowRecorder:
-    def __init__(self, window_ms: int, clock: Clock, request_stats: RequestStats | None = None) -> None:
+    def __init__(
+        self, window_ms: int, clock: Clock, request_stats: RequestStats | None = None, shard: Shard | None = None
+    ) -> None:
         self.window_ms = window_ms
+        self.shard = shard
         self.clock = clock
         self.request_stats = request_stats
         self.open: _Window | None = None
@@ -92,7 +109,7 @@ class WindowRecorder:
     def write_failed(self, error: BaseException) -> None:
         self.write_failure = f"cannot write: {type(error).__name__}: {error}"
 
-    def roll(self, conn: sqlite3.Connection, now_ms: int, metadata: dict[str, Any], failure: str | None) -> None:
+    def roll(self, conn: MemoryConnection, now_ms: int, metadata: dict[str, Any], failure: str | None) -> None:
         """Close the open window with ``metadata`` (``failure``: why its sockets could not stay
         connected), open ``now_ms``'s, and record what is closed."""
         if not self.due(now_ms):
@@ -101,24 +118,36 @@ class WindowRecorder:
         self.open = _Window(self.window_of(now_ms))
         if not self._took_over:
             self._take_over(conn, now_ms)
-        mark_open_window(conn, self.open.started_at_ms)
+        if self.shard is None:
+            mark_open_window(conn, self.open.started_at_ms)
+        else:
+            mark_shard_open_window(conn, self.shard, self.open.started_at_ms)
         self._record(conn)
 
-    def finish(self, conn: sqlite3.Connection, now_ms: int, metadata: dict[str, Any]) -> None:
+    def finish(self, conn: MemoryConnection, now_ms: int, metadata: dict[str, Any]) -> None:
         """At shutdown: record the open window as it stands."""
         self._close(now_ms, metadata, None)
         if self._took_over:
-            clear_open_window(conn)
+            if self.shard is None:
+                clear_open_window(conn)
+            else:
+                clear_shard_open_window(conn, self.shard)
         self._record(conn)
 
-    def _take_over(self, conn: sqlite3.Connection, now_ms: int) -> None:
+    def _take_over(self, conn: MemoryConnection, now_ms: int) -> None:
         """Queue the window a previous process left open as failed; before this process's own
         marker replaces it."""
-        left_open = open_window_ms(conn)
+        left_open = open_window_ms(conn) if self.shard is None else shard_open_window_ms(conn, self.shard)
         self._took_over = True
         if left_open is not None:
             ended = min(now_ms, left_open + self.window_ms)
-            self._unrecorded.append(_Window(left_open, finished_at_ms=ended, metadata={}, error=ENDED_UNCLOSED))
+            self._unrecorded.append(_Window(left_open, finished_at_ms=ended, metadata=self._marked({}), error=ENDED_UNCLOSED))
+
+    def _marked(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """``metadata`` with this process's shard, if it is one."""
+        if self.shard is not None:
+            metadata[SHARD_KEY] = str(self.shard)
+        return metadata
 
     def _close(self, now_ms: int, metadata: dict[str, Any], failure: str | None) -> None:
         window, self.open = self.open, None
@@ -126,7 +155,7 @@ class WindowRecorder:
             return
         window.finished_at_ms = now_ms
         window.data_latest_ms = self.data_latest_ms
-        window.metadata = metadata
+        window.metadata = self._marked(metadata)
         window.error = self.write_failure or failure
         self.write_failure = None
         if self.request_stats is not None:
@@ -138,7 +167,7 @@ class WindowRecorder:
             self._stats_at_window = (retries, throttles, budget_waits)
         self._unrecorded.append(window)
 
-    def _record(self, conn: sqlite3.Connection) -> None:
+    def _record(self, conn: MemoryConnection) -> None:
         ledger = Ledger(conn, self.clock)
         while self._unrecorded:
             window = self._unrecorded[0]

@@ -1,0 +1,175 @@
+"""SQL of sharded streamers (``market stream --shard I/N``), on both engines.
+
+A shard is one of N streamers that together follow the universe, each its own share of the coins
+(``streamer.universe``). Each records its own ledger windows, marked with :data:`SHARD_KEY` in the
+run metadata (as a backfill is marked with ``backfill``): health reads every shard's latest window
+(:func:`latest_shard_windows`) and is ``ok`` only when each reported within the threshold.
+
+Each shard also keeps its own open-window marker (the window a killed shard left open is recorded
+``failed`` by that shard's next start, never by another shard's) and, on PostgreSQL, its own
+session advisory lock: streamers on several hosts share no file to ``flock``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from market_assets.memory.connection import MemoryConnection, write_transaction
+from market_assets.memory.dialect import pick
+from market_assets.memory.runs import _COLUMNS, RunRecord, _record
+
+SHARD_KEY = "shard"
+"""Run metadata of a sharded streamer's window: the shard's ``I/N`` text."""
+
+MAX_SHARDS = 1000
+"""More shards than coins is no use; the bound keeps a shard's lock key in PostgreSQL's int4."""
+
+_SHARD_TEXT = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+class ShardError(ValueError):
+    """A shard that is not ``I/N`` with 0 < I <= N; one line for a person."""
+
+
+@dataclass(frozen=True, order=True)
+class Shard:
+    index: int
+    """1-based: shard ``index`` of ``count``."""
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.index <= self.count <= MAX_SHARDS:
+            raise ShardError(f"shard {self.index}/{self.count}: must be I/N with 0 < I <= N <= {MAX_SHARDS}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"2/3"`` -> shard 2 of 3; anything else raises :class:`ShardError`."""
+        match = _SHARD_TEXT.fullmatch(text)
+        if match is None:
+            raise ShardError(f"shard {text!r}: expected I/N, e.g. 2/3 (shard 2 of 3)")
+        return cls(int(match[1]), int(match[2]))
+
+    @classmethod
+    def of_metadata(cls, metadata: object) -> Shard | None:
+        """The shard a window's metadata names; ``None`` for an unsharded streamer's (or a
+        text this version cannot read, which is then judged as unsharded)."""
+        if not isinstance(metadata, str):
+            return None
+        try:
+            return cls.parse(metadata)
+        except ShardError:
+            return None
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+# Open-window markers -------------------------------------------------------------------------
+
+
+def _open_window_key(shard: Shard) -> str:
+    """Beside the unsharded streamer's ``streamer_open_window_ms`` (``memory.open_window``)."""
+    return f"streamer_open_window_ms:{shard}"
+
+
+def shard_open_window_ms(conn: MemoryConnection, shard: Shard) -> int | None:
+    """The start of the window ``shard`` opened and has not closed, if any."""
+    row = conn.execute("SELECT value FROM memory_info WHERE key = ?", (_open_window_key(shard),)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def mark_shard_open_window(conn: MemoryConnection, shard: Shard, started_at_ms: int) -> None:
+    with write_transaction(conn):
+        conn.execute(
+            "INSERT INTO memory_info (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_open_window_key(shard), str(started_at_ms)),
+        )
+
+
+def clear_shard_open_window(conn: MemoryConnection, shard: Shard) -> None:
+    with write_transaction(conn):
+        conn.execute("DELETE FROM memory_info WHERE key = ?", (_open_window_key(shard),))
+
+
+# Latest window of each shard (health, dashboard) -----------------------------------------------
+
+_SHARD_OF_RUN = {
+    "sqlite": f"json_extract(metadata, '$.{SHARD_KEY}')",
+    "postgres": f"(metadata::jsonb ->> '{SHARD_KEY}')",
+}
+
+
+def _latest_per_shard_sql(shard_of_run: str) -> str:
+    return (
+        f"SELECT shard, {_COLUMNS} FROM ("
+        f" SELECT {shard_of_run} AS shard, {_COLUMNS}, ROW_NUMBER() OVER ("
+        f"  PARTITION BY {shard_of_run} ORDER BY started_at_ms DESC, run_id DESC) AS newest"
+        " FROM ingestion_runs WHERE source = ? AND channel = ? AND started_at_ms >= ?"
+        f" AND {shard_of_run} IS NOT NULL"
+        ") AS windows WHERE newest = 1"
+    )
+
+
+_LATEST_PER_SHARD = {dialect: _latest_per_shard_sql(expr) for dialect, expr in _SHARD_OF_RUN.items()}
+
+
+def latest_shard_windows(
+    conn: MemoryConnection, source: str, channel: str, since_ms: int
+) -> dict[Shard, RunRecord]:
+    """The latest window of each shard that started one at or after ``since_ms``.
+
+    A seek on the channel's time index, then one JSON read per window in range (N per minute).
+    """
+    sql = pick(conn, sqlite=_LATEST_PER_SHARD["sqlite"], postgres=_LATEST_PER_SHARD["postgres"])
+    latest: dict[Shard, RunRecord] = {}
+    for row in conn.execute(sql, (source, channel, since_ms)):
+        shard = Shard.of_metadata(row[0])
+        if shard is not None:
+            latest[shard] = _record(tuple(row[1:]))
+    return latest
+
+
+# PostgreSQL: one streamer per shard across hosts -----------------------------------------------
+
+STREAMER_LOCK_CLASS = 0x6D6B7473
+"""First half of every streamer advisory lock key (``'mkts'``). Two-int4 keys live apart from the
+single-bigint key of the memory's write lock (``memory.postgres.WRITE_LOCK_KEY``)."""
+
+LAYOUT_LOCK = 0
+"""Second half of the lock that keeps an unsharded streamer (exclusive) and shards (shared) apart."""
+
+
+def shard_lock_key(shard: Shard) -> int:
+    """Second half of ``shard``'s own lock: distinct for every I/N (I <= N <= 1000)."""
+    return shard.count * MAX_SHARDS + shard.index
+
+
+def shard_of_lock_key(key: int) -> Shard:
+    return Shard(key % MAX_SHARDS, key // MAX_SHARDS)
+
+
+def try_streamer_lock(conn: MemoryConnection, key: int, *, shared: bool = False) -> bool:
+    """Take the session advisory lock ``(STREAMER_LOCK_CLASS, key)`` if free; held until the
+    session ends, however the process ends (the server drops a dead client's session)."""
+    function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+    return bool(conn.execute(f"SELECT {function}(?, ?)", (STREAMER_LOCK_CLASS, key)).fetchone()[0])
+
+
+def name_session(conn: MemoryConnection, name: str) -> None:
+    """Set this session's ``application_name``: what :func:`streamer_lock_holders` reports."""
+    conn.execute("SELECT set_config('application_name', ?, false)", (name[:63],))
+
+
+def streamer_lock_holders(conn: MemoryConnection) -> list[tuple[int, str]]:
+    """``(key, application_name)`` of every streamer lock held now, on any host; takes no lock."""
+    rows = conn.execute(
+        "SELECT l.objid::bigint, COALESCE(a.application_name, '') FROM pg_locks AS l"
+        " LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted AND l.classid::bigint = ?"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " ORDER BY 1, 2",
+        (STREAMER_LOCK_CLASS,),
+    ).fetchall()
+    return [(int(key), str(name)) for key, name in rows]
