@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from market_assets.memory.candles import RepairReason
+from market_assets.memory.connection import is_database_error
 from market_assets.memory.hyperliquid import listed_coins, upsert_universe
 from market_assets.memory.repairs import queue_horizon
 from market_assets.sources.errors import SourceError
@@ -234,7 +234,9 @@ class Streamer:
             if added:
                 try:
                     await self._queue_horizon(sorted(added))  # a new listing warms up like an empty memory
-                except sqlite3.Error as exc:
+                except Exception as exc:
+                    if not is_database_error(exc):
+                        raise
                     log.warning("could not queue the history of %d new coins yet: %s", len(added), exc)
             self.follow(universe)
 

@@ -20,6 +20,7 @@ from api import create_app
 from api.admin_page import CoverageCache
 from api.readers import Readers
 from market_assets.clock import wall_clock_ms
+from market_assets.ledger import Ledger
 from market_assets.memory import open_memory
 from market_assets.memory.admin_history import MinuteState
 from market_assets.registry import CANDLES, FUNDING, POLYMARKET_SUMMARY
@@ -170,6 +171,28 @@ def test_the_candles_row_shows_unverified_queued_corrected_no_trade_minutes_and_
     assert ("unverified_candles: 2 unverified minutes in the last 24 h; the oldest, opened 2026-11-18 10:55:00 UTC, "
             "closed 660s ago, over 600s") in details.inner_text()
     assert page.locator('tr.details[data-channel="hyperliquid/funding"] .fidelity').count() == 0
+
+
+def test_the_candles_row_shows_a_line_per_streamer_shard_in_sight(
+    conn: sqlite3.Connection, memory_path: Path, clock: FrozenClock, page: Page
+) -> None:
+    for shard, ended_ago_min, coins in (("1/2", 1, 5), ("2/2", 9, 6)):
+        ended = clock.now_ms - ended_ago_min * MINUTE_MS
+        run = Ledger(conn, FrozenClock(ended)).start(
+            CANDLES, started_at_ms=ended - MINUTE_MS, metadata={"shard": shard, "coins": coins}
+        )
+        run.succeed(finished_at_ms=ended)
+    with TestClient(create_app(Settings(db_path=memory_path), clock=clock)) as client:
+        page.set_content(client.get(PAGE).text)
+
+    shards = page.locator('tr.details[data-channel="hyperliquid/candles"] .shard')
+    assert [line.is_visible() for line in shards.all()] == [True, True]  # not folded away
+    assert shards.all_inner_texts() == [
+        "shard 1/2: ok, 5 coins, last window 60 s ago",
+        "shard 2/2: stale, 6 coins, last window 9 min ago — shard 2/2: no window for 9 min",
+    ]
+    assert page.locator('tr.channel[data-channel="hyperliquid/candles"]').get_attribute("data-status") == "stale"
+    assert page.locator('tr.details[data-channel="hyperliquid/funding"] .shard').count() == 0
 
 
 def test_the_coverage_strip_is_read_once_then_redrawn_after_a_response_once_a_newer_minute_ended(
