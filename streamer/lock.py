@@ -102,10 +102,10 @@ class StreamerLock:
         try:
             name_session(session, f"market {_what(shard)} pid {os.getpid()} on {socket.gethostname()}")
             if not try_streamer_lock(session, LAYOUT_LOCK, shared=shard is not None):
-                raise StreamerLockError(_held_text(session, target, shard))
+                raise StreamerLockError(_held_text(session, target, LAYOUT_LOCK, None))
             if shard is not None:
                 if not try_streamer_lock(session, shard_lock_key(shard)):
-                    raise StreamerLockError(_held_text(session, target, shard))
+                    raise StreamerLockError(_held_text(session, target, shard_lock_key(shard), shard))
                 holders = streamer_lock_holders(session)
                 others = sorted({shard_of_lock_key(key) for key, _ in holders if key != LAYOUT_LOCK} - {shard})
                 if others := [held for held in others if held.count != shard.count]:
@@ -234,9 +234,9 @@ def _held(pid: int | None, target: Path, shard: Shard | None) -> str:
     return f"{who} is already writing {target}"
 
 
-def _held_text(session: PostgresConnection, target: PostgresUrl, shard: Shard | None) -> str:
-    holders = streamer_lock_holders(session)
-    names = sorted({name for key, name in holders if name and (shard is None or key in (LAYOUT_LOCK, shard_lock_key(shard)))})
+def _held_text(session: PostgresConnection, target: PostgresUrl, key: int, shard: Shard | None) -> str:
+    """Who holds the lock ``key`` (the sessions name themselves), refused to ``shard``."""
+    names = sorted({name for held, name in streamer_lock_holders(session) if held == key and name})
     who = "; ".join(names) if names else f"another {_what(shard)}"
     return f"{who} is already writing {target.redacted}"
 
