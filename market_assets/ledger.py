@@ -13,7 +13,7 @@ The streamer, which never ends, opens one run per minute window with ``started_a
 the window start and finishes it when the window is flushed.
 
 Under contention the record still ends right: :meth:`Ledger.run` retries ``database is locked``
-when it finishes its run, for :data:`FINISH_PATIENCE_SEC` (beyond one busy timeout), so a run
+(PostgreSQL: its write lock's timeout) when it finishes its run, for :data:`FINISH_PATIENCE_SEC` (beyond one busy timeout), so a run
 that fails while another process holds the write lock is recorded ``failed`` with its own error;
 past that it logs one line and the run's own exception goes on. A run left ``running`` by a
 process that is gone is reaped as ``failed`` ("abandoned") by the next run of its channel, and by
@@ -24,7 +24,6 @@ the ledger is read by the API, the CLI and the alerts.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from market_assets.clock import Clock, wall_clock_ms
 from market_assets.memory import runs as sql
-from market_assets.memory.connection import is_busy
+from market_assets.memory.connection import MemoryConnection, is_busy
 from market_assets.memory.runs import RunStatus
 from market_assets.redact import redact
 from market_assets.registry import Channel
@@ -115,7 +114,7 @@ class Run:
 
 @dataclass
 class Ledger:
-    conn: sqlite3.Connection
+    conn: MemoryConnection
     clock: Clock = wall_clock_ms
     finish_patience_sec: float = FINISH_PATIENCE_SEC
 
@@ -145,7 +144,7 @@ class Ledger:
             if run.status is RunStatus.RUNNING:
                 try:
                     self._patiently(partial(run.fail, exc, finished_at_ms=self.clock()))
-                except sqlite3.OperationalError as busy:
+                except Exception as busy:  # sqlite3's "database is locked" or PostgreSQL's lock timeout
                     if not is_busy(busy):
                         raise
                     log.error(
@@ -173,7 +172,7 @@ class Ledger:
 
 
 def reap_abandoned_runs(
-    conn: sqlite3.Connection, channels: Iterable[Channel], now_ms: int, *, since_ms: int | None = None
+    conn: MemoryConnection, channels: Iterable[Channel], now_ms: int, *, since_ms: int | None = None
 ) -> list[int]:
     """Fail as abandoned the ``running`` runs of ``channels`` whose process is gone (or, where
     that cannot be told, that outlived their channel's stale window); one log line each.

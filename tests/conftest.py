@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from market_assets.memory import connect
-from market_assets.memory.connection import close
+from market_assets.memory.connection import MemoryConnection, close
 from market_assets.memory.target import MemoryTarget, PostgresUrl
 from market_assets.replay import ReplayConfig, ReplayServers
 from market_assets.sources.timing import AcceleratedClock
@@ -96,6 +96,23 @@ def memory_target(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryTarge
     if request.param == "sqlite":
         return tmp_path / "memory" / "market.db"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def memory_conn(memory_target: MemoryTarget, clock: FrozenClock) -> Iterator[MemoryConnection]:
+    """A connection to a fresh memory, once on each backend (``memory_target``). A contract test
+    module runs its ``conn`` tests on both with ``conn = memory_conn`` under its own name."""
+    connection = connect(memory_target, clock=clock)
+    yield connection
+    close_memory(connection)
+
+
+def close_memory(connection: MemoryConnection) -> None:
+    """Close as the program does: SQLite optimizes its statistics first."""
+    if isinstance(connection, sqlite3.Connection):
+        close(connection)
+    else:
+        connection.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,26 +2,28 @@
 
     python ledger_worker.py DB runs N [--start-at EPOCH_S]   N runs, each start -> succeed
     python ledger_worker.py DB hang                           start one run, print its id, hang
-    python ledger_worker.py DB lock SECONDS                   hold the write lock (BEGIN IMMEDIATE)
+    python ledger_worker.py DB lock SECONDS                   hold the write lock (SQLite's BEGIN
+                                                              IMMEDIATE, PostgreSQL's advisory lock)
                                                               for SECONDS; prints "locked" once held
+
+DB is a SQLite path or a PostgreSQL URL.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from market_assets.ledger import Ledger
-from market_assets.memory import open_memory
+from market_assets.memory import open_memory, write_transaction
 from market_assets.registry import FUNDING
 
 
 def main(path: str, mode: str, *args: str) -> None:
     if mode == "lock":
-        hold_write_lock(Path(path), float(args[0]))
+        hold_write_lock(path, float(args[0]))
         return
-    with open_memory(Path(path)) as conn:
+    with open_memory(path) as conn:
         ledger = Ledger(conn)
         if mode == "runs":
             count = int(args[0])
@@ -36,13 +38,11 @@ def main(path: str, mode: str, *args: str) -> None:
             time.sleep(3600)
 
 
-def hold_write_lock(path: Path, seconds: float) -> None:
+def hold_write_lock(path: str, seconds: float) -> None:
     """What a long write transaction of another process looks like to everyone else."""
-    with open_memory(path) as conn:
-        conn.execute("BEGIN IMMEDIATE")
+    with open_memory(path) as conn, write_transaction(conn):
         print("locked", flush=True)
         time.sleep(seconds)
-        conn.execute("COMMIT")
 
 
 if __name__ == "__main__":

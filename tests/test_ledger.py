@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,19 +14,26 @@ from market_assets.health import Status, evaluate_channel, read_health
 from market_assets.ingest.history import backfill_metadata
 from market_assets.ledger import DATA_LATEST_LOOKBACK_MS, MAX_ERROR_CHARS, Ledger
 from market_assets.memory import RunStatus, connect, open_memory
-from market_assets.memory.connection import close
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.runs import RunRecord, get_run, newest_data_ms, runs_of
+from market_assets.memory.target import MemoryTarget
 from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FUNDING
 from streamer.windows import WindowRecorder
 
-from .conftest import T0_MS, FrozenClock
+from .conftest import T0_MS, FrozenClock, close_memory
 from .market_data import DAY_MS, MINUTE_MS, candle, store
 
 WORKER = Path(__file__).with_name("ledger_worker.py")
 
 
+@pytest.fixture
+def conn(memory_conn: MemoryConnection) -> MemoryConnection:
+    """Every test of this module runs on SQLite and on PostgreSQL (``memory_conn``, ``memory_target``)."""
+    return memory_conn
+
+
 def test_a_run_is_running_while_it_works_then_succeeded_with_its_counts(
-    conn: sqlite3.Connection, clock: FrozenClock
+    conn: MemoryConnection, clock: FrozenClock
 ) -> None:
     ledger = Ledger(conn, clock)
     with ledger.run(FUNDING, metadata={"coins": 3}) as run:
@@ -47,7 +53,7 @@ def test_a_run_is_running_while_it_works_then_succeeded_with_its_counts(
     assert done.error is None
 
 
-def test_a_failing_run_is_recorded_failed_and_the_exception_propagates(conn: sqlite3.Connection) -> None:
+def test_a_failing_run_is_recorded_failed_and_the_exception_propagates(conn: MemoryConnection) -> None:
     ledger = Ledger(conn)
     with pytest.raises(ConnectionError, match="api.hyperliquid.xyz refused"):
         with ledger.run(FUNDING) as run:
@@ -61,15 +67,14 @@ def test_a_failing_run_is_recorded_failed_and_the_exception_propagates(conn: sql
     assert failed.finished_at_ms is not None
 
 
-def test_long_error_text_is_truncated(conn: sqlite3.Connection) -> None:
-    with pytest.raises(ValueError):
-        with Ledger(conn).run(FUNDING) as run:
-            raise ValueError("x" * 10 * MAX_ERROR_CHARS)
+def test_long_error_text_is_truncated(conn: MemoryConnection) -> None:
+    with pytest.raises(ValueError), Ledger(conn).run(FUNDING) as run:
+        raise ValueError("x" * 10 * MAX_ERROR_CHARS)
     failed = get_run(conn, run.run_id)
     assert failed is not None and failed.error is not None and len(failed.error) == MAX_ERROR_CHARS
 
 
-def test_a_run_cannot_be_finished_twice(conn: sqlite3.Connection) -> None:
+def test_a_run_cannot_be_finished_twice(conn: MemoryConnection) -> None:
     run = Ledger(conn).start(FUNDING)
     run.succeed()
     with pytest.raises(RuntimeError, match="cannot be finished twice"):
@@ -77,7 +82,7 @@ def test_a_run_cannot_be_finished_twice(conn: sqlite3.Connection) -> None:
     assert get_run(conn, run.run_id).status is RunStatus.SUCCEEDED
 
 
-def test_the_streamer_records_one_run_per_minute_window(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_the_streamer_records_one_run_per_minute_window(conn: MemoryConnection, clock: FrozenClock) -> None:
     ledger = Ledger(conn, clock)
     window_ms = CANDLES.expected_cadence_sec * 1000
     start = clock.now_ms - clock.now_ms % window_ms
@@ -93,11 +98,10 @@ def test_the_streamer_records_one_run_per_minute_window(conn: sqlite3.Connection
     ]
 
 
-def test_health_reads_the_latest_run_of_each_channel(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_health_reads_the_latest_run_of_each_channel(conn: MemoryConnection, clock: FrozenClock) -> None:
     ledger = Ledger(conn, clock)
-    with pytest.raises(RuntimeError):
-        with ledger.run(FUNDING):
-            raise RuntimeError("first run fails")
+    with pytest.raises(RuntimeError), ledger.run(FUNDING):
+        raise RuntimeError("first run fails")
     clock.advance(seconds=1)
     with ledger.run(FUNDING) as run:
         run.add_rows(5)
@@ -106,13 +110,13 @@ def test_health_reads_the_latest_run_of_each_channel(conn: sqlite3.Connection, c
     assert (funding.status, funding.row().rows_written) == (Status.OK, 5)
 
 
-def test_two_processes_writing_runs_at_once_lose_nothing(memory_path: Path) -> None:
-    close(connect(memory_path))  # create the memory first, as a deploy does
+def test_two_processes_writing_runs_at_once_lose_nothing(memory_target: MemoryTarget) -> None:
+    close_memory(connect(memory_target))  # create the memory first, as a deploy does
     count = 150
     start_at = str(time.time() + 1.0)  # both workers begin their loops at the same instant
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(memory_path), "runs", str(count), "--start-at", start_at],
+            [sys.executable, str(WORKER), str(memory_target), "runs", str(count), "--start-at", start_at],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -123,17 +127,17 @@ def test_two_processes_writing_runs_at_once_lose_nothing(memory_path: Path) -> N
     for worker, (_, stderr) in zip(workers, results):
         assert "database is locked" not in stderr
         assert worker.returncode == 0, stderr
-    conn = connect(memory_path)
+    conn = connect(memory_target)
     recorded = runs_of(conn, FUNDING.source, FUNDING.name)
-    close(conn)
+    close_memory(conn)
     assert len(recorded) == 2 * count
     assert {r.status for r in recorded} == {RunStatus.SUCCEEDED}
     assert sorted(r.rows_written for r in recorded) == sorted(list(range(count)) * 2)
 
 
-def test_a_run_killed_with_sigkill_stays_running_and_turns_stale(memory_path: Path) -> None:
+def test_a_run_killed_with_sigkill_stays_running_and_turns_stale(memory_target: MemoryTarget) -> None:
     worker = subprocess.Popen(
-        [sys.executable, str(WORKER), str(memory_path), "hang"], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(WORKER), str(memory_target), "hang"], stdout=subprocess.PIPE, text=True
     )
     try:
         run_id = int(worker.stdout.readline())
@@ -141,16 +145,16 @@ def test_a_run_killed_with_sigkill_stays_running_and_turns_stale(memory_path: Pa
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
     assert worker.returncode == -signal.SIGKILL
-    conn = connect(memory_path)
+    conn = connect(memory_target)
     killed = get_run(conn, run_id)
-    close(conn)
+    close_memory(conn)
     assert killed is not None and killed.status is RunStatus.RUNNING and killed.finished_at_ms is None
     threshold_ms = FUNDING.stale_after_sec * 1000
     assert evaluate_channel(FUNDING, killed, killed.started_at_ms + threshold_ms).status is Status.RUNNING
     assert evaluate_channel(FUNDING, killed, killed.started_at_ms + threshold_ms + 1000).status is Status.STALE
 
 
-def test_a_finished_run_records_its_channels_newest_data_timestamp(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_a_finished_run_records_its_channels_newest_data_timestamp(conn: MemoryConnection, clock: FrozenClock) -> None:
     """The admin page draws each run's data lag from it: candles' 1m rows only (the registry's
     scope), the newest within the lookback; none there records none."""
     now = clock()
@@ -170,7 +174,7 @@ def test_a_finished_run_records_its_channels_newest_data_timestamp(conn: sqlite3
     assert _recorded(conn, late.run_id).data_latest_ms is None
 
 
-def test_a_run_keeps_the_newest_data_timestamp_its_writer_knows(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_a_run_keeps_the_newest_data_timestamp_its_writer_knows(conn: MemoryConnection, clock: FrozenClock) -> None:
     now = clock()
     store(conn, [candle("BTC", now - 5 * MINUTE_MS, 100.0)], now)
     run = Ledger(conn, clock).start(CANDLES, started_at_ms=now - MINUTE_MS)
@@ -179,12 +183,12 @@ def test_a_run_keeps_the_newest_data_timestamp_its_writer_knows(conn: sqlite3.Co
     assert _recorded(conn, run.run_id).data_latest_ms == now - 2 * MINUTE_MS
 
 
-def test_each_streamer_window_records_the_newest_minute_written_when_it_closed(memory_path: Path) -> None:
+def test_each_streamer_window_records_the_newest_minute_written_when_it_closed(memory_target: MemoryTarget) -> None:
     """Kept from the flushes, no query: a window with no write keeps the newest before it; the
     first window, before any write, leaves it to the ledger's read."""
     start = T0_MS - T0_MS % MINUTE_MS
     recorder = WindowRecorder(MINUTE_MS, lambda: start)
-    with open_memory(memory_path) as conn:
+    with open_memory(memory_target) as conn:
         store(conn, [candle("BTC", start - 9 * MINUTE_MS, 100.0)], start)
         recorder.roll(conn, start, {}, None)
         recorder.roll(conn, start + MINUTE_MS, {}, None)  # closes a window with no write
@@ -197,13 +201,13 @@ def test_each_streamer_window_records_the_newest_minute_written_when_it_closed(m
     assert [w.data_latest_ms for w in windows] == [start - 9 * MINUTE_MS, start, start]
 
 
-def _recorded(conn: sqlite3.Connection, run_id: int) -> RunRecord:
+def _recorded(conn: MemoryConnection, run_id: int) -> RunRecord:
     record = get_run(conn, run_id)
     assert record is not None
     return record
 
 
-def test_the_newest_data_timestamp_is_the_same_walked_by_subject_or_read_over_the_range(conn: sqlite3.Connection) -> None:
+def test_the_newest_data_timestamp_is_the_same_walked_by_subject_or_read_over_the_range(conn: MemoryConnection) -> None:
     """Funding is walked coin by coin (its key leads with the coin), DefiLlama read over the range
     (its key leads with the series): both give the newest timestamp at or after the bound."""
     hour = 3_600_000

@@ -19,11 +19,13 @@ import pytest
 from market_assets.cli import EXIT_MEMORY_BUSY
 from market_assets.ledger import Ledger, reap_abandoned_runs
 from market_assets.memory import RunStatus, connect
-from market_assets.memory.connection import BUSY_TIMEOUT_SEC, close
+from market_assets.memory.connection import BUSY_TIMEOUT_SEC, MemoryConnection
+from market_assets.memory.dialect import pick
 from market_assets.memory.runs import ABANDONED, get_run, reap_abandoned
+from market_assets.memory.target import MemoryTarget
 from market_assets.registry import FUNDING, REGISTRY
 
-from .conftest import MARKET, FrozenClock
+from .conftest import MARKET, FrozenClock, close_memory
 
 WORKER = Path(__file__).with_name("ledger_worker.py")
 SHORT_BUSY_TIMEOUT_MS = 200
@@ -43,7 +45,7 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def worker(db: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+def worker(db: MemoryTarget, *args: str) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
         [sys.executable, str(WORKER), str(db), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -54,8 +56,9 @@ def worker(db: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
 
 
 @contextmanager
-def write_lock_held(db: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
-    """Another process holds ``BEGIN IMMEDIATE`` on ``db`` for ``seconds`` from when this returns."""
+def write_lock_held(db: MemoryTarget, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """Another process holds the write lock of ``db`` (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's
+    advisory lock) for ``seconds`` from when this returns."""
     with worker(db, "lock", str(seconds)) as locker:
         assert locker.stdout is not None
         assert locker.stdout.readline().strip() == "locked", locker.stderr.read() if locker.stderr else ""
@@ -63,23 +66,30 @@ def write_lock_held(db: Path, seconds: float) -> Iterator[subprocess.Popen[str]]
 
 
 @pytest.fixture
-def db(memory_path: Path) -> Path:
-    close(connect(memory_path))
-    return memory_path
+def db(memory_target: MemoryTarget) -> MemoryTarget:
+    """A memory made before the test, as a deploy does; on SQLite and on PostgreSQL."""
+    close_memory(connect(memory_target))
+    return memory_target
 
 
 @pytest.fixture
-def impatient(db: Path) -> Iterator:
+def impatient(db: MemoryTarget) -> Iterator[MemoryConnection]:
     conn = connect(db)
-    conn.execute(f"PRAGMA busy_timeout = {SHORT_BUSY_TIMEOUT_MS}")
+    conn.execute(pick(conn, sqlite=f"PRAGMA busy_timeout = {SHORT_BUSY_TIMEOUT_MS}",
+                      postgres=f"SET lock_timeout = {SHORT_BUSY_TIMEOUT_MS}"))
     try:
         yield conn
     finally:
-        close(conn)
+        close_memory(conn)
+
+
+@pytest.fixture
+def conn(memory_conn: MemoryConnection) -> MemoryConnection:
+    return memory_conn
 
 
 def test_a_run_failing_while_another_process_holds_the_write_lock_is_recorded_failed_with_its_own_error(
-    db: Path, impatient
+    db: MemoryTarget, impatient
 ) -> None:
     ledger = Ledger(impatient)
     with ExitStack() as lock:
@@ -96,7 +106,7 @@ def test_a_run_failing_while_another_process_holds_the_write_lock_is_recorded_fa
 
 
 def test_a_failure_the_lock_outlasts_is_logged_once_and_the_run_s_own_error_goes_on(
-    db: Path, impatient, caplog: pytest.LogCaptureFixture
+    db: MemoryTarget, impatient, caplog: pytest.LogCaptureFixture
 ) -> None:
     ledger = Ledger(impatient, finish_patience_sec=0.5)
     with ExitStack() as lock, caplog.at_level(logging.ERROR, logger="market_assets.ledger"):
@@ -110,7 +120,7 @@ def test_a_failure_the_lock_outlasts_is_logged_once_and_the_run_s_own_error_goes
     assert get_run(impatient, run.run_id).status is RunStatus.RUNNING  # reaped once its process is gone
 
 
-def test_the_next_run_of_a_channel_reaps_a_run_whose_process_is_gone_but_not_a_live_one(db: Path) -> None:
+def test_the_next_run_of_a_channel_reaps_a_run_whose_process_is_gone_but_not_a_live_one(db: MemoryTarget) -> None:
     conn = connect(db)
     try:
         with worker(db, "hang") as hung:
@@ -122,14 +132,14 @@ def test_the_next_run_of_a_channel_reaps_a_run_whose_process_is_gone_but_not_a_l
         next_run = Ledger(conn).start(FUNDING)
         left = get_run(conn, left_id)
     finally:
-        close(conn)
+        close_memory(conn)
     assert left is not None and left.status is RunStatus.FAILED
     assert left.error is not None and left.error.startswith(f"{ABANDONED}: its process (pid {hung.pid} on ")
     assert left.finished_at_ms is not None and left.finished_at_ms >= left.started_at_ms
     assert next_run.run_id > left_id
 
 
-def test_the_maintenance_sweep_reaps_a_killed_process_s_run_in_every_channel(db: Path) -> None:
+def test_the_maintenance_sweep_reaps_a_killed_process_s_run_in_every_channel(db: MemoryTarget) -> None:
     with worker(db, "hang") as hung:
         left_id = int(hung.stdout.readline())
         hung.send_signal(signal.SIGKILL)
@@ -139,7 +149,7 @@ def test_the_maintenance_sweep_reaps_a_killed_process_s_run_in_every_channel(db:
         assert reap_abandoned_runs(conn, REGISTRY, int(time.time() * 1000)) == [left_id]
         left = get_run(conn, left_id)
     finally:
-        close(conn)
+        close_memory(conn)
     assert left.status is RunStatus.FAILED and left.error.startswith(ABANDONED)
 
 
@@ -152,13 +162,17 @@ def test_maintenance_reaps_a_run_nobody_can_vouch_for_once_past_its_stale_window
     young = Ledger(conn, clock).start(FUNDING)
     clock.advance(seconds=61)
     windows = {(c.source, c.name): c.stale_after_sec * 1000 for c in REGISTRY}
-    unknown_owner = lambda owner: None  # noqa: E731 (what another host's pid answers here)
+    unknown_owner = lambda owner: None
     assert reap_abandoned(conn, windows, clock.now_ms, gone=unknown_owner) == [old.run_id]
     assert get_run(conn, old.run_id).error.startswith(f"{ABANDONED}: still running {FUNDING.stale_after_sec + 1}s")
     assert get_run(conn, young.run_id).status is RunStatus.RUNNING
 
 
-def test_a_busy_memory_is_one_line_and_its_own_exit_code(db: Path) -> None:
+def test_a_busy_memory_is_one_line_and_its_own_exit_code(memory_path: Path) -> None:
+    """On SQLite only: the CLI waits a whole busy timeout here, the same code on either engine
+    (``connection.is_busy``; PostgreSQL's lock timeout is tested as busy above)."""
+    db = memory_path
+    close_memory(connect(db))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKET_")}
     with write_lock_held(db, seconds=BUSY_TIMEOUT_SEC + 15):
         started = time.monotonic()

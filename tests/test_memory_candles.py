@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import sqlite3
+import pytest
 
 from market_assets.memory.candles import CandleRow, candles_of, write_candles
+from market_assets.memory.connection import MemoryConnection
 
 from .conftest import T0_MS
 
 MINUTE = 60_000
 BASE = T0_MS - T0_MS % MINUTE
+
+@pytest.fixture
+def conn(memory_conn: MemoryConnection) -> MemoryConnection:
+    """Every test of this module runs on SQLite and on PostgreSQL (``memory_conn``)."""
+    return memory_conn
+
 
 
 def bucket(minute: int, volume: str, *, closed: bool = False, coin: str = "BTC") -> CandleRow:
@@ -18,34 +25,34 @@ def bucket(minute: int, volume: str, *, closed: bool = False, coin: str = "BTC")
                      closed)
 
 
-def write(conn: sqlite3.Connection, rows: list[CandleRow], *, newest: dict[str, int] | None = None,
+def write(conn: MemoryConnection, rows: list[CandleRow], *, newest: dict[str, int] | None = None,
           before_ms: int = 0) -> int:
     return write_candles(conn, rows, newest_open_by_coin=newest or {}, interval="1m",
                          close_ended_before_ms=before_ms, now_ms=T0_MS)[0]
 
 
-def test_a_forming_bucket_is_upserted_with_growing_volume(conn: sqlite3.Connection) -> None:
+def test_a_forming_bucket_is_upserted_with_growing_volume(conn: MemoryConnection) -> None:
     write(conn, [bucket(0, "1.5")])
     write(conn, [bucket(0, "2.25")])
     [stored] = candles_of(conn, "BTC", "1m")
     assert (stored.volume, stored.closed) == (2.25, False)
 
 
-def test_a_later_bucket_closes_the_earlier_ones_of_its_coin_only(conn: sqlite3.Connection) -> None:
+def test_a_later_bucket_closes_the_earlier_ones_of_its_coin_only(conn: MemoryConnection) -> None:
     write(conn, [bucket(0, "1"), bucket(0, "1", coin="ETH")])
     write(conn, [bucket(1, "0.5")], newest={"BTC": BASE + MINUTE})
     assert [c.closed for c in candles_of(conn, "BTC", "1m")] == [True, False]
     assert [c.closed for c in candles_of(conn, "ETH", "1m")] == [False]
 
 
-def test_a_bucket_whose_close_time_passed_is_closed(conn: sqlite3.Connection) -> None:
+def test_a_bucket_whose_close_time_passed_is_closed(conn: MemoryConnection) -> None:
     write(conn, [bucket(0, "1"), bucket(1, "1", coin="ETH")])
     write(conn, [], before_ms=BASE + MINUTE)  # minute 0 ended; ETH's minute 1 has not
     assert [c.closed for c in candles_of(conn, "BTC", "1m")] == [True]
     assert [c.closed for c in candles_of(conn, "ETH", "1m")] == [False]
 
 
-def test_a_late_forming_frame_never_overwrites_a_closed_bucket(conn: sqlite3.Connection) -> None:
+def test_a_late_forming_frame_never_overwrites_a_closed_bucket(conn: MemoryConnection) -> None:
     write(conn, [bucket(0, "9.75", closed=True)])  # REST backfill: final
     write(conn, [bucket(0, "1.0")])  # a delayed WS frame of the same minute
     [stored] = candles_of(conn, "BTC", "1m")

@@ -55,7 +55,7 @@ async def collect(conn: sqlite3.Connection | None, settings: Settings, stats: Re
     last_settled = memory.last_settled_funding_hours(conn) if conn is not None else {}
     current_hour = now_ms - now_ms % HOUR_MS
     clock = SystemClock()
-    budget = shared_budget(settings.db_path, clock)
+    budget = shared_budget(settings.db_path, clock, settings.home)
     async with HyperliquidClient(settings.endpoints.hyperliquid_api, clock=clock, limiter=budget, stats=stats) as client:
         # The main perp dex is the run itself; a HIP-3 dex that fails is one subject, and its
         # coins are neither followed this run nor marked delisted (they are absent from the rows).

@@ -174,7 +174,7 @@ async def _fill_coins(
     # Closed minutes of the range as of ``now_ms``: what a coin with no gap returns at least.
     expected = (min(end_ms, now_ms - now_ms % step) - reachable_from) // step
     timing = SystemClock()
-    budget = shared_budget(settings.db_path, timing)
+    budget = shared_budget(settings.db_path, timing, settings.home)
     async with HyperliquidClient(settings.endpoints.hyperliquid_api, clock=timing, limiter=budget, stats=stats) as client:
         stored = listed_coins(conn)
         coins = stored or await read_followed_coins(client, settings)

@@ -88,7 +88,7 @@ def run_channel(
     """
     stats = RequestStats()
     if dry_run:
-        with private_weight_ledger(settings.db_path):
+        with private_weight_ledger(settings.db_path, settings.home):
             try:
                 with open_memory(settings.db_path, readonly=True) as conn:
                     batch = asyncio.run(collect(conn, settings, stats, clock()))

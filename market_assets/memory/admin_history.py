@@ -15,12 +15,13 @@ the admin page keeps the result for a minute (``api.admin_page``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import NamedTuple
 
-from market_assets.memory.runs import BACKFILL_KEY, OWN_RUNS
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import pick
+from market_assets.memory.runs import BACKFILL_KEY, own_runs
 
 
 class RunBucket(NamedTuple):
@@ -66,7 +67,7 @@ class Segment(NamedTuple):
 
 
 def run_buckets(
-    conn: sqlite3.Connection, channels: Sequence[tuple[str, str]], start_ms: int, end_ms: int, buckets: int
+    conn: MemoryConnection, channels: Sequence[tuple[str, str]], start_ms: int, end_ms: int, buckets: int
 ) -> dict[tuple[str, str], list[RunBucket]]:
     """The finished own runs of each (source, channel) started in ``[start_ms, end_ms)``, tallied
     by the bucket their end falls in (``buckets`` equal parts of the span; a run ending after it
@@ -76,14 +77,15 @@ def run_buckets(
     seven channels' 2,184 runs costs ~2.5 ms where sending them to Python took 5.7 ms (and one
     ``(source, channel) IN (VALUES …)`` statement 14-27 ms).
     """
-    lag = "max(finished_at_ms - data_latest_ms, 0)"
+    greatest, least, find = pick(conn, sqlite=("max", "min", "instr"), postgres=("GREATEST", "LEAST", "strpos"))
+    lag = f"{greatest}(finished_at_ms - data_latest_ms, 0)"
     # The key's text first: parsing every run's JSON doubled the statement's time (2.5 -> 5 ms).
-    own = f"(instr(metadata, '\"{BACKFILL_KEY}\"') = 0 OR {OWN_RUNS})"
+    own = f"({find}(metadata, '\"{BACKFILL_KEY}\"') = 0 OR {own_runs(conn)})"
     failed = "status = 'failed'"
     found: dict[tuple[str, str], list[RunBucket]] = {}
     for source, channel in channels:
         rows = conn.execute(
-            f"SELECT min(?, (finished_at_ms - ?) * ? / ?) AS bucket, count(*), max(rows_written), count({failed} OR NULL), "
+            f"SELECT {least}(?, (finished_at_ms - ?) * ? / ?) AS bucket, count(*), max(rows_written), count({failed} OR NULL), "
             f"min(CASE WHEN {failed} THEN finished_at_ms END), max(CASE WHEN {failed} THEN finished_at_ms END), "
             f"max(CASE WHEN {failed} THEN rows_written END), count(data_latest_ms), max({lag}), "
             f"max(CASE WHEN {failed} THEN {lag} END) FROM ingestion_runs "
@@ -96,7 +98,7 @@ def run_buckets(
 
 
 def coverage(
-    conn: sqlite3.Connection, interval: str, interval_ms: int, start_ms: int, end_ms: int
+    conn: MemoryConnection, interval: str, interval_ms: int, start_ms: int, end_ms: int
 ) -> dict[str, list[Segment]]:
     """Each listed coin's minutes of ``[start_ms, end_ms)`` (whole intervals, aligned) as
     segments, oldest first, covering the span without overlap; coins in name order."""
@@ -109,11 +111,14 @@ def coverage(
         )
     }
     unverified: dict[str, list[int]] = {}
+    # SQLite's unary + keeps it on the forming rows' partial index, not a range of the key
+    # (PostgreSQL has no + for text and chooses the partial index itself).
+    unary = pick(conn, sqlite="+", postgres="")
     for coin, open_ms in conn.execute(
         "SELECT coin, open_time_ms FROM candles WHERE interval = ? AND closed = 1 AND confirmed = 0 "
         "AND open_time_ms >= ? AND open_time_ms < ? UNION "
-        "SELECT coin, open_time_ms FROM candles WHERE closed = 0 AND close_time_ms >= ? AND +interval = ? "
-        "AND +open_time_ms >= ? AND +open_time_ms < ? ORDER BY 1, 2",  # + : the forming rows' index, not a range
+        f"SELECT coin, open_time_ms FROM candles WHERE closed = 0 AND close_time_ms >= ? AND {unary}interval = ? "
+        f"AND {unary}open_time_ms >= ? AND {unary}open_time_ms < ? ORDER BY 1, 2",
         (interval, start_ms, end_ms, start_ms, interval, start_ms, end_ms),
     ):
         unverified.setdefault(coin, []).append(open_ms)
@@ -138,7 +143,7 @@ def coverage(
     return found
 
 
-def _open_times(conn: sqlite3.Connection, coin: str, interval: str, start_ms: int, end_ms: int) -> list[int]:
+def _open_times(conn: MemoryConnection, coin: str, interval: str, start_ms: int, end_ms: int) -> list[int]:
     """The open times one coin holds in the span: only read for a coin with a hole."""
     rows = conn.execute(
         "SELECT open_time_ms FROM candles WHERE coin = ? AND interval = ? AND open_time_ms >= ? AND open_time_ms < ?",

@@ -14,11 +14,12 @@ write and read the Parquet partitions live here too, with the rest of the platfo
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import ORDERED_JOIN, Dialect, dialect_of
 from market_assets.memory.rollups import DAY_MS, SUBJECTS_OF
 
 if TYPE_CHECKING:
@@ -36,34 +37,51 @@ CANDLE_COLUMNS = ("coin", "open_time_ms", "open", "high", "low", "close", "volum
 FUNDING_COLUMNS = ("coin", "hour_ms", "funding_rate", "premium", "settled", "source_time_ms")
 """The archived columns of a funding hour, in the archive's order."""
 
-_SELECT_DAY: dict[Dataset, str] = {
-    "candles": f"""SELECT {', '.join(f'c.{column}' for column in CANDLE_COLUMNS)}
-    FROM subjects CROSS JOIN candles AS c ON c.coin = subjects.subject AND c.interval = '1m'
+def _select_day(dataset: Dataset, join: str) -> str:
+    """A day's rows, after the dataset's ``SUBJECTS_OF`` (unordered); ``join``: :data:`ORDERED_JOIN`."""
+    if dataset == "candles":
+        return f"""SELECT {', '.join(f'c.{column}' for column in CANDLE_COLUMNS)}
+    FROM subjects {join} candles AS c ON c.coin = subjects.subject AND c.interval = '1m'
         AND c.open_time_ms >= :start AND c.open_time_ms < :end
-    WHERE c.closed = 1""",
-    "funding": f"""SELECT {', '.join(f'f.{column}' for column in FUNDING_COLUMNS)}
-    FROM subjects CROSS JOIN funding AS f ON f.coin = subjects.subject
-        AND f.hour_ms >= :start AND f.hour_ms < :end""",
+    WHERE c.closed = 1"""
+    return f"""SELECT {', '.join(f'f.{column}' for column in FUNDING_COLUMNS)}
+    FROM subjects {join} funding AS f ON f.coin = subjects.subject
+        AND f.hour_ms >= :start AND f.hour_ms < :end"""
+
+
+_SELECT_DAY: dict[Dialect, dict[Dataset, str]] = {
+    dialect: {dataset: _select_day(dataset, join) for dataset in DATASETS} for dialect, join in ORDERED_JOIN.items()
 }
-"""A day's rows, after the dataset's ``SUBJECTS_OF`` (unordered)."""
 _SUBJECTS: dict[Dataset, str] = {
     "candles": SUBJECTS_OF.format(table="candles", column="coin"),
     "funding": SUBJECTS_OF.format(table="funding", column="coin"),
 }
 _ORDER: dict[Dataset, str] = {"candles": "coin, open_time_ms", "funding": "coin, hour_ms"}
-_DAY_ROWS: dict[Dataset, str] = {
-    dataset: f"{_SUBJECTS[dataset]} {_SELECT_DAY[dataset]} ORDER BY {_ORDER[dataset]}" for dataset in DATASETS
+_DAY_ROWS: dict[Dialect, dict[Dataset, str]] = {
+    dialect: {dataset: f"{_SUBJECTS[dataset]} {texts[dataset]} ORDER BY {_ORDER[dataset]}" for dataset in DATASETS}
+    for dialect, texts in _SELECT_DAY.items()
 }
-_SNAPSHOT = {dataset: f"temp.archive_{dataset}" for dataset in DATASETS}
-"""Per connection, the rows of the day being archived as read (``snapshot_day``)."""
+_SNAPSHOT: dict[Dialect, dict[Dataset, str]] = {
+    Dialect.SQLITE: {dataset: f"temp.archive_{dataset}" for dataset in DATASETS},
+    Dialect.POSTGRES: {dataset: f"pg_temp.archive_{dataset}" for dataset in DATASETS},
+}
+"""Per connection, the rows of the day being archived as read (``snapshot_day``): a temporary
+table, which neither engine shares with another connection."""
+_SNAPSHOT_ORDER: dict[Dialect, dict[Dataset, str]] = {
+    Dialect.SQLITE: {dataset: "rowid" for dataset in DATASETS},  # as inserted: the day's order
+    Dialect.POSTGRES: _ORDER,  # a table has no order of its own
+}
 
-_HAS_ROWS: dict[Dataset, str] = {
-    "candles": SUBJECTS_OF.format(table="candles", column="coin")
-    + """SELECT EXISTS (SELECT 1 FROM subjects CROSS JOIN candles AS c ON c.coin = subjects.subject
-        AND c.interval = '1m' AND c.open_time_ms >= :start AND c.open_time_ms < :end WHERE c.closed = 1)""",
-    "funding": SUBJECTS_OF.format(table="funding", column="coin")
-    + """SELECT EXISTS (SELECT 1 FROM subjects CROSS JOIN funding AS f ON f.coin = subjects.subject
-        AND f.hour_ms >= :start AND f.hour_ms < :end)""",
+_HAS_ROWS: dict[Dialect, dict[Dataset, str]] = {
+    dialect: {
+        "candles": SUBJECTS_OF.format(table="candles", column="coin")
+        + f"""SELECT EXISTS (SELECT 1 FROM subjects {join} candles AS c ON c.coin = subjects.subject
+            AND c.interval = '1m' AND c.open_time_ms >= :start AND c.open_time_ms < :end WHERE c.closed = 1)""",
+        "funding": SUBJECTS_OF.format(table="funding", column="coin")
+        + f"""SELECT EXISTS (SELECT 1 FROM subjects {join} funding AS f ON f.coin = subjects.subject
+            AND f.hour_ms >= :start AND f.hour_ms < :end)""",
+    }
+    for dialect, join in ORDERED_JOIN.items()
 }
 
 _OLDEST: dict[Dataset, str] = {
@@ -82,74 +100,84 @@ class Stamp(NamedTuple):
     archived_at_ms: int
 
 
-def day_rows(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> list[tuple]:
+def day_rows(conn: MemoryConnection, dataset: Dataset, day_ms: int) -> list[tuple]:
     """The rows of ``dataset`` of the UTC day starting ``day_ms`` (candles: closed 1-minute rows
     only), columns as :data:`CANDLE_COLUMNS` / :data:`FUNDING_COLUMNS`, sorted by coin then time."""
-    return conn.execute(_DAY_ROWS[dataset], {"start": day_ms, "end": day_ms + DAY_MS}).fetchall()
+    return conn.execute(_DAY_ROWS[dialect_of(conn)][dataset], {"start": day_ms, "end": day_ms + DAY_MS}).fetchall()
 
 
-def snapshot_day(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> list[tuple]:
+def snapshot_day(conn: MemoryConnection, dataset: Dataset, day_ms: int) -> list[tuple]:
     """The day's rows as :func:`day_rows` returns them, also kept in a temporary table of this
     connection (one statement: one snapshot of the memory; writing the connection's temporary
     database takes no lock on the memory) for :func:`unchanged_since_snapshot`."""
-    table = _SNAPSHOT[dataset]
+    dialect = dialect_of(conn)
+    table = _SNAPSHOT[dialect][dataset]
     conn.execute(f"DROP TABLE IF EXISTS {table}")
-    conn.execute(f"CREATE TABLE {table} AS {_DAY_ROWS[dataset]}", {"start": day_ms, "end": day_ms + DAY_MS})
-    return conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+    conn.execute(f"CREATE TABLE {table} AS {_DAY_ROWS[dialect][dataset]}", {"start": day_ms, "end": day_ms + DAY_MS})
+    return conn.execute(f"SELECT * FROM {table} ORDER BY {_SNAPSHOT_ORDER[dialect][dataset]}").fetchall()
 
 
-_MATCHED: dict[Dataset, str] = {
-    "candles": f"""SELECT count(*) FROM {_SNAPSHOT['candles']} AS s JOIN candles AS c ON c.coin = s.coin
+def _matched(snapshot: Mapping[Dataset, str]) -> dict[Dataset, str]:
+    """Snapshot rows still in the memory with the same values: a primary-key seek each."""
+    return {
+        "candles": f"""SELECT count(*) FROM {snapshot['candles']} AS s JOIN candles AS c ON c.coin = s.coin
         AND c.interval = '1m' AND c.open_time_ms = s.open_time_ms AND c.closed = 1
-        {''.join(f' AND c.{column} IS s.{column}' for column in CANDLE_COLUMNS[2:])}""",
-    "funding": f"""SELECT count(*) FROM {_SNAPSHOT['funding']} AS s JOIN funding AS f ON f.coin = s.coin
-        AND f.hour_ms = s.hour_ms {''.join(f' AND f.{column} IS s.{column}' for column in FUNDING_COLUMNS[2:])}""",
-}
-"""Snapshot rows still in the memory with the same values: a primary-key seek each."""
+        {''.join(f' AND c.{column} IS NOT DISTINCT FROM s.{column}' for column in CANDLE_COLUMNS[2:])}""",
+        "funding": f"""SELECT count(*) FROM {snapshot['funding']} AS s JOIN funding AS f ON f.coin = s.coin
+        AND f.hour_ms = s.hour_ms
+        {''.join(f' AND f.{column} IS NOT DISTINCT FROM s.{column}' for column in FUNDING_COLUMNS[2:])}""",
+    }
 
 
-def unchanged_since_snapshot(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> bool:
+_MATCHED: dict[Dialect, dict[Dataset, str]] = {dialect: _matched(tables) for dialect, tables in _SNAPSHOT.items()}
+
+
+def unchanged_since_snapshot(conn: MemoryConnection, dataset: Dataset, day_ms: int) -> bool:
     """Whether the day's rows are still exactly those of the last :func:`snapshot_day`: as many
-    rows, and every snapshot row still there with the same values; compared inside SQLite.
+    rows, and every snapshot row still there with the same values; compared inside the database.
 
     Run in the write transaction that stamps the day: the lock is held for one scan of the day
     and a key seek per row (a 200-coin day: 0.34-0.61 s on the loaded 2-core test machine, where
     reading it back into Python and comparing took 1.07-1.81 s)."""
+    dialect = dialect_of(conn)
     span = {"start": day_ms, "end": day_ms + DAY_MS}
-    (now,) = conn.execute(f"{_SUBJECTS[dataset]} SELECT count(*) FROM ({_SELECT_DAY[dataset]})", span).fetchone()
-    (then,) = conn.execute(f"SELECT count(*) FROM {_SNAPSHOT[dataset]}").fetchone()
-    (matched,) = conn.execute(_MATCHED[dataset]).fetchone()
+    (now,) = conn.execute(
+        f"{_SUBJECTS[dataset]} SELECT count(*) FROM ({_SELECT_DAY[dialect][dataset]}) AS held", span
+    ).fetchone()
+    (then,) = conn.execute(f"SELECT count(*) FROM {_SNAPSHOT[dialect][dataset]}").fetchone()
+    (matched,) = conn.execute(_MATCHED[dialect][dataset]).fetchone()
     return bool(now == then == matched)
 
 
-def drop_snapshot(conn: sqlite3.Connection, dataset: Dataset) -> None:
-    conn.execute(f"DROP TABLE IF EXISTS {_SNAPSHOT[dataset]}")
+def drop_snapshot(conn: MemoryConnection, dataset: Dataset) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {_SNAPSHOT[dialect_of(conn)][dataset]}")
 
 
-def forming_minutes(conn: sqlite3.Connection, day_ms: int) -> int:
+def forming_minutes(conn: MemoryConnection, day_ms: int) -> int:
     """The 1-minute rows of the day still forming (``closed = 0``)."""
     (count,) = conn.execute(
         SUBJECTS_OF.format(table="candles", column="coin")
-        + """SELECT count(*) FROM subjects CROSS JOIN candles AS c ON c.coin = subjects.subject
+        + f"""SELECT count(*) FROM subjects {ORDERED_JOIN[dialect_of(conn)]} candles AS c ON c.coin = subjects.subject
             AND c.interval = '1m' AND c.open_time_ms >= :start AND c.open_time_ms < :end WHERE c.closed = 0""",
         {"start": day_ms, "end": day_ms + DAY_MS},
     ).fetchone()
     return int(count)
 
 
-def has_rows(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> bool:
+def has_rows(conn: MemoryConnection, dataset: Dataset, day_ms: int) -> bool:
     """Whether the memory holds any row of the day (candles: any closed 1-minute row)."""
-    return bool(conn.execute(_HAS_ROWS[dataset], {"start": day_ms, "end": day_ms + DAY_MS}).fetchone()[0])
+    sql = _HAS_ROWS[dialect_of(conn)][dataset]
+    return bool(conn.execute(sql, {"start": day_ms, "end": day_ms + DAY_MS}).fetchone()[0])
 
 
-def stamp_of(conn: sqlite3.Connection, dataset: Dataset, day_ms: int) -> Stamp | None:
+def stamp_of(conn: MemoryConnection, dataset: Dataset, day_ms: int) -> Stamp | None:
     row = conn.execute(
         "SELECT rows, checksum, archived_at_ms FROM archived_days WHERE dataset = ? AND day_ms = ?", (dataset, day_ms)
     ).fetchone()
     return None if row is None else Stamp(int(row[0]), str(row[1]), int(row[2]))
 
 
-def stamped_days(conn: sqlite3.Connection, dataset: Dataset, start_ms: int, end_ms: int) -> dict[int, Stamp]:
+def stamped_days(conn: MemoryConnection, dataset: Dataset, start_ms: int, end_ms: int) -> dict[int, Stamp]:
     """The stamps of ``dataset``'s UTC days overlapping ``[start_ms, end_ms)``, by day start."""
     rows = conn.execute(
         "SELECT day_ms, rows, checksum, archived_at_ms FROM archived_days "
@@ -159,7 +187,7 @@ def stamped_days(conn: sqlite3.Connection, dataset: Dataset, start_ms: int, end_
     return {int(day): Stamp(int(n), str(checksum), int(at)) for day, n, checksum, at in rows}
 
 
-def write_stamp(conn: sqlite3.Connection, dataset: Dataset, day_ms: int, stamp: Stamp) -> None:
+def write_stamp(conn: MemoryConnection, dataset: Dataset, day_ms: int, stamp: Stamp) -> None:
     """Stamp the day (replacing its stamp); inside the caller's write transaction."""
     conn.execute(
         "INSERT INTO archived_days (dataset, day_ms, rows, checksum, archived_at_ms) VALUES (?, ?, ?, ?, ?) "
@@ -169,13 +197,13 @@ def write_stamp(conn: sqlite3.Connection, dataset: Dataset, day_ms: int, stamp: 
     )
 
 
-def oldest_day_ms(conn: sqlite3.Connection, dataset: Dataset) -> int | None:
+def oldest_day_ms(conn: MemoryConnection, dataset: Dataset) -> int | None:
     """Start of the UTC day of the oldest stored row of ``dataset`` (a loose index scan)."""
     (oldest,) = conn.execute(_OLDEST[dataset]).fetchone()
     return None if oldest is None else int(oldest) - int(oldest) % DAY_MS
 
 
-def unstamped_days(conn: sqlite3.Connection, dataset: Dataset, before_ms: int, limit: int) -> list[int]:
+def unstamped_days(conn: MemoryConnection, dataset: Dataset, before_ms: int, limit: int) -> list[int]:
     """Oldest first, at most ``limit`` finished UTC days (ended by ``before_ms``) of ``dataset``
     that have rows in the memory but no stamp: days never archived, and days whose stamp a change
     removed. One existence seek per coin for each unstamped day from the oldest stored row on."""

@@ -10,15 +10,18 @@ confirmed minute.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
 from functools import cache
 from itertools import chain
-from enum import StrEnum
 from typing import NamedTuple
 
-from market_assets.memory.connection import write_transaction
-
+from market_assets.memory.connection import (
+    MemoryConnection,
+    is_refused_value,
+    write_transaction,
+)
+from market_assets.memory.dialect import Dialect, dialect_of
 
 Price = float
 """A candle value as the memory stores it (REAL); the sources' parsers give candles as doubles."""
@@ -67,14 +70,20 @@ def _upsert_of(count: int) -> str:
     return _UPSERT.replace(f"VALUES {_ROW_PLACES}", "VALUES " + ", ".join([_ROW_PLACES] * count))
 
 
-def upsert_candles(conn: sqlite3.Connection, rows: Sequence[CandleRow], now_ms: int) -> None:
+def upsert_candles(conn: MemoryConnection, rows: Sequence[CandleRow], now_ms: int) -> None:
     """Upsert ``rows`` inside the caller's transaction (a row only replaces one as final or less).
 
-    Up to 1,024 rows a statement, not ``executemany``: Python's sqlite3 releases the GIL around
-    each ``sqlite3_step`` and must take it back for the next row, and while the streamer's
-    socket thread is busy that wait is up to the interpreter's switch interval (5 ms) a row:
-    ``executemany`` fell from 26,000 to 204 rows/s beside a busy thread, a 1,024-row statement
-    held 26,000-42,000. Statements come in power-of-two sizes, so a few stay prepared."""
+    On SQLite, up to 1,024 rows a statement, not ``executemany``: Python's sqlite3 releases the
+    GIL around each ``sqlite3_step`` and must take it back for the next row, and while the
+    streamer's socket thread is busy that wait is up to the interpreter's switch interval (5 ms)
+    a row: ``executemany`` fell from 26,000 to 204 rows/s beside a busy thread, a 1,024-row
+    statement held 26,000-42,000. Statements come in power-of-two sizes, so a few stay prepared.
+    On PostgreSQL, psycopg's ``executemany`` (one pipeline: no round trip per row), which also
+    takes a key twice in one batch as SQLite does (a multi-row ``ON CONFLICT DO UPDATE`` refuses
+    to touch a row twice)."""
+    if dialect_of(conn) is Dialect.POSTGRES:
+        conn.executemany(_UPSERT, [row + (now_ms,) for row in rows])
+        return
     stamp = (now_ms,)
     start = 0
     while start < len(rows):
@@ -99,7 +108,7 @@ Repair = tuple[str, int, RepairReason]
 """``(coin, open_time_ms, reason)``: one owed minute."""
 
 
-def queue_repairs(conn: sqlite3.Connection, interval: str, repairs: Iterable[Repair], now_ms: int) -> None:
+def queue_repairs(conn: MemoryConnection, interval: str, repairs: Iterable[Repair], now_ms: int) -> None:
     """Queue ``repairs`` inside the caller's transaction; a minute already queued keeps its entry."""
     conn.executemany(
         "INSERT INTO candle_repairs (coin, interval, open_time_ms, reason, queued_at_ms) VALUES (?, ?, ?, ?, ?) "
@@ -114,7 +123,7 @@ class RefusedRow(NamedTuple):
 
 
 def write_candles(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     rows: Sequence[CandleRow],
     *,
     newest_open_by_coin: Mapping[str, int],
@@ -133,55 +142,83 @@ def write_candles(
     """
     refused: list[RefusedRow] = []
     with write_transaction(conn):
+        # Under a savepoint: a refused row aborts a PostgreSQL transaction, and on either engine
+        # the batch's rows before it (and what their triggers queued) are undone with it.
+        conn.execute("SAVEPOINT candle_batch")
         try:
             upsert_candles(conn, rows, now_ms)
             written = len(rows)
-        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError):
+        except Exception as exc:
+            if not is_refused_value(exc):
+                raise
+            conn.execute("ROLLBACK TO candle_batch")
             written = _upsert_one_by_one(conn, rows, now_ms, refused)
+        conn.execute("RELEASE candle_batch")
         queue_repairs(conn, interval, [*repairs, *((r.row.coin, r.row.open_time_ms, RepairReason.REJECTED) for r in refused)], now_ms)
-        # A bucket ended before its coin's newest one began is older than it. Through the
-        # forming index this visits only the few forming rows; the primary key would walk every
-        # stored minute of the coin (100 ms per 171-coin flush at 5,000 minutes of history).
-        conn.executemany(
-            "UPDATE candles INDEXED BY candles_forming SET closed = 1 "
-            "WHERE closed = 0 AND close_time_ms < ? AND coin = ? AND interval = ?",
-            [(open_ms, coin, interval) for coin, open_ms in newest_open_by_coin.items()],
-        )
+        _close_older(conn, interval, newest_open_by_coin)
         _close_ended(conn, interval, close_ended_before_ms)
     return written, refused
 
 
-def _upsert_one_by_one(conn: sqlite3.Connection, rows: Sequence[CandleRow], now_ms: int, refused: list[RefusedRow]) -> int:
+def _close_older(conn: MemoryConnection, interval: str, newest_open_by_coin: Mapping[str, int]) -> None:
+    """Close each coin's forming buckets that ended before its newest one began.
+
+    Through the forming index this visits only the few forming rows; the primary key would walk
+    every stored minute of the coin (100 ms per 171-coin flush at 5,000 minutes of history).
+    SQLite is told so (``INDEXED BY``); PostgreSQL takes every coin in one statement, joined
+    to the forming rows the partial index holds."""
+    if dialect_of(conn) is Dialect.POSTGRES:
+        conn.execute(
+            "UPDATE candles AS c SET closed = 1 FROM unnest(?::text[], ?::bigint[]) AS n (coin, open_ms) "
+            "WHERE c.closed = 0 AND c.coin = n.coin AND c.interval = ? AND c.close_time_ms < n.open_ms",
+            (list(newest_open_by_coin), list(newest_open_by_coin.values()), interval),
+        )
+        return
+    conn.executemany(
+        "UPDATE candles INDEXED BY candles_forming SET closed = 1 "
+        "WHERE closed = 0 AND close_time_ms < ? AND coin = ? AND interval = ?",
+        [(open_ms, coin, interval) for coin, open_ms in newest_open_by_coin.items()],
+    )
+
+
+def _upsert_one_by_one(conn: MemoryConnection, rows: Sequence[CandleRow], now_ms: int, refused: list[RefusedRow]) -> int:
     """The batch failed on some row: write each under its own savepoint, set aside the ones refused."""
     written = 0
     for row in rows:
         conn.execute("SAVEPOINT candle_row")
         try:
             conn.execute(_UPSERT, upsert_params(row, now_ms))
-        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError) as exc:
+        except Exception as exc:
+            if not is_refused_value(exc):
+                raise
             conn.execute("ROLLBACK TO candle_row")
-            refused.append(RefusedRow(row, f"{type(exc).__name__}: {exc}"))
+            refused.append(RefusedRow(row, f"{type(exc).__name__}: {_first_line(exc)}"))
         else:
             written += 1
         conn.execute("RELEASE candle_row")
     return written
 
 
-def close_ended_candles(conn: sqlite3.Connection, interval: str, before_ms: int) -> None:
+def _first_line(exc: BaseException) -> str:
+    """psycopg's messages carry DETAIL lines (the whole row) after the first."""
+    return str(exc).strip().split("\n", 1)[0]
+
+
+def close_ended_candles(conn: MemoryConnection, interval: str, before_ms: int) -> None:
     """Close every forming bucket whose close time is before ``before_ms``: what a flush does
     besides its rows, for a writer stopping with no rows left to flush."""
     with write_transaction(conn):
         _close_ended(conn, interval, before_ms)
 
 
-def _close_ended(conn: sqlite3.Connection, interval: str, before_ms: int) -> None:
+def _close_ended(conn: MemoryConnection, interval: str, before_ms: int) -> None:
     conn.execute(
         "UPDATE candles SET closed = 1 WHERE closed = 0 AND close_time_ms < ? AND interval = ?",
         (before_ms, interval),
     )
 
 
-def candles_of(conn: sqlite3.Connection, coin: str, interval: str) -> list[CandleRow]:
+def candles_of(conn: MemoryConnection, coin: str, interval: str) -> list[CandleRow]:
     """Every stored bucket of one coin, oldest first (values as stored, REAL)."""
     rows = conn.execute(
         "SELECT coin, interval, open_time_ms, close_time_ms, open, high, low, close, volume, trades, closed, "

@@ -7,13 +7,12 @@ Dagster-free health surfaces (dashboard, ``/metrics``, the monitor) read it with
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import msgspec
 
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 
 
 class CheckResult(msgspec.Struct, frozen=True):
@@ -50,7 +49,7 @@ _UPSERT = """INSERT INTO check_results
 
 
 def record_results(
-    conn: sqlite3.Connection, results: Iterable[CheckResult], *, known: Collection[tuple[str, str, str]] | None = None
+    conn: MemoryConnection, results: Iterable[CheckResult], *, known: Collection[tuple[str, str, str]] | None = None
 ) -> None:
     """Keep each result unless a later evaluation of the same check is already stored (two
     evaluators racing, e.g. the sensor and a check run launched from the UI).
@@ -73,7 +72,7 @@ def record_results(
             conn.executemany("DELETE FROM check_results WHERE source = ? AND channel = ? AND check_name = ?", retired)
 
 
-def latest_results(conn: sqlite3.Connection, channels: Sequence[tuple[str, str]] | None = None) -> list[CheckResult]:
+def latest_results(conn: MemoryConnection, channels: Sequence[tuple[str, str]] | None = None) -> list[CheckResult]:
     """The stored results, by channel then check name; only of ``channels`` when given."""
     rows = conn.execute(
         """SELECT source, channel, check_name, passed, blocking, severity, evaluated_at_ms, checked, failing,
@@ -89,7 +88,7 @@ def latest_results(conn: sqlite3.Connection, channels: Sequence[tuple[str, str]]
     ]
 
 
-def failing_results(conn: sqlite3.Connection) -> list[CheckResult]:
+def failing_results(conn: MemoryConnection) -> list[CheckResult]:
     """The stored results that failed, blocking or not, without their problems: the health
     read, usually empty, so one scan of the tiny table and no JSON."""
     rows = conn.execute(

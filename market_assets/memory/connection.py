@@ -186,6 +186,15 @@ def is_busy(exc: BaseException) -> bool:
     return psycopg is not None and isinstance(exc, psycopg.errors.LockNotAvailable)
 
 
+def is_refused_value(exc: BaseException) -> bool:
+    """Whether ``exc`` is the memory refusing one row's values (a constraint, a value of the wrong
+    type or out of range) rather than the memory failing: the row is set aside, the rest kept."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError)):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, (psycopg.IntegrityError, psycopg.DataError))
+
+
 def is_database_error(exc: BaseException) -> bool:
     """Whether ``exc`` came from the database engine (``sqlite3.DatabaseError``, or ``psycopg.Error``
     when psycopg is loaded): the connection that raised it may be unusable, drop it."""

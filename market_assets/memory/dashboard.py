@@ -4,15 +4,17 @@ Statements are built from the registry's identifiers (``DataLocation``), never f
 input, and each identifier is checked to be a plain name before it is spliced in. Every
 time-window count is a range on the channel table's time column: on the WITHOUT ROWID tables
 keyed (subject, …, time) SQLite answers it by skip-scan once ``ANALYZE`` has run (3.3 ms for
-the last hour of 10M candles, 850 ms without statistics: peers.md §3).
+the last hour of 10M candles, 850 ms without statistics: peers.md §3). PostgreSQL has no skip
+scan: it answers from each table's time index (``memory.schema_postgres``), never a scan.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import NamedTuple
 
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import pick
 from market_assets.registry import DataLocation, ExpectedSubjects
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -77,7 +79,7 @@ class WindowTallies(NamedTuple):
     """Sums of ``rejected_frames`` per reason: candle frames refused where they were parsed."""
 
 
-def window_counts(conn: sqlite3.Connection, data: DataLocation, since_ms: int) -> WindowCounts:
+def window_counts(conn: MemoryConnection, data: DataLocation, since_ms: int) -> WindowCounts:
     table, time, subject, scope, args = _parts(data)
     row = conn.execute(
         f"SELECT count(*), count(DISTINCT {subject}), max({time}) FROM {table} "
@@ -88,20 +90,20 @@ def window_counts(conn: sqlite3.Connection, data: DataLocation, since_ms: int) -
 
 
 def volume_counts(
-    conn: sqlite3.Connection, data: DataLocation, day_start_ms: int, settled_before_ms: int, now_ms: int
+    conn: MemoryConnection, data: DataLocation, day_start_ms: int, settled_before_ms: int, now_ms: int
 ) -> VolumeCounts:
     """Settled rows, in all and since ``day_start_ms``, the last day's subjects and the newest
     timestamp: one scan."""
     table, time, subject, scope, args = _parts(data)
     row = conn.execute(
         f"SELECT count({time} < ? OR NULL), count({time} >= ? AND {time} < ? OR NULL), "
-        f"count(DISTINCT CASE WHEN {time} >= ? THEN {subject} END), max({time}) FROM {table} WHERE {scope}1",
+        f"count(DISTINCT CASE WHEN {time} >= ? THEN {subject} END), max({time}) FROM {table} WHERE {scope}TRUE",
         (settled_before_ms, day_start_ms, settled_before_ms, day_start_ms, *args),
     ).fetchone()
     return VolumeCounts(row[0], row[1], row[2], row[3], settled_before_ms, now_ms)
 
 
-def recent_counts(conn: sqlite3.Connection, data: DataLocation, settled_before_ms: int, hour_start_ms: int) -> RecentCounts:
+def recent_counts(conn: MemoryConnection, data: DataLocation, settled_before_ms: int, hour_start_ms: int) -> RecentCounts:
     """The rows a count left to be read live (at or after ``settled_before_ms``) and those of the
     last hour: one range on the time column, ~an hour long while counts are recounted each minute."""
     table, time, subject, scope, args = _parts(data)
@@ -116,7 +118,7 @@ def recent_counts(conn: sqlite3.Connection, data: DataLocation, settled_before_m
     return RecentCounts(row[0], row[1], latest, WindowCounts(row[2], row[3], hour_latest))
 
 
-def expected_subjects(conn: sqlite3.Connection, expectation: ExpectedSubjects) -> int:
+def expected_subjects(conn: MemoryConnection, expectation: ExpectedSubjects) -> int:
     """How many subjects the registry expects a channel to cover right now."""
     if expectation is ExpectedSubjects.PERP_UNIVERSE:
         sql = "SELECT count(*) FROM hyperliquid_universe WHERE is_delisted = 0"
@@ -125,7 +127,7 @@ def expected_subjects(conn: sqlite3.Connection, expectation: ExpectedSubjects) -
     return int(conn.execute(sql).fetchone()[0])
 
 
-def recent_runs(conn: sqlite3.Connection, source: str, channel: str, since_ms: int) -> RecentRuns:
+def recent_runs(conn: MemoryConnection, source: str, channel: str, since_ms: int) -> RecentRuns:
     row = conn.execute(
         "SELECT count(*), count(status = 'failed' OR NULL), coalesce(sum(retries), 0), "
         "coalesce(sum(throttles), 0) FROM ingestion_runs "
@@ -135,24 +137,34 @@ def recent_runs(conn: sqlite3.Connection, source: str, channel: str, since_ms: i
     return RecentRuns(*row)
 
 
-def window_tallies(conn: sqlite3.Connection, source: str, channel: str, since_ms: int) -> WindowTallies:
+def window_tallies(conn: MemoryConnection, source: str, channel: str, since_ms: int) -> WindowTallies:
     """The metadata tallies of one channel's runs started at or after ``since_ms`` (a seek on
     ``ingestion_runs_by_channel``: 60 streamer windows an hour)."""
     scope = "WHERE source = ? AND channel = ? AND started_at_ms >= ?"
+    corrected_minutes = pick(
+        conn,
+        sqlite="json_extract(metadata, '$.corrected_minutes')",
+        postgres="CAST(CAST(metadata AS jsonb) ->> 'corrected_minutes' AS numeric)",
+    )
     (corrected,) = conn.execute(
-        f"SELECT coalesce(sum(json_extract(metadata, '$.corrected_minutes')), 0) FROM ingestion_runs {scope}",
+        f"SELECT coalesce(sum({corrected_minutes}), 0) FROM ingestion_runs {scope}",
         (source, channel, since_ms),
     ).fetchone()
+    reasons = pick(
+        conn,
+        sqlite="json_each(ingestion_runs.metadata, '$.rejected_frames') AS reason",
+        postgres="jsonb_each_text(CAST(ingestion_runs.metadata AS jsonb) -> 'rejected_frames') AS reason (key, value)",
+    )
+    frames = pick(conn, sqlite="reason.value", postgres="CAST(reason.value AS numeric)")
     rejected = conn.execute(
-        "SELECT reason.key, sum(reason.value) FROM ingestion_runs, "
-        f"json_each(ingestion_runs.metadata, '$.rejected_frames') AS reason {scope} "
+        f"SELECT reason.key, sum({frames}) FROM ingestion_runs, {reasons} {scope} "
         "GROUP BY reason.key ORDER BY reason.key",
         (source, channel, since_ms),
     ).fetchall()
     return WindowTallies(corrected, dict(rejected))
 
 
-def newest_candle_by_coin(conn: sqlite3.Connection, interval: str) -> dict[str, int]:
+def newest_candle_by_coin(conn: MemoryConnection, interval: str) -> dict[str, int]:
     """Open time of the newest candle of ``interval`` of each listed coin that has one.
 
     One primary-key seek per listed coin (0.7 ms for 200 coins over 10M rows, where

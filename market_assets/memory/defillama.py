@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import NamedTuple
 
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 
 
 class SeriesPoint(NamedTuple):
@@ -19,7 +18,7 @@ class SeriesPoint(NamedTuple):
     value: Decimal
 
 
-def upsert_series(conn: sqlite3.Connection, points: Iterable[SeriesPoint], now_ms: int) -> int:
+def upsert_series(conn: MemoryConnection, points: Iterable[SeriesPoint], now_ms: int) -> int:
     params = [(p.series, p.subject, p.ts_ms, float(p.value), now_ms) for p in points]
     with write_transaction(conn):
         conn.executemany(
@@ -32,7 +31,7 @@ def upsert_series(conn: sqlite3.Connection, points: Iterable[SeriesPoint], now_m
     return len(params)
 
 
-def series_points(conn: sqlite3.Connection, series: str, subject: str) -> list[tuple[int, float]]:
+def series_points(conn: MemoryConnection, series: str, subject: str) -> list[tuple[int, float]]:
     """(ts_ms, value) of one series and subject, oldest first."""
     return conn.execute(
         "SELECT ts_ms, value FROM defillama_series WHERE series = ? AND subject = ? ORDER BY ts_ms",
@@ -40,7 +39,7 @@ def series_points(conn: sqlite3.Connection, series: str, subject: str) -> list[t
     ).fetchall()
 
 
-def latest_ts(conn: sqlite3.Connection, series: str, subject: str) -> int | None:
+def latest_ts(conn: MemoryConnection, series: str, subject: str) -> int | None:
     """The newest stored timestamp of one series and subject."""
     row = conn.execute(
         "SELECT ts_ms FROM defillama_series WHERE series = ? AND subject = ? ORDER BY ts_ms DESC LIMIT 1",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import NamedTuple
 
-from market_assets.memory.runs import OWN_RUNS
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.runs import own_runs
 
 
 class FailureStreak(NamedTuple):
@@ -15,7 +15,7 @@ class FailureStreak(NamedTuple):
     """When the newest of them finished (its start, if it never recorded a finish)."""
 
 
-def failure_streak(conn: sqlite3.Connection, source: str, channel: str, limit: int) -> FailureStreak:
+def failure_streak(conn: MemoryConnection, source: str, channel: str, limit: int) -> FailureStreak:
     """The failed runs that end the channel's ledger, counted up to ``limit``.
 
     One seek on ``ingestion_runs_by_channel`` reading at most ``limit`` runs: a channel that
@@ -23,7 +23,7 @@ def failure_streak(conn: sqlite3.Connection, source: str, channel: str, limit: i
     """
     rows = conn.execute(
         "SELECT status, coalesce(finished_at_ms, started_at_ms) FROM ingestion_runs "
-        f"WHERE source = ? AND channel = ? AND {OWN_RUNS} ORDER BY started_at_ms DESC, run_id DESC LIMIT ?",
+        f"WHERE source = ? AND channel = ? AND {own_runs(conn)} ORDER BY started_at_ms DESC, run_id DESC LIMIT ?",
         (source, channel, limit),
     ).fetchall()
     failures = 0

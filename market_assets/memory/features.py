@@ -8,14 +8,14 @@ transaction as its upsert, so a minute closed while it computes waits for the ne
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
+from market_assets.memory.dialect import pick
 
 _CLOSES = np.dtype("<f8")
 """How ``feature_tails.closes`` stores a tail: little-endian float64, whatever the machine."""
@@ -29,7 +29,7 @@ class PendingCoin(NamedTuple):
     """The largest queue entry read; entries after it belong to the next run."""
 
 
-def pending_coins(conn: sqlite3.Connection) -> list[PendingCoin]:
+def pending_coins(conn: MemoryConnection) -> list[PendingCoin]:
     """Every coin with queued changes, in coin order."""
     rows = conn.execute(
         "SELECT coin, min(open_time_ms), max(change_id) FROM pending_features GROUP BY coin ORDER BY coin"
@@ -44,7 +44,7 @@ class KeptTail(NamedTuple):
     """Closes of the last bars up to and including ``through_ms`` (at most the indicator tail), oldest first."""
 
 
-def kept_tail(conn: sqlite3.Connection, coin: str, interval: str) -> KeptTail | None:
+def kept_tail(conn: MemoryConnection, coin: str, interval: str) -> KeptTail | None:
     """The closes the last run kept for ``coin``; ``None`` before its first run."""
     row = conn.execute(
         "SELECT through_ms, closes FROM feature_tails WHERE coin = ? AND interval = ?", (coin, interval)
@@ -52,7 +52,7 @@ def kept_tail(conn: sqlite3.Connection, coin: str, interval: str) -> KeptTail | 
     return None if row is None else KeptTail(int(row[0]), np.frombuffer(row[1], dtype=_CLOSES))
 
 
-def tail_start_ms(conn: sqlite3.Connection, coin: str, interval: str, before_ms: int, bars: int) -> int | None:
+def tail_start_ms(conn: MemoryConnection, coin: str, interval: str, before_ms: int, bars: int) -> int | None:
     """Open time of the ``bars``-th closed candle before ``before_ms``; ``None`` when fewer are stored.
 
     Walks the primary key backwards from ``before_ms``: the cost is ``bars`` index steps, however
@@ -66,7 +66,7 @@ def tail_start_ms(conn: sqlite3.Connection, coin: str, interval: str, before_ms:
     return None if row is None else int(row[0])
 
 
-def closed_closes(conn: sqlite3.Connection, coin: str, interval: str, from_ms: int | None) -> list[tuple[int, float]]:
+def closed_closes(conn: MemoryConnection, coin: str, interval: str, from_ms: int | None) -> list[tuple[int, float]]:
     """``(open_time_ms, close)`` of the coin's closed candles from ``from_ms`` (all when ``None``), ascending."""
     return conn.execute(
         "SELECT open_time_ms, close FROM candles WHERE coin = ? AND interval = ? AND closed = 1 "
@@ -76,7 +76,7 @@ def closed_closes(conn: sqlite3.Connection, coin: str, interval: str, from_ms: i
 
 
 def write_features(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     pending: PendingCoin,
     interval: str,
     columns: Sequence[str],
@@ -87,8 +87,8 @@ def write_features(
     """Upsert one coin's rows ``(open_time_ms, *values)``, keep its ``tail`` and consume the queue entries read, atomically.
 
     ``columns`` are indicator columns of the features table (from the one indicator
-    configuration, never user input). A NaN value is stored as NULL by SQLite itself: the
-    indicator is not defined yet at that bar (its warm-up).
+    configuration, never user input). A NaN value is stored as NULL (sqlite3 binds it so, and so
+    does the PostgreSQL connection): the indicator is not defined yet at that bar (its warm-up).
     """
     names = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
@@ -113,12 +113,18 @@ def write_features(
     return len(rows)
 
 
-def feature_columns(conn: sqlite3.Connection) -> set[str]:
+def feature_columns(conn: MemoryConnection) -> set[str]:
     """Columns of the features table, to check the indicator configuration against the schema."""
-    return {row[1] for row in conn.execute("PRAGMA table_info(features)")}
+    sql = pick(
+        conn,
+        sqlite="SELECT name FROM pragma_table_info('features')",
+        postgres="SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = 'features'",
+    )
+    return {row[0] for row in conn.execute(sql)}
 
 
-def features_of(conn: sqlite3.Connection, coin: str, interval: str, columns: Sequence[str]) -> list[tuple[object, ...]]:
+def features_of(conn: MemoryConnection, coin: str, interval: str, columns: Sequence[str]) -> list[tuple[object, ...]]:
     """``(open_time_ms, *columns)`` of every stored feature row of one coin, oldest first."""
     return conn.execute(
         f"SELECT open_time_ms, {', '.join(columns)} FROM features WHERE coin = ? AND interval = ? "

@@ -9,10 +9,10 @@ gap. ``detected`` is only read: memories from before the repair queue may hold s
 
 from __future__ import annotations
 
-import sqlite3
 from enum import StrEnum
 from typing import NamedTuple
 
+from market_assets.memory.connection import MemoryConnection
 
 
 class GapStatus(StrEnum):
@@ -35,11 +35,11 @@ class GapRow(NamedTuple):
     resolved_at_ms: int | None
 
 
-def gaps_of(conn: sqlite3.Connection, coin: str | None = None, interval: str = "1m") -> list[GapRow]:
+def gaps_of(conn: MemoryConnection, coin: str | None = None, interval: str = "1m") -> list[GapRow]:
     """Recorded runs, oldest first; every coin's when ``coin`` is None."""
     rows = conn.execute(
         "SELECT coin, interval, start_ms, end_ms, status, missing_buckets, detected_at_ms, resolved_at_ms "
-        "FROM candle_gaps WHERE interval = ? AND (? IS NULL OR coin = ?) ORDER BY coin, start_ms",
+        "FROM candle_gaps WHERE interval = ? AND (CAST(? AS TEXT) IS NULL OR coin = ?) ORDER BY coin, start_ms",
         (interval, coin, coin),
     ).fetchall()
     return [

@@ -7,12 +7,11 @@ price we have recorded fits.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 
 
 class UniverseRow(NamedTuple):
@@ -35,7 +34,7 @@ class FundingRow(NamedTuple):
     source_time_ms: int
 
 
-def upsert_universe(conn: sqlite3.Connection, rows: Sequence[UniverseRow], now_ms: int) -> int:
+def upsert_universe(conn: MemoryConnection, rows: Sequence[UniverseRow], now_ms: int) -> int:
     """Record a listing of one or more dexes; a coin of those dexes absent from it is delisted."""
     dexes = sorted({row.dex for row in rows})
     with write_transaction(conn):
@@ -57,7 +56,7 @@ def upsert_universe(conn: sqlite3.Connection, rows: Sequence[UniverseRow], now_m
     return len(rows)
 
 
-def listed_coins(conn: sqlite3.Connection) -> list[str]:
+def listed_coins(conn: MemoryConnection) -> list[str]:
     """Coins of the perp universe that are not delisted, in asset-index order."""
     return [
         row[0]
@@ -67,7 +66,7 @@ def listed_coins(conn: sqlite3.Connection) -> list[str]:
     ]
 
 
-def upsert_funding(conn: sqlite3.Connection, rows: Iterable[FundingRow], now_ms: int) -> int:
+def upsert_funding(conn: MemoryConnection, rows: Iterable[FundingRow], now_ms: int) -> int:
     """Upsert funding rows in one transaction. A settled rate is never replaced by an estimate."""
     params = [
         (
@@ -95,7 +94,7 @@ def upsert_funding(conn: sqlite3.Connection, rows: Iterable[FundingRow], now_ms:
     return len(params)
 
 
-def last_settled_funding_hours(conn: sqlite3.Connection) -> dict[str, int]:
+def last_settled_funding_hours(conn: MemoryConnection) -> dict[str, int]:
     """Per coin, the newest settled funding hour stored (where fundingHistory resumes)."""
     return dict(
         conn.execute("SELECT coin, MAX(hour_ms) FROM funding WHERE settled = 1 GROUP BY coin").fetchall()

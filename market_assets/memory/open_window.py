@@ -7,20 +7,18 @@ window whose process died leaves no trace at all. A clean stop removes it.
 
 from __future__ import annotations
 
-import sqlite3
-
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 
 _KEY = "streamer_open_window_ms"
 
 
-def open_window_ms(conn: sqlite3.Connection) -> int | None:
+def open_window_ms(conn: MemoryConnection) -> int | None:
     """The start of the window a streamer opened and has not closed, if any."""
     row = conn.execute("SELECT value FROM memory_info WHERE key = ?", (_KEY,)).fetchone()
     return None if row is None else int(row[0])
 
 
-def mark_open_window(conn: sqlite3.Connection, started_at_ms: int) -> None:
+def mark_open_window(conn: MemoryConnection, started_at_ms: int) -> None:
     with write_transaction(conn):
         conn.execute(
             "INSERT INTO memory_info (key, value) VALUES (?, ?) "
@@ -29,6 +27,6 @@ def mark_open_window(conn: sqlite3.Connection, started_at_ms: int) -> None:
         )
 
 
-def clear_open_window(conn: sqlite3.Connection) -> None:
+def clear_open_window(conn: MemoryConnection) -> None:
     with write_transaction(conn):
         conn.execute("DELETE FROM memory_info WHERE key = ?", (_KEY,))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 
 
 class TrackedMarket(NamedTuple):
@@ -38,7 +37,7 @@ class Untracked(NamedTuple):
     """Markets discovery had not found for the registry's period."""
 
 
-def track_markets(conn: sqlite3.Connection, markets: Sequence[TrackedMarket], now_ms: int) -> int:
+def track_markets(conn: MemoryConnection, markets: Sequence[TrackedMarket], now_ms: int) -> int:
     """Add newly found markets to the registry and refresh when already-tracked ones were seen.
 
     A market found again after it was untracked is tracked again, keeping when it was first seen.
@@ -69,7 +68,7 @@ _MOVED = (
 """The tracked and untracked registries never share a market: what was just copied goes."""
 
 
-def untrack_markets(conn: sqlite3.Connection, unseen_ms: int, now_ms: int) -> Untracked:
+def untrack_markets(conn: MemoryConnection, unseen_ms: int, now_ms: int) -> Untracked:
     """Move out of the tracked registry every market the summary reports closed, and every one
     discovery last found more than ``unseen_ms`` before the newest market it found (not before
     ``now``: while discovery finds nothing at all, an outage, nothing is untracked)."""
@@ -85,7 +84,7 @@ def untrack_markets(conn: sqlite3.Connection, unseen_ms: int, now_ms: int) -> Un
     return Untracked(closed, not_found)
 
 
-def prune_untracked(conn: sqlite3.Connection, untracked_before_ms: int) -> int:
+def prune_untracked(conn: MemoryConnection, untracked_before_ms: int) -> int:
     """Delete the markets untracked before ``untracked_before_ms``: their registry row and their
     last summary. Returns how many markets went."""
     with write_transaction(conn):
@@ -99,16 +98,16 @@ def prune_untracked(conn: sqlite3.Connection, untracked_before_ms: int) -> int:
         ).rowcount
 
 
-def untracked_markets(conn: sqlite3.Connection) -> dict[str, str]:
+def untracked_markets(conn: MemoryConnection) -> dict[str, str]:
     """Every untracked market and why it was untracked (``closed``, ``not_found``)."""
     return dict(conn.execute("SELECT market_id, reason FROM polymarket_untracked_markets ORDER BY market_id"))
 
 
-def tracked_market_ids(conn: sqlite3.Connection) -> list[str]:
+def tracked_market_ids(conn: MemoryConnection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT market_id FROM polymarket_tracked_markets ORDER BY market_id")]
 
 
-def upsert_market_summaries(conn: sqlite3.Connection, rows: Iterable[MarketSummary], now_ms: int) -> int:
+def upsert_market_summaries(conn: MemoryConnection, rows: Iterable[MarketSummary], now_ms: int) -> int:
     params = [
         (
             *row[:5],

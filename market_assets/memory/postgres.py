@@ -126,7 +126,11 @@ class PostgresConnection:
     def begin_write(self) -> None:
         """Open a write transaction holding the memory's write lock (waits up to the lock timeout)."""
         self.execute("BEGIN")
-        self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+        try:
+            self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+        except BaseException:
+            self.execute("ROLLBACK")  # a lock waited for in vain leaves no transaction behind
+            raise
 
 
 def connect_postgres(target: PostgresUrl, *, readonly: bool = False, any_thread: bool = False) -> PostgresConnection:

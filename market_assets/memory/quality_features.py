@@ -6,16 +6,16 @@ The closes the check recomputes from are read with the features job's own statem
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.rollups import SUBJECTS_OF
 
 _COINS = SUBJECTS_OF.format(table="features", column="coin")
 
 
-def coins_with_features(conn: sqlite3.Connection, interval: str, since_ms: int) -> list[str]:
+def coins_with_features(conn: MemoryConnection, interval: str, since_ms: int) -> list[str]:
     """Coins with a feature row of ``interval`` at or after ``since_ms``, by coin: one seek per coin."""
     rows = conn.execute(
         f"""{_COINS} SELECT subject FROM subjects WHERE subject IS NOT NULL AND EXISTS (
@@ -27,7 +27,7 @@ def coins_with_features(conn: sqlite3.Connection, interval: str, since_ms: int) 
 
 
 def features_since(
-    conn: sqlite3.Connection, coin: str, interval: str, columns: Sequence[str], since_ms: int
+    conn: MemoryConnection, coin: str, interval: str, columns: Sequence[str], since_ms: int
 ) -> list[tuple[Any, ...]]:
     """``(open_time_ms, *columns)`` of one coin's feature rows at or after ``since_ms``, oldest first.
 
@@ -39,7 +39,7 @@ def features_since(
     ).fetchall()
 
 
-def first_pending_ms(conn: sqlite3.Connection, coin: str) -> int | None:
+def first_pending_ms(conn: MemoryConnection, coin: str) -> int | None:
     """Open time of the coin's earliest minute queued for the features job: its stored feature
     rows from there on are about to be recomputed."""
     row = conn.execute("SELECT min(open_time_ms) FROM pending_features WHERE coin = ?", (coin,)).fetchone()

@@ -6,9 +6,10 @@ the coin), so a check over two days costs the hours of those days, not the year 
 
 from __future__ import annotations
 
-import sqlite3
 from typing import NamedTuple
 
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import ORDERED_JOIN, dialect_of
 from market_assets.memory.rollups import SUBJECTS_OF
 
 _COINS = SUBJECTS_OF.format(table="funding", column="coin")
@@ -41,21 +42,22 @@ class Revision(NamedTuple):
     new_rate: float
 
 
-def settled_hours(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> list[CoinHours]:
+def settled_hours(conn: MemoryConnection, since_ms: int, until_ms: int) -> list[CoinHours]:
     """Every coin with a stored funding row: its settled hours in ``[since_ms, until_ms)``."""
     coins = conn.execute(
         _COINS
         + """SELECT s.subject,
-                coalesce((SELECT u.is_delisted = 0 FROM hyperliquid_universe AS u WHERE u.coin = s.subject), 0),
+                EXISTS (SELECT 1 FROM hyperliquid_universe AS u WHERE u.coin = s.subject AND u.is_delisted = 0),
                 (SELECT max(f.hour_ms) FROM funding AS f
                     WHERE f.coin = s.subject AND f.hour_ms < :since AND f.settled = 1)
             FROM subjects AS s WHERE s.subject IS NOT NULL ORDER BY s.subject""",
         {"since": since_ms},
     ).fetchall()
+    join = ORDERED_JOIN[dialect_of(conn)]
     hours: dict[str, list[int]] = {}
     for coin, hour_ms in conn.execute(
         _COINS
-        + """SELECT f.coin, f.hour_ms FROM subjects AS s CROSS JOIN funding AS f
+        + f"""SELECT f.coin, f.hour_ms FROM subjects AS s {join} funding AS f
                 ON f.coin = s.subject AND f.hour_ms >= :since AND f.hour_ms < :until
             WHERE s.subject IS NOT NULL AND f.settled = 1 ORDER BY f.coin, f.hour_ms""",
         {"since": since_ms, "until": until_ms},
@@ -67,25 +69,25 @@ def settled_hours(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> lis
     ]
 
 
-def rows_in_window(conn: sqlite3.Connection, since_ms: int, until_ms: int, *, settled_only: bool = False) -> int:
+def rows_in_window(conn: MemoryConnection, since_ms: int, until_ms: int, *, settled_only: bool = False) -> int:
     """How many funding rows (settled and current, or settled only) ``[since_ms, until_ms)`` holds."""
     return int(
         conn.execute(
             _COINS
-            + """SELECT count(*) FROM subjects AS s CROSS JOIN funding AS f
+            + f"""SELECT count(*) FROM subjects AS s {ORDERED_JOIN[dialect_of(conn)]} funding AS f
                     ON f.coin = s.subject AND f.hour_ms >= :since AND f.hour_ms < :until
-                WHERE s.subject IS NOT NULL AND (f.settled = 1 OR NOT :settled_only)""",
+                WHERE s.subject IS NOT NULL AND (f.settled = 1 OR :settled_only = 0)""",
             {"since": since_ms, "until": until_ms, "settled_only": settled_only},
         ).fetchone()[0]
     )
 
 
-def rates_beyond(conn: sqlite3.Connection, since_ms: int, until_ms: int, bound: float) -> list[FundingRate]:
+def rates_beyond(conn: MemoryConnection, since_ms: int, until_ms: int, bound: float) -> list[FundingRate]:
     """Rows of ``[since_ms, until_ms)`` whose rate is not within ``[-bound, bound]`` (an infinity
-    included: SQLite stores no NaN), oldest hour first."""
+    included: neither engine stores a NaN), oldest hour first."""
     rows = conn.execute(
         _COINS
-        + """SELECT f.coin, f.hour_ms, f.funding_rate, f.settled FROM subjects AS s CROSS JOIN funding AS f
+        + f"""SELECT f.coin, f.hour_ms, f.funding_rate, f.settled FROM subjects AS s {ORDERED_JOIN[dialect_of(conn)]} funding AS f
                 ON f.coin = s.subject AND f.hour_ms >= :since AND f.hour_ms < :until
             WHERE s.subject IS NOT NULL AND NOT (abs(f.funding_rate) <= :bound)
             ORDER BY f.hour_ms, f.coin""",
@@ -94,7 +96,7 @@ def rates_beyond(conn: sqlite3.Connection, since_ms: int, until_ms: int, bound: 
     return [FundingRate(coin, int(hour), float(rate), bool(settled)) for coin, hour, rate, settled in rows]
 
 
-def revisions_between(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> list[Revision]:
+def revisions_between(conn: MemoryConnection, since_ms: int, until_ms: int) -> list[Revision]:
     """Changes to settled hours recorded (by the ``funding_settled_revised`` trigger) in
     ``[since_ms, until_ms]``, oldest hour first."""
     rows = conn.execute(

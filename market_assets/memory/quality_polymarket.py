@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import NamedTuple
+
+from market_assets.memory.connection import MemoryConnection
 
 
 class StoredSummary(NamedTuple):
@@ -23,7 +24,7 @@ class Unsummarized(NamedTuple):
     first_seen_at_ms: int
 
 
-def tracked_summaries(conn: sqlite3.Connection) -> list[StoredSummary]:
+def tracked_summaries(conn: MemoryConnection) -> list[StoredSummary]:
     """The summary row of every tracked market that has one, by market id. An untracked market's
     last row stays a year for analysis but is no longer refreshed: the checks pass over it."""
     rows = conn.execute(
@@ -38,7 +39,7 @@ def tracked_summaries(conn: sqlite3.Connection) -> list[StoredSummary]:
     ]
 
 
-def tracked_since(conn: sqlite3.Connection, first_seen_before_ms: int) -> int:
+def tracked_since(conn: MemoryConnection, first_seen_before_ms: int) -> int:
     """How many tracked markets discovery first found before ``first_seen_before_ms``."""
     return int(
         conn.execute(
@@ -47,7 +48,7 @@ def tracked_since(conn: sqlite3.Connection, first_seen_before_ms: int) -> int:
     )
 
 
-def unsummarized(conn: sqlite3.Connection, first_seen_before_ms: int) -> list[Unsummarized]:
+def unsummarized(conn: MemoryConnection, first_seen_before_ms: int) -> list[Unsummarized]:
     """Tracked markets first found before ``first_seen_before_ms`` with no summary row, oldest first."""
     rows = conn.execute(
         """SELECT t.market_id, t.search_term, t.first_seen_at_ms FROM polymarket_tracked_markets AS t

@@ -8,9 +8,10 @@ days of minutes once rolled; a pruned bucket has nothing to be compared with).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import NamedTuple
 
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import ORDERED_JOIN, dialect_of
 from market_assets.memory.rollups import DAY_MS, HOUR_MS, SUBJECTS_OF
 
 _COINS = SUBJECTS_OF.format(table="candle_rollups", column="coin") + """, coins (coin) AS (
@@ -42,7 +43,7 @@ class StoredRollup(NamedTuple):
     confirmed_minutes: int
 
 
-def current_rollups(conn: sqlite3.Connection, interval: str, width_ms: int, per_coin: int) -> list[StoredRollup]:
+def current_rollups(conn: MemoryConnection, interval: str, width_ms: int, per_coin: int) -> list[StoredRollup]:
     """Per coin, its newest ``per_coin`` rollups of ``interval`` that are current and still have
     minutes, newest first: a seek per coin (the loose index scan of the rollups' coins)."""
     if interval not in _QUEUED:
@@ -50,7 +51,7 @@ def current_rollups(conn: sqlite3.Connection, interval: str, width_ms: int, per_
     rows = conn.execute(
         f"""{_COINS} SELECT r.coin, r.open_time_ms, r.open, r.high, r.low, r.close, r.volume, r.trades, r.minutes,
             r.complete, r.confirmed_minutes
-        FROM coins CROSS JOIN candle_rollups AS r ON r.coin = coins.coin AND r.interval = :interval
+        FROM coins {ORDERED_JOIN[dialect_of(conn)]} candle_rollups AS r ON r.coin = coins.coin AND r.interval = :interval
             AND r.open_time_ms >= coalesce((SELECT n.open_time_ms FROM candle_rollups AS n WHERE n.coin = coins.coin
                 AND n.interval = :interval ORDER BY n.open_time_ms DESC LIMIT 1 OFFSET :per_coin - 1), -1)
         WHERE NOT {_QUEUED[interval]}
@@ -75,7 +76,7 @@ class MinuteAggregate(NamedTuple):
     confirmed_minutes: int | None
 
 
-def minute_aggregate(conn: sqlite3.Connection, coin: str, start_ms: int, end_ms: int) -> MinuteAggregate:
+def minute_aggregate(conn: MemoryConnection, coin: str, start_ms: int, end_ms: int) -> MinuteAggregate:
     """The closed 1-minute rows of ``coin`` in ``[start_ms, end_ms)`` aggregated as a rollup is:
     the first one's open, the last one's close, the extremes, the sums and the count."""
     row = conn.execute(

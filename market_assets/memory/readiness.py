@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import pick
 
-def missing_tables(conn: sqlite3.Connection, tables: Iterable[str]) -> list[str]:
+_TABLES = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table'",
+    "postgres": "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()",
+}
+
+
+def missing_tables(conn: MemoryConnection, tables: Iterable[str]) -> list[str]:
     """The tables of ``tables`` the memory does not have, in the order given."""
-    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    present = {row[0] for row in conn.execute(pick(conn, **_TABLES))}
     return [table for table in tables if table not in present]

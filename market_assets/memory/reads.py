@@ -6,8 +6,13 @@ confirmed_minutes)``, so the reader composes any interval from whichever holds i
 asked for by *ranges*, ``(coin, from_ms, to_ms)`` passed as one JSON array: one statement
 seeks each range's rows through the primary key, in the ranges' order, and names a row's range
 by its index in the array: every value of a unit is a number, which is what lets the reader
-turn 864,000 of them into arrays in one step (``numpy.array(rows)``), and a small integer,
-which Python does not allocate per row as it would the coin's name.
+hold 864,000 of them as one float64 matrix, and a small integer, which Python does not
+allocate per row as it would the coin's name.
+
+On SQLite the matrix is filled as the cursor steps (``numpy.fromiter``). On PostgreSQL no
+Python row is made at all: the units are copied out in COPY's binary format, every column cast
+to float8, so each row is the same 122 bytes and the whole answer is one ``numpy.frombuffer``
+of a big-endian record (:func:`_copy_matrix`).
 
 A rollup bucket is a unit only while it is *current*: a queued change (``pending_rollups``)
 that touches it means its minutes changed since it was rolled, so the reader takes the bucket
@@ -17,9 +22,12 @@ from finer units instead. Every function here runs inside the caller's read tran
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
+import numpy as np
+
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import ORDERED_JOIN, Dialect, dialect_of, pick
 from market_assets.memory.rollups import DAY_MS, HOUR_MS, SUBJECTS_OF
 
 Range = tuple[str, int, int]
@@ -27,13 +35,33 @@ Range = tuple[str, int, int]
 
 UNIT_COLUMNS = ("range", "open_time_ms", "open", "high", "low", "close", "volume", "trades", "minutes", "confirmed_minutes")
 
-_RANGES = "ranges (i, coin, from_ms, to_ms) AS (SELECT key, value ->> 0, value ->> 1, value ->> 2 FROM json_each(:ranges))"
+_RANGES = {
+    Dialect.SQLITE: "ranges (i, coin, from_ms, to_ms) AS (SELECT key, value ->> 0, value ->> 1, value ->> 2 "
+    "FROM json_each(:ranges))",
+    Dialect.POSTGRES: "ranges (i, coin, from_ms, to_ms) AS (SELECT t.n - 1, t.r ->> 0, (t.r ->> 1)::bigint, "
+    "(t.r ->> 2)::bigint FROM jsonb_array_elements(CAST(:ranges AS jsonb)) WITH ORDINALITY AS t (r, n))",
+}
+_UNIT = {
+    # Every column a float8 on PostgreSQL: one fixed-size binary record per row (_copy_matrix).
+    Dialect.SQLITE: "{}",
+    Dialect.POSTGRES: "CAST({} AS float8)",
+}
 
-_MINUTES = f"""WITH {_RANGES}
-    SELECT r.i, m.open_time_ms, m.open, m.high, m.low, m.close, m.volume, m.trades, 1, m.confirmed
-    FROM ranges AS r CROSS JOIN candles AS m ON m.coin = r.coin AND m.interval = '1m'
+
+def _units_select(dialect: Dialect, columns: Sequence[str]) -> str:
+    return ", ".join(_UNIT[dialect].format(column) for column in columns)
+
+
+def _minutes(dialect: Dialect) -> str:
+    columns = ("r.i", "m.open_time_ms", "m.open", "m.high", "m.low", "m.close", "m.volume", "m.trades", "1", "m.confirmed")
+    return f"""WITH {_RANGES[dialect]}
+    SELECT {_units_select(dialect, columns)}
+    FROM ranges AS r {ORDERED_JOIN[dialect]} candles AS m ON m.coin = r.coin AND m.interval = '1m'
         AND m.open_time_ms >= r.from_ms AND m.open_time_ms < r.to_ms
-    WHERE m.closed = 1 OR :forming"""
+    WHERE m.closed = 1 OR :forming = 1"""
+
+
+_MINUTES = {dialect: _minutes(dialect) for dialect in Dialect}
 
 _CURRENT = {
     # A 5m bucket is queued when its hour's span of changed buckets holds it.
@@ -50,54 +78,103 @@ _CURRENT = {
             AND p.bucket_ms >= u.open_time_ms AND p.bucket_ms < u.open_time_ms + {DAY_MS})""",
 }
 
-_ROLLUPS = {
-    interval: f"""WITH {_RANGES}
-    SELECT r.i, u.open_time_ms, u.open, u.high, u.low, u.close, u.volume, u.trades, u.minutes, u.confirmed_minutes
-    FROM ranges AS r CROSS JOIN candle_rollups AS u ON u.coin = r.coin AND u.interval = '{interval}'
+
+def _rollups(dialect: Dialect, interval: str) -> str:
+    columns = ("r.i", "u.open_time_ms", "u.open", "u.high", "u.low", "u.close", "u.volume", "u.trades", "u.minutes",
+               "u.confirmed_minutes")
+    return f"""WITH {_RANGES[dialect]}
+    SELECT {_units_select(dialect, columns)}
+    FROM ranges AS r {ORDERED_JOIN[dialect]} candle_rollups AS u ON u.coin = r.coin AND u.interval = '{interval}'
         AND u.open_time_ms >= r.from_ms AND u.open_time_ms < r.to_ms
-    WHERE {current}"""
-    for interval, current in _CURRENT.items()
-}
+    WHERE {_CURRENT[interval]}"""
 
 
-def minute_units(conn: sqlite3.Connection, ranges: Sequence[Range], *, forming: bool = False) -> Iterator[tuple]:
-    """The closed 1-minute rows of ``ranges`` as units (``forming``: the forming ones too), as they
-    are stepped: a caller that stores them as numbers needs no list of 864,000 tuples first."""
+_ROLLUPS = {dialect: {interval: _rollups(dialect, interval) for interval in _CURRENT} for dialect in Dialect}
+
+_UNIT_ROW = np.dtype([("fields", ">i2"), *((f"c{i}", [("size", ">i4"), ("value", ">f8")]) for i in range(len(UNIT_COLUMNS)))])
+"""One row of a unit statement in COPY's binary format: a field count, then per field its length
+(8) and a big-endian float8."""
+_COPY_HEADER = 19
+"""Signature (11 bytes), flags (4) and header extension length (4, zero: no extension)."""
+_COPY_TRAILER = 2
+
+
+def minute_units(conn: MemoryConnection, ranges: Sequence[Range], *, forming: bool = False) -> np.ndarray:
+    """The closed 1-minute rows of ``ranges`` as a units matrix (``forming``: the forming ones
+    too): float64, one row per unit, :data:`UNIT_COLUMNS`, the first holding the range's index."""
+    return _unit_matrix(conn, _MINUTES[dialect_of(conn)], ranges, forming=int(forming))
+
+
+def rollup_units(conn: MemoryConnection, interval: str, ranges: Sequence[Range]) -> np.ndarray:
+    """The current rollup buckets of ``interval`` in ``ranges`` (a queued bucket is left out), as a
+    units matrix (:func:`minute_units`)."""
+    return _unit_matrix(conn, _ROLLUPS[dialect_of(conn)][interval], ranges)
+
+
+def _unit_matrix(conn: MemoryConnection, sql: str, ranges: Sequence[Range], **params: object) -> np.ndarray:
+    width = len(UNIT_COLUMNS)
     if not ranges:
-        return iter(())
-    return conn.execute(_MINUTES, {"ranges": json.dumps(ranges), "forming": forming})
+        return np.empty((0, width))
+    params["ranges"] = json.dumps(ranges)
+    if dialect_of(conn) is Dialect.POSTGRES:
+        return _copy_matrix(conn, sql, params)
+    # Filled as the rows are stepped: 20-25 % faster than a list of tuples made an array.
+    return np.fromiter(conn.execute(sql, params), dtype=np.dtype((np.float64, width))).reshape(-1, width)
 
 
-def rollup_units(conn: sqlite3.Connection, interval: str, ranges: Sequence[Range]) -> Iterator[tuple]:
-    """The current rollup buckets of ``interval`` in ``ranges`` (a queued bucket is left out), as stepped."""
-    if not ranges:
-        return iter(())
-    return conn.execute(_ROLLUPS[interval], {"ranges": json.dumps(ranges)})
+def _copy_matrix(conn: MemoryConnection, sql: str, params: dict[str, object]) -> np.ndarray:
+    """The rows of ``sql`` (every column a non-null float8) as a float64 matrix, copied out in
+    binary: no Python object per row or value."""
+    # Imported here: psycopg is loaded by the processes that open a PostgreSQL memory only.
+    from market_assets.memory.postgres import translate
+
+    raw = conn.raw  # type: ignore[attr-defined]
+    with raw.cursor() as cursor, cursor.copy(f"COPY ({translate(sql)}) TO STDOUT (FORMAT binary)", params) as copy:
+        data = b"".join(copy)
+    count = (len(data) - _COPY_HEADER - _COPY_TRAILER) // _UNIT_ROW.itemsize
+    rows = np.frombuffer(data, dtype=_UNIT_ROW, count=count, offset=_COPY_HEADER)
+    columns = [f"c{i}" for i in range(len(UNIT_COLUMNS))]
+    if len(data) != _COPY_HEADER + _COPY_TRAILER + count * _UNIT_ROW.itemsize or not (
+        (rows["fields"] == len(columns)).all() and all((rows[c]["size"] == 8).all() for c in columns)
+    ):
+        raise ValueError("a unit statement returned a NULL or a column that is not float8")
+    matrix = np.empty((count, len(columns)))
+    for index, column in enumerate(columns):
+        matrix[:, index] = rows[column]["value"]
+    return matrix
 
 
-def known_coins(conn: sqlite3.Connection) -> list[str]:
+def known_coins(conn: MemoryConnection) -> list[str]:
     """Every coin the memory knows: listed in the universe (delisted included), or with candles or
     rollups stored. Loose index scans: one seek per coin, whatever the history held."""
     stored = "SELECT subject FROM subjects WHERE subject IS NOT NULL"
     rows = conn.execute(
         f"SELECT coin FROM hyperliquid_universe UNION SELECT subject FROM ("
-        f"{SUBJECTS_OF.format(table='candles', column='coin')} {stored}) UNION SELECT subject FROM ("
-        f"{SUBJECTS_OF.format(table='candle_rollups', column='coin')} {stored}) ORDER BY 1"
+        f"{SUBJECTS_OF.format(table='candles', column='coin')} {stored}) AS with_candles UNION SELECT subject FROM ("
+        f"{SUBJECTS_OF.format(table='candle_rollups', column='coin')} {stored}) AS with_rollups ORDER BY 1"
     ).fetchall()
     return [row[0] for row in rows]
 
 
-def _coin_filter(coins: Sequence[str] | None) -> tuple[str, list[object]]:
+def _in_list(conn: MemoryConnection, column: str, values: Sequence[str]) -> tuple[str, object]:
+    """``column`` among ``values``: the condition and its one parameter."""
+    if dialect_of(conn) is Dialect.POSTGRES:
+        return f"{column} = ANY(?)", list(values)
+    return f"{column} IN (SELECT value FROM json_each(?))", json.dumps(list(values))
+
+
+def _coin_filter(conn: MemoryConnection, coins: Sequence[str] | None) -> tuple[str, list[object]]:
     if coins is None:
         return "", []
-    return " AND coin IN (SELECT value FROM json_each(?))", [json.dumps(list(coins))]
+    condition, param = _in_list(conn, "coin", coins)
+    return f" AND {condition}", [param]
 
 
 def feature_rows(
-    conn: sqlite3.Connection, coins: Sequence[str] | None, columns: Sequence[str], from_ms: int, to_ms: int
+    conn: MemoryConnection, coins: Sequence[str] | None, columns: Sequence[str], from_ms: int, to_ms: int
 ) -> list[tuple]:
     """``(coin, open_time_ms, *columns)`` of the 1-minute features opening in ``[from_ms, to_ms)``."""
-    where, params = _coin_filter(coins)
+    where, params = _coin_filter(conn, coins)
     return conn.execute(
         f"SELECT coin, open_time_ms, {', '.join(columns)} FROM features WHERE interval = '1m' "
         f"AND open_time_ms >= ? AND open_time_ms < ?{where} ORDER BY coin, open_time_ms",
@@ -108,9 +185,9 @@ def feature_rows(
 FUNDING_COLUMNS = ("coin", "hour_ms", "funding_rate", "premium", "settled", "source_time_ms")
 
 
-def funding_rows(conn: sqlite3.Connection, coins: Sequence[str] | None, from_ms: int, to_ms: int) -> list[tuple]:
+def funding_rows(conn: MemoryConnection, coins: Sequence[str] | None, from_ms: int, to_ms: int) -> list[tuple]:
     """:data:`FUNDING_COLUMNS` of the funding hours in ``[from_ms, to_ms)``."""
-    where, params = _coin_filter(coins)
+    where, params = _coin_filter(conn, coins)
     return conn.execute(
         f"SELECT {', '.join(FUNDING_COLUMNS)} FROM funding WHERE hour_ms >= ? AND hour_ms < ?{where} "
         "ORDER BY coin, hour_ms",
@@ -122,13 +199,14 @@ MARKET_COLUMNS = ("market_id", "question", "slug", "outcomes", "outcome_prices",
                   "end_date", "active", "closed", "updated_at_ms")
 
 
-def market_rows(conn: sqlite3.Connection, search: str | None, active: bool | None) -> list[tuple]:
+def market_rows(conn: MemoryConnection, search: str | None, active: bool | None) -> list[tuple]:
     """:data:`MARKET_COLUMNS` of the stored market summaries whose question or slug contains
     ``search`` (any case), active or not as asked, by market id."""
-    clauses: list[str] = ["1"]
+    clauses: list[str] = ["TRUE"]
     params: list[object] = []
     if search is not None:
-        clauses.append("(instr(lower(coalesce(question, '')), ?) OR instr(lower(coalesce(slug, '')), ?))")
+        find = pick(conn, sqlite="instr", postgres="strpos")
+        clauses.append(f"({find}(lower(coalesce(question, '')), ?) > 0 OR {find}(lower(coalesce(slug, '')), ?) > 0)")
         params += [search.lower()] * 2
     if active is not None:
         clauses.append("active = ?")
@@ -140,15 +218,16 @@ def market_rows(conn: sqlite3.Connection, search: str | None, active: bool | Non
 
 
 def series_rows(
-    conn: sqlite3.Connection, series: Sequence[str] | None, subjects: Sequence[str] | None, from_ms: int, to_ms: int
+    conn: MemoryConnection, series: Sequence[str] | None, subjects: Sequence[str] | None, from_ms: int, to_ms: int
 ) -> list[tuple]:
     """``(series, subject, ts_ms, value, updated_at_ms)`` of the DefiLlama points in ``[from_ms, to_ms)``."""
     clauses: list[str] = ["ts_ms >= ? AND ts_ms < ?"]
     params: list[object] = [from_ms, to_ms]
     for column, wanted in (("series", series), ("subject", subjects)):
         if wanted is not None:
-            clauses.append(f"{column} IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(wanted)))
+            condition, param = _in_list(conn, column, wanted)
+            clauses.append(condition)
+            params.append(param)
     return conn.execute(
         f"SELECT series, subject, ts_ms, value, updated_at_ms FROM defillama_series WHERE {' AND '.join(clauses)} "
         "ORDER BY series, subject, ts_ms",

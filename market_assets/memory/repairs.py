@@ -11,12 +11,17 @@ records the missing minutes REST shows nobody traded in as ``no_trades`` (never 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from market_assets.memory.candles import CandleRow, RepairReason, queue_repairs, upsert_candles
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.candles import (
+    CandleRow,
+    RepairReason,
+    queue_repairs,
+    upsert_candles,
+)
+from market_assets.memory.connection import MemoryConnection, write_transaction
+from market_assets.memory.dialect import pick
 from market_assets.memory.gaps import GapStatus
 
 
@@ -30,7 +35,7 @@ class Backlog:
     newest_ms: int
 
 
-def backlog(conn: sqlite3.Connection, interval: str) -> list[Backlog]:
+def backlog(conn: MemoryConnection, interval: str) -> list[Backlog]:
     """Per coin, how many minutes are queued and their span (no order)."""
     return [
         Backlog(*row)
@@ -42,7 +47,7 @@ def backlog(conn: sqlite3.Connection, interval: str) -> list[Backlog]:
     ]
 
 
-def queued_minutes(conn: sqlite3.Connection, coin: str, interval: str) -> dict[int, RepairReason]:
+def queued_minutes(conn: MemoryConnection, coin: str, interval: str) -> dict[int, RepairReason]:
     """One coin's queued minutes and why each is owed."""
     return {
         open_ms: RepairReason(reason)
@@ -65,7 +70,7 @@ class RepairOutcome:
 
 
 def apply_repair(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     coin: str,
     interval: str,
     step_ms: int,
@@ -105,7 +110,7 @@ def apply_repair(
     return RepairOutcome(len(rows), corrected, len(quiet), len(lost), len(conflicts))
 
 
-def _stored(conn: sqlite3.Connection, coin: str, interval: str, open_times: Sequence[int]) -> dict[int, tuple[float, ...]]:
+def _stored(conn: MemoryConnection, coin: str, interval: str, open_times: Sequence[int]) -> dict[int, tuple[float, ...]]:
     if not open_times:
         return {}
     found: dict[int, tuple[float, ...]] = {}
@@ -124,7 +129,7 @@ def _values(row: CandleRow) -> tuple[float, ...]:
 
 
 def _record_runs(
-    conn: sqlite3.Connection, coin: str, interval: str, step_ms: int, minutes: Sequence[int], status: GapStatus, now_ms: int
+    conn: MemoryConnection, coin: str, interval: str, step_ms: int, minutes: Sequence[int], status: GapStatus, now_ms: int
 ) -> None:
     """Record consecutive ``minutes`` as runs of ``status`` in ``candle_gaps``; a run that starts
     where one of the same status ends extends it."""
@@ -142,13 +147,19 @@ def _record_runs(
         if before is not None:
             run[0] = before[0]
     conn.executemany(
-        "INSERT INTO candle_gaps (coin, interval, start_ms, end_ms, status, missing_buckets, detected_at_ms, "
-        "resolved_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coin, interval, start_ms) DO UPDATE SET "
-        "end_ms = max(candle_gaps.end_ms, excluded.end_ms), status = excluded.status, "
-        "missing_buckets = (max(candle_gaps.end_ms, excluded.end_ms) - excluded.start_ms) / ?, "
-        "resolved_at_ms = excluded.resolved_at_ms",
+        pick(conn, sqlite=_RECORD_RUN.format(greatest="max"), postgres=_RECORD_RUN.format(greatest="GREATEST")),
         [(coin, interval, start, end, status.value, (end - start) // step_ms, now_ms, now_ms, step_ms) for start, end in runs],
     )
+
+
+_RECORD_RUN = (
+    "INSERT INTO candle_gaps (coin, interval, start_ms, end_ms, status, missing_buckets, detected_at_ms, "
+    "resolved_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (coin, interval, start_ms) DO UPDATE SET "
+    "end_ms = {greatest}(candle_gaps.end_ms, excluded.end_ms), status = excluded.status, "
+    "missing_buckets = ({greatest}(candle_gaps.end_ms, excluded.end_ms) - excluded.start_ms) / ?, "
+    "resolved_at_ms = excluded.resolved_at_ms"
+)
+"""A run of minutes recorded, or grown (SQLite's scalar ``max`` is PostgreSQL's ``GREATEST``)."""
 
 
 # What the dashboard and /metrics read ----------------------------------------------------------
@@ -168,10 +179,16 @@ class Fidelity:
     """Minutes recorded ``no_trades`` with an open time at or after ``since_ms``."""
 
 
-def fidelity(conn: sqlite3.Connection, since_ms: int, interval: str = "1m") -> Fidelity:
+_UNVERIFIED = (
+    "SELECT count(*), min(open_time_ms) FROM candles{hint} "
+    "WHERE closed = 1 AND confirmed = 0 AND open_time_ms >= ? AND interval = ?"
+)
+"""Through the unverified minutes' partial index (SQLite is told; PostgreSQL's planner picks it)."""
+
+
+def fidelity(conn: MemoryConnection, since_ms: int, interval: str = "1m") -> Fidelity:
     unverified, oldest = conn.execute(
-        "SELECT count(*), min(open_time_ms) FROM candles INDEXED BY candles_unverified "
-        "WHERE closed = 1 AND confirmed = 0 AND open_time_ms >= ? AND interval = ?",
+        pick(conn, sqlite=_UNVERIFIED.format(hint=" INDEXED BY candles_unverified"), postgres=_UNVERIFIED.format(hint="")),
         (since_ms, interval),
     ).fetchone()
     (queued,) = conn.execute("SELECT count(*) FROM candle_repairs WHERE interval = ?", (interval,)).fetchone()
@@ -195,7 +212,7 @@ class HorizonQueued:
 
 
 def queue_horizon(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     coins: Sequence[str],
     interval: str,
     step_ms: int,

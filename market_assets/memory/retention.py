@@ -16,14 +16,18 @@ a minute revised or confirmed between the verification and the prune keeps the w
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
 from market_assets.memory.archive import Stamp
-from market_assets.memory.connection import ANALYSIS_LIMIT, write_transaction
+from market_assets.memory.connection import (
+    ANALYSIS_LIMIT,
+    MemoryConnection,
+    write_transaction,
+)
+from market_assets.memory.dialect import ORDERED_JOIN, Dialect, dialect_of
 from market_assets.memory.rollups import SUBJECTS_OF
 from market_assets.registry import DataLocation
 
@@ -66,7 +70,11 @@ class Checkpoint(NamedTuple):
     wal_bytes_after: int
 
 
-def oldest_candle_ms(conn: sqlite3.Connection) -> int | None:
+NO_CHECKPOINT = Checkpoint("NONE", False, 0, 0, 0, 0)
+"""What :func:`checkpoint` returns on PostgreSQL, whose server manages its own WAL."""
+
+
+def oldest_candle_ms(conn: MemoryConnection) -> int | None:
     """Open time of the oldest stored 1-minute candle of any coin.
 
     A loose index scan (one seek per coin, then one per coin for its oldest minute) instead of a
@@ -84,7 +92,7 @@ _STILL_STAMPED = """EXISTS (SELECT 1 FROM archived_days WHERE dataset = :dataset
     AND rows = :rows AND checksum = :checksum)"""
 
 
-def prune_candle_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: int, archived: Stamp) -> DayPrune:
+def prune_candle_day(conn: MemoryConnection, day_start_ms: int, day_end_ms: int, archived: Stamp) -> DayPrune:
     """Delete one day's closed 1-minute candles of every coin whose rollups cover all of them, if
     the day is still stamped ``archived`` (the stamp its partition was verified against)."""
     span = {
@@ -102,10 +110,10 @@ def prune_candle_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: in
                         SELECT count(*) FROM candles AS c WHERE c.coin = d.coin AND c.interval = '1m'
                         AND c.closed = 1 AND c.open_time_ms >= :start AND c.open_time_ms < :end)
                     AND d.minutes = (
-                        SELECT total(h.minutes) FROM candle_rollups AS h WHERE h.coin = d.coin
+                        SELECT coalesce(sum(h.minutes), 0) FROM candle_rollups AS h WHERE h.coin = d.coin
                         AND h.interval = '1h' AND h.open_time_ms >= :start AND h.open_time_ms < :end)
                     AND d.minutes = (
-                        SELECT total(f.minutes) FROM candle_rollups AS f WHERE f.coin = d.coin
+                        SELECT coalesce(sum(f.minutes), 0) FROM candle_rollups AS f WHERE f.coin = d.coin
                         AND f.interval = '5m' AND f.open_time_ms >= :start AND f.open_time_ms < :end)
                     AND NOT EXISTS (
                         SELECT 1 FROM pending_rollups AS p WHERE p.interval IN ('5m', '1h', '1d')
@@ -114,14 +122,14 @@ def prune_candle_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: in
         ).rowcount
         held_back = conn.execute(
             SUBJECTS_OF.format(table="candles", column="coin")
-            + "SELECT count(*) FROM subjects CROSS JOIN candles AS c ON c.coin = subjects.subject AND c.interval = '1m' "
-            "AND c.open_time_ms >= :start AND c.open_time_ms < :end",
+            + f"SELECT count(*) FROM subjects {ORDERED_JOIN[dialect_of(conn)]} candles AS c ON c.coin = subjects.subject "
+            "AND c.interval = '1m' AND c.open_time_ms >= :start AND c.open_time_ms < :end",
             span,
         ).fetchone()[0]
     return DayPrune(deleted, int(held_back))
 
 
-def oldest_rollup_ms(conn: sqlite3.Connection, interval: str) -> int | None:
+def oldest_rollup_ms(conn: MemoryConnection, interval: str) -> int | None:
     """Open time of the oldest stored rollup of ``interval`` (a loose index scan, as for candles)."""
     row = conn.execute(
         SUBJECTS_OF.format(table="candle_rollups", column="coin")
@@ -133,7 +141,7 @@ def oldest_rollup_ms(conn: sqlite3.Connection, interval: str) -> int | None:
 
 
 def prune_rollup_day(
-    conn: sqlite3.Connection, interval: str, coarser: str, day_start_ms: int, day_end_ms: int
+    conn: MemoryConnection, interval: str, coarser: str, day_start_ms: int, day_end_ms: int
 ) -> DayPrune:
     """Delete one day's ``interval`` rollups of every coin whose ``coarser`` rollups carry all of them.
 
@@ -150,9 +158,9 @@ def prune_rollup_day(
                 AND coin IN (
                     SELECT d.coin FROM candle_rollups AS d
                     WHERE d.interval = '1d' AND d.open_time_ms = :start
-                    AND (SELECT total(f.minutes) FROM candle_rollups AS f WHERE f.coin = d.coin
+                    AND (SELECT coalesce(sum(f.minutes), 0) FROM candle_rollups AS f WHERE f.coin = d.coin
                         AND f.interval = :interval AND f.open_time_ms >= :start AND f.open_time_ms < :end)
-                    = (SELECT total(c.minutes) FROM candle_rollups AS c WHERE c.coin = d.coin
+                    = (SELECT coalesce(sum(c.minutes), 0) FROM candle_rollups AS c WHERE c.coin = d.coin
                         AND c.interval = :coarser AND c.open_time_ms >= :start AND c.open_time_ms < :end)
                     AND NOT EXISTS (
                         SELECT 1 FROM candles AS m WHERE m.coin = d.coin AND m.interval = '1m'
@@ -164,14 +172,14 @@ def prune_rollup_day(
         ).rowcount
         (held_back,) = conn.execute(
             SUBJECTS_OF.format(table="candle_rollups", column="coin")
-            + "SELECT count(*) FROM subjects CROSS JOIN candle_rollups AS r ON r.coin = subjects.subject "
-            "AND r.interval = :interval AND r.open_time_ms >= :start AND r.open_time_ms < :end",
+            + f"SELECT count(*) FROM subjects {ORDERED_JOIN[dialect_of(conn)]} candle_rollups AS r "
+            "ON r.coin = subjects.subject AND r.interval = :interval AND r.open_time_ms >= :start AND r.open_time_ms < :end",
             span,
         ).fetchone()
     return DayPrune(deleted, int(held_back))
 
 
-def prune_gaps(conn: sqlite3.Connection, before_ms: int, interval: str = "1m") -> int:
+def prune_gaps(conn: MemoryConnection, before_ms: int, interval: str = "1m") -> int:
     """Delete the gap runs that ended before ``before_ms`` and none of whose minutes is still stored."""
     with write_transaction(conn):
         return conn.execute(
@@ -182,7 +190,7 @@ def prune_gaps(conn: sqlite3.Connection, before_ms: int, interval: str = "1m") -
         ).rowcount
 
 
-def prune_repairs(conn: sqlite3.Connection, before_ms: int, interval: str = "1m") -> int:
+def prune_repairs(conn: MemoryConnection, before_ms: int, interval: str = "1m") -> int:
     """Delete repair-queue entries for minutes before ``before_ms``: long past candleSnapshot's
     reach, owed by a streamer that no longer follows the coin, about minutes pruned with their day."""
     with write_transaction(conn):
@@ -191,7 +199,7 @@ def prune_repairs(conn: sqlite3.Connection, before_ms: int, interval: str = "1m"
         ).rowcount
 
 
-def prune_funding_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: int, archived: Stamp) -> int:
+def prune_funding_day(conn: MemoryConnection, day_start_ms: int, day_end_ms: int, archived: Stamp) -> int:
     """Delete one day's funding hours if the day is still stamped ``archived``; the rows deleted."""
     span = {
         "start": day_start_ms, "end": day_end_ms, "dataset": "funding",
@@ -206,7 +214,7 @@ def prune_funding_day(conn: sqlite3.Connection, day_start_ms: int, day_end_ms: i
         ).rowcount
 
 
-def prune_funding_revisions(conn: sqlite3.Connection, before_ms: int) -> int:
+def prune_funding_revisions(conn: MemoryConnection, before_ms: int) -> int:
     """Delete the revisions of funding hours before ``before_ms`` whose hour is no longer stored:
     they go with the hours they revised (an hour kept past retention, its day not archived yet,
     keeps its revisions). Returns the rows deleted."""
@@ -218,7 +226,7 @@ def prune_funding_revisions(conn: sqlite3.Connection, before_ms: int) -> int:
         ).rowcount
 
 
-def prune_before(conn: sqlite3.Connection, data: DataLocation, before_ms: int) -> int:
+def prune_before(conn: MemoryConnection, data: DataLocation, before_ms: int) -> int:
     """Delete a channel's rows observed before ``before_ms``; returns the rows deleted.
 
     Table and column names come from the registry's :class:`DataLocation`, never from input.
@@ -236,7 +244,7 @@ def prune_before(conn: sqlite3.Connection, data: DataLocation, before_ms: int) -
         ).rowcount
 
 
-def prune_ledger(conn: sqlite3.Connection, before_ms: int) -> int:
+def prune_ledger(conn: MemoryConnection, before_ms: int) -> int:
     """Delete ledger runs started before ``before_ms``, except each channel's latest run.
 
     The latest run is what health evaluates: dropping it would turn a channel that has been
@@ -252,29 +260,38 @@ def prune_ledger(conn: sqlite3.Connection, before_ms: int) -> int:
         ).rowcount
 
 
-def optimize(conn: sqlite3.Connection) -> None:
+def optimize(conn: MemoryConnection) -> None:
     """Refresh the planner statistics of the tables this connection touched.
 
     Without them the dashboard's time-window queries over (coin, interval, open_time_ms) are
     full scans: 850 ms vs 3.3 ms at 10M rows (peers.md §3).
 
+    On PostgreSQL, ``ANALYZE`` of every table (sampled, a fraction of a second at 10M rows).
+
     Inside a write transaction taken first: alone, ``PRAGMA optimize`` reads, then upgrades to
     write for its ANALYZE, and a streamer commit in between makes SQLite refuse the upgrade at
     once (``database is locked``, no busy wait): it failed a maintenance run under ``bench/wal.py``.
     """
+    if dialect_of(conn) is Dialect.POSTGRES:
+        # Autovacuum analyzes a table once a tenth of it changed; a day pruned of 30 is less.
+        conn.execute("ANALYZE")
+        return
     conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
     with write_transaction(conn):
         conn.execute("PRAGMA optimize")
 
 
 @contextmanager
-def checkpoint_at_the_end(conn: sqlite3.Connection) -> Iterator[None]:
+def checkpoint_at_the_end(conn: MemoryConnection) -> Iterator[None]:
     """No automatic checkpoint on this connection's commits inside the block; the caller checkpoints after it.
 
     Once the WAL holds 1,000 pages, SQLite checkpoints on every commit (copy, then fsync of WAL
     and file): for a job that ends with its own :func:`checkpoint` that is the same pages copied
     twice. Measured on one hour of 200 coins: the rollup's commit took 50–68 ms with it, 4 ms without.
     """
+    if dialect_of(conn) is Dialect.POSTGRES:
+        yield  # PostgreSQL checkpoints its own WAL
+        return
     previous = int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
     conn.execute("PRAGMA wal_autocheckpoint = 0")
     try:
@@ -283,7 +300,7 @@ def checkpoint_at_the_end(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute(f"PRAGMA wal_autocheckpoint = {previous}")
 
 
-def checkpoint(conn: sqlite3.Connection, wait_ms: int) -> Checkpoint:
+def checkpoint(conn: MemoryConnection, wait_ms: int) -> Checkpoint:
     """Copy the WAL into the database and truncate it, waiting at most ``wait_ms`` for readers.
 
     With readers always in flight the WAL never resets by itself (2.56 GB for 70 MB of rows,
@@ -296,7 +313,11 @@ def checkpoint(conn: sqlite3.Connection, wait_ms: int) -> Checkpoint:
     to 100 ms, mostly wakes while the writer holds it again. One 2 s wait failed to truncate in
     2 of 5 maintenance runs under ``bench/wal.py``'s stream; polling every few ms catches the
     gap between two of its transactions.
+
+    On PostgreSQL, nothing: the server checkpoints and recycles its WAL itself (:data:`NO_CHECKPOINT`).
     """
+    if dialect_of(conn) is Dialect.POSTGRES:
+        return NO_CHECKPOINT
     path = database_path(conn)
     wal_before = _size(f"{path}-wal")
     previous_timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
@@ -365,7 +386,7 @@ class WalBound:
         """Whether the WAL has grown past the point of the next attempt (a ``stat``, no SQL)."""
         return _size(self.wal_path) >= self._next_at_bytes()
 
-    def __call__(self, conn: sqlite3.Connection) -> Checkpoint | None:
+    def __call__(self, conn: MemoryConnection) -> Checkpoint | None:
         """Truncate the WAL if :meth:`due`; call it on the writer's connection, after its commit.
 
         Returns the checkpoint of a waited attempt or of a truncation; ``None`` when nothing was
@@ -403,8 +424,10 @@ class WalBound:
         return min(self._attempt_at_bytes, self._retry_at_bytes)
 
 
-def database_path(conn: sqlite3.Connection) -> str:
-    """The file of the connection's main database."""
+def database_path(conn: MemoryConnection) -> str:
+    """The file of the connection's main database (SQLite only: a PostgreSQL memory has none)."""
+    if dialect_of(conn) is Dialect.POSTGRES:
+        raise ValueError("a PostgreSQL memory has no database file")
     return str(conn.execute("PRAGMA database_list").fetchone()[2])
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +13,8 @@ from typing import Any
 
 import msgspec
 
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
+from market_assets.memory.dialect import Dialect, dialect_of
 from market_assets.registry import DataLocation
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -60,15 +60,30 @@ channel it fills, but it is not the channel's own cadence: health, the dashboard
 the catch-up's failure streak pass over it, so a backfill that succeeds cannot hide a failing
 schedule, nor one that fails on an old day mark a live channel failed."""
 
-OWN_RUNS = f"json_extract(metadata, '$.{BACKFILL_KEY}') IS NULL"
-"""The condition of a channel's own runs (not backfills); read on the rows the index seek yields,
-in practice the first one."""
+OWN_RUNS_OF: dict[Dialect, str] = {
+    Dialect.SQLITE: f"json_extract(metadata, '$.{BACKFILL_KEY}') IS NULL",
+    Dialect.POSTGRES: f"(metadata::jsonb ->> '{BACKFILL_KEY}') IS NULL",
+}
+"""The condition of a channel's own runs (not backfills), per engine; read on the rows the index
+seek yields, in practice the first one."""
 
-LATEST_RUN_SQL = (
-    f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? AND {OWN_RUNS} "
+OWN_RUNS = OWN_RUNS_OF[Dialect.SQLITE]
+"""SQLite's :data:`OWN_RUNS_OF` text (``own_runs(conn)`` picks the connection's)."""
+
+
+def own_runs(conn: MemoryConnection) -> str:
+    """:data:`OWN_RUNS_OF` for the engine holding ``conn``."""
+    return OWN_RUNS_OF[dialect_of(conn)]
+
+
+LATEST_RUN_SQL_OF: dict[Dialect, str] = {
+    dialect: f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? AND {own} "
     "ORDER BY started_at_ms DESC, run_id DESC LIMIT 1"
-)
+    for dialect, own in OWN_RUNS_OF.items()
+}
 """The latest own run of one channel: the most recently started (ties: the later insert)."""
+
+LATEST_RUN_SQL = LATEST_RUN_SQL_OF[Dialect.SQLITE]
 
 
 PROCESS_KEY = "process"
@@ -80,7 +95,7 @@ ABANDONED = "abandoned"
 
 
 def insert_running(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     source: str,
     channel: str,
     started_at_ms: int,
@@ -88,13 +103,12 @@ def insert_running(
 ) -> int:
     """Record a ``running`` run owned by this process (its :func:`this_process` in the metadata)."""
     with write_transaction(conn):
-        cursor = conn.execute(
+        (run_id,) = conn.execute(
             "INSERT INTO ingestion_runs (source, channel, started_at_ms, status, metadata) "
-            "VALUES (?, ?, ?, 'running', ?)",
+            "VALUES (?, ?, ?, 'running', ?) RETURNING run_id",
             (source, channel, started_at_ms, _json({**metadata, PROCESS_KEY: this_process()})),
-        )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+        ).fetchone()
+    return int(run_id)
 
 
 def this_process() -> dict[str, Any]:
@@ -138,7 +152,7 @@ def process_gone(owner: Mapping[str, Any]) -> bool | None:
 
 
 def reap_abandoned(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     stale_after_ms: Mapping[tuple[str, str], int],
     now_ms: int,
     *,
@@ -183,7 +197,7 @@ def _abandoned_because(
     return None
 
 
-def _fail_abandoned(conn: sqlite3.Connection, run_id: int, now_ms: int, error: str) -> bool:
+def _fail_abandoned(conn: MemoryConnection, run_id: int, now_ms: int, error: str) -> bool:
     with write_transaction(conn):
         cursor = conn.execute(
             "UPDATE ingestion_runs SET status = 'failed', finished_at_ms = ?, error = ? "
@@ -194,7 +208,7 @@ def _fail_abandoned(conn: sqlite3.Connection, run_id: int, now_ms: int, error: s
 
 
 def finish(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     run_id: int,
     *,
     status: RunStatus,
@@ -227,7 +241,7 @@ def finish(
         raise RuntimeError(f"ledger run {run_id} is not running; it cannot be finished twice")
 
 
-def newest_data_ms(conn: sqlite3.Connection, data: DataLocation, since_ms: int) -> int | None:
+def newest_data_ms(conn: MemoryConnection, data: DataLocation, since_ms: int) -> int | None:
     """The newest data timestamp of a channel's rows at or after ``since_ms`` (``None``: none).
 
     A table keyed (subject, …, time) is walked subject by subject (a loose index scan, then one
@@ -261,9 +275,15 @@ _SUBJECTS = """WITH RECURSIVE subjects (subject) AS (
 """One seek per distinct value of a column that leads an index (``rollups.SUBJECTS_OF``'s walk)."""
 
 
-def _leads_an_index(conn: sqlite3.Connection, table: str, column: str) -> bool:
+def _leads_an_index(conn: MemoryConnection, table: str, column: str) -> bool:
     """Whether ``column`` is the first column of a whole (not partial) index of ``table``, its
     primary key included."""
+    if dialect_of(conn) is Dialect.POSTGRES:
+        return conn.execute(
+            "SELECT 1 FROM pg_index AS i JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE i.indrelid = ?::regclass AND i.indpred IS NULL AND a.attname = ?",
+            (table, column),
+        ).fetchone() is not None
     for _, name, _, _, partial in conn.execute(f"PRAGMA index_list({table})").fetchall():
         if partial:
             continue
@@ -274,19 +294,19 @@ def _leads_an_index(conn: sqlite3.Connection, table: str, column: str) -> bool:
 
 
 def latest_runs(
-    conn: sqlite3.Connection, channels: Iterable[tuple[str, str]]
+    conn: MemoryConnection, channels: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], RunRecord]:
     """The latest run of each (source, channel) that has one; one index seek per channel."""
     latest: dict[tuple[str, str], RunRecord] = {}
     for key in channels:
-        row = conn.execute(LATEST_RUN_SQL, key).fetchone()
+        row = conn.execute(LATEST_RUN_SQL_OF[dialect_of(conn)], key).fetchone()
         if row is not None:
             latest[key] = _record(row)
     return latest
 
 
 def latest_run(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     source: str,
     channel: str,
     *,
@@ -294,22 +314,22 @@ def latest_run(
     since_ms: int | None = None,
 ) -> RunRecord | None:
     """The most recently started run of one channel with one of ``statuses``, started at or
-    after ``since_ms``; the same index seek as :data:`LATEST_RUN_SQL`."""
+    after ``since_ms``; the same index seek as :data:`LATEST_RUN_SQL_OF`."""
     marks = ", ".join("?" for _ in statuses)
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? AND started_at_ms >= ? "
-        f"AND status IN ({marks}) AND {OWN_RUNS} ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
+        f"AND status IN ({marks}) AND {own_runs(conn)} ORDER BY started_at_ms DESC, run_id DESC LIMIT 1",
         (source, channel, since_ms if since_ms is not None else -(2**62), *(s.value for s in statuses)),
     ).fetchone()
     return None if row is None else _record(row)
 
 
-def get_run(conn: sqlite3.Connection, run_id: int) -> RunRecord | None:
+def get_run(conn: MemoryConnection, run_id: int) -> RunRecord | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM ingestion_runs WHERE run_id = ?", (run_id,)).fetchone()
     return None if row is None else _record(row)
 
 
-def runs_of(conn: sqlite3.Connection, source: str, channel: str) -> list[RunRecord]:
+def runs_of(conn: MemoryConnection, source: str, channel: str) -> list[RunRecord]:
     """Every run of one channel, oldest first."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? "
@@ -320,7 +340,7 @@ def runs_of(conn: sqlite3.Connection, source: str, channel: str) -> list[RunReco
 
 
 def runs_after(
-    conn: sqlite3.Connection, source: str, channel: str, after_run_id: int, limit: int
+    conn: MemoryConnection, source: str, channel: str, after_run_id: int, limit: int
 ) -> list[RunRecord]:
     """Runs of one channel recorded after ``after_run_id``, in the order they started.
 
@@ -334,7 +354,7 @@ def runs_after(
     return [_record(row) for row in rows]
 
 
-def memory_created_at_ms(conn: sqlite3.Connection) -> int:
+def memory_created_at_ms(conn: MemoryConnection) -> int:
     row = conn.execute("SELECT value FROM memory_info WHERE key = 'created_at_ms'").fetchone()
     return int(row[0])
 

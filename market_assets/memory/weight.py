@@ -3,9 +3,10 @@
 Hyperliquid allows 1,200 weight per minute per IP, and on one machine the streamer (REST
 backfills, universe polls) and the Dagster runs (funding, candle history) call it from processes
 of their own, so a budget kept in each process lets them spend it twice. Each request's charge is
-a row here, in a small SQLite file beside the market memory rather than in it: a reservation
-must not queue behind the streamer's flushes, and a dry run, which leaves the memory
-byte-identical, still spends real weight.
+a row here, in a small SQLite file of the host rather than in the memory: a reservation must not
+queue behind the streamer's flushes, a dry run, which leaves the memory byte-identical, still
+spends real weight, and a PostgreSQL memory is shared by hosts that each have an IP, and so a
+budget, of their own (the file is then in the host's folder, ``Settings.home``).
 
 A charge counts in full from its reservation until it is settled, then until ``window_ms`` after
 its settlement (the limiter's rule: never less than the server counts). A process that dies
@@ -26,7 +27,13 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import NamedTuple
 
-from market_assets.memory.connection import BUSY_TIMEOUT_SEC, enable_wal, open_reader, write_transaction
+from market_assets.memory.connection import (
+    BUSY_TIMEOUT_SEC,
+    enable_wal,
+    open_reader,
+    write_transaction,
+)
+from market_assets.memory.target import MemoryTarget, PostgresUrl
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS weight_charges (
@@ -48,9 +55,17 @@ class Admission(NamedTuple):
     requests still in flight hold the budget, so room comes when one of them settles)."""
 
 
-def weight_ledger_path(db_path: Path) -> Path:
-    """The ledger beside the market memory at ``db_path`` (``market.db`` -> ``market.db.weight``)."""
-    return db_path.with_name(f"{db_path.name}.weight")
+POSTGRES_LEDGER_NAME = "hyperliquid.weight"
+"""The ledger's file in the host's folder when the memory is a PostgreSQL database."""
+
+
+def weight_ledger_path(target: MemoryTarget, home: Path) -> Path:
+    """This host's ledger: beside a SQLite memory (``market.db`` -> ``market.db.weight``), which
+    is one host's; in the host's own folder ``home`` (``Settings.home``) when the memory is a
+    PostgreSQL database that many hosts share, since each host's IP has its own budget."""
+    if isinstance(target, PostgresUrl):
+        return home / POSTGRES_LEDGER_NAME
+    return target.with_name(f"{target.name}.weight")
 
 
 _PRIVATE: ContextVar[tuple[Path, str] | None] = ContextVar("private_weight_ledger", default=None)
@@ -58,14 +73,15 @@ _PRIVATE: ContextVar[tuple[Path, str] | None] = ContextVar("private_weight_ledge
 
 
 @contextmanager
-def private_weight_ledger(db_path: Path) -> Iterator[None]:
-    """Within this block (and the tasks and threads it starts), charges against the ledger beside
-    ``db_path`` go to an in-memory copy of it that vanishes at the end; the file is only read.
+def private_weight_ledger(target: MemoryTarget, home: Path) -> Iterator[None]:
+    """Within this block (and the tasks and threads it starts), charges against this host's
+    ledger (:func:`weight_ledger_path`) go to an in-memory copy of it that vanishes at the end;
+    the file is only read.
 
     The copy lives in SQLite's ``memdb`` VFS: one database shared by this process's connections,
     with ordinary locking (the busy timeout applies, unlike a shared-cache ``:memory:``).
     """
-    path = weight_ledger_path(db_path)
+    path = weight_ledger_path(target, home)
     uri = f"file:/weight-{uuid.uuid4().hex}?vfs=memdb"
     keeper = sqlite3.connect(uri, uri=True, isolation_level=None)  # the copy lives while it is open
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import sqlite3
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from market_assets.memory import weight as weight_ledger
+from market_assets.memory.target import MemoryTarget
 from market_assets.sources.timing import AsyncClock
 
 log = logging.getLogger(__name__)
@@ -278,6 +280,16 @@ class SharedWeightLimiter:
             conn.close()
 
 
-def shared_budget(db_path: Path, clock: AsyncClock) -> SharedWeightLimiter:
-    """The Hyperliquid budget of every process using the market memory at ``db_path``."""
-    return SharedWeightLimiter(clock, weight_ledger.weight_ledger_path(db_path))
+def shared_budget(target: MemoryTarget, clock: AsyncClock, home: Path | None = None) -> SharedWeightLimiter:
+    """The Hyperliquid budget of every process of this host using the memory at ``target``.
+
+    The budget is per IP, so per host: beside a SQLite memory, or in the host's folder ``home``
+    (``Settings.home``; ``None``: the folder ``Settings`` derives from the environment,
+    ``MARKET_HOME``) beside a PostgreSQL memory that other hosts share."""
+    if home is None:
+        from market_assets.settings import (
+            home_dir,  # settings imports the sources: a cycle at the top
+        )
+
+        home = home_dir(target, os.environ)
+    return SharedWeightLimiter(clock, weight_ledger.weight_ledger_path(target, home))
