@@ -1,0 +1,199 @@
+"""Sharded streamers over one replay (SPEC §13): the shards' coins are the universe, none twice;
+each shard warms up, repairs and records only its own; every stored minute equals the replay's
+series; a killed shard makes candles health name it while the other's coins stay fresh, and its
+restart records only its own window left open."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from market_assets import fixtures
+from market_assets.health import Status, explain, read_health
+from market_assets.memory import open_memory
+from market_assets.memory.candles import candles_of
+from market_assets.memory.repairs import backlog
+from market_assets.memory.runs import RunRecord, runs_of
+from market_assets.memory.shards import Shard
+from market_assets.memory.target import MemoryTarget
+from market_assets.registry import CANDLES
+from market_assets.replay import ReplayServers
+from market_assets.replay.catalog import Catalog
+from market_assets.sources.hyperliquid import parse_meta_and_asset_ctxs
+from streamer.universe import universe_of
+from streamer.windows import ENDED_UNCLOSED
+
+from .conftest import (
+    MINUTE_MS,
+    assert_complete_and_exact,
+    streamer_config,
+    streaming,
+    wait_settled,
+    wait_simulated,
+)
+from .processes import poll, replay_now, standalone_replay, stop
+
+pytestmark = pytest.mark.anyio
+
+RECORDED = parse_meta_and_asset_ctxs(fixtures.fixture_bytes(fixtures.HL_META_AND_CTXS))
+WARM_START_MINUTES = 30
+SERIES = Catalog.load().series
+"""The standalone replay's series (the catalog's, as ``python -m market_assets.replay`` serves it)."""
+FIRST, SECOND = Shard(1, 2), Shard(2, 2)
+
+
+def windows(target: MemoryTarget) -> list[RunRecord]:
+    with open_memory(target) as conn:
+        return runs_of(conn, CANDLES.source, CANDLES.name)
+
+
+def newest_minute(target: MemoryTarget, coin: str) -> int | None:
+    with open_memory(target) as conn:
+        rows = candles_of(conn, coin, "1m")
+    return max((row.open_time_ms for row in rows), default=None)
+
+
+async def test_two_shards_follow_the_universe_between_them_and_store_it_exactly(
+    replay: ReplayServers, memory_path: Path
+) -> None:
+    memory_target: MemoryTarget = memory_path
+    config = streamer_config(max_coins=6, warm_start_minutes=WARM_START_MINUTES)
+    universe = universe_of([RECORDED], 6).coins
+    async with streaming(replay, memory_target, replace(config, shard=FIRST)) as first:
+        await wait_simulated(replay, 120)
+        # Alone, the first shard stored, queued and repaired nothing of the second's coins.
+        with open_memory(memory_target) as conn:
+            queued = {entry.coin for entry in backlog(conn, "1m")}
+            stored = {coin for coin in universe if candles_of(conn, coin, "1m")}
+        assert stored == set(first.universe.coins)
+        assert queued <= set(first.universe.coins)
+        async with streaming(replay, memory_target, replace(config, shard=SECOND)) as second:
+            await wait_settled(replay, memory_target, universe, at_least_s=240, at_most_s=900)
+        through_ms = replay.clock.now_ms()
+
+    assert first.universe.coins and second.universe.coins
+    assert set(first.universe.coins).isdisjoint(second.universe.coins)  # no coin twice
+    assert sorted(first.universe.coins + second.universe.coins) == sorted(universe)  # the universe, between them
+    assert set(first.pool.coins) == set(first.universe.coins) and set(second.pool.coins) == set(second.universe.coins)
+    settled = assert_complete_and_exact(memory_target, replay.catalog.series, universe, through_ms=through_ms)
+    assert min(settled.values()) >= WARM_START_MINUTES  # each shard warmed its own coins up
+
+    recorded = windows(memory_target)
+    by_shard = {str(shard): [w for w in recorded if w.metadata.get("shard") == str(shard)] for shard in (FIRST, SECOND)}
+    assert len(recorded) == sum(len(found) for found in by_shard.values())  # every window names its shard
+    for shard, streamer in ((FIRST, first), (SECOND, second)):
+        own = by_shard[str(shard)]
+        assert own and own[-1].metadata["coins"] == len(streamer.universe.coins)  # its own count, not the universe's
+        assert sorted(w.run_id for w in own) == sorted(streamer.windows.recorded)
+    with open_memory(memory_target) as conn:
+        candles = read_health(conn, through_ms).channels[0]
+    assert (candles.status, [(str(s.shard), s.status) for s in candles.shards]) == (
+        Status.OK, [("1/2", Status.OK), ("2/2", Status.OK)]
+    )
+
+
+# One shard killed: processes, as `market stream --shard I/N` runs on two hosts -------------------
+
+SPEED = 100.0
+
+
+def start_shard(replay: dict[str, Any], memory_path: Path, shard: Shard, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "MARKET_DB": str(memory_path),
+        "MARKET_REPLAY_HTTP": replay["http"],
+        "MARKET_REPLAY_WS": replay["ws"],
+        "MARKET_PROFILE": "local",
+        "MARKET_WARM_START_MINUTES": str(WARM_START_MINUTES),
+    }
+    command = [sys.executable, "-m", "streamer", "--shard", str(shard)]
+    command += ["--clock-speed", str(replay["speed"]), "--replay-control", replay["control"]]
+    with log.open("ab") as sink:
+        return subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
+
+
+@contextmanager
+def running(*processes: subprocess.Popen[bytes]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for process in processes:
+            stop(process)
+
+
+def shard_windows(memory_path: Path, shard: Shard) -> list[RunRecord]:
+    if not memory_path.exists():
+        return []
+    try:
+        return [w for w in windows(memory_path) if w.metadata.get("shard") == str(shard)]
+    except Exception:  # noqa: BLE001 -- a memory still being created and migrated
+        return []
+
+
+def test_a_killed_shard_is_named_by_health_while_the_other_stays_fresh(tmp_path: Path) -> None:
+    memory_path = tmp_path / "market.db"
+    local = universe_of([RECORDED], 5)  # the local profile's coins
+    own = {shard: local.share(shard).coins for shard in (FIRST, SECOND)}
+    with standalone_replay(SPEED) as replay:
+        first = start_shard(replay, memory_path, FIRST, tmp_path / "shard1.log")
+        second = start_shard(replay, memory_path, SECOND, tmp_path / "shard2.log")
+        with running(first, second):
+            poll(lambda: all(shard_windows(memory_path, s) for s in (FIRST, SECOND)), 60, "a window of each shard")
+            again = subprocess.run(
+                [sys.executable, "-m", "streamer", "--shard", "2/2"],
+                env={**os.environ, "MARKET_DB": str(memory_path)}, capture_output=True, text=True, timeout=60, check=False,
+            )
+            assert (again.returncode, again.stderr.splitlines()) == (
+                1, [f"market stream: another streamer of shard 2/2 (pid {second.pid}) is already writing {memory_path}"]
+            )
+
+            second.send_signal(signal.SIGKILL)
+            second.wait(timeout=10)
+            killed_ms = replay_now(replay)
+            late_ms = killed_ms + CANDLES.stale_after_sec * 1000 + 2 * MINUTE_MS
+            poll(lambda: replay_now(replay) > late_ms, 60, "the killed shard to be late")
+            now_ms = replay_now(replay)
+            with open_memory(memory_path) as conn:
+                candles = read_health(conn, now_ms).channels[0]
+            assert candles.status is Status.STALE
+            assert [(str(s.shard), s.status) for s in candles.shards] == [("1/2", Status.OK), ("2/2", Status.STALE)]
+            late_min = (now_ms - shard_windows(memory_path, SECOND)[-1].finished_at_ms) // 60_000  # type: ignore[operator]
+            assert explain(candles, memory_age_sec=3600) == f"shard 2/2: no window for {late_min} min"
+            for coin in own[FIRST]:  # the other shard's coins stay fresh
+                assert (newest_minute(memory_path, coin) or 0) >= now_ms - now_ms % MINUTE_MS - MINUTE_MS, coin
+            for coin in own[SECOND]:  # the killed shard's are not followed by anyone
+                assert (newest_minute(memory_path, coin) or 0) < killed_ms + MINUTE_MS, coin
+
+            restarted = start_shard(replay, memory_path, SECOND, tmp_path / "shard2.log")
+            with running(restarted):
+                def healthy() -> bool:
+                    with open_memory(memory_path) as conn:
+                        return read_health(conn, replay_now(replay)).channels[0].status is Status.OK
+
+                poll(healthy, 60, "health ok again once the restarted shard recorded a window")
+                wait_s = 3 * 60 / SPEED  # three simulated minutes: the gap repaired, then settled
+                poll(lambda: _complete(memory_path, replay, local.coins), 60 + wait_s, "every minute stored exactly")
+                through_ms = replay_now(replay)
+            assert stop(restarted) == 0
+        assert stop(first) == 0
+
+    left_open = [w for w in windows(memory_path) if w.error == ENDED_UNCLOSED]
+    assert [w.metadata.get("shard") for w in left_open] == ["2/2"]  # recorded by shard 2 itself, once
+    assert_complete_and_exact(memory_path, SERIES, local.coins, through_ms=through_ms)
+
+
+def _complete(memory_path: Path, replay: dict[str, Any], coins: tuple[str, ...]) -> bool:
+    try:
+        assert_complete_and_exact(memory_path, SERIES, coins, through_ms=replay_now(replay))
+    except AssertionError:
+        return False
+    return True
