@@ -10,8 +10,8 @@ from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from api.dependencies import SettingsDependency
-from api.readers import DATABASE_ERRORS
 from market_assets.memory import MarketMemoryError, open_memory
+from market_assets.memory.connection import is_database_error
 from market_assets.memory.readiness import missing_tables
 from market_assets.registry import REGISTRY
 
@@ -44,7 +44,9 @@ class ProbesController(Controller):
         try:
             with open_memory(settings.db_path, readonly=True) as conn:
                 absent = missing_tables(conn, [channel.data.table for channel in REGISTRY])
-        except (MarketMemoryError, *DATABASE_ERRORS) as exc:
+        except Exception as exc:
+            if not (isinstance(exc, MarketMemoryError) or is_database_error(exc)):
+                raise
             return Response(Probe("unavailable", str(exc)), status_code=HTTP_503_SERVICE_UNAVAILABLE)
         if not REGISTRY or absent:
             detail = f"tables missing from the memory: {', '.join(absent)}" if absent else "no channel is registered"

@@ -15,19 +15,13 @@ that raised a database error is dropped, so the next request opens a fresh one.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
-
 from market_assets.memory import connect
-from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.connection import MemoryConnection, is_database_error
 from market_assets.memory.target import MemoryTarget
-
-DATABASE_ERRORS = (sqlite3.DatabaseError, psycopg.Error)
-"""What a memory connection raises when the engine fails it (a dropped server, a corrupt page)."""
 
 
 class Readers:
@@ -42,7 +36,9 @@ class Readers:
             conn = self._local.conn = connect(self.path, readonly=True)
         try:
             yield conn
-        except DATABASE_ERRORS:
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
             self._local.conn = None
             conn.close()
             raise

@@ -57,6 +57,7 @@ from market_assets.health import (
     read_health,
 )
 from market_assets.ingest.runner import ChannelResult, Collect, Store, run_channel
+from market_assets.instance_settings import PROJECT_HOMES, DagsterStorage
 from market_assets.ledger import Ledger
 from market_assets.memory import (
     MarketMemoryError,
@@ -632,6 +633,14 @@ def up(
     stop_grace: Annotated[
         float, typer.Option(min=0, help="Seconds in-flight Dagster runs get to finish on Ctrl-C before they are canceled.")
     ] = STOP_GRACE_SEC,
+    dagster_storage: Annotated[
+        DagsterStorage | None,
+        typer.Option(
+            help="Where Dagster keeps runs, event logs and schedules: sqlite (in DAGSTER_HOME, one host) or "
+            "postgres (the database named by MARKET_DAGSTER_POSTGRES_URL, postgresql+psycopg2://…, shared by "
+            "several hosts). Default: whatever DAGSTER_HOME's dagster.yaml says; sqlite in an empty folder."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole stack (streamer, Dagster webserver + daemon, API; with --offline the replay
     too), restarting a crashed process with backoff, until Ctrl-C/SIGTERM stops it all. Each
@@ -653,6 +662,10 @@ def up(
 
     state = ctx.find_root().obj
     settings, offline = state.settings, state.offline or offline
+    if dagster_storage is DagsterStorage.POSTGRES and settings.dagster_home == PROJECT_HOMES[DagsterStorage.SQLITE]:
+        # the project's default home is SQLite's (its dagster.yaml would be refused): use its PostgreSQL twin
+        settings = dataclasses.replace(settings, dagster_home=PROJECT_HOMES[DagsterStorage.POSTGRES])
+        os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     if api_port == dagster_port:
         typer.echo(f"market up: --api-port and --dagster-port are both {api_port}; give them different ports", err=True)
         raise typer.Exit(1)
@@ -674,7 +687,7 @@ def up(
     with open_memory(settings.db_path):
         pass  # create and migrate the memory once, before four processes race to
     try:
-        if prepare_dagster_home(settings.dagster_home):  # the same, for Dagster's own storage
+        if prepare_dagster_home(settings.dagster_home, storage=dagster_storage):  # the same, for Dagster's own storage
             typer.echo(f"market up: installed the project's dagster.yaml into {settings.dagster_home}")
     except DagsterHomeError as error:
         typer.echo(f"market up: {error}", err=True)
@@ -706,11 +719,24 @@ def replay(ctx: typer.Context) -> None:
 
 
 @app.command()
-def stream(ctx: typer.Context) -> None:
+def stream(
+    ctx: typer.Context,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Follow only shard I of N (e.g. 2/3): a stable share of the coins (rendezvous hashing on the "
+            "coin name), so N streamers on N hosts each spend their own IP's Hyperliquid budget. Each shard "
+            "records its own ledger windows; health is ok only when every shard reports. Default: "
+            "MARKET_STREAM_SHARD, else every coin.",
+        ),
+    ] = None,
+) -> None:
     """Stream Hyperliquid 1-minute candles until Ctrl-C/SIGTERM (the streamer process)."""
     from streamer.cli import run_stream
 
-    raise typer.Exit(run_stream(_settings(ctx)))
+    raise typer.Exit(run_stream(_settings(ctx), shard=shard))
 
 
 @hyperliquid_app.command("ohlcv")

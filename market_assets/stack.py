@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from market_assets.instance_settings import InstanceSettingsError, install_instance_settings
+from market_assets.instance_settings import (
+    DagsterStorage,
+    InstanceSettingsError,
+    install_instance_settings,
+)
 from market_assets.settings import Profile, Settings
 from market_assets.stack_runs import run_drain
 from market_assets.supervisor import Child
@@ -56,7 +60,7 @@ class DagsterHomeError(RuntimeError):
     project's; the message says why."""
 
 
-def prepare_dagster_home(dagster_home: Path) -> bool:
+def prepare_dagster_home(dagster_home: Path, *, storage: DagsterStorage | None = None) -> bool:
     """Install or check the project's instance settings (:mod:`market_assets.instance_settings`),
     then create, or bring up to date, the Dagster instance's storage, in one process, before the
     webserver and the daemon start; True when the settings were installed.
@@ -68,7 +72,7 @@ def prepare_dagster_home(dagster_home: Path) -> bool:
     creates it once, and after a Dagster upgrade migrates it as Dagster asks operators to.
     """
     try:
-        installed = install_instance_settings(dagster_home)
+        installed = install_instance_settings(dagster_home, storage=storage)
     except InstanceSettingsError as error:
         raise DagsterHomeError(str(error)) from None
     result = subprocess.run(

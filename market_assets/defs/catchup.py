@@ -13,8 +13,6 @@ missing.
 
 from __future__ import annotations
 
-import sqlite3
-
 import dagster as dg
 
 from market_assets.backoff import backoff_sec, retry_due_at_ms, streak_limit
@@ -22,7 +20,8 @@ from market_assets.clock import Clock, wall_clock_ms
 from market_assets.defs.automation import IN_FLIGHT, job_name
 from market_assets.defs.resources import MarketMemory
 from market_assets.health import ChannelHealth, Status, evaluate_health, read_health
-from market_assets.memory import MarketMemoryError, open_memory
+from market_assets.memory import MarketMemoryError, MemoryMissingError, open_memory
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.failures import failure_streak
 from market_assets.registry import Channel
 
@@ -66,14 +65,15 @@ def catch_up_sensor(
 def _triggers(memory: MarketMemory, channels: tuple[Channel, ...], now_ms: int) -> dict[Channel, str]:
     """Why each channel is due a run now (``missing``, ``stale``, ``failed, retry after 240s
     backoff``); channels not due are absent."""
-    if not memory.path.exists():
+    try:
+        with open_memory(memory.path, readonly=True) as conn:
+            report = read_health(conn, now_ms, channels)
+            return {health.channel: why for health in report.channels if (why := _why(conn, health, now_ms))}
+    except MemoryMissingError:  # no memory yet (SQLite: no file; PostgreSQL: no market tables)
         return {c.channel: c.run_status.value for c in evaluate_health(channels, {}, now_ms).channels}
-    with open_memory(memory.path, readonly=True) as conn:
-        report = read_health(conn, now_ms, channels)
-        return {health.channel: why for health in report.channels if (why := _why(conn, health, now_ms))}
 
 
-def _why(conn: sqlite3.Connection, health: ChannelHealth, now_ms: int) -> str | None:
+def _why(conn: MemoryConnection, health: ChannelHealth, now_ms: int) -> str | None:
     """Judged by the runs alone: a failing check is not a failed run to retry, and a stale
     channel whose check fails is still due its run."""
     if health.run_status in CATCH_UP_STATUSES:
