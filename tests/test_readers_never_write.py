@@ -10,11 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from market_assets.ledger import Ledger
 from market_assets.memory import MemoryMissingError, connect, open_memory
 from market_assets.memory.connection import close
+from market_assets.memory.readiness import table_names
+from market_assets.memory.target import PostgresUrl
+from market_assets.memory.weight import POSTGRES_LEDGER_NAME
 from market_assets.quality.catalog import CHECKS
 from market_assets.registry import REGISTRY
 
@@ -29,8 +33,10 @@ DRY_RUNS = [
 ]
 
 
-def market(db: Path | str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def market(db: Path | str, *args: str, cwd: Path | None = None, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKET_")} | {"MARKET_PROFILE": "local"}
+    if home is not None:
+        env["MARKET_HOME"] = str(home)
     return subprocess.run(
         [str(MARKET), "--db", str(db), "--offline", *args], check=False, capture_output=True, text=True, timeout=120, env=env, cwd=cwd
     )
@@ -79,8 +85,20 @@ def test_a_dry_run_without_a_memory_creates_nothing_anywhere_and_shows_each_sour
     assert progress[-1].endswith(": done")
 
 
+def rows_of(url: PostgresUrl) -> dict[str, list[tuple[object, ...]]]:
+    """Every table of a PostgreSQL memory, each row with its ``xmin`` (the transaction that wrote
+    it: a row rewritten with the same values changes it), and every sequence's position."""
+    with psycopg.connect(url) as raw:
+        tables = [n for (n,) in raw.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")]
+        dump: dict[str, list[tuple[object, ...]]] = {
+            table: raw.execute(f"SELECT xmin::text, * FROM {table} ORDER BY 1").fetchall() for table in tables}
+        dump["sequences"] = raw.execute("SELECT sequencename, last_value FROM pg_sequences ORDER BY 1").fetchall()
+    return dump
+
+
 @contextmanager
-def writer_attached(db: Path, attached: bool) -> Iterator[None]:
+def writer_attached(db: Path | str, attached: bool) -> Iterator[None]:
     """Optionally a process with a run open on ``db`` for the length of the block (as the streamer
     or a Dagster run is while a dry run reads): its ``-wal``/``-shm`` exist meanwhile."""
     if not attached:
@@ -106,6 +124,24 @@ def test_a_dry_run_on_an_existing_memory_and_budget_leaves_every_file_byte_ident
         assert snapshot(tmp_path) == before
 
 
+def test_a_dry_run_on_an_existing_postgres_memory_leaves_every_row_and_the_host_s_budget_as_they_were(
+    postgres_url: PostgresUrl, tmp_path: Path
+) -> None:
+    """The same on a PostgreSQL memory, a writer attached: no row rewritten (``xmin``), no
+    sequence moved, and the host's weight ledger (in its own folder) byte-identical. Two of the
+    dry runs (the memory is opened the same way by each; a CLI start costs seconds): the one
+    spending Hyperliquid weight and the one reading what the memory tracks."""
+    home = tmp_path / "home"
+    assert market(postgres_url, "hyperliquid", "funding", home=home).returncode == 0
+    assert (home / POSTGRES_LEDGER_NAME).exists()
+    with writer_attached(postgres_url, True):
+        before = rows_of(postgres_url), snapshot(home)
+        for command in [c for c in DRY_RUNS if c[:2] in {("hyperliquid", "funding"), ("polymarket", "summary")}]:
+            result = market(postgres_url, *command, home=home)
+            assert result.returncode == 0, result.stderr
+        assert (rows_of(postgres_url), snapshot(home)) == before
+
+
 def test_status_and_check_leave_an_idle_memory_and_its_folder_as_they_were(tmp_path: Path) -> None:
     db = tmp_path / "market.db"
     close(connect(db))
@@ -113,6 +149,14 @@ def test_status_and_check_leave_an_idle_memory_and_its_folder_as_they_were(tmp_p
     assert market(db, "status", "--json").returncode == 0
     assert market(db, "check").returncode == 4
     assert snapshot(tmp_path) == before
+
+
+def test_status_and_check_leave_a_postgres_memory_as_it_was(postgres_url: PostgresUrl, tmp_path: Path) -> None:
+    connect(postgres_url).close()
+    before = rows_of(postgres_url)
+    assert market(postgres_url, "status", "--json", home=tmp_path).returncode == 0
+    assert market(postgres_url, "check", home=tmp_path).returncode == 4
+    assert rows_of(postgres_url) == before
 
 
 def test_the_dagster_resource_opens_the_memory_read_only_for_a_sensor(tmp_path: Path) -> None:
@@ -129,6 +173,21 @@ def test_the_dagster_resource_opens_the_memory_read_only_for_a_sensor(tmp_path: 
         pytest.raises(sqlite3.OperationalError, match="readonly|query_only|attempt to write"),
     ):
         conn.execute("DELETE FROM ingestion_runs")
+
+
+def test_the_dagster_resource_opens_a_postgres_memory_read_only_for_a_sensor(postgres_url: PostgresUrl) -> None:
+    from market_assets.defs.resources import MarketMemory
+
+    with pytest.raises(MemoryMissingError), MarketMemory(db_path=postgres_url).connect(readonly=True):
+        pass  # an empty database: no market tables, and none created
+    connect(postgres_url).close()
+    before = rows_of(postgres_url)
+    with (
+        MarketMemory(db_path=postgres_url).connect(readonly=True) as conn,
+        pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+    ):
+        conn.execute("DELETE FROM ingestion_runs")
+    assert rows_of(postgres_url) == before
 
 
 READERS = {"status", "check", "monitor", "api", "candles", "features", "funding"}
@@ -173,11 +232,11 @@ def test_market_checks_writes_its_results_and_nothing_else(tmp_path: Path) -> No
 
     def tables() -> dict[str, list[tuple[object, ...]]]:
         with open_memory(db, readonly=True) as conn:
-            names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            names = sorted(table_names(conn))
             return {n: conn.execute(f"SELECT * FROM {n}").fetchall() for n in names}
 
     before = tables()
-    result = market(db, "checks")
+    result = market(db, "checks", home=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     after = tables()
     assert sorted(f"{source}/{channel}:{name}" for source, channel, name, *_ in after.pop("check_results")) == sorted(

@@ -13,7 +13,12 @@ _TABLES = {
 }
 
 
+def table_names(conn: MemoryConnection) -> set[str]:
+    """Every table the memory holds."""
+    return {row[0] for row in conn.execute(pick(conn, **_TABLES))}
+
+
 def missing_tables(conn: MemoryConnection, tables: Iterable[str]) -> list[str]:
     """The tables of ``tables`` the memory does not have, in the order given."""
-    present = {row[0] for row in conn.execute(pick(conn, **_TABLES))}
+    present = table_names(conn)
     return [table for table in tables if table not in present]
