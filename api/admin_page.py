@@ -16,7 +16,6 @@ channel's raw counters fold into a ``<details>``; its failing asset checks stay 
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -48,6 +47,7 @@ from market_assets.dashboard import (
     ShardRow,
 )
 from market_assets.memory.admin_history import RunBucket, Segment, coverage, run_buckets
+from market_assets.memory.connection import MemoryConnection
 from market_assets.registry import CANDLES, REGISTRY
 
 RELOAD_EVERY_SEC = 30
@@ -111,7 +111,7 @@ class Coverage(NamedTuple):
     drawn: str
 
 
-def read_coverage(conn: sqlite3.Connection, now_ms: int) -> Coverage:
+def read_coverage(conn: MemoryConnection, now_ms: int) -> Coverage:
     """The 24 hours of whole minutes before ``now_ms``'s minute."""
     end = now_ms - now_ms % MINUTE_MS
     coins = coverage(conn, CANDLES.data.scope["interval"], MINUTE_MS, end - DAY_MS, end)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +51,7 @@ from market_assets.health import (
 from market_assets.memory import dashboard as sql
 from market_assets.memory import runs
 from market_assets.memory.checks import CheckResult, latest_results
-from market_assets.memory.connection import snapshot
+from market_assets.memory.connection import MemoryConnection, snapshot
 from market_assets.memory.dashboard import (
     RecentCounts,
     RecentRuns,
@@ -515,7 +514,7 @@ def evaluate_dashboard(
 
 
 def count_volumes(
-    conn: sqlite3.Connection, now_ms: int, registry: Sequence[Channel] = REGISTRY
+    conn: MemoryConnection, now_ms: int, registry: Sequence[Channel] = REGISTRY
 ) -> dict[Channel, VolumeCounts]:
     """The whole-table counts of every channel at ``now_ms`` (the slow part; see the module doc)."""
     with snapshot(conn):
@@ -523,7 +522,7 @@ def count_volumes(
 
 
 def read_dashboard(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     now_ms: int,
     *,
     volumes: Mapping[Channel, VolumeCounts] | None = None,
@@ -553,7 +552,7 @@ def _checks_by_channel(results: Sequence[CheckResult]) -> dict[tuple[str, str], 
 
 
 def _facts(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     channel: Channel,
     now_ms: int,
     volumes: VolumeCounts,

@@ -51,6 +51,7 @@ def run_stream(
     ``shard``: ``I/N`` to follow only that shard's coins; ``None`` keeps ``config``'s shard, else
     reads ``MARKET_STREAM_SHARD`` (unset: every coin). Bad text exits 2 with one line, before
     anything is opened."""
+    chosen: Shard | None
     try:
         if shard is not None:
             chosen = Shard.parse(shard)

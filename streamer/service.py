@@ -13,12 +13,12 @@ import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from market_assets.memory.candles import RepairReason
 from market_assets.memory.connection import is_database_error
 from market_assets.memory.hyperliquid import listed_coins, upsert_universe
 from market_assets.memory.repairs import queue_horizon
+from market_assets.memory.target import MemoryTarget
 from market_assets.sources.errors import SourceError
 from market_assets.sources.hyperliquid import Candle, HyperliquidClient, RejectedCandle
 from market_assets.sources.ratelimit import interval_ms, shared_budget
@@ -49,7 +49,7 @@ class Endpoints:
 class Streamer:
     def __init__(
         self,
-        db_path: Path,
+        db_path: MemoryTarget,
         endpoints: Endpoints,
         config: StreamerConfig,
         clock: AsyncClock,
