@@ -114,6 +114,7 @@ async def _stream(
         Endpoints(settings.endpoints.hyperliquid_api, settings.endpoints.hyperliquid_ws),
         config or StreamerConfig.from_settings(settings),
         clock,
+        home=settings.home,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

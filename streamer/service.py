@@ -13,6 +13,7 @@ import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from market_assets.memory.candles import RepairReason
 from market_assets.memory.connection import is_database_error
@@ -55,13 +56,16 @@ class Streamer:
         clock: AsyncClock,
         *,
         rng: random.Random | None = None,
+        home: Path | None = None,
     ) -> None:
+        """``home``: this host's folder (``Settings.home``), where the IP's weight budget is kept
+        beside a PostgreSQL memory; ``None``: the one ``Settings`` derives from the environment."""
         self.config = config
         self.clock = clock
         self.step_ms = interval_ms(config.interval)
         self.counters = StreamCounters()
         self.memory = MemoryThread(db_path, clock.now_ms)
-        self.client = HyperliquidClient(endpoints.rest, clock=clock, limiter=shared_budget(db_path, clock))
+        self.client = HyperliquidClient(endpoints.rest, clock=clock, limiter=shared_budget(db_path, clock, home))
         self.book = BucketBook(self.step_ms)
         self.universe = Universe((), {}, ())
         self.windows = WindowRecorder(config.window_ms, clock.now_ms, self.client.stats, config.shard)
