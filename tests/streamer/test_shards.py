@@ -63,37 +63,37 @@ def newest_minute(target: MemoryTarget, coin: str) -> int | None:
 
 
 async def test_two_shards_follow_the_universe_between_them_and_store_it_exactly(
-    replay: ReplayServers, memory_path: Path
+    replay: ReplayServers, memory_target: MemoryTarget
 ) -> None:
     config = streamer_config(max_coins=6, warm_start_minutes=WARM_START_MINUTES)
     universe = universe_of([RECORDED], 6).coins
-    async with streaming(replay, memory_path, replace(config, shard=FIRST)) as first:
+    async with streaming(replay, memory_target, replace(config, shard=FIRST)) as first:
         await wait_simulated(replay, 120)
         # Alone, the first shard stored, queued and repaired nothing of the second's coins.
-        with open_memory(memory_path) as conn:
+        with open_memory(memory_target) as conn:
             queued = {entry.coin for entry in backlog(conn, "1m")}
             stored = {coin for coin in universe if candles_of(conn, coin, "1m")}
         assert stored == set(first.universe.coins)
         assert queued <= set(first.universe.coins)
-        async with streaming(replay, memory_path, replace(config, shard=SECOND)) as second:
-            await wait_settled(replay, memory_path, universe, at_least_s=240, at_most_s=900)
+        async with streaming(replay, memory_target, replace(config, shard=SECOND)) as second:
+            await wait_settled(replay, memory_target, universe, at_least_s=240, at_most_s=900)
         through_ms = replay.clock.now_ms()
 
     assert first.universe.coins and second.universe.coins
     assert set(first.universe.coins).isdisjoint(second.universe.coins)  # no coin twice
     assert sorted(first.universe.coins + second.universe.coins) == sorted(universe)  # the universe, between them
     assert set(first.pool.coins) == set(first.universe.coins) and set(second.pool.coins) == set(second.universe.coins)
-    settled = assert_complete_and_exact(memory_path, replay.catalog.series, universe, through_ms=through_ms)
+    settled = assert_complete_and_exact(memory_target, replay.catalog.series, universe, through_ms=through_ms)
     assert min(settled.values()) >= WARM_START_MINUTES  # each shard warmed its own coins up
 
-    recorded = windows(memory_path)
+    recorded = windows(memory_target)
     by_shard = {str(shard): [w for w in recorded if w.metadata.get("shard") == str(shard)] for shard in (FIRST, SECOND)}
     assert len(recorded) == sum(len(found) for found in by_shard.values())  # every window names its shard
     for shard, streamer in ((FIRST, first), (SECOND, second)):
         own = by_shard[str(shard)]
         assert own and own[-1].metadata["coins"] == len(streamer.universe.coins)  # its own count, not the universe's
         assert sorted(w.run_id for w in own) == sorted(streamer.windows.recorded)
-    with open_memory(memory_path) as conn:
+    with open_memory(memory_target) as conn:
         candles = read_health(conn, through_ms).channels[0]
     assert (candles.status, [(str(s.shard), s.status) for s in candles.shards]) == (
         Status.OK, [("1/2", Status.OK), ("2/2", Status.OK)]
