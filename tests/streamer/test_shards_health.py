@@ -5,19 +5,30 @@ are recorded in the ledger as the streamer records them, on both backends."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import pytest
 
+from market_assets.clock import wall_clock_ms
 from market_assets.dashboard import read_dashboard
-from market_assets.health import SHARD_LOOKBACK_MS, Status, encode_document, explain, read_health
+from market_assets.health import (
+    SHARD_LOOKBACK_MS,
+    Status,
+    encode_document,
+    explain,
+    read_health,
+)
 from market_assets.ledger import Ledger
 from market_assets.memory import connect
 from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.target import MemoryTarget
+from market_assets.monitor import MonitorState, step
 from market_assets.registry import CANDLES
-from tests.conftest import FrozenClock, close_memory
+from tests.conftest import MARKET, FrozenClock, close_memory
 
 T = 1_795_000_000_000
 MIN = 60_000
@@ -121,3 +132,31 @@ def test_the_dashboard_lists_each_shard_with_its_coins_window_age_and_status(con
     ]
     assert candles["warningDetails"]["stale"] == "shard 2/2: no window for 9 min, over the 360s stale threshold"
     assert all(row.shards == [] for row in document.rows[1:])
+
+
+def test_the_monitor_s_alert_names_the_late_shard(conn: MemoryConnection) -> None:
+    window(conn, T - 7 * MIN, "2/3")
+    window(conn, T - MIN, "1/3")
+    window(conn, T - MIN, "3/3")
+    report = read_health(conn, T, (CANDLES,))
+    first = step(MonitorState(), report, memory_age_sec=3600)
+    second = step(first.state, report, memory_age_sec=3600)
+    assert first.message is None  # one bad check alone does not page
+    assert second.message is not None
+    assert second.message.splitlines()[1:] == ["• hyperliquid/candles: stale: shard 2/3: no window for 7 min"]
+
+
+def test_market_check_fails_and_says_which_shard_is_late(tmp_path: Path) -> None:
+    memory_path = tmp_path / "market.db"
+    now_ms = wall_clock_ms()
+    seeded = connect(memory_path)
+    try:
+        window(seeded, now_ms - 7 * MIN, "2/3")
+        window(seeded, now_ms - MIN, "1/3")
+        window(seeded, now_ms - MIN, "3/3")
+    finally:
+        close_memory(seeded)
+    env = {k: v for k, v in os.environ.items() if k != "MARKET_OFFLINE"} | {"MARKET_DB": str(memory_path)}
+    checked = subprocess.run([str(MARKET), "check"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert checked.returncode != 0
+    assert "hyperliquid/candles: stale: shard 2/3: no window for 7 min" in checked.stdout.splitlines(), checked.stdout
