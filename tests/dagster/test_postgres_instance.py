@@ -1,7 +1,9 @@
 """Dagster on PostgreSQL: the project's ``dagster_home/postgres`` settings, installed as ``market up
 --dagster-storage postgres`` installs them, keep runs, event logs and schedules in a real server,
 on psycopg2; a second process with the same ``DAGSTER_HOME`` reads back what this one ran.
-And the code location's ``MarketMemory`` takes a PostgreSQL memory as it takes a file."""
+And the code location works on a PostgreSQL market memory: its ``MarketMemory`` takes the URL from
+``MARKET_DB``, and a channel job run against the replay is read back, from another process, as the
+memory's ledger recorded it (this one depends on the memory on PostgreSQL, helpers A/B's work)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +20,8 @@ import pytest
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import TickData, TickStatus
 
+from market_assets.definitions import defs
+from market_assets.defs.automation import job_name
 from market_assets.defs.resources import MarketMemory
 from market_assets.instance_settings import (
     DAGSTER_POSTGRES_SCHEME,
@@ -25,7 +30,13 @@ from market_assets.instance_settings import (
     DagsterStorage,
     install_instance_settings,
 )
+from market_assets.memory import open_memory
+from market_assets.memory.checks import latest_results
+from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.memory.target import PostgresUrl
+from market_assets.registry import FUNDING
+from market_assets.replay import ReplayServers
+from tests.postgres_server import PostgresServer
 
 READER = Path(__file__).with_name("postgres_instance_reader.py")
 ROWS = dg.AssetKey(["market_test", "rows"])
@@ -94,6 +105,48 @@ def test_a_run_on_a_postgres_instance_is_read_back_by_a_second_process(
         "ticks": [{"type": "SCHEDULE", "status": "SUCCESS", "run_ids": [result.run_id]}],
         "psycopg3_loaded": False,
     }
+
+
+@pytest.fixture
+def dagster_database(postgres_server: PostgresServer) -> Iterator[PostgresUrl]:
+    """Dagster's own database, beside the memory's (``postgres_url``) on the same server."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+def test_a_channel_job_on_a_postgres_memory_and_instance_is_read_back_as_the_memory_recorded_it(
+    postgres_url: PostgresUrl, dagster_database: PostgresUrl, replay: ReplayServers, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = tmp_path / "dagster_home"
+    env = {**os.environ, "DAGSTER_HOME": str(home), POSTGRES_URL_ENV: dagster_url(dagster_database)}
+    install_instance_settings(home, storage=DagsterStorage.POSTGRES, env=env)
+    for name, value in {POSTGRES_URL_ENV: env[POSTGRES_URL_ENV], "MARKET_DB": str(postgres_url), "MARKET_PROFILE": "local",
+                        "MARKET_REPLAY_HTTP": replay.http_url, "MARKET_REPLAY_WS": replay.ws_url}.items():
+        monkeypatch.setenv(name, value)
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # the code location's own MarketMemory()
+        result = defs.resolve_job_def(job_name(FUNDING)).execute_in_process(instance=instance)
+        assert result.success
+
+    seen = read_back(env, result.run_id, "hyperliquid/funding", "hourly_continuity")
+
+    with open_memory(postgres_url, readonly=True) as conn:
+        [ledger] = runs_of(conn, FUNDING.source, FUNDING.name)
+        [stored] = [r for r in latest_results(conn) if r.check_name == "hourly_continuity"]
+    assert ledger.status is RunStatus.SUCCEEDED and ledger.rows_written > 0
+    assert seen["run"] == {"status": "SUCCESS", "job": job_name(FUNDING), "group": FUNDING.source}
+    materialization = seen["materialization"]
+    assert isinstance(materialization, dict) and materialization["run_id"] == result.run_id
+    assert {k: materialization["metadata"][k] for k in ("ledger_run_id", "rows_written", "dagster/row_count")} == {
+        "ledger_run_id": ledger.run_id, "rows_written": ledger.rows_written, "dagster/row_count": ledger.rows_written}
+    check = seen["check"]
+    assert isinstance(check, dict) and check["run_id"] == result.run_id
+    assert (check["passed"], check["metadata"]["checked"]) == (stored.passed, stored.checked)
+    assert stored.passed and stored.checked > 0
+    assert seen["stores"] == ["PostgresRunStorage psycopg2", "PostgresEventLogStorage psycopg2",
+                              "PostgresScheduleStorage psycopg2"]
 
 
 def test_the_code_locations_memory_is_a_postgres_url_from_market_db(monkeypatch: pytest.MonkeyPatch) -> None:
