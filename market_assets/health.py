@@ -298,10 +298,10 @@ def read_shard_windows(
 ) -> dict[tuple[str, str], dict[Shard, RunRecord]]:
     """Every shard's latest window, for each channel whose latest run is a shard's (no read at
     all for the others)."""
+    layouts = {key: shard for key, run in latest.items() if (shard := shard_of_run(run)) is not None}
     return {
-        key: latest_shard_windows(conn, *key, now_ms - SHARD_LOOKBACK_MS)
-        for key, run in latest.items()
-        if shard_of_run(run) is not None
+        key: latest_shard_windows(conn, *key, now_ms - SHARD_LOOKBACK_MS, layout.count)
+        for key, layout in layouts.items()
     }
 
 

@@ -13,7 +13,9 @@ session advisory lock: streamers on several hosts share no file to ``flock``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from market_assets.memory.connection import MemoryConnection, write_transaction
 from market_assets.memory.dialect import pick
@@ -101,34 +103,49 @@ _SHARD_OF_RUN = {
 }
 
 
-def _latest_per_shard_sql(shard_of_run: str) -> str:
+def _newest_first_sql(shard_of_run: str, limited: bool) -> str:
     return (
-        f"SELECT shard, {_COLUMNS} FROM ("
-        f" SELECT {shard_of_run} AS shard, {_COLUMNS}, ROW_NUMBER() OVER ("
-        f"  PARTITION BY {shard_of_run} ORDER BY started_at_ms DESC, run_id DESC) AS newest"
-        " FROM ingestion_runs WHERE source = ? AND channel = ? AND started_at_ms >= ?"
-        f" AND {shard_of_run} IS NOT NULL"
-        ") AS windows WHERE newest = 1"
+        f"SELECT {shard_of_run}, {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? AND started_at_ms >= ?"
+        " ORDER BY started_at_ms DESC, run_id DESC" + (" LIMIT ?" if limited else "")
     )
 
 
-_LATEST_PER_SHARD = {dialect: _latest_per_shard_sql(expr) for dialect, expr in _SHARD_OF_RUN.items()}
+_NEWEST_FIRST = {
+    (dialect, limited): _newest_first_sql(expr, limited) for dialect, expr in _SHARD_OF_RUN.items() for limited in (True, False)
+}
+
+WINDOWS_FIRST_READ = 3
+"""Windows per shard read first (newest first): the latest of every shard is among them while all
+report each minute; the rest of the range is read only when one is not."""
 
 
 def latest_shard_windows(
-    conn: MemoryConnection, source: str, channel: str, since_ms: int
+    conn: MemoryConnection, source: str, channel: str, since_ms: int, count: int
 ) -> dict[Shard, RunRecord]:
-    """The latest window of each shard that started one at or after ``since_ms``.
+    """The latest window of each shard of ``count`` that started one at or after ``since_ms``;
+    windows of another layout are passed over.
 
-    A seek on the channel's time index, then one JSON read per window in range (N per minute).
+    Health reads this per request: the channel's newest ``WINDOWS_FIRST_READ * count`` runs (a
+    seek on its time index), and the whole range since ``since_ms`` only while a shard is missing
+    from them.
     """
-    sql = pick(conn, sqlite=_LATEST_PER_SHARD["sqlite"], postgres=_LATEST_PER_SHARD["postgres"])
+    engine = pick(conn, sqlite="sqlite", postgres="postgres")
+    first = _latest_of(conn.execute(_NEWEST_FIRST[engine, True], (source, channel, since_ms, WINDOWS_FIRST_READ * count)), count)
+    if len(first) == count:
+        return first
+    return _latest_of(conn.execute(_NEWEST_FIRST[engine, False], (source, channel, since_ms)), count)
+
+
+def _latest_of(rows: Iterable[Any], count: int) -> dict[Shard, RunRecord]:
+    """The first row of each shard of ``count`` in ``rows`` (newest first)."""
     latest: dict[Shard, RunRecord] = {}
-    for row in conn.execute(sql, (source, channel, since_ms)):
+    for row in rows:
         shard = Shard.of_metadata(row[0])
-        if shard is not None:
+        if shard is not None and shard.count == count and shard not in latest:
             latest[shard] = _record(tuple(row[1:]))
-    return latest
+            if len(latest) == count:
+                break
+    return dict(sorted(latest.items()))
 
 
 # PostgreSQL: one streamer per shard across hosts -----------------------------------------------
