@@ -5,7 +5,9 @@ document, so app instances share no metric state and a scrape always sees the me
 Timestamps are Unix seconds (``*_timestamp_seconds``); statuses and warnings are 0/1 gauges with
 one series per possible value, so an alert can match ``== 1``. Each asset check with a stored
 result has its own series (``market_check_*{source,channel,check,blocking,severity}``): an alert on
-``market_check_passed{blocking="true"} == 0`` is the SPEC §12 one.
+``market_check_passed{blocking="true"} == 0`` is the SPEC §12 one. A channel streamed by shards
+has a series per shard (``market_stream_shard_*{source,channel,shard}``): its latest window's age,
+its coins and its status, so an alert can name the shard that stopped.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ TEXT_FORMAT = "text/plain; version=0.0.4"
 _METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _CHANNEL = ["source", "channel"]
 _CHECK = [*_CHANNEL, "check", "blocking", "severity"]
+_SHARD = [*_CHANNEL, "shard"]
 _STREAMED = {(c.source, c.name) for c in REGISTRY if c.producer is Producer.STREAMER}
 
 
@@ -104,6 +107,33 @@ class DashboardCollector:
         yield from self._checks(rows)
         yield from self._fidelity(rows)
         yield from self._stream_counters(rows)
+        yield from self._shards(rows)
+
+    def _shards(self, rows: list[DashboardRow]) -> Iterator[Metric]:
+        """Each streamer shard of a sharded channel, by its latest window (none: no series)."""
+        shards = [([r.source, r.channel, s.shard], s) for r in rows for s in r.shards]
+        yield _gauge(
+            "market_stream_shard_window_age_seconds",
+            "Seconds since the shard's latest ledger window ended (no series: none in the last hour).",
+            _SHARD,
+            [(labels, float(s.window_age_sec)) for labels, s in shards if s.window_age_sec is not None],
+        )
+        yield _gauge(
+            "market_stream_shard_coins",
+            "Coins the shard followed in its latest ledger window.",
+            _SHARD,
+            [(labels, float(s.coins)) for labels, s in shards if s.coins is not None],
+        )
+        yield _gauge(
+            "market_stream_shard_status",
+            "1 for the shard's current status as health judges it (ok, stale, failed), 0 for the others.",
+            [*_SHARD, "status"],
+            [
+                ([*labels, status.value], float(s.status == status.value))
+                for labels, s in shards
+                for status in (Status.OK, Status.STALE, Status.FAILED)
+            ],
+        )
 
     def _checks(self, rows: list[DashboardRow]) -> Iterator[Metric]:
         """One series per asset check with a stored result (SPEC §12)."""

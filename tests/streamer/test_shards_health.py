@@ -12,7 +12,9 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
+from api.metrics import DashboardCollector
 from market_assets.clock import wall_clock_ms
 from market_assets.dashboard import read_dashboard
 from market_assets.health import (
@@ -121,7 +123,7 @@ def test_the_layout_is_the_latest_window_s_and_an_unsharded_streamer_replaces_it
     assert read_health(conn, T).channels[0].shards == ()
 
 
-def test_the_dashboard_lists_each_shard_with_its_coins_window_age_and_status(conn: MemoryConnection) -> None:
+def test_the_dashboard_and_metrics_list_each_shard_with_its_coins_window_age_and_status(conn: MemoryConnection) -> None:
     window(conn, T - MIN, "1/2", coins=5)
     window(conn, T - 9 * MIN, "2/2", coins=6)
     document = read_dashboard(conn, T)
@@ -133,6 +135,27 @@ def test_the_dashboard_lists_each_shard_with_its_coins_window_age_and_status(con
     ]
     assert candles["warningDetails"]["stale"] == "shard 2/2: no window for 9 min, over the 360s stale threshold"
     assert all(row.shards == [] for row in document.rows[1:])
+    exposed = _scrape(DashboardCollector(document, {}))
+    labels = 'channel="candles",shard="{}",source="hyperliquid"'
+    assert [line for line in exposed if line.startswith("market_stream_shard_")] == [
+        f"market_stream_shard_window_age_seconds{{{labels.format('1/2')}}} 60.0",
+        f"market_stream_shard_window_age_seconds{{{labels.format('2/2')}}} 540.0",
+        f"market_stream_shard_coins{{{labels.format('1/2')}}} 5.0",
+        f"market_stream_shard_coins{{{labels.format('2/2')}}} 6.0",
+        f"market_stream_shard_status{{{labels.format('1/2')},status=\"ok\"}} 1.0",
+        f"market_stream_shard_status{{{labels.format('1/2')},status=\"stale\"}} 0.0",
+        f"market_stream_shard_status{{{labels.format('1/2')},status=\"failed\"}} 0.0",
+        f"market_stream_shard_status{{{labels.format('2/2')},status=\"ok\"}} 0.0",
+        f"market_stream_shard_status{{{labels.format('2/2')},status=\"stale\"}} 1.0",
+        f"market_stream_shard_status{{{labels.format('2/2')},status=\"failed\"}} 0.0",
+    ]
+
+
+def _scrape(collector: DashboardCollector) -> list[str]:
+    """The Prometheus text a scrape of ``collector`` returns, line by line."""
+    registry = CollectorRegistry()
+    registry.register(collector)  # type: ignore[arg-type]
+    return generate_latest(registry).decode().splitlines()
 
 
 def test_the_monitor_s_alert_names_the_late_shard(conn: MemoryConnection) -> None:
