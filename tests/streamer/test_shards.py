@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from market_assets.memory.candles import candles_of
 from market_assets.memory.repairs import backlog
 from market_assets.memory.runs import RunRecord, runs_of
 from market_assets.memory.shards import Shard
-from market_assets.memory.target import MemoryTarget
+from market_assets.memory.target import MemoryTarget, PostgresUrl
 from market_assets.registry import CANDLES
 from market_assets.replay import ReplayServers
 from market_assets.replay.catalog import Catalog
@@ -105,7 +106,7 @@ async def test_two_shards_follow_the_universe_between_them_and_store_it_exactly(
 SPEED = 100.0
 
 
-def start_shard(replay: dict[str, Any], memory_path: Path, shard: Shard, log: Path) -> subprocess.Popen[bytes]:
+def start_shard(replay: dict[str, Any], memory_path: MemoryTarget, shard: Shard, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "MARKET_DB": str(memory_path),
@@ -129,8 +130,8 @@ def running(*processes: subprocess.Popen[bytes]) -> Iterator[None]:
             stop(process)
 
 
-def shard_windows(memory_path: Path, shard: Shard) -> list[RunRecord]:
-    if not memory_path.exists():
+def shard_windows(memory_path: MemoryTarget, shard: Shard) -> list[RunRecord]:
+    if isinstance(memory_path, Path) and not memory_path.exists():
         return []
     try:
         return [w for w in windows(memory_path) if w.metadata.get("shard") == str(shard)]
@@ -196,3 +197,28 @@ def _complete(memory_path: Path, replay: dict[str, Any], coins: tuple[str, ...])
     except AssertionError:
         return False
     return True
+
+
+def test_on_postgresql_a_second_streamer_of_a_shard_is_refused_by_the_server_s_lock(
+    tmp_path: Path, postgres_url: PostgresUrl
+) -> None:
+    """Hosts share no file: the lock is the server's, and the refusal names the holder's host and pid."""
+    with standalone_replay(SPEED) as replay:
+        first = start_shard(replay, postgres_url, FIRST, tmp_path / "shard1.log")
+        with running(first):
+            poll(lambda: bool(shard_windows(postgres_url, FIRST)), 60, "a window of the shard")
+            env = {**os.environ, "MARKET_DB": postgres_url, "MARKET_HOME": str(tmp_path / "other-host")}
+            again = subprocess.run(
+                [sys.executable, "-m", "streamer", "--shard", "1/2"],
+                env=env, capture_output=True, text=True, timeout=60, check=False,
+            )
+            holder = f"market streamer of shard 1/2 pid {first.pid} on {socket.gethostname()}"
+            assert (again.returncode, again.stderr.splitlines()) == (
+                1, [f"market stream: {holder} is already writing {postgres_url.redacted}"]
+            )
+            other = start_shard(replay, postgres_url, SECOND, tmp_path / "shard2.log")
+            with running(other):
+                poll(lambda: bool(shard_windows(postgres_url, SECOND)), 60, "a window of the other shard beside it")
+                assert first.poll() is None and other.poll() is None
+            assert stop(other) == 0
+        assert stop(first) == 0
