@@ -26,13 +26,13 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from market_assets.memory.errors import MarketMemoryError
 from market_assets.memory.shards import (
     LAYOUT_LOCK,
     Shard,
-    name_session,
+    hold_session,
     shard_lock_key,
     shard_of_lock_key,
     streamer_lock_holders,
@@ -100,7 +100,7 @@ class StreamerLock:
         except MarketMemoryError as exc:
             raise StreamerLockError(str(exc)) from exc
         try:
-            name_session(session, f"market {_what(shard)} pid {os.getpid()} on {socket.gethostname()}")
+            hold_session(session, f"market {_what(shard)} pid {os.getpid()} on {socket.gethostname()}")
             if not try_streamer_lock(session, LAYOUT_LOCK, shared=shard is not None):
                 raise StreamerLockError(_held_text(session, target, LAYOUT_LOCK, None))
             if shard is not None:
@@ -123,7 +123,7 @@ class StreamerLock:
             self._session.close()
             self._session = None
 
-    def __enter__(self) -> StreamerLock:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

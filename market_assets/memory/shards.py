@@ -174,9 +174,18 @@ def try_streamer_lock(conn: MemoryConnection, key: int, *, shared: bool = False)
     return bool(conn.execute(f"SELECT {function}(?, ?)", (STREAMER_LOCK_CLASS, key)).fetchone()[0])
 
 
-def name_session(conn: MemoryConnection, name: str) -> None:
-    """Set this session's ``application_name``: what :func:`streamer_lock_holders` reports."""
+LOCK_KEEPALIVE = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
+"""The server's TCP keepalives on a lock's session: a host that dies without closing its socket
+(power, network) has its locks released in about a minute, not after the kernel's two hours, so
+its shard can be started on another host."""
+
+
+def hold_session(conn: MemoryConnection, name: str) -> None:
+    """Prepare a lock's session: named ``name`` (``application_name``, what
+    :func:`streamer_lock_holders` reports) and kept alive by :data:`LOCK_KEEPALIVE`."""
     conn.execute("SELECT set_config('application_name', ?, false)", (name[:63],))
+    for setting, value in LOCK_KEEPALIVE.items():
+        conn.execute("SELECT set_config(?, ?, false)", (setting, str(value)))
 
 
 def streamer_lock_holders(conn: MemoryConnection) -> list[tuple[int, str]]:
