@@ -97,7 +97,7 @@ def load(conn: sqlite3.Connection, coins: list[str], start: int, count: int, rng
 def per_level(statements: list[tuple[float, str]], ended: float) -> dict[str, float]:
     """Seconds per rollup level (its roll statement and the queue statements after it) and the
     commit, from the start times of the statements ``roll_pending`` ran."""
-    marks = [t for t, sql in statements if sql.startswith("INSERT OR REPLACE INTO candle_rollups") or sql == "COMMIT"]
+    marks = [t for t, sql in statements if sql.startswith("DELETE FROM rollup_rows") or sql == "COMMIT"]
     names = ["5m", "1h", "1d", "commit"]
     bounds = marks + [ended]
     return {name: bounds[i + 1] - bounds[i] for i, name in enumerate(names)}

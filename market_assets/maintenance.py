@@ -26,7 +26,6 @@ Every step is idempotent: a second run with nothing new queued writes and delete
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,8 +37,11 @@ from market_assets.ledger import Ledger, reap_abandoned_runs
 from market_assets.memory import archive as stamps
 from market_assets.memory import polymarket, retention, rollups
 from market_assets.memory.archive import Dataset
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import Dialect, dialect_of
 from market_assets.memory.polymarket import Untracked
-from market_assets.memory.retention import Checkpoint, DayPrune
+from market_assets.memory.retention import Checkpoint, DayPrune, WalBound
+from market_assets.memory.target import MemoryTarget
 from market_assets.registry import (
     CANDLES,
     FUNDING,
@@ -116,12 +118,12 @@ class MaintenanceResult:
 
 
 def run_maintenance(
-    conn: sqlite3.Connection, ledger: Ledger, *, settings: MaintenanceSettings = MaintenanceSettings()
+    conn: MemoryConnection, ledger: Ledger, *, settings: MaintenanceSettings = MaintenanceSettings()
 ) -> MaintenanceResult:
     """One maintenance run at ``ledger.clock()``, recorded in the ledger with its counts."""
     with ledger.run(MAINTENANCE) as run:
         now_ms = run.started_at_ms
-        root = settings.archive_root or archive.archive_root(Path(retention.database_path(conn)))
+        root = settings.archive_root or archive.archive_root(_target_of(conn))
         blocked: dict[str, dict[str, str]] = {"candles": {}, "funding": {}}
         with retention.checkpoint_at_the_end(conn):
             rolled = rollups.roll_pending(conn, now_ms)
@@ -184,7 +186,7 @@ class RebuildResult:
 
 
 def rebuild_rollups(
-    conn: sqlite3.Connection,
+    conn: MemoryConnection,
     ledger: Ledger,
     *,
     start_ms: int | None = None,
@@ -213,25 +215,40 @@ def rebuild_rollups(
         span = rollups.candle_time_span(conn)
         rolled = {level.interval: 0 for level in rollups.LEVELS}
         days = 0
-        wal_bound = retention.WalBound(retention.database_path(conn), settings.wal_bound_bytes)
+        wal_bound = _wal_bound(conn, settings.wal_bound_bytes)
         if span is not None:
             day = _floor_day(span[0] if start_ms is None else start_ms)
             stop = span[1] + 1 if end_ms is None else end_ms
             while day < stop:
                 for interval, count in rollups.rebuild_range(conn, day, day + rollups.DAY_MS, now_ms).items():
                     rolled[interval] += count
-                wal_bound(conn)
+                if wal_bound is not None:
+                    wal_bound(conn)
                 day += rollups.DAY_MS
                 days += 1
         retention.optimize(conn)
         retention.checkpoint(conn, settings.checkpoint_wait_ms)
-        result = RebuildResult(run.run_id, days, rolled, wal_bound.truncations)
+        result = RebuildResult(run.run_id, days, rolled, 0 if wal_bound is None else wal_bound.truncations)
         run.add_rows(result.rows_written)
         run.metadata.update(result.metadata())
     return result
 
 
-def _prune_candles(conn: sqlite3.Connection, root: Path, now_ms: int, blocked: dict[str, str]) -> tuple[int, int]:
+def _target_of(conn: MemoryConnection) -> MemoryTarget:
+    """The memory the connection holds: its file (SQLite) or its URL (PostgreSQL)."""
+    if dialect_of(conn) is Dialect.POSTGRES:
+        return conn.target  # type: ignore[attr-defined, no-any-return]
+    return Path(retention.database_path(conn))
+
+
+def _wal_bound(conn: MemoryConnection, bound_bytes: int) -> WalBound | None:
+    """SQLite's WAL bound between a rebuild's days; PostgreSQL manages its own WAL."""
+    if dialect_of(conn) is Dialect.POSTGRES:
+        return None
+    return WalBound(retention.database_path(conn), bound_bytes)
+
+
+def _prune_candles(conn: MemoryConnection, root: Path, now_ms: int, blocked: dict[str, str]) -> tuple[int, int]:
     """Prune each whole archived day that ended before the retention cutoff; returns (deleted,
     held back by rollups); a day the archive gate refuses goes into ``blocked``."""
     assert CANDLES.retention is not None
@@ -249,7 +266,7 @@ def _prune_candles(conn: sqlite3.Connection, root: Path, now_ms: int, blocked: d
     return deleted, held_back
 
 
-def _prune_funding(conn: sqlite3.Connection, root: Path, now_ms: int, blocked: dict[str, str]) -> int:
+def _prune_funding(conn: MemoryConnection, root: Path, now_ms: int, blocked: dict[str, str]) -> int:
     """Prune each whole archived day of funding that ended before its retention cutoff."""
     assert FUNDING.retention is not None
     cutoff = _floor_day(now_ms - _ms(FUNDING.retention))
@@ -263,7 +280,7 @@ def _prune_funding(conn: sqlite3.Connection, root: Path, now_ms: int, blocked: d
     return deleted
 
 
-def _archived(conn: sqlite3.Connection, root: Path, dataset: Dataset, day_ms: int, blocked: dict[str, str]) -> stamps.Stamp | None:
+def _archived(conn: MemoryConnection, root: Path, dataset: Dataset, day_ms: int, blocked: dict[str, str]) -> stamps.Stamp | None:
     """The day's stamp once its partition is verified against it and the memory; else ``None``,
     the reason in ``blocked`` and the log. A day with nothing left to prune passes unverified."""
     if not stamps.has_rows(conn, dataset, day_ms):
@@ -277,7 +294,7 @@ def _archived(conn: sqlite3.Connection, root: Path, dataset: Dataset, day_ms: in
     return stamp
 
 
-def _prune_rollups(conn: sqlite3.Connection, interval: str, coarser: str, before_ms: int) -> DayPrune:
+def _prune_rollups(conn: MemoryConnection, interval: str, coarser: str, before_ms: int) -> DayPrune:
     """Prune each whole day of ``interval`` that ended before ``before_ms``; deleted and held back."""
     cutoff = _floor_day(before_ms)
     oldest = retention.oldest_rollup_ms(conn, interval)

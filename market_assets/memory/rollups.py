@@ -11,17 +11,22 @@ in the last bits (≤ 1e-15 relative), never more.
 
 The incremental path works from ``pending_rollups`` (filled by triggers on ``candles``, one
 entry per coin and hour since schema V6); the rebuild queues every hour of its range and rolls
-it through the same statements, so the two cannot disagree. A run is seven statements whatever
-it holds: the 5m buckets from the minutes, the queue moved past them, then per level above the
-buckets, the queue entry of the next level, the entries done.
+it through the same statements, so the two cannot disagree. Per level, one statement computes
+the ready buckets and one writes them (SQLite: two, see :data:`_WRITE`), then the queue moves on.
+
+Both engines run the same aggregation text; where they differ (``min(a, b)`` vs ``LEAST``, a
+forced join order, how a write keeps the bucket that holds more minutes) the two texts are built
+side by side from it.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
+from market_assets.memory.dialect import ORDERED_JOIN, Dialect, dialect_of
 
 MINUTE_MS = 60_000
 
@@ -54,10 +59,28 @@ FIVE_MS = LEVELS[0].width_ms
 _NEVER = 2**62
 """A time no minute reaches: the stop of an hour with no forming minute in it."""
 
+ROLLING_CACHE_KIB = 65_536
+"""SQLite page cache while rolling (KiB; the connection's own size is restored after). An hour of
+200 coins dirties ~1,250 pages (each coin's 5m and 1h rows end inside the table, and a page that
+fills splits into its neighbours); in the default 2 MB cache they spilled into the WAL mid-statement
+and were written again at the commit (``bench/rollups.py``: the insert of an hour's rows 3x slower).
+SQLite allocates the pages only as they are used."""
+
+_DEFAULT_CACHE = -2000
+"""SQLite's default page cache size (SQLITE_DEFAULT_CACHE_SIZE, KiB when negative)."""
+
 _STEPS = "CREATE TEMP TABLE IF NOT EXISTS rollup_steps (step INTEGER PRIMARY KEY)"
-_FILL_STEPS = "INSERT OR IGNORE INTO temp.rollup_steps (step) VALUES " + ", ".join(f"({i})" for i in range(HOUR_MS // FIVE_MS))
+_FILL_STEPS = ("INSERT INTO rollup_steps (step) VALUES " + ", ".join(f"({i})" for i in range(HOUR_MS // FIVE_MS))
+               + " ON CONFLICT DO NOTHING")
 """The twelve 5-minute buckets of an hour, as a table: walked by rowid, they keep the rows of
 (coin, hour, step) in key order, so the 5m GROUP BY streams instead of sorting the minutes."""
+
+_ROWS = {
+    Dialect.SQLITE: """CREATE TEMP TABLE IF NOT EXISTS rollup_rows (coin TEXT NOT NULL, interval TEXT NOT NULL,
+        open_time_ms INTEGER NOT NULL, open REAL, high REAL, low REAL, close REAL, volume REAL, trades INTEGER,
+        minutes INTEGER, complete INTEGER, confirmed_minutes INTEGER)""",
+}
+"""SQLite: one level's buckets as computed, in key order (the rowid), before they are written."""
 
 SUBJECTS_OF = """WITH RECURSIVE subjects (subject) AS (
         SELECT min({column}) FROM {table}
@@ -68,119 +91,189 @@ SUBJECTS_OF = """WITH RECURSIVE subjects (subject) AS (
 """A loose index scan: one seek per distinct value of the table's leading key column, so a range
 query seeks each coin's rows instead of scanning the table (planner statistics may not exist yet)."""
 
+_LEAST = {Dialect.SQLITE: "min", Dialect.POSTGRES: "LEAST"}
+_VOLUME = {Dialect.SQLITE: "sum(s.volume)", Dialect.POSTGRES: "sum(s.volume ORDER BY s.open_time_ms)"}
+"""A float sum in time order on both engines, so a bucket's volume is the same bits however it was
+planned (SQLite's loops are in key order; PostgreSQL may hash or sort the rows otherwise)."""
+
 # Where a queued hour's changed 5m buckets stop being ready: the end of its span, the last
 # 5-minute boundary before ``now``, or the bucket of its coin's first forming minute at or after
 # ``from_ms``, whichever comes first. Its buckets in [from_ms, stop) are rolled; the rest wait. The
 # forming minutes are about one per coin, read once through their partial index.
-_FORMING = """forming (coin, open_time_ms) AS MATERIALIZED (
-        SELECT coin, open_time_ms FROM candles INDEXED BY candles_forming WHERE closed = 0 AND interval = '1m')"""
-_STOP = f"""min(p.to_ms, :now - :now % {FIVE_MS}, coalesce((
-        SELECT min(m.open_time_ms) - min(m.open_time_ms) % {FIVE_MS} FROM forming AS m
-        WHERE m.coin = p.coin AND m.open_time_ms >= p.from_ms), {_NEVER}))"""
+_FORMING = {
+    Dialect.SQLITE: """forming (coin, open_time_ms) AS MATERIALIZED (
+        SELECT coin, open_time_ms FROM candles INDEXED BY candles_forming WHERE closed = 0 AND interval = '1m')""",
+    Dialect.POSTGRES: """forming (coin, open_time_ms) AS MATERIALIZED (
+        SELECT coin, open_time_ms FROM candles WHERE closed = 0 AND interval = '1m')""",
+}
+_STOP = """{least}(p.to_ms, :now - :now % {five}, coalesce((
+        SELECT min(m.open_time_ms) - min(m.open_time_ms) % {five} FROM forming AS m
+        WHERE m.coin = p.coin AND m.open_time_ms >= p.from_ms), {never}))"""
+
+
+def _stop(dialect: Dialect) -> str:
+    return _STOP.format(least=_LEAST[dialect], five=FIVE_MS, never=_NEVER)
+
+
+_COLUMNS = "coin, interval, open_time_ms, open, high, low, close, volume, trades, minutes, complete, confirmed_minutes"
+_VALUES = "open, high, low, close, volume, trades, minutes, complete, confirmed_minutes"
+
+# The buckets of one level, as rows of ``_COLUMNS``. The first and last sub-bucket's open and close
+# are correlated seeks into the pages just read, so the aggregate streams as a co-routine instead
+# of being materialized for a join.
+_SELECT = """SELECT g.coin, '{interval}', g.bucket_ms,
+        (SELECT f.open FROM {table} AS f WHERE f.coin = g.coin AND f.interval = '{source}' AND f.open_time_ms = g.first_ms),
+        g.high, g.low,
+        (SELECT z.close FROM {table} AS z WHERE z.coin = g.coin AND z.interval = '{source}' AND z.open_time_ms = g.last_ms),
+        g.volume, g.trades, g.minutes, CASE WHEN g.minutes = {expected} THEN 1 ELSE 0 END, g.confirmed_minutes
+    FROM (SELECT p.coin, {bucket} AS bucket_ms, min(s.open_time_ms) AS first_ms, max(s.open_time_ms) AS last_ms,
+            max(s.high) AS high, min(s.low) AS low, {volume} AS volume, sum(s.trades) AS trades,
+            {minutes} AS minutes, {confirmed} AS confirmed_minutes
+        FROM {source_rows}
+        GROUP BY {group}) AS g"""
+
+_READY = {
+    "1h": "p.from_ms >= p.to_ms AND p.bucket_ms + {width} <= :now",
+    "1d": """p.bucket_ms + {width} <= :now AND NOT EXISTS (
+        SELECT 1 FROM pending_rollups AS q WHERE q.interval = '{source}' AND q.coin = p.coin
+        AND q.bucket_ms >= p.bucket_ms AND q.bucket_ms < p.bucket_ms + {width})""",
+}
+"""A queued hour is ready once it has ended and all its 5m buckets are rolled; a queued day once
+it has ended and none of its hours is still queued."""
+
+
+def _ready(level: RollupLevel) -> str:
+    return _READY[level.interval].format(width=level.width_ms, source=level.source_interval)
+
+
+def _buckets(level: RollupLevel, dialect: Dialect) -> str:
+    """The ready buckets of ``level``: 5m from the minutes of each queued hour's ready steps, the
+    levels above from the sub-bucket rows of each ready queued bucket."""
+    join = ORDERED_JOIN[dialect]
+    if level.interval == "5m":
+        # Every queued hour (walked in key order), each of its ready steps (a rowid range), each
+        # step's minutes (a primary-key range). All three loops are in key order, so the GROUP BY
+        # needs no sorter; the first and last minute are two seeks into the pages just read.
+        stop = _stop(dialect)
+        return "WITH " + _FORMING[dialect] + " " + _SELECT.format(
+            interval=level.interval, table="candles", source="1m", expected=level.minutes, volume=_VOLUME[dialect],
+            bucket=f"p.bucket_ms + k.step * {FIVE_MS}", minutes="count(*)", confirmed="sum(s.confirmed)",
+            source_rows=f"""pending_rollups AS p {join} rollup_steps AS k
+                ON k.step >= (p.from_ms - p.bucket_ms) / {FIVE_MS} AND k.step < ({stop} - p.bucket_ms) / {FIVE_MS}
+            {join} candles AS s ON s.coin = p.coin AND s.interval = '1m'
+                AND s.open_time_ms >= p.bucket_ms + k.step * {FIVE_MS}
+                AND s.open_time_ms < p.bucket_ms + (k.step + 1) * {FIVE_MS}
+            WHERE p.interval = '1h' AND s.closed = 1""",
+            group="p.coin, p.bucket_ms, k.step",
+        )
+    return _SELECT.format(
+        interval=level.interval, table="candle_rollups", source=level.source_interval, expected=level.minutes,
+        volume=_VOLUME[dialect],
+        bucket="p.bucket_ms", minutes="sum(s.minutes)", confirmed="sum(s.confirmed_minutes)",
+        source_rows=f"""pending_rollups AS p {join} candle_rollups AS s ON s.coin = p.coin
+                AND s.interval = '{level.source_interval}'
+                AND s.open_time_ms >= p.bucket_ms AND s.open_time_ms < p.bucket_ms + {level.width_ms}
+            WHERE p.interval = '{level.interval}' AND {_ready(level)}""",
+        group="p.coin, p.bucket_ms",
+    )
+
 
 # A bucket is never replaced by one of fewer minutes. Only retention removes minutes, and only
 # once they are rolled (and archived), so fewer minutes than the bucket holds means the bucket
 # was partly pruned and something (a manual backfill) wrote into it since: rolling what is left
 # would lose every pruned minute from every interval above it; the bucket stays as it is.
-# INSERT OR REPLACE, not an upsert: every column is rewritten anyway, and a multi-row upsert
-# keeps a statement journal of every page it touches (measured: 2,400 rows 19 ms vs 13 ms).
-# The first and last sub-bucket's open and close are correlated seeks into the pages just read,
-# so the aggregate streams as a co-routine instead of being materialized for a join.
-_ROLL_HEAD = """INSERT OR REPLACE INTO candle_rollups (coin, interval, open_time_ms, open, high, low, close,
-        volume, trades, minutes, complete, confirmed_minutes, rolled_up_at_ms)
-    SELECT g.coin, :interval, g.bucket_ms,
-        (SELECT f.open FROM {table} AS f WHERE f.coin = g.coin AND f.interval = :source AND f.open_time_ms = g.first_ms),
-        g.high, g.low,
-        (SELECT z.close FROM {table} AS z WHERE z.coin = g.coin AND z.interval = :source AND z.open_time_ms = g.last_ms),
-        g.volume, g.trades, g.minutes, g.minutes = :expected, g.confirmed_minutes, :now
-    FROM (SELECT p.coin, {bucket} AS bucket_ms, min(s.open_time_ms) AS first_ms, max(s.open_time_ms) AS last_ms,
-            max(s.high) AS high, min(s.low) AS low, sum(s.volume) AS volume, sum(s.trades) AS trades,
-            {minutes} AS minutes, {confirmed} AS confirmed_minutes
-        FROM {source}
-        GROUP BY {group}) AS g
-    WHERE g.minutes >= coalesce((SELECT e.minutes FROM candle_rollups AS e
-        WHERE e.coin = g.coin AND e.interval = :interval AND e.open_time_ms = g.bucket_ms), 0)"""
+#
+# SQLite: computed into ``rollup_rows``, then the stored buckets updated and the new ones
+# inserted, each statement ``OR IGNORE``. A statement that may abort halfway (a NOT NULL or key
+# conflict under ABORT, as INSERT OR REPLACE and upserts have) keeps a statement journal of every
+# page it changes, in a temporary file past 64 kB: an hour's 1,250 pages copied there before being
+# changed (measured: half the insert's time, ~2,500 pwrite calls). ``OR IGNORE`` cannot abort, so
+# SQLite keeps none. No value is ever NULL: every bucket aggregates at least one row.
+# PostgreSQL: one upsert, whose WHERE keeps the bucket that holds more minutes.
+_WRITE: dict[Dialect, tuple[str, ...]] = {
+    Dialect.SQLITE: (
+        "DELETE FROM rollup_rows",
+        f"INSERT INTO rollup_rows ({_COLUMNS}) {{buckets}}",
+        f"""UPDATE OR IGNORE candle_rollups SET {", ".join(f"{c} = n.{c}" for c in _VALUES.split(", "))},
+            rolled_up_at_ms = :now
+        FROM rollup_rows AS n
+        WHERE candle_rollups.coin = n.coin AND candle_rollups.interval = n.interval
+            AND candle_rollups.open_time_ms = n.open_time_ms AND n.minutes >= candle_rollups.minutes""",
+        f"""INSERT OR IGNORE INTO candle_rollups ({_COLUMNS}, rolled_up_at_ms)
+        SELECT {_COLUMNS}, :now FROM rollup_rows ORDER BY rowid""",
+    ),
+    Dialect.POSTGRES: (
+        f"""INSERT INTO candle_rollups ({_COLUMNS}, rolled_up_at_ms)
+        SELECT *, :now FROM ({{buckets}}) AS b
+        ON CONFLICT (coin, interval, open_time_ms) DO UPDATE SET
+            {", ".join(f"{c} = excluded.{c}" for c in _VALUES.split(", "))}, rolled_up_at_ms = excluded.rolled_up_at_ms
+        WHERE excluded.minutes >= candle_rollups.minutes""",
+    ),
+}
+_COUNTED = {Dialect.SQLITE: (2, 3), Dialect.POSTGRES: (0,)}
+"""Which of a level's write statements count the buckets written."""
 
-# 5m from the minutes: every queued hour (walked in key order), each of its ready steps (a rowid
-# range), each step's minutes (a primary-key range). All three loops are in key order, so the
-# GROUP BY needs no sorter; the first and last minute are two seeks into the pages just read.
-_ROLL_FIVE = _ROLL_HEAD.replace("SELECT g.coin", "WITH " + _FORMING + " SELECT g.coin", 1).format(
-    table="candles",
-    bucket=f"p.bucket_ms + k.step * {FIVE_MS}",
-    minutes="count(*)",
-    confirmed="sum(s.confirmed)",
-    source=f"""pending_rollups AS p CROSS JOIN temp.rollup_steps AS k CROSS JOIN candles AS s
-            ON k.step >= (p.from_ms - p.bucket_ms) / {FIVE_MS} AND k.step < ({_STOP} - p.bucket_ms) / {FIVE_MS}
-            AND s.coin = p.coin AND s.interval = '1m'
-            AND s.open_time_ms >= p.bucket_ms + k.step * {FIVE_MS} AND s.open_time_ms < p.bucket_ms + (k.step + 1) * {FIVE_MS}
-        WHERE p.interval = '1h' AND s.closed = 1""",
-    group="p.coin, p.bucket_ms, k.step",
-)
-
-_ADVANCE = "WITH " + _FORMING + f"""UPDATE pending_rollups AS p SET from_ms = {_STOP}
-    WHERE p.interval = '1h' AND {_STOP} > p.from_ms"""
+_ADVANCE = {
+    dialect: f"""WITH {_FORMING[dialect]} UPDATE pending_rollups AS p SET from_ms = {_stop(dialect)}
+    WHERE p.interval = '1h' AND {_stop(dialect)} > p.from_ms"""
+    for dialect in Dialect
+}
 """Move each queued hour past the 5m buckets just rolled."""
 
-_READY = {
-    "1h": "p.from_ms >= p.to_ms AND p.bucket_ms + :width <= :now",
-    "1d": """p.bucket_ms + :width <= :now AND NOT EXISTS (
-        SELECT 1 FROM pending_rollups AS q WHERE q.interval = :source AND q.coin = p.coin
-        AND q.bucket_ms >= p.bucket_ms AND q.bucket_ms < p.bucket_ms + :width)""",
-}
-"""A queued hour is ready once it has ended and all its 5m buckets are rolled; a queued day once
-it has ended and none of its hours is still queued."""
-
-# 1h from the 5m rows, 1d from the 1h rows: each ready queued bucket, its sub-bucket rows.
-_ROLL_UP = {
-    interval: _ROLL_HEAD.format(
-        table="candle_rollups",
-        bucket="p.bucket_ms",
-        minutes="sum(s.minutes)",
-        confirmed="sum(s.confirmed_minutes)",
-        source=f"""pending_rollups AS p CROSS JOIN candle_rollups AS s ON s.coin = p.coin AND s.interval = :source
-            AND s.open_time_ms >= p.bucket_ms AND s.open_time_ms < p.bucket_ms + :width
-        WHERE p.interval = :interval AND {ready}""",
-        group="p.coin, p.bucket_ms",
-    )
-    for interval, ready in _READY.items()
-}
 _QUEUE_UP = {
     "1h": f"""INSERT INTO pending_rollups (interval, coin, bucket_ms, from_ms, to_ms)
         SELECT DISTINCT '1d', p.coin, p.bucket_ms - p.bucket_ms % {DAY_MS}, p.bucket_ms - p.bucket_ms % {DAY_MS},
             p.bucket_ms - p.bucket_ms % {DAY_MS}
-        FROM pending_rollups AS p WHERE p.interval = :interval AND {_READY["1h"]}
+        FROM pending_rollups AS p WHERE p.interval = '1h' AND {_ready(LEVELS[1])}
         ON CONFLICT DO NOTHING""",
 }
-_DEQUEUE = {
-    interval: f"DELETE FROM pending_rollups AS p WHERE p.interval = :interval AND {ready}"
-    for interval, ready in _READY.items()
+_DEQUEUE = {level.interval: f"DELETE FROM pending_rollups AS p WHERE p.interval = '{level.interval}' AND {_ready(level)}"
+            for level in LEVELS[1:]}
+
+
+class _Statements(NamedTuple):
+    writes: dict[str, tuple[str, ...]]
+    """Per level, the statements that compute and write its ready buckets."""
+    advance: str
+
+
+_STATEMENTS = {
+    dialect: _Statements(
+        {level.interval: tuple(text.format(buckets=_buckets(level, dialect)) for text in _WRITE[dialect]) for level in LEVELS},
+        _ADVANCE[dialect],
+    )
+    for dialect in Dialect
 }
 
 
-def roll_pending(conn: sqlite3.Connection, now_ms: int) -> dict[str, int]:
+def roll_pending(conn: MemoryConnection, now_ms: int) -> dict[str, int]:
     """Roll every queued bucket that is ready, finest interval first, in one transaction.
 
     Returns the buckets written per interval. A bucket not ready yet stays queued.
     """
     _prepare(conn)
-    with write_transaction(conn):
+    with _rolling_cache(conn), write_transaction(conn):
         return _roll(conn, now_ms)
 
 
-def _roll(conn: sqlite3.Connection, now_ms: int) -> dict[str, int]:
-    five = LEVELS[0]
-    rolled = {five.interval: conn.execute(_ROLL_FIVE, _params(five, now_ms)).rowcount}
-    conn.execute(_ADVANCE, {"now": now_ms})
-    for level in LEVELS[1:]:
-        params = _params(level, now_ms)
-        rolled[level.interval] = conn.execute(_ROLL_UP[level.interval], params).rowcount
-        if level.interval in _QUEUE_UP:
-            conn.execute(_QUEUE_UP[level.interval], params)
-        conn.execute(_DEQUEUE[level.interval], params)
+def _roll(conn: MemoryConnection, now_ms: int) -> dict[str, int]:
+    dialect = dialect_of(conn)
+    statements = _STATEMENTS[dialect]
+    params = {"now": now_ms}
+    rolled: dict[str, int] = {}
+    for level in LEVELS:
+        written = [conn.execute(text, params).rowcount for text in statements.writes[level.interval]]
+        rolled[level.interval] = sum(written[i] for i in _COUNTED[dialect])
+        if level.interval == "5m":
+            conn.execute(statements.advance, params)
+        else:
+            if level.interval in _QUEUE_UP:
+                conn.execute(_QUEUE_UP[level.interval], params)
+            conn.execute(_DEQUEUE[level.interval], params)
     return rolled
 
 
-def rebuild_range(conn: sqlite3.Connection, start_ms: int, end_ms: int, now_ms: int) -> dict[str, int]:
+def rebuild_range(conn: MemoryConnection, start_ms: int, end_ms: int, now_ms: int) -> dict[str, int]:
     """Recompute every closed bucket of every interval inside ``[start_ms, end_ms)``, in one transaction.
 
     ``start_ms``/``end_ms`` should be day boundaries. Every hour of the range that has begun
@@ -190,7 +283,7 @@ def rebuild_range(conn: sqlite3.Connection, start_ms: int, end_ms: int, now_ms: 
     they are, and the intervals above them are recomputed from them.
     """
     _prepare(conn)
-    with write_transaction(conn):
+    with _rolling_cache(conn), write_transaction(conn):
         conn.execute(_QUEUE_RANGE, {"start": start_ms, "end": min(end_ms, now_ms)})
         return _roll(conn, now_ms)
 
@@ -198,7 +291,7 @@ def rebuild_range(conn: sqlite3.Connection, start_ms: int, end_ms: int, now_ms: 
 _QUEUE_RANGE = SUBJECTS_OF.format(table="candle_rollups", column="coin") + f""", coins (coin) AS (
         SELECT subject FROM subjects WHERE subject IS NOT NULL
         UNION SELECT subject FROM ({SUBJECTS_OF.format(table="candles", column="coin")}
-            SELECT subject FROM subjects WHERE subject IS NOT NULL)),
+            SELECT subject FROM subjects WHERE subject IS NOT NULL) AS minute_subjects),
     hours (hour_ms) AS (
         SELECT :start - :start % {HOUR_MS} UNION ALL SELECT hour_ms + {HOUR_MS} FROM hours WHERE hour_ms + {HOUR_MS} < :end)
     INSERT INTO pending_rollups (interval, coin, bucket_ms, from_ms, to_ms)
@@ -208,21 +301,38 @@ _QUEUE_RANGE = SUBJECTS_OF.format(table="candle_rollups", column="coin") + f""",
         OR EXISTS (SELECT 1 FROM candle_rollups AS r WHERE r.coin = c.coin AND r.interval = '5m'
             AND r.open_time_ms >= h.hour_ms AND r.open_time_ms < h.hour_ms + {HOUR_MS})
         OR EXISTS (SELECT 1 FROM candle_rollups AS r WHERE r.coin = c.coin AND r.interval = '1h' AND r.open_time_ms = h.hour_ms)
-    ON CONFLICT DO UPDATE SET from_ms = excluded.from_ms, to_ms = excluded.to_ms"""
+    ON CONFLICT (interval, coin, bucket_ms) DO UPDATE SET from_ms = excluded.from_ms, to_ms = excluded.to_ms"""
 """Queue every begun hour of ``[start, end)`` with minutes or rollups, for every coin, from its start."""
 
 
-def _prepare(conn: sqlite3.Connection) -> None:
+def _prepare(conn: MemoryConnection) -> None:
     conn.execute(_STEPS)
     conn.execute(_FILL_STEPS)
+    if dialect_of(conn) is Dialect.SQLITE:
+        conn.execute(_ROWS[Dialect.SQLITE])
 
 
-def _params(level: RollupLevel, now_ms: int) -> dict[str, object]:
-    return {"interval": level.interval, "source": level.source_interval, "width": level.width_ms,
-            "now": now_ms, "expected": level.minutes}
+@contextmanager
+def _rolling_cache(conn: MemoryConnection) -> Iterator[None]:
+    """SQLite: :data:`ROLLING_CACHE_KIB` of page cache inside the block for the memory and for the
+    temporary database (``rollup_rows``: a rebuilt day's 57,600 5m rows would spill to a file in
+    its default 2 MB), the connection's own sizes after it."""
+    if dialect_of(conn) is not Dialect.SQLITE:
+        yield
+        return
+    # A temporary database reports 0 until its size is set: its pager runs at SQLite's default size.
+    previous = {schema: int(conn.execute(f"PRAGMA {schema}.cache_size").fetchone()[0]) or _DEFAULT_CACHE
+                for schema in ("main", "temp")}
+    for schema in previous:
+        conn.execute(f"PRAGMA {schema}.cache_size = -{ROLLING_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        for schema, pages in previous.items():
+            conn.execute(f"PRAGMA {schema}.cache_size = {pages}")
 
 
-def candle_time_span(conn: sqlite3.Connection) -> tuple[int, int] | None:
+def candle_time_span(conn: MemoryConnection) -> tuple[int, int] | None:
     """Oldest and newest open time of the stored 1-minute candles; ``None`` when there are none."""
     row = conn.execute(
         "SELECT min(open_time_ms), max(open_time_ms) FROM candles WHERE interval = '1m'"
@@ -230,17 +340,17 @@ def candle_time_span(conn: sqlite3.Connection) -> tuple[int, int] | None:
     return None if row[0] is None else (int(row[0]), int(row[1]))
 
 
-def queued_rollups(conn: sqlite3.Connection) -> int:
+def queued_rollups(conn: MemoryConnection) -> int:
     """Buckets still queued (not ready yet): reported so a bucket held back for long is visible.
 
     Each queued day and hour counts once, and an hour's 5m buckets still to roll once more.
     """
     return int(conn.execute(
-        "SELECT count(*) + sum(interval = '1h' AND from_ms < to_ms) FROM pending_rollups"
+        "SELECT count(*) + sum(CASE WHEN interval = '1h' AND from_ms < to_ms THEN 1 ELSE 0 END) FROM pending_rollups"
     ).fetchone()[0] or 0)
 
 
-def rollups_of(conn: sqlite3.Connection, coin: str, interval: str) -> list[tuple[object, ...]]:
+def rollups_of(conn: MemoryConnection, coin: str, interval: str) -> list[tuple[object, ...]]:
     """``(open_time_ms, open, high, low, close, volume, trades, minutes, complete)``, oldest first."""
     return conn.execute(
         "SELECT open_time_ms, open, high, low, close, volume, trades, minutes, complete "

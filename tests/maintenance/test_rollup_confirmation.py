@@ -6,9 +6,12 @@ from __future__ import annotations
 import sqlite3
 from decimal import Decimal
 
+import pytest
+
 from market_assets.ledger import Ledger
 from market_assets.maintenance import run_maintenance
 from market_assets.memory import connect
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.hyperliquid import FundingRow, upsert_funding
 from market_assets.memory.rollups import roll_pending
 from market_assets.memory.schema import MIGRATIONS
@@ -18,7 +21,13 @@ from tests.market_data import DAY0_MS, DAY_MS, MINUTE_MS, random_walk, series, s
 HOUR_MS = 3_600_000
 
 
-def confirmed_rollups(conn: sqlite3.Connection, interval: str) -> list[tuple[int, int, int]]:
+@pytest.fixture
+def conn(memory_conn: MemoryConnection) -> MemoryConnection:
+    """The tests that take ``conn`` run on SQLite and on PostgreSQL (``memory_conn``)."""
+    return memory_conn
+
+
+def confirmed_rollups(conn: MemoryConnection, interval: str) -> list[tuple[int, int, int]]:
     return conn.execute(
         "SELECT open_time_ms - ?, minutes, confirmed_minutes FROM candle_rollups WHERE coin = 'ETH' AND interval = ? "
         "ORDER BY open_time_ms",
@@ -26,8 +35,7 @@ def confirmed_rollups(conn: sqlite3.Connection, interval: str) -> list[tuple[int
     ).fetchall()
 
 
-def test_rollups_count_confirmed_minutes_and_follow_a_confirmation_alone(tmp_path, clock: FrozenClock) -> None:
-    conn = connect(tmp_path / "m.db", clock=clock)
+def test_rollups_count_confirmed_minutes_and_follow_a_confirmation_alone(conn: MemoryConnection, clock: FrozenClock) -> None:
     rows = series("ETH", DAY0_MS, random_walk(3, 120))
     # Minutes 7, 8 and 61 closed but unverified: the stream never saw the next bucket after them.
     unverified = {7, 8, 61}
@@ -45,7 +53,6 @@ def test_rollups_count_confirmed_minutes_and_follow_a_confirmation_alone(tmp_pat
     roll_pending(conn, DAY0_MS + 2 * HOUR_MS)
     assert confirmed_rollups(conn, "5m")[1] == (5 * MINUTE_MS, 5, 4)
     assert confirmed_rollups(conn, "1h") == [(0, 60, 59), (HOUR_MS, 60, 59)]
-    conn.close()
 
 
 def test_a_v7_memory_counts_the_confirmed_minutes_of_its_rollups_on_migrating(tmp_path, clock: FrozenClock) -> None:
@@ -82,12 +89,11 @@ def test_a_v7_memory_counts_the_confirmed_minutes_of_its_rollups_on_migrating(tm
     migrated.close()
 
 
-def stamps(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+def stamps(conn: MemoryConnection) -> list[tuple[str, int]]:
     return conn.execute("SELECT dataset, day_ms - ? FROM archived_days ORDER BY 1, 2", (DAY0_MS,)).fetchall()
 
 
-def test_a_change_to_an_archived_day_removes_its_stamp_and_nothing_else(tmp_path, clock: FrozenClock) -> None:
-    conn = connect(tmp_path / "m.db", clock=clock)
+def test_a_change_to_an_archived_day_removes_its_stamp_and_nothing_else(conn: MemoryConnection, clock: FrozenClock) -> None:
     rows = series("ETH", DAY0_MS, random_walk(9, 3 * 1440))
     store(conn, [r._replace(confirmed=i != 1500) for i, r in enumerate(rows)], clock())
     upsert_funding(conn, [FundingRow("ETH", DAY0_MS + h * HOUR_MS, Decimal("0.0001"), None, True, DAY0_MS + h * HOUR_MS + 7)
@@ -108,14 +114,12 @@ def test_a_change_to_an_archived_day_removes_its_stamp_and_nothing_else(tmp_path
     upsert_funding(conn, [FundingRow("ETH", DAY0_MS + 30 * HOUR_MS, Decimal("0.0002"), None, True, DAY0_MS + 30 * HOUR_MS + 7)],
                    clock())  # day 1's hour 6 corrected
     assert stamps(conn) == [("candles", 2 * DAY_MS), ("funding", 0), ("funding", 2 * DAY_MS)]
-    conn.close()
 
 
-def test_a_minute_written_into_a_pruned_day_leaves_its_rollups_whole(tmp_path, clock: FrozenClock) -> None:
+def test_a_minute_written_into_a_pruned_day_leaves_its_rollups_whole(conn: MemoryConnection, clock: FrozenClock) -> None:
     """Only retention removes minutes; a bucket rolled again from what retention left would lose
     the pruned ones from every interval above it (a manual backfill of an old day)."""
     clock.now_ms = DAY0_MS + 3 * DAY_MS
-    conn = connect(tmp_path / "m.db", clock=clock)
     rows = series("ETH", DAY0_MS, random_walk(4, 2 * 1440))
     store(conn, [r._replace(confirmed=True) for r in rows], clock())
     roll_pending(conn, clock())
@@ -132,4 +136,3 @@ def test_a_minute_written_into_a_pruned_day_leaves_its_rollups_whole(tmp_path, c
     roll_pending(conn, clock())
     assert conn.execute("SELECT close FROM candle_rollups WHERE coin = 'ETH' AND interval = '5m' AND open_time_ms = ?",
                         (DAY0_MS + 1500 * MINUTE_MS,)).fetchone()[0] == rows[1504].close * 1.5
-    conn.close()
