@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pytest
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import TickData, TickStatus
@@ -36,6 +37,7 @@ from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.memory.target import PostgresUrl
 from market_assets.registry import FUNDING
 from market_assets.replay import ReplayServers
+from market_assets.stack import prepare_dagster_home
 from tests.postgres_server import PostgresServer
 
 READER = Path(__file__).with_name("postgres_instance_reader.py")
@@ -81,9 +83,15 @@ def test_a_run_on_a_postgres_instance_is_read_back_by_a_second_process(
 ) -> None:
     home = tmp_path / "dagster_home"
     env = {**os.environ, "DAGSTER_HOME": str(home), POSTGRES_URL_ENV: dagster_url(postgres_url)}
-    assert install_instance_settings(home, storage=DagsterStorage.POSTGRES, env=env) is True
-    assert (home / "dagster.yaml").read_bytes() == PROJECT_POSTGRES_YAML.read_bytes()
     monkeypatch.setenv(POSTGRES_URL_ENV, env[POSTGRES_URL_ENV])
+    # as `market up --dagster-storage postgres` does: the settings, then `dagster instance migrate`
+    assert prepare_dagster_home(home, storage=DagsterStorage.POSTGRES) is True
+    assert (home / "dagster.yaml").read_bytes() == PROJECT_POSTGRES_YAML.read_bytes()
+    with psycopg.connect(postgres_url.libpq) as conn:
+        tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        revisions = conn.execute("SELECT count(*) FROM alembic_version").fetchone()
+    assert {"runs", "event_logs", "asset_keys", "jobs", "job_ticks", "instigators"} <= tables
+    assert revisions == (1,)
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         result = dg.materialize([rows, rows_written], instance=instance, tags={"market/group": "test"})
@@ -96,6 +104,7 @@ def test_a_run_on_a_postgres_instance_is_read_back_by_a_second_process(
 
     seen = read_back(env, result.run_id, "market_test/rows", "rows_written")
 
+    assert not list(home.rglob("*.db"))  # nothing of Dagster's went to SQLite
     assert seen == {
         "stores": ["PostgresRunStorage psycopg2", "PostgresEventLogStorage psycopg2", "PostgresScheduleStorage psycopg2"],
         "run": {"status": "SUCCESS", "job": "__ephemeral_asset_job__", "group": "test"},
