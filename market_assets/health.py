@@ -25,7 +25,8 @@ marked with their ``I/N``. When the channel's latest run is a shard's, the chann
 only when all N reported within the threshold, otherwise the worst shard's status (``failed``
 over ``stale``), with ``ageSec`` the oldest shard's age. N is the one the shards' own windows
 report (the latest run's), so a shard that never comes back stays missing however long it is
-gone; a shard with no window in :data:`SHARD_LOOKBACK_MS` is ``stale`` and at least that old.
+gone; a shard with no window in :data:`SHARD_LOOKBACK_MS` is ``stale`` and at least that old (and
+at least as old as the latest run: when every shard is gone, ``ageSec`` is the latest run's).
 The row's optional ``detail`` names the shards that are not well (``shard 2/3: no window for
 7 min``); it is left out otherwise, so an unsharded memory's document is unchanged.
 """
@@ -224,9 +225,10 @@ def evaluate_channel(
             shards.append(ShardHealth(shard, Status.STALE, None, None))
         else:
             shards.append(ShardHealth(shard, *_by_run(channel, window, now_ms), window))
-    lookback_sec = SHARD_LOOKBACK_MS // 1000
-    worst = max(shards, key=lambda s: (SEVERITY[s.status], lookback_sec if s.age_sec is None else s.age_sec))
-    age = lookback_sec if worst.age_sec is None else worst.age_sec
+    # A shard with no window in the lookback is at least that old, and older than the latest run.
+    unseen_sec = max(SHARD_LOOKBACK_MS // 1000, _by_run(channel, run, now_ms)[1])
+    worst = max(shards, key=lambda s: (SEVERITY[s.status], unseen_sec if s.age_sec is None else s.age_sec))
+    age = unseen_sec if worst.age_sec is None else worst.age_sec
     return _judged(channel, worst.status, age, run, failed_checks, tuple(shards))
 
 

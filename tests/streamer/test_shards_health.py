@@ -98,6 +98,14 @@ def test_a_shard_gone_past_the_lookback_stays_missing_by_the_n_the_others_report
     assert candles.detail == "shard 2/2: no window in the last 60 min"
 
 
+def test_every_shard_gone_ages_the_channel_from_its_latest_window(conn: MemoryConnection) -> None:
+    window(conn, T - 5 * 3_600_000, "1/2")
+    window(conn, T - 3 * 3_600_000, "2/2")
+    row = candles_row(conn, T)
+    assert (row["status"], row["ageSec"]) == ("stale", 3 * 3600)
+    assert row["detail"] == "shard 1/2: no window in the last 60 min; shard 2/2: no window in the last 60 min"
+
+
 def test_a_failed_shard_window_fails_the_channel_and_outranks_a_late_one(conn: MemoryConnection) -> None:
     window(conn, T - MIN, "1/3", error="cannot stay connected: socket 0 down")
     window(conn, T - 8 * MIN, "2/3")
