@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,8 +44,9 @@ import pyarrow.parquet as pq
 from market_assets.memory import MarketMemoryError
 from market_assets.memory import archive as stamps
 from market_assets.memory.archive import Dataset, Stamp
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 from market_assets.memory.rollups import DAY_MS
+from market_assets.memory.target import MemoryTarget
 from market_assets.settings import archive_path
 
 PARTITION_FILE = "part-0.parquet"
@@ -96,9 +96,10 @@ class DayChangingError(ArchiveError):
     wrong, it is left unstamped and archived again later."""
 
 
-def archive_root(db_path: Path, env: Mapping[str, str] = os.environ) -> Path:
-    """``MARKET_ARCHIVE`` if set, else the ``archive`` folder beside the memory ``db_path``
-    (``settings.archive_path``, where ``Settings.from_env`` reads it too)."""
+def archive_root(db_path: MemoryTarget, env: Mapping[str, str] = os.environ) -> Path:
+    """``MARKET_ARCHIVE`` if set, else the ``archive`` folder in the memory's home: beside a
+    SQLite file, in this host's folder for a PostgreSQL one (``settings.archive_path``, where
+    ``Settings.from_env`` reads it too)."""
     return archive_path(db_path, env)
 
 
@@ -198,7 +199,7 @@ class DayArchive:
         return self.bytes / self.rows if self.rows else 0.0
 
 
-def write_day(conn: sqlite3.Connection, root: Path, dataset: Dataset, day_ms: int, now_ms: int) -> DayArchive:
+def write_day(conn: MemoryConnection, root: Path, dataset: Dataset, day_ms: int, now_ms: int) -> DayArchive:
     """Archive one finished UTC day of ``dataset``; see :class:`Outcome` for what can happen.
 
     Refuses (:class:`ArchiveError`) a day that has not ended at ``now_ms``. A minute of a finished
@@ -352,7 +353,7 @@ def read_partition(root: Path, dataset: Dataset, day_ms: int) -> pa.Table:
     return table
 
 
-def verify_day(conn: sqlite3.Connection, root: Path, dataset: Dataset, day_ms: int) -> str | None:
+def verify_day(conn: MemoryConnection, root: Path, dataset: Dataset, day_ms: int) -> str | None:
     """``None`` when the day's partition exists, is intact, matches the day's stamp and holds every
     row the memory holds of the day, value for value; else why not, naming the file.
 

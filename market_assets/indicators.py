@@ -46,7 +46,6 @@ computes it from its earliest change on.
 from __future__ import annotations
 
 import math
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +56,7 @@ from numpy.typing import NDArray
 from market_assets.ingest.subjects import subject_details
 from market_assets.ledger import Ledger
 from market_assets.memory import features as sql
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.quality_candles import first_broken_candle
 from market_assets.quality.candles import describe_broken
 from market_assets.quality.outcome import utc_minute
@@ -172,7 +172,7 @@ class FeatureSchemaError(RuntimeError):
     """The indicator configuration names a column the features table does not have."""
 
 
-def run_features(conn: sqlite3.Connection, ledger: Ledger, *, config: IndicatorConfig = INDICATORS) -> FeaturesResult:
+def run_features(conn: MemoryConnection, ledger: Ledger, *, config: IndicatorConfig = INDICATORS) -> FeaturesResult:
     """One run of ``hyperliquid/features``, recorded in the ledger; computes every queued coin.
 
     Each coin is written in its own transaction together with the consumption of its queue

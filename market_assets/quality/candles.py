@@ -11,9 +11,9 @@ duplicated or unexplained missing minute is (ERROR).
 from __future__ import annotations
 
 import math
-import sqlite3
 
 from market_assets.memory import quality_candles as sql
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.rollups import HOUR_MS, MINUTE_MS
 from market_assets.quality.outcome import (
     CheckOutcome,
@@ -63,7 +63,7 @@ def candle_value(value: object) -> str:
     return "NULL" if value is None else repr(value)
 
 
-def ohlc_invariants(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def ohlc_invariants(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     start = window_start_ms(now_ms)
     tally = sql.invariant_tally(conn, INTERVAL, start, now_ms)
     broken = sql.broken_candles(conn, INTERVAL, start, now_ms, CHECK_PROBLEMS_LISTED) if tally.failing else []
@@ -71,7 +71,7 @@ def ohlc_invariants(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
     return CheckOutcome(tally.checked, problems, tally.failing, {"window_start_ms": start})
 
 
-def unique_minutes(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def unique_minutes(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     start = window_start_ms(now_ms)
     tally = sql.alignment_tally(conn, INTERVAL, MINUTE_MS, start, now_ms)
     rows = sql.misaligned_candles(conn, INTERVAL, MINUTE_MS, start, now_ms, CHECK_PROBLEMS_LISTED) if tally.failing else []
@@ -87,7 +87,7 @@ def unique_minutes(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
     return CheckOutcome(tally.checked, problems, tally.failing, {"window_start_ms": start})
 
 
-def continuity(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def continuity(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     """Missing minutes between each coin's first minute of the window (the window's start when the
     coin has older ones) and its newest closed minute, not explained.
 
@@ -123,7 +123,7 @@ def continuity(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
 
 
 def _unexplained_runs(
-    conn: sqlite3.Connection, jumps: list[tuple[str, int, int]], start_ms: int, now_ms: int
+    conn: MemoryConnection, jumps: list[tuple[str, int, int]], start_ms: int, now_ms: int
 ) -> list[tuple[str, int, int, int | None]]:
     """``(coin, first missing minute, run length, oldest queued_at_ms or None)`` of each run of
     unexplained missing minutes inside ``jumps``."""
@@ -152,7 +152,7 @@ def _unexplained_runs(
     return runs
 
 
-def universe_coverage(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def universe_coverage(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     """Listed coins of the stored universe with a candle in the last hour, at least
     ``CANDLES.warnings.min_coverage`` of them (the dashboard's ``low_coverage`` rule)."""
     listed = sql.newest_of_listed(conn, INTERVAL)
@@ -172,7 +172,7 @@ def universe_coverage(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
     return CheckOutcome(len(listed), problems, len(missing) if failed else 0, details)
 
 
-def verified_minutes(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def verified_minutes(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     """Closed minutes of the window still unconfirmed longer than ``unverified_after_sec`` after
     they closed (SPEC §8: the repair queue owes each one within minutes). ``checked`` counts the
     window's unconfirmed closed minutes: a confirmed one has nothing to examine."""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 
 from market_assets.memory.checks import CheckResult, record_results
-from market_assets.memory.connection import snapshot
+from market_assets.memory.connection import MemoryConnection, snapshot
 from market_assets.quality import (
     candles,
     defillama,
@@ -50,7 +49,7 @@ def result_of(check: QualityCheck, outcome: CheckOutcome, now_ms: int) -> CheckR
     )
 
 
-def evaluate_all(conn: sqlite3.Connection, checks: Sequence[QualityCheck], now_ms: int) -> dict[QualityCheck, CheckOutcome]:
+def evaluate_all(conn: MemoryConnection, checks: Sequence[QualityCheck], now_ms: int) -> dict[QualityCheck, CheckOutcome]:
     """Each check's outcome at ``now_ms``, every one read from the same snapshot of the memory."""
     with snapshot(conn):
         return {check: check.evaluate(conn, now_ms) for check in checks}
@@ -60,14 +59,14 @@ KNOWN = frozenset((check.channel.source, check.channel.name, check.name) for che
 """Every check's stored key: results of any other check are retired when results are recorded."""
 
 
-def record(conn: sqlite3.Connection, outcomes: Mapping[QualityCheck, CheckOutcome], now_ms: int) -> None:
+def record(conn: MemoryConnection, outcomes: Mapping[QualityCheck, CheckOutcome], now_ms: int) -> None:
     """Keep ``outcomes`` in ``check_results``; results of checks the catalog no longer holds are
     dropped in the same transaction."""
     record_results(conn, [result_of(check, outcome, now_ms) for check, outcome in outcomes.items()], known=KNOWN)
 
 
 def evaluate_and_record(
-    conn: sqlite3.Connection, checks: Sequence[QualityCheck], now_ms: int
+    conn: MemoryConnection, checks: Sequence[QualityCheck], now_ms: int
 ) -> dict[QualityCheck, CheckOutcome]:
     """Each check's outcome at ``now_ms`` (one snapshot), kept in ``check_results``."""
     outcomes = evaluate_all(conn, checks, now_ms)

@@ -8,7 +8,6 @@ The checks read the last ``DEFILLAMA_MACRO.quality.window_sec`` of UTC days, tod
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -17,6 +16,7 @@ from typing import Any
 from market_assets.ingest.defillama import DAY_MS, DEX_VOLUME, FEES, utc_day
 from market_assets.ingest.subjects import SUBJECT_ERRORS
 from market_assets.memory import quality_defillama as sql
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.quality_defillama import FinishedRun, Point
 from market_assets.memory.runs import RunStatus
 from market_assets.quality.outcome import CheckOutcome, Problem, QualityCheck, Severity
@@ -54,7 +54,7 @@ def explained(run: FinishedRun, series: str) -> bool:
     )
 
 
-def no_zero_volumes_or_fees(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def no_zero_volumes_or_fees(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     """No stored volume or fee point is zero (or negative); and a day without one was explained.
     Checked: the points, and the days without one that a run lay within.
 
@@ -101,7 +101,7 @@ def no_zero_volumes_or_fees(conn: sqlite3.Connection, now_ms: int) -> CheckOutco
     )
 
 
-def stablecoin_supply_per_peg(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def stablecoin_supply_per_peg(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     since = _since(now_ms)
     stored = sql.points(conn, "stablecoin_supply", since, now_ms)
     problems: list[Problem] = []
@@ -125,7 +125,7 @@ def jump(before: Point, after: Point) -> float:
     return high / low if low > 0 else float("inf")
 
 
-def tvl_jumps(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def tvl_jumps(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     """Each chain's (and the total's) TVL against its previous stored day: the day before, or the
     last one before a gap (the jump over the gap is still a jump). A pair of days both under the
     registry's floor is not judged: a chain holding a few thousand dollars triples on one deposit."""

@@ -22,7 +22,6 @@ price of ~850; RSI, EMAs and MACD are recursions the tail makes exact (measured:
 from __future__ import annotations
 
 import math
-import sqlite3
 import sys
 from typing import Any
 
@@ -32,6 +31,7 @@ from numpy.typing import NDArray
 from market_assets.indicators import INDICATORS, compute
 from market_assets.memory import features as job_sql
 from market_assets.memory import quality_features as sql
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.rollups import HOUR_MS
 from market_assets.quality.outcome import (
     CheckOutcome,
@@ -58,7 +58,7 @@ def allowed(expected: float, bars: int) -> float:
     return max(FEATURES.quality.tolerance, bars * sys.float_info.epsilon * abs(expected))
 
 
-def features_match_talib(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def features_match_talib(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     start = now_ms - FEATURES.quality.window_sec * 1000
     columns = INDICATORS.columns
     coins = sampled_coins(sql.coins_with_features(conn, INTERVAL, start), FEATURES.quality.sample, now_ms)

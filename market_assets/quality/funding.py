@@ -8,10 +8,10 @@ asset contexts' estimate, overwritten once the hour settles.
 from __future__ import annotations
 
 import math
-import sqlite3
 from datetime import UTC, datetime
 
 from market_assets.memory import quality_funding as sql
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.quality_funding import CoinHours
 from market_assets.memory.rollups import HOUR_MS
 from market_assets.quality.outcome import CheckOutcome, Problem, QualityCheck
@@ -49,7 +49,7 @@ def expected_span(coin: CoinHours, since_ms: int, newest_ms: int) -> tuple[int, 
     return (first, last) if first <= last else None
 
 
-def hourly_continuity(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def hourly_continuity(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     since, until = _window(now_ms)
     coins = sql.settled_hours(conn, since, until)
     newest = max((c.hours[-1] for c in coins if c.hours), default=None)
@@ -75,7 +75,7 @@ def hourly_continuity(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
     )
 
 
-def rate_bound(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def rate_bound(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     since, until = _window(now_ms)
     bound = FUNDING.quality.bound
     beyond = sql.rates_beyond(conn, since, until + HOUR_MS, bound)
@@ -95,7 +95,7 @@ def rate_bound(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
     )
 
 
-def settled_hours_unchanged(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def settled_hours_unchanged(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     since, until = _window(now_ms)
     revisions = sql.revisions_between(conn, now_ms - FUNDING.quality.window_sec * 1000, now_ms)
     return CheckOutcome(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from market_assets.memory.connection import MemoryConnection
 from market_assets.registry import CHECK_PROBLEMS_LISTED, Channel
 
 JsonScalar = str | int | float | bool | None
@@ -82,7 +82,7 @@ def utc_minute(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-Evaluate = Callable[[sqlite3.Connection, int], CheckOutcome]
+Evaluate = Callable[[MemoryConnection, int], CheckOutcome]
 """``(connection, now_ms) -> outcome``: a read of the memory at the given clock, no writes."""
 
 

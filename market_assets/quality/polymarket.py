@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from typing import Any
 
 from market_assets.memory import quality_polymarket as sql
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.quality_polymarket import StoredSummary
 from market_assets.quality.outcome import CheckOutcome, Problem, QualityCheck
 from market_assets.registry import POLYMARKET_DISCOVERY, POLYMARKET_SUMMARY
@@ -50,7 +50,7 @@ def is_open(market: StoredSummary) -> bool:
     return market.active is not False and market.closed is not True
 
 
-def prices_in_range(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def prices_in_range(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     checked = 0
     problems: list[Problem] = []
     for market in sql.tracked_summaries(conn):
@@ -66,7 +66,7 @@ def prices_in_range(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
     return CheckOutcome(checked, problems)
 
 
-def outcomes_match_prices(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def outcomes_match_prices(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     markets = sql.tracked_summaries(conn)
     problems: list[Problem] = []
     without = 0
@@ -89,7 +89,7 @@ def outcomes_match_prices(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome
     return CheckOutcome(len(markets) - without, problems, details={"markets_without_prices": without})
 
 
-def binary_prices_sum_to_one(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def binary_prices_sum_to_one(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     """Open two-outcome markets only: Gamma prices both sides of one order book, so they sum to 1.
     A closed or inactive market's prices are its payout (``["1", "0"]``, ``["0.5", "0.5"]``), which
     the range check still reads; they are not a book the sum could test."""
@@ -115,7 +115,7 @@ def binary_prices_sum_to_one(conn: sqlite3.Connection, now_ms: int) -> CheckOutc
     return CheckOutcome(checked, problems, details={"closed_or_inactive": not_open, "tolerance": tolerance})
 
 
-def tracked_markets_summarized(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def tracked_markets_summarized(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     """Every market tracked longer than the summary's stale threshold has a summary row."""
     before = now_ms - POLYMARKET_SUMMARY.stale_after_sec * 1000
     return CheckOutcome(

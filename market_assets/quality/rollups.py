@@ -17,11 +17,11 @@ rollup by one of fewer minutes, so it is skipped, counted in ``details``, not a 
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Sequence
 
 from market_assets.memory import quality_rollups as sql
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.rollups import HOUR_MS, LEVELS, RollupLevel
 from market_assets.quality.outcome import (
     CheckOutcome,
@@ -67,7 +67,7 @@ def differences(level: RollupLevel, stored: sql.StoredRollup, minutes: sql.Minut
     return found
 
 
-def rollups_match_minutes(conn: sqlite3.Connection, now_ms: int) -> CheckOutcome:
+def rollups_match_minutes(conn: MemoryConnection, now_ms: int) -> CheckOutcome:
     size = MAINTENANCE.quality.sample
     problems: list[Problem] = []
     details: dict[str, JsonScalar] = {
