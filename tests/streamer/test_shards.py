@@ -114,6 +114,7 @@ def start_shard(replay: dict[str, Any], memory_path: MemoryTarget, shard: Shard,
         "MARKET_REPLAY_WS": replay["ws"],
         "MARKET_PROFILE": "local",
         "MARKET_WARM_START_MINUTES": str(WARM_START_MINUTES),
+        "MARKET_HOME": str(log.parent),  # this "host"'s folder: its weight ledger beside a PostgreSQL memory
     }
     command = [sys.executable, "-m", "streamer", "--shard", str(shard)]
     command += ["--clock-speed", str(replay["speed"]), "--replay-control", replay["control"]]
