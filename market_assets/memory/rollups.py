@@ -12,7 +12,8 @@ in the last bits (≤ 1e-15 relative), never more.
 The incremental path works from ``pending_rollups`` (filled by triggers on ``candles``, one
 entry per coin and hour since schema V6); the rebuild queues every hour of its range and rolls
 it through the same statements, so the two cannot disagree. Per level, one statement computes
-the ready buckets and one writes them (SQLite: two, see :data:`_WRITE`), then the queue moves on.
+the ready buckets and one writes them (SQLite: into a temporary table, then into the rollups), then
+the queue moves on.
 
 Both engines run the same aggregation text; where they differ (``min(a, b)`` vs ``LEAST``, a
 forced join order, how a write keeps the bucket that holds more minutes) the two texts are built
@@ -183,35 +184,28 @@ def _buckets(level: RollupLevel, dialect: Dialect) -> str:
 # was partly pruned and something (a manual backfill) wrote into it since: rolling what is left
 # would lose every pruned minute from every interval above it; the bucket stays as it is.
 #
-# SQLite: computed into ``rollup_rows``, then the stored buckets updated and the new ones
-# inserted, each statement ``OR IGNORE``. A statement that may abort halfway (a NOT NULL or key
-# conflict under ABORT, as INSERT OR REPLACE and upserts have) keeps a statement journal of every
-# page it changes, in a temporary file past 64 kB: an hour's 1,250 pages copied there before being
-# changed (measured: half the insert's time, ~2,500 pwrite calls). ``OR IGNORE`` cannot abort, so
-# SQLite keeps none. No value is ever NULL: every bucket aggregates at least one row.
+# SQLite: computed into ``rollup_rows``, then the new buckets inserted and the stored ones updated,
+# each statement ``OR IGNORE``. A statement that may abort halfway (a NOT NULL or key conflict
+# under ABORT, as INSERT OR REPLACE and upserts have) keeps a statement journal of every page it
+# changes, in a temporary file past 64 kB: an hour's 1,250 pages copied there before being changed
+# (measured: half the insert's time, ~2,500 pwrite calls). ``OR IGNORE`` cannot abort, so SQLite
+# keeps none. No value is ever NULL: every bucket aggregates at least one row. The write expected
+# to cover every bucket runs first (the insert for new hours, the update for a rebuild), the other
+# only when it did not: each costs a key seek per bucket.
 # PostgreSQL: one upsert, whose WHERE keeps the bucket that holds more minutes.
-_WRITE: dict[Dialect, tuple[str, ...]] = {
-    Dialect.SQLITE: (
-        "DELETE FROM rollup_rows",
-        f"INSERT INTO rollup_rows ({_COLUMNS}) {{buckets}}",
-        f"""UPDATE OR IGNORE candle_rollups SET {", ".join(f"{c} = n.{c}" for c in _VALUES.split(", "))},
-            rolled_up_at_ms = :now
-        FROM rollup_rows AS n
-        WHERE candle_rollups.coin = n.coin AND candle_rollups.interval = n.interval
-            AND candle_rollups.open_time_ms = n.open_time_ms AND n.minutes >= candle_rollups.minutes""",
-        f"""INSERT OR IGNORE INTO candle_rollups ({_COLUMNS}, rolled_up_at_ms)
-        SELECT {_COLUMNS}, :now FROM rollup_rows ORDER BY rowid""",
-    ),
-    Dialect.POSTGRES: (
-        f"""INSERT INTO candle_rollups ({_COLUMNS}, rolled_up_at_ms)
-        SELECT *, :now FROM ({{buckets}}) AS b
-        ON CONFLICT (coin, interval, open_time_ms) DO UPDATE SET
-            {", ".join(f"{c} = excluded.{c}" for c in _VALUES.split(", "))}, rolled_up_at_ms = excluded.rolled_up_at_ms
-        WHERE excluded.minutes >= candle_rollups.minutes""",
-    ),
-}
-_COUNTED = {Dialect.SQLITE: (2, 3), Dialect.POSTGRES: (0,)}
-"""Which of a level's write statements count the buckets written."""
+_FILL = f"INSERT INTO rollup_rows ({_COLUMNS}) {{buckets}}"
+_INSERT_NEW = f"""INSERT OR IGNORE INTO candle_rollups ({_COLUMNS}, rolled_up_at_ms)
+    SELECT {_COLUMNS}, :now FROM rollup_rows ORDER BY rowid"""
+_UPDATE_STORED = f"""UPDATE OR IGNORE candle_rollups SET {", ".join(f"{c} = n.{c}" for c in _VALUES.split(", "))},
+        rolled_up_at_ms = :now
+    FROM rollup_rows AS n
+    WHERE candle_rollups.coin = n.coin AND candle_rollups.interval = n.interval
+        AND candle_rollups.open_time_ms = n.open_time_ms AND n.minutes >= candle_rollups.minutes"""
+_UPSERT = f"""INSERT INTO candle_rollups ({_COLUMNS}, rolled_up_at_ms)
+    SELECT *, :now FROM ({{buckets}}) AS b
+    ON CONFLICT (coin, interval, open_time_ms) DO UPDATE SET
+        {", ".join(f"{c} = excluded.{c}" for c in _VALUES.split(", "))}, rolled_up_at_ms = excluded.rolled_up_at_ms
+    WHERE excluded.minutes >= candle_rollups.minutes"""
 
 _ADVANCE = {
     dialect: f"""WITH {_FORMING[dialect]} UPDATE pending_rollups AS p SET from_ms = {_stop(dialect)}
@@ -231,19 +225,11 @@ _DEQUEUE = {level.interval: f"DELETE FROM pending_rollups AS p WHERE p.interval 
             for level in LEVELS[1:]}
 
 
-class _Statements(NamedTuple):
-    writes: dict[str, tuple[str, ...]]
-    """Per level, the statements that compute and write its ready buckets."""
-    advance: str
-
-
-_STATEMENTS = {
-    dialect: _Statements(
-        {level.interval: tuple(text.format(buckets=_buckets(level, dialect)) for text in _WRITE[dialect]) for level in LEVELS},
-        _ADVANCE[dialect],
-    )
-    for dialect in Dialect
+_COMPUTE = {
+    Dialect.SQLITE: {level.interval: _FILL.format(buckets=_buckets(level, Dialect.SQLITE)) for level in LEVELS},
+    Dialect.POSTGRES: {level.interval: _UPSERT.format(buckets=_buckets(level, Dialect.POSTGRES)) for level in LEVELS},
 }
+"""Per engine and level: SQLite, the statement filling ``rollup_rows``; PostgreSQL, the upsert."""
 
 
 def roll_pending(conn: MemoryConnection, now_ms: int) -> dict[str, int]:
@@ -256,21 +242,34 @@ def roll_pending(conn: MemoryConnection, now_ms: int) -> dict[str, int]:
         return _roll(conn, now_ms)
 
 
-def _roll(conn: MemoryConnection, now_ms: int) -> dict[str, int]:
+def _roll(conn: MemoryConnection, now_ms: int, *, rebuilding: bool = False) -> dict[str, int]:
     dialect = dialect_of(conn)
-    statements = _STATEMENTS[dialect]
     params = {"now": now_ms}
     rolled: dict[str, int] = {}
     for level in LEVELS:
-        written = [conn.execute(text, params).rowcount for text in statements.writes[level.interval]]
-        rolled[level.interval] = sum(written[i] for i in _COUNTED[dialect])
+        compute = _COMPUTE[dialect][level.interval]
+        if dialect is Dialect.POSTGRES:
+            rolled[level.interval] = conn.execute(compute, params).rowcount
+        else:
+            conn.execute("DELETE FROM rollup_rows")
+            rolled[level.interval] = _write(conn, conn.execute(compute, params).rowcount, params, rebuilding=rebuilding)
         if level.interval == "5m":
-            conn.execute(statements.advance, params)
+            conn.execute(_ADVANCE[dialect], params)
         else:
             if level.interval in _QUEUE_UP:
                 conn.execute(_QUEUE_UP[level.interval], params)
             conn.execute(_DEQUEUE[level.interval], params)
     return rolled
+
+
+def _write(conn: MemoryConnection, buckets: int, params: dict[str, int], *, rebuilding: bool) -> int:
+    """SQLite: write the ``buckets`` rows of ``rollup_rows``; the buckets written."""
+    if rebuilding:
+        updated = conn.execute(_UPDATE_STORED, params).rowcount
+        return updated if updated == buckets else updated + conn.execute(_INSERT_NEW, params).rowcount
+    inserted = conn.execute(_INSERT_NEW, params).rowcount
+    # The update also rewrites the rows just inserted (same values): it counts every bucket written.
+    return inserted if inserted == buckets else conn.execute(_UPDATE_STORED, params).rowcount
 
 
 def rebuild_range(conn: MemoryConnection, start_ms: int, end_ms: int, now_ms: int) -> dict[str, int]:
@@ -285,7 +284,7 @@ def rebuild_range(conn: MemoryConnection, start_ms: int, end_ms: int, now_ms: in
     _prepare(conn)
     with _rolling_cache(conn), write_transaction(conn):
         conn.execute(_QUEUE_RANGE, {"start": start_ms, "end": min(end_ms, now_ms)})
-        return _roll(conn, now_ms)
+        return _roll(conn, now_ms, rebuilding=True)
 
 
 _QUEUE_RANGE = SUBJECTS_OF.format(table="candle_rollups", column="coin") + f""", coins (coin) AS (
