@@ -169,8 +169,8 @@ def test_a_killed_shard_is_named_by_health_while_the_other_stays_fresh(tmp_path:
             assert [(str(s.shard), s.status) for s in candles.shards] == [("1/2", Status.OK), ("2/2", Status.STALE)]
             late_min = (now_ms - shard_windows(memory_path, SECOND)[-1].finished_at_ms) // 60_000  # type: ignore[operator]
             assert explain(candles, memory_age_sec=3600) == f"shard 2/2: no window for {late_min} min"
-            for coin in own[FIRST]:  # the other shard's coins stay fresh
-                assert (newest_minute(memory_path, coin) or 0) >= now_ms - now_ms % MINUTE_MS - MINUTE_MS, coin
+            for coin in own[FIRST]:  # the other shard's coins stay fresh: streamed on long after the kill
+                assert (newest_minute(memory_path, coin) or 0) >= late_ms - MINUTE_MS, coin
             for coin in own[SECOND]:  # the killed shard's are not followed by anyone
                 assert (newest_minute(memory_path, coin) or 0) < killed_ms + MINUTE_MS, coin
 
@@ -181,9 +181,10 @@ def test_a_killed_shard_is_named_by_health_while_the_other_stays_fresh(tmp_path:
                         return read_health(conn, replay_now(replay)).channels[0].status is Status.OK
 
                 poll(healthy, 60, "health ok again once the restarted shard recorded a window")
-                wait_s = 3 * 60 / SPEED  # three simulated minutes: the gap repaired, then settled
-                poll(lambda: _complete(memory_path, replay, local.coins), 60 + wait_s, "every minute stored exactly")
+                # Every minute up to now, the killed shard's gap included: a condition that stays true
+                # once met, however far the (100x) replay runs on while it is read.
                 through_ms = replay_now(replay)
+                poll(lambda: _complete(memory_path, local.coins, through_ms), 60, "every minute stored exactly")
             assert stop(restarted) == 0
         assert stop(first) == 0
 
@@ -192,9 +193,9 @@ def test_a_killed_shard_is_named_by_health_while_the_other_stays_fresh(tmp_path:
     assert_complete_and_exact(memory_path, SERIES, local.coins, through_ms=through_ms)
 
 
-def _complete(memory_path: Path, replay: dict[str, Any], coins: tuple[str, ...]) -> bool:
+def _complete(memory_path: Path, coins: tuple[str, ...], through_ms: int) -> bool:
     try:
-        assert_complete_and_exact(memory_path, SERIES, coins, through_ms=replay_now(replay))
+        assert_complete_and_exact(memory_path, SERIES, coins, through_ms=through_ms)
     except AssertionError:
         return False
     return True
