@@ -3,7 +3,6 @@ response once it is due, one read at a time, so no later request waits for it.""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -12,6 +11,7 @@ from litestar.background_tasks import BackgroundTask
 
 from api.readers import Readers
 from market_assets.clock import Clock
+from market_assets.memory.connection import MemoryConnection
 
 T = TypeVar("T")
 
@@ -19,7 +19,7 @@ T = TypeVar("T")
 class KeptRead(Generic[T]):
     """One per app instance (``create_app``), never shared between apps."""
 
-    def __init__(self, read: Callable[[sqlite3.Connection, int], T], due: Callable[[T, int], bool]) -> None:
+    def __init__(self, read: Callable[[MemoryConnection, int], T], due: Callable[[T, int], bool]) -> None:
         self._read = read
         self._due = due
         """Whether a kept value is old enough at ``now_ms`` to be read again."""
@@ -27,7 +27,7 @@ class KeptRead(Generic[T]):
         self._lock = threading.Lock()
         self._reading = False
 
-    def value(self, conn: sqlite3.Connection, now_ms: int) -> T:
+    def value(self, conn: MemoryConnection, now_ms: int) -> T:
         """The value as last read; read now, while the caller waits, only the first time."""
         with self._lock:
             if self._value is None:
