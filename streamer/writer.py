@@ -18,13 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from market_assets.memory.candles import CandleRow, Repair, close_ended_candles, write_candles
+from market_assets.memory.candles import (
+    CandleRow,
+    Repair,
+    close_ended_candles,
+    write_candles,
+)
+from market_assets.memory.connection import is_database_error
 from market_assets.memory.retention import WalBound
 from market_assets.sources.timing import AsyncClock
 from streamer.config import StreamerConfig
@@ -92,7 +98,8 @@ class Writer:
         self._next_flush_ms = 0
         self._retry_at_ms = 0
         self._task: asyncio.Task[None] | None = None
-        self.wal_bound = WalBound(memory.path, config.wal_bound_bytes)
+        self.wal_bound = WalBound(memory.path, config.wal_bound_bytes) if isinstance(memory.path, Path) else None
+        """SQLite's WAL, bounded by its one writer; PostgreSQL recycles its own."""
 
     # What producers call -----------------------------------------------------------------------
 
@@ -243,7 +250,9 @@ class Writer:
             metadata, failure = self.window_report(self.windows.open.started_at_ms if self.windows.open else None)
             try:
                 await self.memory.call(self.windows.roll, now_ms, metadata, failure)
-            except sqlite3.Error as exc:
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
                 log.warning("could not record the ledger window yet: %s", exc)
         if batch or owed:
             rows = [row for row, _ in batch.values()]
@@ -261,7 +270,9 @@ class Writer:
                     now_ms=now_ms,
                     repairs=list(owed.values()),
                 )
-            except sqlite3.Error as exc:
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
                 self._keep(batch, waiters, owed, exc, now_ms)
                 self._owed_in_flight = False
                 return
@@ -283,11 +294,13 @@ class Writer:
 
     async def _bound_wal(self) -> None:
         """Truncate the WAL between two flushes once it passed its bound (readers never let it reset)."""
-        if not self.wal_bound.due():
+        if self.wal_bound is None or not self.wal_bound.due():
             return
         try:
             result = await self.memory.call(self.wal_bound)
-        except sqlite3.Error as exc:  # the flush is committed; a checkpoint refused is retried later
+        except Exception as exc:  # the flush is committed; a checkpoint refused is retried later
+            if not is_database_error(exc):
+                raise
             log.warning("could not truncate the WAL: %s", exc)
             return
         if result is not None:
@@ -300,7 +313,9 @@ class Writer:
         restart."""
         try:
             await self.memory.call(close_ended_candles, self.config.interval, self.clock.now_ms())
-        except sqlite3.Error as exc:
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
             log.error("could not close the minutes that ended: %s", exc)
 
     def _keep(
@@ -308,7 +323,7 @@ class Writer:
         batch: dict[_Key, _Streamed],
         waiters: list[asyncio.Future[None]],
         owed: dict[_Key, Repair],
-        error: sqlite3.Error,
+        error: Exception,
         now_ms: int,
     ) -> None:
         """The memory refused the flush: hold its rows (newer ones taken meanwhile win, unless
@@ -355,5 +370,7 @@ class Writer:
         metadata, _ = self.window_report(None)
         try:
             await self.memory.call(self.windows.finish, self.clock.now_ms(), metadata)
-        except sqlite3.Error as exc:
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
             log.error("could not record the last ledger window: %s", exc)

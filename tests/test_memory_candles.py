@@ -59,3 +59,52 @@ def test_a_late_forming_frame_never_overwrites_a_closed_bucket(conn: MemoryConne
     assert (stored.volume, stored.closed) == (9.75, True)
     write(conn, [bucket(0, "10.0", closed=True)])  # a newer closed row does replace it
     assert candles_of(conn, "BTC", "1m")[0].volume == 10.0
+
+
+def queues(conn: MemoryConnection) -> tuple[list[tuple[str, int]], list[tuple[str, int, int, int]], list[int]]:
+    """The features queue (per minute), the rollup queue (hour, span), and the archive's stamped days."""
+    return (
+        [tuple(r) for r in conn.execute("SELECT coin, open_time_ms - ? FROM pending_features ORDER BY change_id", (BASE,))],
+        [tuple(r) for r in conn.execute(
+            "SELECT coin, bucket_ms, from_ms - bucket_ms, to_ms - bucket_ms FROM pending_rollups ORDER BY coin, bucket_ms")],
+        [r[0] for r in conn.execute("SELECT day_ms FROM archived_days ORDER BY day_ms")],
+    )
+
+
+def drain(conn: MemoryConnection, day_ms: int) -> None:
+    """The consumers took everything; the day is archived again."""
+    conn.execute("DELETE FROM pending_features")
+    conn.execute("DELETE FROM pending_rollups")
+    conn.execute("INSERT INTO archived_days (dataset, day_ms, rows, checksum, archived_at_ms) VALUES ('candles', ?, 1, 'x', 0)", (day_ms,))
+
+
+def test_the_change_queues_take_each_changed_closed_minute_once_and_nothing_else(conn: MemoryConnection) -> None:
+    """The triggers behind features and rollups (SQLite's row triggers, PostgreSQL's statement
+    triggers): a closed minute written, revised or closed queues its features and its hour's
+    5-minute span and unstamps its archived day; a confirmation alone queues the hour only; a
+    forming row or a byte-identical re-send queues nothing."""
+    hour = BASE - BASE % 3_600_000
+    day = BASE - BASE % 86_400_000
+    five = BASE - BASE % 300_000  # minutes 0 and 1 share a 5-minute bucket (T0 is 6 min 40 s past an hour)
+    assert BASE + MINUTE < five + 300_000
+    drain(conn, day)
+    write(conn, [bucket(0, "1", closed=True), bucket(1, "1", closed=True), bucket(2, "1"), bucket(0, "1", coin="ETH", closed=True)])
+    features, rollups, stamps = queues(conn)
+    assert sorted(features) == [("BTC", 0), ("BTC", MINUTE), ("ETH", 0)]
+    assert rollups == [("BTC", hour, five - hour, five - hour + 300_000), ("ETH", hour, five - hour, five - hour + 300_000)]
+    assert stamps == []
+
+    drain(conn, day)
+    write(conn, [bucket(0, "1", closed=True), bucket(2, "1.5")])  # identical re-send; a forming row re-sent
+    assert queues(conn) == ([], [], [day])
+
+    write(conn, [bucket(0, "2", closed=True)])  # revised
+    assert queues(conn) == ([("BTC", 0)], [("BTC", hour, five - hour, five - hour + 300_000)], [])
+
+    drain(conn, day)
+    write(conn, [bucket(0, "2", closed=True)._replace(confirmed=True)])  # confirmed, same values
+    assert queues(conn) == ([], [("BTC", hour, five - hour, five - hour + 300_000)], [])
+
+    drain(conn, day)
+    write(conn, [], before_ms=BASE + 3 * MINUTE)  # minute 2's close time passed: it closes
+    assert queues(conn)[0] == [("BTC", 2 * MINUTE)] and queues(conn)[2] == []

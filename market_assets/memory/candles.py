@@ -53,6 +53,14 @@ _UPSERT = (
 )
 
 
+_UPSERT_COLUMNS = _UPSERT.replace(
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::float8[], ?::float8[], ?::float8[], "
+    "?::float8[], ?::float8[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])",
+)
+"""PostgreSQL's batch upsert: the rows as one array per column."""
+
+
 def upsert_params(row: CandleRow, now_ms: int) -> tuple[object, ...]:
     """``_UPSERT``'s parameters: the row as it is (its fields are the statement's columns, in
     order) and the time it was written. No per-value conversion: the streamer's hot path."""
@@ -78,11 +86,19 @@ def upsert_candles(conn: MemoryConnection, rows: Sequence[CandleRow], now_ms: in
     streamer's socket thread is busy that wait is up to the interpreter's switch interval (5 ms)
     a row: ``executemany`` fell from 26,000 to 204 rows/s beside a busy thread, a 1,024-row
     statement held 26,000-42,000. Statements come in power-of-two sizes, so a few stay prepared.
-    On PostgreSQL, psycopg's ``executemany`` (one pipeline: no round trip per row), which also
-    takes a key twice in one batch as SQLite does (a multi-row ``ON CONFLICT DO UPDATE`` refuses
-    to touch a row twice)."""
+    On PostgreSQL, one statement over the batch's columns as arrays (``unnest``), so the
+    candles' statement-level triggers queue the batch set-based: 5,000 closed minutes at
+    8,000-11,700 rows/s here, ~3x psycopg's pipelined ``executemany`` (2,200-3,800) and on a
+    par with ``COPY`` into a temporary table then ``INSERT … SELECT`` (6,700-9,800), for one
+    round trip. One statement may not touch a row twice, so a batch holding a key twice (the
+    streamer's never does: it keeps one row per key) is upserted row by row, in order, as
+    SQLite does."""
     if dialect_of(conn) is Dialect.POSTGRES:
-        conn.executemany(_UPSERT, [row + (now_ms,) for row in rows])
+        if len({(row.coin, row.interval, row.open_time_ms) for row in rows}) < len(rows):
+            conn.executemany(_UPSERT, [row + (now_ms,) for row in rows])
+        elif rows:
+            columns = [list(column) for column in zip(*rows)]
+            conn.execute(_UPSERT_COLUMNS, [*columns, [now_ms] * len(rows)])
         return
     stamp = (now_ms,)
     start = 0

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
@@ -284,6 +284,23 @@ def open_memory(path: MemoryTarget | str, *, clock: Clock = wall_clock_ms, reado
             conn.close()
         else:
             close(conn)
+
+
+def is_lost(conn: MemoryConnection, exc: BaseException) -> bool:
+    """Whether ``exc`` left ``conn`` unusable: a PostgreSQL connection the server or the network
+    closed (a SQLite connection, a file, is never lost)."""
+    if dialect_of(conn) is not Dialect.POSTGRES:
+        return False
+    psycopg = sys.modules["psycopg"]
+    return isinstance(exc, psycopg.OperationalError) and cast("PostgresConnection", conn).lost
+
+
+def close_any(conn: MemoryConnection) -> None:
+    """Close a connection as :func:`open_memory` does: SQLite's updates its statistics first."""
+    if isinstance(conn, sqlite3.Connection):
+        close(conn)
+    else:
+        conn.close()
 
 
 def close(conn: sqlite3.Connection) -> None:

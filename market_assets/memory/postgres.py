@@ -123,6 +123,11 @@ class PostgresConnection:
     def close(self) -> None:
         self.raw.close()
 
+    @property
+    def lost(self) -> bool:
+        """The server or the network closed the connection: it must be opened again."""
+        return bool(self.raw.closed or self.raw.broken)
+
     def begin_write(self) -> None:
         """Open a write transaction holding the memory's write lock (waits up to the lock timeout)."""
         self.execute("BEGIN")

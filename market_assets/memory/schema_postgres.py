@@ -17,8 +17,8 @@ where SQLite stores NULL (refused by NOT NULL): the connection sends NaN as NULL
 does (:mod:`market_assets.memory.postgres`), and a CHECK on every float column refuses a NaN
 that arrives any other way (a COPY, an expression).
 
-SQLite's triggers are PL/pgSQL functions here, fired under the same ``WHEN`` conditions
-(``IS NOT`` becomes ``IS DISTINCT FROM``). PostgreSQL has no skip scan, so every table that a
+SQLite's triggers are PL/pgSQL functions here, under the same conditions (``IS NOT`` becomes
+``IS DISTINCT FROM``); the candles' fire once per statement, over its transition tables. PostgreSQL has no skip scan, so every table that a
 "all subjects, recent window" query reads has a time index too (research §1.4: every coin's
 last hour of 10M candles, 1.9 s as a sequential scan, 6 ms with one).
 """
@@ -240,40 +240,56 @@ _TABLES = (
     )""",
 )
 
-# SQLite's V8/V9 triggers (schema.py), as trigger functions. A changed closed minute queues its
-# features and widens its hour's rollup span to its 5-minute bucket; any change to a minute or a
-# funding hour of an archived day deletes that day's stamp.
-_QUEUE_HOUR = """INSERT INTO pending_rollups AS p (interval, coin, bucket_ms, from_ms, to_ms)
-            VALUES ('1h', NEW.coin, NEW.open_time_ms - NEW.open_time_ms % 3600000,
-                NEW.open_time_ms - NEW.open_time_ms % 300000, NEW.open_time_ms - NEW.open_time_ms % 300000 + 300000)
+# SQLite's V8/V9 triggers (schema.py). On candles they are statement-level triggers over the
+# statement's transition tables: a batch upsert (one ``INSERT … SELECT FROM unnest``, see
+# memory.candles) queues its minutes in three set-based statements instead of three per row
+# (5,000 closed minutes upserted: 4,600 -> 7,800 rows/s here). Each keeps its SQLite twin's name
+# and condition; a changed closed minute queues its features and widens its hour's rollup span to
+# its 5-minute buckets; any change to a minute or a funding hour of an archived day deletes that
+# day's stamp. The hour spans are aggregated before the upsert (one statement may touch a queued
+# hour once), which ends as SQLite's row-by-row widening does: the least start, the greatest end.
+_QUEUE_HOURS = """INSERT INTO pending_rollups AS p (interval, coin, bucket_ms, from_ms, to_ms)
+            SELECT '1h', coin, open_time_ms - open_time_ms % 3600000,
+                min(open_time_ms - open_time_ms % 300000), max(open_time_ms - open_time_ms % 300000 + 300000)
+            FROM {rows} GROUP BY coin, open_time_ms - open_time_ms % 3600000
             ON CONFLICT (interval, coin, bucket_ms) DO UPDATE
             SET from_ms = LEAST(p.from_ms, excluded.from_ms), to_ms = GREATEST(p.to_ms, excluded.to_ms)
             WHERE excluded.from_ms < p.from_ms OR excluded.to_ms > p.to_ms;"""
-_UNSTAMP_MINUTE = (
-    "DELETE FROM archived_days WHERE dataset = 'candles' AND day_ms = NEW.open_time_ms - NEW.open_time_ms % 86400000;"
-)
+_UNSTAMP_DAYS = """DELETE FROM archived_days WHERE dataset = 'candles'
+            AND day_ms IN (SELECT open_time_ms - open_time_ms % 86400000 FROM {rows});"""
+_QUEUE_FEATURES = "INSERT INTO pending_features (coin, open_time_ms) SELECT coin, open_time_ms FROM {rows} ORDER BY open_time_ms;"
+_CHANGED_VALUES = """o.open IS DISTINCT FROM n.open OR o.high IS DISTINCT FROM n.high
+                OR o.low IS DISTINCT FROM n.low OR o.close IS DISTINCT FROM n.close
+                OR o.volume IS DISTINCT FROM n.volume OR o.trades IS DISTINCT FROM n.trades"""
+_UPDATED = """SELECT n.coin, n.open_time_ms FROM new_rows AS n JOIN old_rows AS o
+                ON o.coin = n.coin AND o.interval = n.interval AND o.open_time_ms = n.open_time_ms
+                WHERE n.interval = '1m' AND n.closed = 1 AND {condition}"""
 _UNSTAMP_FUNDING = "DELETE FROM archived_days WHERE dataset = 'funding' AND day_ms = NEW.hour_ms - NEW.hour_ms % 86400000;"
-_CHANGED_VALUES = """OLD.open IS DISTINCT FROM NEW.open OR OLD.high IS DISTINCT FROM NEW.high
-        OR OLD.low IS DISTINCT FROM NEW.low OR OLD.close IS DISTINCT FROM NEW.close
-        OR OLD.volume IS DISTINCT FROM NEW.volume OR OLD.trades IS DISTINCT FROM NEW.trades"""
 
 
-def _function(name: str, body: str) -> str:
+def _function(name: str, body: str, *, declare: str = "") -> str:
     return f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
+    {declare}BEGIN
         {body}
         RETURN NULL;
     END $$"""
 
 
+def _queue_minutes(rows: str, *, features: bool) -> str:
+    """The body queuing the minutes ``rows`` (a transition table, or a subquery over two)."""
+    steps = [_QUEUE_FEATURES] if features else []
+    steps += [_QUEUE_HOURS, _UNSTAMP_DAYS]
+    return "\n        ".join(step.format(rows=rows) for step in steps)
+
+
+_CLOSED = "(SELECT coin, open_time_ms FROM inserted WHERE interval = '1m' AND closed = 1) AS closed"
+_REVISED = f"({_UPDATED.format(condition=f'(o.closed = 0 OR {_CHANGED_VALUES})')}) AS revised"
+_CONFIRMED = f"({_UPDATED.format(condition=f'o.closed = 1 AND o.confirmed IS DISTINCT FROM n.confirmed AND NOT ({_CHANGED_VALUES})')}) AS confirmed"
+
 _TRIGGERS = (
-    _function(
-        "queue_closed_minute",
-        f"""INSERT INTO pending_features (coin, open_time_ms) VALUES (NEW.coin, NEW.open_time_ms);
-        {_QUEUE_HOUR}
-        {_UNSTAMP_MINUTE}""",
-    ),
-    _function("queue_confirmed_minute", f"{_QUEUE_HOUR}\n        {_UNSTAMP_MINUTE}"),
+    _function("queue_inserted_minutes", _queue_minutes(_CLOSED, features=True)),
+    _function("queue_revised_minutes", _queue_minutes(_REVISED, features=True)),
+    _function("queue_confirmed_minutes", _queue_minutes(_CONFIRMED, features=False)),
     _function("unstamp_funding_day", _UNSTAMP_FUNDING),
     _function(
         "record_funding_revision",
@@ -282,16 +298,12 @@ _TRIGGERS = (
             ON CONFLICT (coin, hour_ms, revised_at_ms)
             DO UPDATE SET old_rate = excluded.old_rate, new_rate = excluded.new_rate;""",
     ),
-    """CREATE TRIGGER candles_closed_inserted AFTER INSERT ON candles FOR EACH ROW
-    WHEN (NEW.interval = '1m' AND NEW.closed = 1)
-    EXECUTE FUNCTION queue_closed_minute()""",
-    f"""CREATE TRIGGER candles_closed_updated AFTER UPDATE ON candles FOR EACH ROW
-    WHEN (NEW.interval = '1m' AND NEW.closed = 1 AND (OLD.closed = 0 OR {_CHANGED_VALUES}))
-    EXECUTE FUNCTION queue_closed_minute()""",
-    f"""CREATE TRIGGER candles_confirmation_updated AFTER UPDATE ON candles FOR EACH ROW
-    WHEN (NEW.interval = '1m' AND NEW.closed = 1 AND OLD.closed = 1 AND OLD.confirmed IS DISTINCT FROM NEW.confirmed
-        AND NOT ({_CHANGED_VALUES}))
-    EXECUTE FUNCTION queue_confirmed_minute()""",
+    """CREATE TRIGGER candles_closed_inserted AFTER INSERT ON candles
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION queue_inserted_minutes()""",
+    """CREATE TRIGGER candles_closed_updated AFTER UPDATE ON candles
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION queue_revised_minutes()""",
+    """CREATE TRIGGER candles_confirmation_updated AFTER UPDATE ON candles
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION queue_confirmed_minutes()""",
     """CREATE TRIGGER funding_inserted AFTER INSERT ON funding FOR EACH ROW
     EXECUTE FUNCTION unstamp_funding_day()""",
     """CREATE TRIGGER funding_updated AFTER UPDATE ON funding FOR EACH ROW

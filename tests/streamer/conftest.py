@@ -7,7 +7,7 @@ cut 0.6 s, the streamer's 30 s ping period 0.3 s — wide enough margins for a l
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -17,6 +17,8 @@ import pytest
 
 from market_assets.memory import open_memory
 from market_assets.memory.candles import candles_of
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.target import MemoryTarget, PostgresUrl
 from market_assets.replay import ReplayServers
 from market_assets.replay.series import SyntheticSeries
 from streamer.config import StreamerConfig
@@ -43,9 +45,32 @@ def replay_speed() -> float:
     return SPEED
 
 
+LEDGER_WORKER = Path(__file__).parents[1] / "ledger_worker.py"
+
+
+def lock_holder(memory: MemoryTarget, seconds: float) -> list[str]:
+    """The command of another process holding the memory's write lock for ``seconds`` real
+    seconds, printing ``locked`` once it holds it: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's
+    advisory write lock (``tests/ledger_worker.py``)."""
+    if isinstance(memory, PostgresUrl):
+        return [sys.executable, str(LEDGER_WORKER), memory, "lock", str(seconds)]
+    return [sys.executable, "-c", LOCK_HOLDER, str(memory), str(seconds)]
+
+
 @pytest.fixture
-def memory_path(tmp_path: Path) -> Path:
+def memory_path(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MemoryTarget:
+    """The streamer's memory: a SQLite file; or, in a test marked :data:`on_both_engines`, once
+    a SQLite file and once a PostgreSQL database (its host's weight ledger then in ``tmp_path``)."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        monkeypatch.setenv("MARKET_HOME", str(tmp_path / "home"))
+        url: PostgresUrl = request.getfixturevalue("postgres_url")
+        return url
     return tmp_path / "market.db"
+
+
+on_both_engines = pytest.mark.parametrize("memory_path", ["sqlite", "postgres"], indirect=True)
+"""Runs a streamer test on SQLite and on PostgreSQL: the fault tests chosen to cover each kind
+of fault on both (a few; each PostgreSQL run costs seconds of the suite)."""
 
 
 def streamer_config(**changes: object) -> StreamerConfig:
@@ -55,7 +80,7 @@ def streamer_config(**changes: object) -> StreamerConfig:
 
 
 @asynccontextmanager
-async def streaming(replay: ReplayServers, memory_path: Path, config: StreamerConfig) -> AsyncIterator[Streamer]:
+async def streaming(replay: ReplayServers, memory_path: MemoryTarget, config: StreamerConfig) -> AsyncIterator[Streamer]:
     """A streamer running against ``replay`` for the length of the block, then shut down as on
     SIGTERM (flush, record the window, close the sockets)."""
     streamer = Streamer(
@@ -82,7 +107,7 @@ async def wait_simulated(replay: ReplayServers, seconds: float) -> None:
 
 
 async def wait_settled(
-    replay: ReplayServers, memory_path: Path, coins: Iterable[str], *, at_least_s: float, at_most_s: float
+    replay: ReplayServers, memory_path: MemoryTarget, coins: Iterable[str], *, at_least_s: float, at_most_s: float
 ) -> None:
     """Wait ``at_least_s`` simulated seconds, then on until every closed minute of ``coins`` before
     the newest closed one is confirmed, or ``at_most_s`` have passed. A reconnect costs real time
@@ -102,7 +127,7 @@ async def wait_settled(
         waited += 10
 
 
-def closed_rows(conn: sqlite3.Connection, coin: str) -> dict[int, tuple[object, ...]]:
+def closed_rows(conn: MemoryConnection, coin: str) -> dict[int, tuple[object, ...]]:
     """Closed buckets of ``coin`` as stored (REAL prices: ``candles_of`` returns them as read)."""
     return {
         row.open_time_ms: (row.open, row.high, row.low, row.close, row.volume, row.trades)
@@ -111,7 +136,7 @@ def closed_rows(conn: sqlite3.Connection, coin: str) -> dict[int, tuple[object, 
     }
 
 
-def confirmed_minutes(conn: sqlite3.Connection, coin: str) -> set[int]:
+def confirmed_minutes(conn: MemoryConnection, coin: str) -> set[int]:
     return {row.open_time_ms for row in candles_of(conn, coin, "1m") if row.confirmed}
 
 
@@ -122,7 +147,7 @@ def expected(series: SyntheticSeries, coin: str, open_ms: int) -> tuple[object, 
     return (float(c["o"]), float(c["h"]), float(c["l"]), float(c["c"]), float(c["v"]), int(c["n"]))
 
 
-def assert_confirmed_are_exact(memory_path: Path, series: SyntheticSeries, coins: Iterable[str]) -> int:
+def assert_confirmed_are_exact(memory_path: MemoryTarget, series: SyntheticSeries, coins: Iterable[str]) -> int:
     """At no moment is a partial minute stored as confirmed: every confirmed minute equals the
     replay's final state (o/h/l/c/v/n). Returns how many were checked."""
     checked = 0
@@ -137,7 +162,7 @@ def assert_confirmed_are_exact(memory_path: Path, series: SyntheticSeries, coins
 
 
 def assert_complete_and_exact(
-    memory_path: Path, series: SyntheticSeries, coins: Iterable[str], *, through_ms: int
+    memory_path: MemoryTarget, series: SyntheticSeries, coins: Iterable[str], *, through_ms: int
 ) -> dict[str, int]:
     """Every closed minute of every coin, from its first stored one up to the minute before
     ``through_ms``'s, is stored, confirmed and equal to the replay's series (o/h/l/c/v/n); the

@@ -38,11 +38,13 @@ def standalone_replay(speed: float) -> Iterator[dict[str, Any]]:
         stop(process)
 
 
-def start_streamer(replay: dict[str, Any], memory_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``market stream`` as ``market up`` runs it, on the replay's clock, logging to ``log``."""
+def start_streamer(replay: dict[str, Any], memory_path: Path | str, log: Path) -> subprocess.Popen[bytes]:
+    """``market stream`` as ``market up`` runs it, on the replay's clock, logging to ``log``; the
+    host's own files (a PostgreSQL memory's weight ledger) beside the log."""
     env = {
         **os.environ,
         "MARKET_DB": str(memory_path),
+        "MARKET_HOME": str(log.parent),
         "MARKET_REPLAY_HTTP": replay["http"],
         "MARKET_REPLAY_WS": replay["ws"],
         "MARKET_PROFILE": "local",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,15 @@ from market_assets.memory import connect, open_memory
 from market_assets.memory.connection import close
 from market_assets.memory.gaps import GapStatus, gaps_of
 from market_assets.memory.runs import RunStatus, runs_of
+from market_assets.memory.target import MemoryTarget
 from market_assets.replay import ReplayServers
 
 from .conftest import (
-    LOCK_HOLDER,
     MINUTE_MS,
     assert_complete_and_exact,
     closed_rows,
+    lock_holder,
+    on_both_engines,
     streamer_config,
     streaming,
     wait_settled,
@@ -41,8 +42,9 @@ def snapshots(replay: ReplayServers) -> list[tuple[str, int]]:
     return [(req["coin"], req["startTime"]) for req in asked]
 
 
+@on_both_engines
 async def test_connections_dropped_every_ten_seconds_for_ten_minutes_lose_no_closed_minute(
-    replay: ReplayServers, memory_path: Path
+    replay: ReplayServers, memory_path: MemoryTarget
 ) -> None:
     # One coin per socket on six sockets: unchecked, they would reconnect ~36 times a minute.
     config = streamer_config(max_coins=6, max_connections=6, subscriptions_per_connection=1)
@@ -113,16 +115,20 @@ async def test_malformed_json_text_and_error_frames_are_counted_and_skipped(repl
 
 
 
+@on_both_engines
 async def test_another_process_holding_the_write_lock_for_three_seconds_loses_no_row(
-    replay: ReplayServers, memory_path: Path
+    replay: ReplayServers, memory_path: MemoryTarget
 ) -> None:
     async with streaming(replay, memory_path, streamer_config(max_coins=3)) as streamer:
         await wait_simulated(replay, 60)
-        holder = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", LOCK_HOLDER, str(memory_path), "3", stdout=asyncio.subprocess.PIPE
-        )
-        assert holder.stdout is not None and await holder.stdout.readline() == b"locked\n"
-        assert await holder.wait() == 0  # three real seconds: five simulated minutes
+        holder = await asyncio.create_subprocess_exec(*lock_holder(memory_path, 3), stdout=asyncio.subprocess.PIPE)
+        try:
+            assert holder.stdout is not None and await holder.stdout.readline() == b"locked\n"
+            assert await holder.wait() == 0  # three real seconds: five simulated minutes
+        finally:
+            if holder.returncode is None:
+                holder.kill()
+                await holder.wait()
         await wait_simulated(replay, 60)
         end_ms = replay.clock.now_ms()
     assert streamer.counters.write_errors == 0
@@ -130,7 +136,7 @@ async def test_another_process_holding_the_write_lock_for_three_seconds_loses_no
     assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
     with open_memory(memory_path) as conn:
         windows = runs_of(conn, "hyperliquid", "candles")
-    assert {w.status for w in windows} == {RunStatus.SUCCEEDED}
+    assert {w.status for w in windows} == {RunStatus.SUCCEEDED}, [(w.error, w.started_at_ms) for w in windows if w.error]
     waited = max(w.metadata.get("commit_latency_ms_p99", 0) for w in windows)
     assert waited >= 2000  # the lock really held rows back, and they were all written after it
 

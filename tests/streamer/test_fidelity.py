@@ -13,6 +13,7 @@ import pytest
 from market_assets.memory import open_memory
 from market_assets.memory.candles import candles_of
 from market_assets.memory.gaps import GapStatus, gaps_of
+from market_assets.memory.target import MemoryTarget
 from market_assets.replay import ReplayServers
 from market_assets.replay.faults import HttpFault, HttpFaultKind
 from streamer.service import Streamer
@@ -21,6 +22,7 @@ from .conftest import (
     MINUTE_MS,
     assert_complete_and_exact,
     assert_confirmed_are_exact,
+    on_both_engines,
     streamer_config,
     streaming,
     wait_simulated,
@@ -29,7 +31,7 @@ from .conftest import (
 pytestmark = pytest.mark.anyio
 
 
-async def watch(replay: ReplayServers, memory_path: Path, streamer: Streamer, seconds: float) -> int:
+async def watch(replay: ReplayServers, memory_path: MemoryTarget, streamer: Streamer, seconds: float) -> int:
     """Run ``seconds`` of simulated time, checking every 10 s that no confirmed minute is wrong.
     Returns the most confirmed minutes seen in one check."""
     most = 0
@@ -95,8 +97,9 @@ async def test_drops_every_ten_seconds_for_two_minutes_at_real_speed_are_exact_w
     assert replay.ws.stats.dropped >= 12 and streamer.counters.reconnects >= 12
 
 
+@on_both_engines
 async def test_truncated_frames_leave_their_minutes_unverified_until_rest_confirms_them(
-    replay: ReplayServers, memory_path: Path
+    replay: ReplayServers, memory_path: MemoryTarget
 ) -> None:
     replay.plan.truncate_every = 7
     async with streaming(replay, memory_path, streamer_config(max_coins=3)) as streamer:
@@ -111,8 +114,9 @@ async def test_truncated_frames_leave_their_minutes_unverified_until_rest_confir
     assert_complete_and_exact(memory_path, replay.catalog.series, streamer.universe.coins, through_ms=end_ms)
 
 
+@on_both_engines
 async def test_a_nan_candle_is_refused_the_other_coins_keep_being_written_and_its_minute_ends_confirmed_from_rest(
-    replay: ReplayServers, memory_path: Path
+    replay: ReplayServers, memory_path: MemoryTarget
 ) -> None:
     async with streaming(replay, memory_path, streamer_config(max_coins=3)) as streamer:
         await wait_simulated(replay, 75)

@@ -14,13 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from market_assets.memory import open_memory
+from market_assets.memory import MarketMemoryError, connect, open_memory
 from market_assets.memory.candles import candles_of
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.gaps import GapStatus, gaps_of
-from market_assets.memory.runs import RunStatus, runs_of
+from market_assets.memory.runs import RunRecord, RunStatus, runs_of
+from market_assets.memory.target import MemoryTarget, PostgresUrl
 from market_assets.replay.catalog import Catalog
 
-from .conftest import MINUTE_MS, assert_complete_and_exact
+from .conftest import MINUTE_MS, assert_complete_and_exact, on_both_engines
 from .processes import poll, replay_now, standalone_replay, start_streamer, stop
 
 SPEED = 60
@@ -33,7 +35,17 @@ def replay_process() -> Iterator[dict[str, Any]]:
         yield replay
 
 
-def read(memory_path: Path, sql_reader: Callable[[sqlite3.Connection], Any]) -> Any:
+def read(memory_path: MemoryTarget, sql_reader: Callable[[MemoryConnection], Any]) -> Any:
+    """What ``sql_reader`` reads from the memory a streamer process writes; ``None`` before it exists."""
+    if isinstance(memory_path, PostgresUrl):
+        try:
+            reader = connect(memory_path, readonly=True)
+        except MarketMemoryError:
+            return None  # not migrated yet
+        try:
+            return sql_reader(reader)
+        finally:
+            reader.close()
     if not memory_path.exists():
         return None
     conn = sqlite3.connect(f"file:{memory_path}?mode=ro", uri=True, timeout=5)
@@ -45,15 +57,23 @@ def read(memory_path: Path, sql_reader: Callable[[sqlite3.Connection], Any]) -> 
         conn.close()
 
 
-def closed_per_coin(conn: sqlite3.Connection) -> dict[str, int]:
+def closed_per_coin(conn: MemoryConnection) -> dict[str, int]:
     coins = {row[0] for row in conn.execute("SELECT DISTINCT coin FROM candles")}
     return {coin: sum(1 for row in candles_of(conn, coin, "1m") if row.closed) for coin in coins}
 
 
+def queued_repairs(conn: MemoryConnection) -> int:
+    return int(conn.execute("SELECT count(*) FROM candle_repairs").fetchone()[0])
+
+
+def candle_windows(conn: MemoryConnection) -> list[RunRecord]:
+    return runs_of(conn, "hyperliquid", "candles")
+
+
+@on_both_engines
 def test_sigkill_mid_batch_leaves_no_partial_minute_and_the_restart_backfills_the_gap(
-    replay_process: dict[str, Any], tmp_path: Path
+    replay_process: dict[str, Any], tmp_path: Path, memory_path: MemoryTarget
 ) -> None:
-    memory_path = tmp_path / "market.db"
     log = tmp_path / "streamer.log"
     first = start_streamer(replay_process, memory_path, log)
     poll(lambda: len(read(memory_path, closed_per_coin) or {}) == 5 and min(read(memory_path, closed_per_coin).values()) >= 2,
@@ -69,6 +89,10 @@ def test_sigkill_mid_batch_leaves_no_partial_minute_and_the_restart_backfills_th
     second = start_streamer(replay_process, memory_path, log)
     try:
         poll(lambda: any(g.status is GapStatus.FILLED for g in read(memory_path, gaps_of) or []), 30, "a filled gap")
+        # The first process's warm start filled gaps too: wait for the second to be streaming
+        # (a window of its own), so the stop below meets a running streamer, not one starting.
+        poll(lambda: any(w.started_at_ms > killed_at for w in read(memory_path, candle_windows) or []), 30, "a window after the restart")
+        poll(lambda: read(memory_path, queued_repairs) == 0, 60, "the repair queue to empty")
         poll(lambda: replay_now(replay_process) >= killed_at + 5 * MINUTE_MS, 30, "two minutes after the restart")
     finally:
         second.send_signal(signal.SIGTERM)
@@ -100,10 +124,6 @@ def test_sigkill_mid_batch_leaves_no_partial_minute_and_the_restart_backfills_th
     # Minutes with no streamer have no window (health turns stale after six of them).
     assert not [w for w in windows if killed_at < w.started_at_ms < killed_at + 2 * MINUTE_MS]
     assert [w.started_at_ms % MINUTE_MS for w in windows] == [0] * len(windows)
-
-
-def queued_repairs(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM candle_repairs").fetchone()[0])
 
 
 def test_a_kill_while_repairs_are_queued_resumes_them_on_restart_until_the_queue_is_empty(
