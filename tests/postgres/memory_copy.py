@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import psycopg
+
 from market_assets.memory import connect
 from market_assets.memory.target import PostgresUrl
 
@@ -20,12 +22,14 @@ _IDENTITY = {"ingestion_runs": "run_id", "pending_features": "change_id"}
 
 def copy_memory(source: Path, target: PostgresUrl) -> None:
     """Every row of the SQLite memory at ``source`` into the empty database at ``target`` (migrated here)."""
-    conn = connect(target)
+    connect(target).close()  # the schema
     sqlite = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True)
+    # psycopg's own C dumpers: the memory connection's NaN-as-NULL float dumper is Python, 4x slower,
+    # and a SQLite memory holds no NaN to turn into NULL.
+    raw = psycopg.connect(target.libpq, autocommit=True)
     try:
         tables = [name for (name,) in sqlite.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('memory_info') AND name NOT LIKE 'sqlite%'")]
-        raw = conn.raw
         for table in tables:
             columns = ", ".join(row[1] for row in sqlite.execute(f"PRAGMA table_info({table})"))
             raw.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
@@ -39,4 +43,4 @@ def copy_memory(source: Path, target: PostgresUrl) -> None:
         raw.execute("ANALYZE")
     finally:
         sqlite.close()
-        conn.close()
+        raw.close()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 
 import pytest
 
 from market_assets.memory.candles import RepairReason, queue_repairs
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 from market_assets.memory.hyperliquid import UniverseRow, upsert_universe
 from market_assets.memory.repairs import apply_repair
 from market_assets.quality.candles import (
@@ -25,18 +24,21 @@ from tests.market_data import MINUTE_MS, candle, store
 from tests.quality.conftest import SeedCandles
 
 COINS = ("BTC", "ETH", "SOL")
+LOWER = "CASE WHEN open < close THEN open ELSE close END"
+UPPER = "CASE WHEN open > close THEN open ELSE close END"
+"""min(open, close) and max(open, close), in the SQL both engines speak."""
 
 
 def minute_before(now_ms: int, minutes: int) -> int:
     return now_ms - now_ms % MINUTE_MS - minutes * MINUTE_MS
 
 
-def corrupt(conn: sqlite3.Connection, sql: str, *args: object) -> None:
+def corrupt(conn: MemoryConnection, sql: str, *args: object) -> None:
     with write_transaction(conn):
         conn.execute(sql, args)
 
 
-def test_clean_candles_pass_every_candle_check(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_clean_candles_pass_every_candle_check(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     seed_candles(COINS)
     outcomes = evaluate_all(conn, CHECKS, now_ms)
     assert {check.name: outcome.problems for check, outcome in outcomes.items()} == {
@@ -58,7 +60,7 @@ def test_only_the_invariants_check_blocks_and_only_wrong_data_is_an_error() -> N
 
 
 def test_low_above_high_fails_the_invariants_naming_coin_minute_and_value(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     seed_candles(COINS)
     bad = minute_before(now_ms, 100)
@@ -72,10 +74,11 @@ def test_low_above_high_fails_the_invariants_naming_coin_minute_and_value(
 
 
 def test_a_nan_cannot_be_stored_and_an_infinity_fails_the_invariants(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     seed_candles(COINS)
-    # SQLite binds a NaN as NULL: the candles' NOT NULL refuses it and the writer queues the minute.
+    # A NaN is bound as NULL (sqlite3, and the PostgreSQL connection): the candles' NOT NULL refuses it
+    # and the writer queues the minute.
     nan_minute = now_ms - now_ms % MINUTE_MS + MINUTE_MS
     written = store(conn, [candle("SOL", nan_minute, math.nan)], now_ms)
     assert written == 0
@@ -90,11 +93,11 @@ def test_a_nan_cannot_be_stored_and_an_infinity_fails_the_invariants(
 
 @pytest.mark.parametrize(
     ("assignment", "field"),
-    [("volume = -2.5", "volume"), ("low = min(open, close) + 0.5, high = max(open, close) + 1", "low"),
-     ("high = max(open, close) - 0.01", "high"), ("trades = -1", "trades")],
+    [("volume = -2.5", "volume"), (f"low = {LOWER} + 0.5, high = {UPPER} + 1", "low"),
+     (f"high = {UPPER} - 0.01", "high"), ("trades = -1", "trades")],
 )
 def test_each_invariant_is_checked(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int, assignment: str, field: str
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int, assignment: str, field: str
 ) -> None:
     seed_candles(COINS)
     bad = minute_before(now_ms, 700)
@@ -105,7 +108,7 @@ def test_each_invariant_is_checked(
     assert problem.what.startswith(field)
 
 
-def test_the_invariants_look_only_at_the_window(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_the_invariants_look_only_at_the_window(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     seed_candles(COINS)
     old = minute_before(now_ms, CANDLES.quality.window_sec // 60 + 10)
     corrupt(conn, "UPDATE candles SET low = high + 1 WHERE coin = 'BTC' AND open_time_ms = ?", old)
@@ -113,7 +116,7 @@ def test_the_invariants_look_only_at_the_window(conn: sqlite3.Connection, seed_c
 
 
 def test_a_row_a_millisecond_off_its_minute_is_a_duplicate(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     seed_candles(COINS)
     minute = minute_before(now_ms, 42)
@@ -131,7 +134,7 @@ def test_a_row_a_millisecond_off_its_minute_is_a_duplicate(
     assert ohlc_invariants(conn, now_ms).passed and continuity(conn, now_ms).passed  # the real minute is intact
 
 
-def test_a_close_time_off_the_minute_fails_unique_minutes(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_a_close_time_off_the_minute_fails_unique_minutes(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     seed_candles(COINS)
     minute = minute_before(now_ms, 3)
     corrupt(conn, "UPDATE candles SET close_time_ms = open_time_ms + 60000 WHERE coin = 'SOL' AND open_time_ms = ?", minute)
@@ -139,7 +142,7 @@ def test_a_close_time_off_the_minute_fails_unique_minutes(conn: sqlite3.Connecti
     assert (problem.subject, problem.at_ms, problem.value) == ("SOL", minute, minute + MINUTE_MS)
 
 
-def test_missing_minutes_fail_continuity_as_one_run(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_missing_minutes_fail_continuity_as_one_run(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     seed_candles(COINS)
     first = minute_before(now_ms, 300)
     corrupt(conn, "DELETE FROM candles WHERE coin = 'BTC' AND open_time_ms >= ? AND open_time_ms < ?", first, first + 4 * MINUTE_MS)
@@ -151,7 +154,7 @@ def test_missing_minutes_fail_continuity_as_one_run(conn: sqlite3.Connection, se
     assert outcome.problems[0].what.endswith("neither repaired nor recorded no_trades/unfillable")
 
 
-def test_no_trades_and_unfillable_minutes_are_not_missing(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_no_trades_and_unfillable_minutes_are_not_missing(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     seed_candles(COINS)
     quiet = minute_before(now_ms, 300)
     lost = minute_before(now_ms, 900)
@@ -165,7 +168,7 @@ def test_no_trades_and_unfillable_minutes_are_not_missing(conn: sqlite3.Connecti
 
 
 def test_a_missing_minute_queued_for_repair_is_excused_until_the_unverified_threshold(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     seed_candles(COINS)
     gone = minute_before(now_ms, 2)
@@ -181,7 +184,7 @@ def test_a_missing_minute_queued_for_repair_is_excused_until_the_unverified_thre
 
 
 def test_a_coin_with_older_history_is_judged_from_the_window_start(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     seed_candles(COINS)
     start = now_ms - CANDLES.quality.window_sec * 1000
@@ -192,7 +195,7 @@ def test_a_coin_with_older_history_is_judged_from_the_window_start(
 
 
 def test_coverage_fails_below_the_minimum_naming_the_silent_coins(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     seed_candles(COINS)
     listed = [UniverseRow(f"C{i:02}", "", 10 + i, 2, 20, False) for i in range(7)]
@@ -204,7 +207,7 @@ def test_coverage_fails_below_the_minimum_naming_the_silent_coins(
 
 
 def test_coverage_at_the_minimum_passes_and_says_who_is_missing(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     coins = [f"C{i:02}" for i in range(10)]
     seed_candles(coins, minutes=120)
@@ -219,7 +222,7 @@ def test_coverage_at_the_minimum_passes_and_says_who_is_missing(
 
 
 def test_an_unverified_minute_fails_once_it_closed_longer_ago_than_the_threshold(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     seed_candles(COINS)
     after = int(CANDLES.warnings.unverified_after_sec or 0) * 1000

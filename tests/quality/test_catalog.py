@@ -4,9 +4,9 @@ as strict JSON, and results of retired checks do not outlive them."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from market_assets.memory.checks import CheckResult, latest_results, record_results
+from market_assets.memory.connection import MemoryConnection
 from market_assets.quality import Problem
 from market_assets.quality.catalog import CHECKS, KNOWN, checks_of, evaluate_and_record
 from market_assets.registry import CANDLES, REGISTRY
@@ -23,7 +23,7 @@ def test_a_non_finite_value_is_kept_as_its_text() -> None:
     assert Problem("BTC", 0, "low", 1.5).as_json()["value"] == 1.5
 
 
-def test_recording_retires_the_results_of_checks_no_longer_in_the_catalog(conn: sqlite3.Connection) -> None:
+def test_recording_retires_the_results_of_checks_no_longer_in_the_catalog(conn: MemoryConnection) -> None:
     retired = CheckResult("hyperliquid", "candles", "renamed_long_ago", False, True, "ERROR", 1, 10, 1, "failed: 1 of 10")
     record_results(conn, [retired])
     assert [r.check_name for r in latest_results(conn)] == ["renamed_long_ago"]
@@ -32,7 +32,7 @@ def test_recording_retires_the_results_of_checks_no_longer_in_the_catalog(conn: 
     assert stored == {check.name for check in outcomes} and "renamed_long_ago" not in stored
 
 
-def test_an_older_evaluation_never_replaces_a_newer_one(conn: sqlite3.Connection) -> None:
+def test_an_older_evaluation_never_replaces_a_newer_one(conn: MemoryConnection) -> None:
     newer = CheckResult("hyperliquid", "candles", "continuity", True, False, "ERROR", 2_000, 10, 0, "passed: 10 checked")
     older = CheckResult("hyperliquid", "candles", "continuity", False, False, "ERROR", 1_000, 10, 1, "failed: 1 of 10")
     record_results(conn, [newer])

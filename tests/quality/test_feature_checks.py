@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 
 from market_assets.indicators import run_features
 from market_assets.ledger import Ledger
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 from market_assets.memory.rollups import HOUR_MS
 from market_assets.quality.features import features_match_talib, sampled_coins
 from market_assets.registry import FEATURES
@@ -19,13 +17,13 @@ from tests.quality.conftest import SeedCandles
 COINS = ("ADA", "BTC", "ETH", "SOL")
 
 
-def computed(conn: sqlite3.Connection, clock: FrozenClock, seed_candles: SeedCandles) -> None:
+def computed(conn: MemoryConnection, clock: FrozenClock, seed_candles: SeedCandles) -> None:
     seed_candles(COINS)
     run_features(conn, Ledger(conn, clock))
 
 
 def test_features_of_clean_candles_match_talib(
-    conn: sqlite3.Connection, clock: FrozenClock, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, clock: FrozenClock, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     computed(conn, clock, seed_candles)
     outcome = features_match_talib(conn, now_ms)
@@ -46,7 +44,7 @@ def test_the_sample_moves_with_the_hour_and_covers_every_coin() -> None:
 
 
 def test_a_feature_off_by_a_millionth_fails_naming_coin_minute_column_and_values(
-    conn: sqlite3.Connection, clock: FrozenClock, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, clock: FrozenClock, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     computed(conn, clock, seed_candles)
     coin = sampled_coins(list(COINS), FEATURES.quality.sample, now_ms)[1]
@@ -63,7 +61,7 @@ def test_a_feature_off_by_a_millionth_fails_naming_coin_minute_column_and_values
 
 
 def test_a_value_missing_outside_the_warm_up_fails(
-    conn: sqlite3.Connection, clock: FrozenClock, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, clock: FrozenClock, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     computed(conn, clock, seed_candles)
     coin = sampled_coins(list(COINS), FEATURES.quality.sample, now_ms)[0]
@@ -76,7 +74,7 @@ def test_a_value_missing_outside_the_warm_up_fails(
 
 
 def test_rows_queued_for_recomputation_are_not_compared(
-    conn: sqlite3.Connection, clock: FrozenClock, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, clock: FrozenClock, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     computed(conn, clock, seed_candles)
     coin = sampled_coins(list(COINS), FEATURES.quality.sample, now_ms)[2]
@@ -89,7 +87,7 @@ def test_rows_queued_for_recomputation_are_not_compared(
 
 
 def test_features_at_bitcoin_prices_computed_in_runs_of_random_sizes_pass(
-    conn: sqlite3.Connection, clock: FrozenClock, now_ms: int
+    conn: MemoryConnection, clock: FrozenClock, now_ms: int
 ) -> None:
     """The SMAs and bands carry running-sum rounding that depends on where each run started
     (5e-10 at 95,000): float noise, not a failure."""

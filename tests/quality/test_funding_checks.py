@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.hyperliquid import (
     FundingRow,
     UniverseRow,
@@ -43,13 +43,13 @@ def settled(coin: str, first_ms: int, last_ms: int) -> list[FundingRow]:
     ]
 
 
-def universe(conn: sqlite3.Connection, listed: tuple[str, ...], delisted: tuple[str, ...] = ()) -> None:
+def universe(conn: MemoryConnection, listed: tuple[str, ...], delisted: tuple[str, ...] = ()) -> None:
     rows = [UniverseRow(coin, "", i, 3, 20, False) for i, coin in enumerate(listed)]
     rows += [UniverseRow(coin, "", 100 + i, 3, 20, True) for i, coin in enumerate(delisted)]
     upsert_universe(conn, rows, NOW_MS)
 
 
-def clean_funding(conn: sqlite3.Connection) -> None:
+def clean_funding(conn: MemoryConnection) -> None:
     """BTC and ETH settled for three days up to the last hour, and the current hour's estimate."""
     universe(conn, ("BTC", "ETH"))
     for coin in ("BTC", "ETH"):
@@ -66,7 +66,7 @@ def test_the_channel_has_the_three_funding_checks() -> None:
     assert all(c.description and not c.blocking for c in checks_of(FUNDING))
 
 
-def test_clean_funding_passes_every_check(conn: sqlite3.Connection) -> None:
+def test_clean_funding_passes_every_check(conn: MemoryConnection) -> None:
     clean_funding(conn)
     continuity = hourly_continuity(conn, NOW_MS)
     assert continuity.passed and continuity.checked == 2 * WINDOW_HOURS
@@ -76,7 +76,7 @@ def test_clean_funding_passes_every_check(conn: sqlite3.Connection) -> None:
     assert unchanged.passed and unchanged.checked == 2 * WINDOW_HOURS
 
 
-def test_a_missing_hour_of_one_coin_is_named_by_coin_and_hour(conn: sqlite3.Connection) -> None:
+def test_a_missing_hour_of_one_coin_is_named_by_coin_and_hour(conn: MemoryConnection) -> None:
     clean_funding(conn)
     hole = CURRENT_HOUR - 7 * HOUR_MS
     conn.execute("DELETE FROM funding WHERE coin = 'ETH' AND hour_ms = ?", (hole,))
@@ -86,21 +86,21 @@ def test_a_missing_hour_of_one_coin_is_named_by_coin_and_hour(conn: sqlite3.Conn
     assert "ETH" in outcome.problems[0].what and outcome.summary().startswith(f"failed: 1 of {2 * WINDOW_HOURS}")
 
 
-def test_a_hole_at_the_window_start_counts_when_the_coin_had_hours_before_it(conn: sqlite3.Connection) -> None:
+def test_a_hole_at_the_window_start_counts_when_the_coin_had_hours_before_it(conn: MemoryConnection) -> None:
     clean_funding(conn)
     first = CURRENT_HOUR - WINDOW_HOURS * HOUR_MS
     conn.execute("DELETE FROM funding WHERE coin = 'BTC' AND hour_ms IN (?, ?)", (first, first + HOUR_MS))
     assert problems(hourly_continuity(conn, NOW_MS)) == [("BTC", first, None), ("BTC", first + HOUR_MS, None)]
 
 
-def test_a_followed_coin_whose_hours_stopped_owes_every_hour_since(conn: sqlite3.Connection) -> None:
+def test_a_followed_coin_whose_hours_stopped_owes_every_hour_since(conn: MemoryConnection) -> None:
     clean_funding(conn)
     conn.execute("DELETE FROM funding WHERE coin = 'ETH' AND hour_ms >= ?", (CURRENT_HOUR - 3 * HOUR_MS,))
     outcome = hourly_continuity(conn, NOW_MS)
     assert problems(outcome) == [("ETH", CURRENT_HOUR - h * HOUR_MS, None) for h in (3, 2, 1)]
 
 
-def test_a_new_listing_owes_nothing_before_its_first_funding_hour(conn: sqlite3.Connection) -> None:
+def test_a_new_listing_owes_nothing_before_its_first_funding_hour(conn: MemoryConnection) -> None:
     clean_funding(conn)
     universe(conn, ("BTC", "ETH", "NEW"))
     upsert_funding(conn, settled("NEW", CURRENT_HOUR - 5 * HOUR_MS, CURRENT_HOUR - HOUR_MS), NOW_MS)
@@ -108,7 +108,7 @@ def test_a_new_listing_owes_nothing_before_its_first_funding_hour(conn: sqlite3.
     assert outcome.passed and outcome.checked == 2 * WINDOW_HOURS + 5
 
 
-def test_a_delisted_coin_owes_hours_only_up_to_its_own_last_one(conn: sqlite3.Connection) -> None:
+def test_a_delisted_coin_owes_hours_only_up_to_its_own_last_one(conn: MemoryConnection) -> None:
     clean_funding(conn)
     upsert_funding(conn, settled("OLD", CURRENT_HOUR - 60 * HOUR_MS, CURRENT_HOUR - 10 * HOUR_MS), NOW_MS)
     universe(conn, ("BTC", "ETH", "OLD"))
@@ -119,7 +119,7 @@ def test_a_delisted_coin_owes_hours_only_up_to_its_own_last_one(conn: sqlite3.Co
     assert delisted.passed and delisted.checked == 2 * WINDOW_HOURS + WINDOW_HOURS - 9
 
 
-def test_a_listed_coin_with_no_hour_in_the_window_owes_all_of_them(conn: sqlite3.Connection) -> None:
+def test_a_listed_coin_with_no_hour_in_the_window_owes_all_of_them(conn: MemoryConnection) -> None:
     clean_funding(conn)
     conn.execute("DELETE FROM funding WHERE coin = 'ETH' AND hour_ms >= ?", (CURRENT_HOUR - WINDOW_HOURS * HOUR_MS,))
     outcome = hourly_continuity(conn, NOW_MS)
@@ -127,7 +127,7 @@ def test_a_listed_coin_with_no_hour_in_the_window_owes_all_of_them(conn: sqlite3
     assert outcome.problems[0].at_ms == CURRENT_HOUR - WINDOW_HOURS * HOUR_MS
 
 
-def test_a_rate_beyond_the_cap_is_named_with_its_value(conn: sqlite3.Connection) -> None:
+def test_a_rate_beyond_the_cap_is_named_with_its_value(conn: MemoryConnection) -> None:
     clean_funding(conn)
     hour = CURRENT_HOUR - 5 * HOUR_MS
     upsert_funding(conn, [FundingRow("BTC", hour, Decimal("-0.05"), None, False, hour)], NOW_MS)  # an estimate never replaces a settled rate
@@ -139,20 +139,20 @@ def test_a_rate_beyond_the_cap_is_named_with_its_value(conn: sqlite3.Connection)
     assert "settled rate -0.05 of BTC" in outcome.problems[0].what
 
 
-def test_a_rate_at_the_cap_passes(conn: sqlite3.Connection) -> None:
+def test_a_rate_at_the_cap_passes(conn: MemoryConnection) -> None:
     clean_funding(conn)
     upsert_funding(conn, [FundingRow("BTC", CURRENT_HOUR, Decimal(str(FUNDING.quality.bound)), None, False, NOW_MS)], NOW_MS)
     assert rate_bound(conn, NOW_MS).passed
 
 
-def test_recorded_funding_history_passes_the_rate_bound(conn: sqlite3.Connection) -> None:
+def test_recorded_funding_history_passes_the_rate_bound(conn: MemoryConnection) -> None:
     rows = parse_funding((FIXTURE / "info_fundingHistory_BTC_2023-05-12_to_2023-05-23.json").read_bytes())
     upsert_funding(conn, [FundingRow(r.coin, r.hour_ms, r.funding_rate, r.premium, True, r.time) for r in rows], rows[-1].time)
     outcome = rate_bound(conn, rows[-1].hour_ms + HOUR_MS)
     assert outcome.passed and outcome.checked == len([r for r in rows if r.hour_ms >= rows[-1].hour_ms - 47 * HOUR_MS])
 
 
-def test_a_settled_hour_upserted_again_with_another_rate_is_named(conn: sqlite3.Connection) -> None:
+def test_a_settled_hour_upserted_again_with_another_rate_is_named(conn: MemoryConnection) -> None:
     clean_funding(conn)
     hour = CURRENT_HOUR - 30 * HOUR_MS
     upsert_funding(conn, settled("BTC", hour, hour), NOW_MS - 60_000)  # the same rate again: no revision
@@ -166,7 +166,7 @@ def test_a_settled_hour_upserted_again_with_another_rate_is_named(conn: sqlite3.
     assert settled_hours_unchanged(conn, revised_at + FUNDING.quality.window_sec * 1000 + 1).passed
 
 
-def test_an_estimate_replaced_by_its_settled_rate_is_no_revision(conn: sqlite3.Connection) -> None:
+def test_an_estimate_replaced_by_its_settled_rate_is_no_revision(conn: MemoryConnection) -> None:
     clean_funding(conn)
     upsert_funding(conn, [FundingRow("BTC", CURRENT_HOUR, Decimal("0.0000311"), None, True, CURRENT_HOUR + 48)], NOW_MS + HOUR_MS)
     assert settled_hours_unchanged(conn, NOW_MS + HOUR_MS).passed

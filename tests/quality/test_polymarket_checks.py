@@ -4,11 +4,11 @@ market summing to 1.2 and a tracked market never summarized turn them red."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from market_assets.ingest.polymarket import SummaryBatch, store_summary, summary_row
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.polymarket import (
     MarketSummary,
     TrackedMarket,
@@ -35,7 +35,7 @@ FIXTURE = Path(__file__).parents[2] / "market_assets" / "fixtures" / "polymarket
 STALE_MS = POLYMARKET_SUMMARY.stale_after_sec * 1000
 
 
-def recorded_markets(conn: sqlite3.Connection) -> list[MarketSummary]:
+def recorded_markets(conn: MemoryConnection) -> list[MarketSummary]:
     """Gamma's 100 recorded markets, tracked by discovery and stored by the summary's own store."""
     rows = [summary_row(m) for m in parse_markets(FIXTURE.read_bytes())]
     track_markets(conn, [TrackedMarket(r.market_id, "bitcoin") for r in rows], T0_MS)
@@ -43,7 +43,7 @@ def recorded_markets(conn: sqlite3.Connection) -> list[MarketSummary]:
     return rows
 
 
-def rewrite(conn: sqlite3.Connection, row: MarketSummary, **changes: Any) -> MarketSummary:
+def rewrite(conn: MemoryConnection, row: MarketSummary, **changes: Any) -> MarketSummary:
     """Store ``row`` again through the summary's writer with ``changes`` (the seeded fault)."""
     changed = row._replace(**changes)
     store_summary(conn, SummaryBatch([changed], 1), T0_MS + 120_000)
@@ -59,7 +59,7 @@ def test_the_channels_have_their_checks() -> None:
     assert [c.name for c in checks_of(POLYMARKET_DISCOVERY)] == ["tracked_markets_summarized"]
 
 
-def test_gammas_recorded_markets_pass_every_check(conn: sqlite3.Connection) -> None:
+def test_gammas_recorded_markets_pass_every_check(conn: MemoryConnection) -> None:
     rows = recorded_markets(conn)
     assert len(rows) == 100 and all(json.loads(r.outcome_prices or "[]") for r in rows)
     now = T0_MS + 2 * STALE_MS
@@ -70,7 +70,7 @@ def test_gammas_recorded_markets_pass_every_check(conn: sqlite3.Connection) -> N
     assert tracked_markets_summarized(conn, now).passed and tracked_markets_summarized(conn, now).checked == 100
 
 
-def test_a_price_of_1_2_is_named_by_market_and_value(conn: sqlite3.Connection) -> None:
+def test_a_price_of_1_2_is_named_by_market_and_value(conn: MemoryConnection) -> None:
     row = recorded_markets(conn)[17]
     rewrite(conn, row, outcome_prices='["1.2", "0"]')
     outcome = prices_in_range(conn, T0_MS)
@@ -78,13 +78,13 @@ def test_a_price_of_1_2_is_named_by_market_and_value(conn: sqlite3.Connection) -
     assert row.question and row.question in outcome.problems[0].what and "'Yes'" in outcome.problems[0].what
 
 
-def test_a_price_that_is_no_number_is_named(conn: sqlite3.Connection) -> None:
+def test_a_price_that_is_no_number_is_named(conn: MemoryConnection) -> None:
     row = recorded_markets(conn)[3]
     rewrite(conn, row, outcome_prices='["0.4", "NaN"]')
     assert problems(prices_in_range(conn, T0_MS)) == [(row.market_id, None, "NaN")]
 
 
-def test_outcomes_and_prices_of_different_lengths_are_named(conn: sqlite3.Connection) -> None:
+def test_outcomes_and_prices_of_different_lengths_are_named(conn: MemoryConnection) -> None:
     rows = recorded_markets(conn)
     rewrite(conn, rows[5], outcome_prices='["0.2", "0.3", "0.5"]')
     rewrite(conn, rows[9], outcome_prices="0.5,0.5")
@@ -94,14 +94,14 @@ def test_outcomes_and_prices_of_different_lengths_are_named(conn: sqlite3.Connec
     assert outcome.failing == 3 and outcome.checked == 100
 
 
-def test_a_market_without_outcomes_or_prices_is_counted_not_failed(conn: sqlite3.Connection) -> None:
+def test_a_market_without_outcomes_or_prices_is_counted_not_failed(conn: MemoryConnection) -> None:
     row = recorded_markets(conn)[0]
     rewrite(conn, row, outcomes=None, outcome_prices=None)
     outcome = outcomes_match_prices(conn, T0_MS)
     assert outcome.passed and outcome.checked == 99 and outcome.details["markets_without_prices"] == 1
 
 
-def test_an_open_binary_market_summing_to_1_2_is_named_with_its_sum(conn: sqlite3.Connection) -> None:
+def test_an_open_binary_market_summing_to_1_2_is_named_with_its_sum(conn: MemoryConnection) -> None:
     rows = recorded_markets(conn)
     rewrite(conn, rows[2], outcome_prices='["0.6", "0.6"]')
     rewrite(conn, rows[4], outcome_prices='["0.505", "0.505"]')  # within the tolerance
@@ -110,7 +110,7 @@ def test_an_open_binary_market_summing_to_1_2_is_named_with_its_sum(conn: sqlite
     assert "0.6 + 0.6 sum to 1.2" in outcome.problems[0].what
 
 
-def test_closed_markets_are_left_to_the_range_check(conn: sqlite3.Connection) -> None:
+def test_closed_markets_are_left_to_the_range_check(conn: MemoryConnection) -> None:
     rows = recorded_markets(conn)
     rewrite(conn, rows[2], outcome_prices='["0", "0"]', closed=True)
     rewrite(conn, rows[3], outcome_prices='["1", "0"]', active=False)
@@ -118,7 +118,7 @@ def test_closed_markets_are_left_to_the_range_check(conn: sqlite3.Connection) ->
     assert outcome.passed and outcome.checked == 98 and outcome.details["closed_or_inactive"] == 2
 
 
-def test_an_untracked_markets_frozen_row_is_not_checked(conn: sqlite3.Connection) -> None:
+def test_an_untracked_markets_frozen_row_is_not_checked(conn: MemoryConnection) -> None:
     row = recorded_markets(conn)[8]
     rewrite(conn, row, outcome_prices='["1.2", "0"]', closed=True)
     assert not prices_in_range(conn, T0_MS).passed
@@ -127,7 +127,7 @@ def test_an_untracked_markets_frozen_row_is_not_checked(conn: sqlite3.Connection
     assert outcome.passed and outcome.checked == 198
 
 
-def test_a_tracked_market_never_summarized_is_named_with_its_term(conn: sqlite3.Connection) -> None:
+def test_a_tracked_market_never_summarized_is_named_with_its_term(conn: MemoryConnection) -> None:
     recorded_markets(conn)
     found_at = T0_MS + 5_000
     track_markets(conn, [TrackedMarket("999001", "ethereum")], found_at)

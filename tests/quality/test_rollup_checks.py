@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 from market_assets.memory.rollups import roll_pending
 from market_assets.quality.rollups import rollups_match_minutes
 from market_assets.registry import MAINTENANCE
@@ -16,19 +14,19 @@ SEEDED_MINUTES = 2 * 24 * 60 + 30
 """From DAY0 to the conftest's now: two whole days and the half hour of the third."""
 
 
-def rolled(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def rolled(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     seed_candles(COINS, minutes=SEEDED_MINUTES)
     roll_pending(conn, now_ms)
 
 
-def newest_current_five(conn: sqlite3.Connection, coin: str) -> int:
+def newest_current_five(conn: MemoryConnection, coin: str) -> int:
     """The newest 5m bucket of ``coin`` that is rolled and not queued again: the sample's first."""
     return int(conn.execute(
         "SELECT max(open_time_ms) FROM candle_rollups WHERE coin = ? AND interval = '5m'", (coin,)
     ).fetchone()[0])
 
 
-def test_rollups_of_clean_minutes_match_their_sample(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_rollups_of_clean_minutes_match_their_sample(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     rolled(conn, seed_candles, now_ms)
     outcome = rollups_match_minutes(conn, now_ms)
     assert outcome.passed, outcome.problems
@@ -38,7 +36,7 @@ def test_rollups_of_clean_minutes_match_their_sample(conn: sqlite3.Connection, s
 
 
 def test_a_close_off_by_one_tick_fails_naming_coin_bucket_and_field(
-    conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int
+    conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int
 ) -> None:
     rolled(conn, seed_candles, now_ms)
     bucket = newest_current_five(conn, "ETH")
@@ -52,7 +50,7 @@ def test_a_close_off_by_one_tick_fails_naming_coin_bucket_and_field(
     assert problem.what.startswith("5m ") and f": close {close!r} stored, " in problem.what
 
 
-def test_a_day_whose_volume_drifts_by_a_billionth_fails(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_a_day_whose_volume_drifts_by_a_billionth_fails(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     rolled(conn, seed_candles, now_ms)
     day = DAY0_MS + DAY_MS
     with write_transaction(conn):
@@ -62,7 +60,7 @@ def test_a_day_whose_volume_drifts_by_a_billionth_fails(conn: sqlite3.Connection
     assert problem.what.startswith("1d 2026-11-19 00:00 UTC: volume ")
 
 
-def test_an_hour_missing_a_minute_fails_on_its_count(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_an_hour_missing_a_minute_fails_on_its_count(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     rolled(conn, seed_candles, now_ms)
     hour = int(conn.execute("SELECT max(open_time_ms) FROM candle_rollups WHERE coin = 'BTC' AND interval = '1h'").fetchone()[0])
     with write_transaction(conn):
@@ -72,7 +70,7 @@ def test_an_hour_missing_a_minute_fails_on_its_count(conn: sqlite3.Connection, s
     assert "minutes 59 stored, 60 from its minutes; complete 0 stored, 1 from its minutes" in problem.what
 
 
-def test_a_bucket_queued_for_rolling_again_is_not_compared(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_a_bucket_queued_for_rolling_again_is_not_compared(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     rolled(conn, seed_candles, now_ms)
     bucket = newest_current_five(conn, "BTC")
     with write_transaction(conn):  # a REST repair revised a minute: its trigger queues the hour
@@ -83,7 +81,7 @@ def test_a_bucket_queued_for_rolling_again_is_not_compared(conn: sqlite3.Connect
     assert rollups_match_minutes(conn, now_ms).passed
 
 
-def test_a_partly_pruned_day_is_skipped_not_failed(conn: sqlite3.Connection, seed_candles: SeedCandles, now_ms: int) -> None:
+def test_a_partly_pruned_day_is_skipped_not_failed(conn: MemoryConnection, seed_candles: SeedCandles, now_ms: int) -> None:
     rolled(conn, seed_candles, now_ms)
     with write_transaction(conn):  # retention pruned the first day's minutes (its rollups hold them)
         conn.execute("DELETE FROM candles WHERE coin = 'ETH' AND open_time_ms < ?", (DAY0_MS + DAY_MS,))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,9 +18,12 @@ from market_assets.ledger import Ledger
 from market_assets.maintenance import run_maintenance
 from market_assets.memory import connect
 from market_assets.memory.connection import close
+from market_assets.memory.target import PostgresUrl
 from market_assets.read import INTERVALS, MarketReader
 from tests.conftest import FrozenClock
 from tests.market_data import store
+from tests.postgres_server import PostgresServer
+from tests.read.conftest import on_postgres
 from tests.read.seeding import (
     DAY_MS,
     HOUR_MS,
@@ -198,3 +203,39 @@ def test_any_read_across_archived_pruned_and_held_days_equals_a_resample(
         got = reader.candles(coins, interval, start, end, as_of=as_of, include_forming=forming)
     assert_same_bars(got, expected_bars(minutes, coins, interval, start, end, LATER_MS, as_of_ms=as_of, include_forming=forming),
                      f"{interval} {coins} [{start}, {end}) as_of={as_of} forming={forming}")
+
+
+@pytest.fixture(scope="module")
+def pruned_on_postgres(archived_and_pruned: Market, postgres_server: PostgresServer) -> Iterator[PostgresUrl]:
+    """``archived_and_pruned``'s rows in PostgreSQL (its archive is the same folder)."""
+    with on_postgres(archived_and_pruned.path, postgres_server) as url:
+        yield url
+
+
+def test_reads_from_postgresql_across_the_archive_and_prune_boundaries_equal_a_resample(
+    archived_and_pruned: Market, pruned_on_postgres: PostgresUrl, minutes: pd.DataFrame,
+) -> None:
+    """Days 0-5 only in the archive (and the rollups), day 6 on in the memory: the same bars from
+    a PostgreSQL memory as from the truth, and as from the SQLite memory for a sample of any reads."""
+    root = archive.archive_root(archived_and_pruned.path, {})
+    with MarketReader(pruned_on_postgres, archive=root, clock=FrozenClock(LATER_MS)) as reader, \
+            MarketReader(archived_and_pruned.path, clock=FrozenClock(LATER_MS)) as on_sqlite:
+        for interval in ("1m", "1h", "1w"):  # minutes from the archive; rollups; both across the boundary
+            assert_same_bars(reader.candles(None, interval, *EVERYTHING),
+                             expected_bars(minutes, None, interval, *EVERYTHING, LATER_MS), f"{interval}, archived and pruned")
+        start, end = START_MS + 5 * DAY_MS + 23 * HOUR_MS + 17 * 60_000 + 5, START_MS + 6 * DAY_MS + 41 * 60_000 + 7
+        for interval in ("1m", "15m"):
+            assert_same_bars(reader.candles(None, interval, start, end), expected_bars(minutes, None, interval, start, end, LATER_MS),
+                             f"{interval} across the archive boundary")
+        assert funding_rows(reader.funding(None, *EVERYTHING)) == funding_truth(archived_and_pruned, *EVERYTHING)
+        draws = random.Random(15)
+        for _ in range(25):
+            interval = draws.choice(list(INTERVALS))
+            start, end = sorted(draws.randrange(START_MS - DAY_MS, START_MS + 8 * DAY_MS) for _ in range(2))
+            coins = draws.choice([None, ["BTC"], ["SOL", "ETH"]])
+            as_of = draws.choice([None, draws.randrange(start, START_MS + 8 * DAY_MS)])
+            forming = draws.random() < 0.5
+            what = f"{interval} {coins} [{start}, {end}) as_of={as_of} forming={forming}"
+            pd.testing.assert_frame_equal(reader.candles(coins, interval, start, end, as_of=as_of, include_forming=forming),
+                                          on_sqlite.candles(coins, interval, start, end, as_of=as_of, include_forming=forming),
+                                          check_exact=True, obj=what)

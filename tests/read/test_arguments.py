@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from market_assets.read import MarketReader
+from tests.read.conftest import BOTH_ENGINES
 from tests.read.seeding import DAY_MS, HOUR_MS, LISTED, NOW_MS, START_MS
 
 DAY3 = START_MS + 3 * DAY_MS
@@ -58,6 +59,7 @@ def test_a_listed_coin_without_candles_reads_empty(reader: MarketReader) -> None
     assert reader.candles("DOGE", "1h", START_MS).empty
 
 
+@BOTH_ENGINES
 @pytest.mark.parametrize("read", list(READS))
 @pytest.mark.parametrize("empty", ["before the memory", "an empty span", "a listed coin with no rows"])
 def test_an_empty_read_has_the_columns_and_dtypes_of_a_full_one(reader: MarketReader, read: str, empty: str) -> None:
@@ -72,6 +74,7 @@ def test_an_empty_read_has_the_columns_and_dtypes_of_a_full_one(reader: MarketRe
     assert none.dtypes.to_dict() == full.dtypes.to_dict()
 
 
+@BOTH_ENGINES
 @pytest.mark.parametrize("read", list(READS))
 def test_arrow_output_holds_the_same_rows_and_types_as_pandas(reader: MarketReader, read: str) -> None:
     call = READS[read](reader)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from market_assets.read import MarketReader
+from tests.read.conftest import BOTH_ENGINES
 from tests.read.seeding import COINS, MINUTE_MS, NOW_MS, START_MS, Market
 from tests.read.truth import WIDTH_MS, as_truth, assert_same_bars, expected_bars
 
 FORMING_MS = NOW_MS - NOW_MS % MINUTE_MS
 
 
+@BOTH_ENGINES
 def test_the_forming_minute_is_only_read_when_asked_for_and_then_flagged(market: Market, reader: MarketReader) -> None:
     assert reader.candles(None, "1m", FORMING_MS - 5 * MINUTE_MS, include_forming=False).open_time.max() \
         == pd.Timestamp(FORMING_MS - MINUTE_MS, unit="ms", tz="UTC")
@@ -31,6 +33,7 @@ def test_a_bar_holding_the_forming_minute_is_incomplete_and_unverified(market: M
         assert reader.candles(None, interval, opened).empty, interval
 
 
+@BOTH_ENGINES
 def test_every_bar_with_an_unverified_minute_says_so_and_verified_only_drops_it(
     market: Market, minutes: pd.DataFrame, reader: MarketReader
 ) -> None:

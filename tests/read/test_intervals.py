@@ -18,6 +18,7 @@ from market_assets.memory.connection import close
 from market_assets.read import INTERVALS, MarketReader
 from tests.conftest import FrozenClock
 from tests.market_data import store
+from tests.read.conftest import BOTH_ENGINES
 from tests.read.seeding import (
     COINS,
     DAY_MS,
@@ -60,6 +61,7 @@ def test_every_interval_over_all_history_equals_a_resample_of_the_minutes(
             assert_same_bars(got, want, f"{interval} include_forming={forming}")
 
 
+@BOTH_ENGINES
 def test_minutes_changed_after_their_rollup_show_in_every_interval_above_them(
     market: Market, minutes: pd.DataFrame, reader: MarketReader
 ) -> None:
@@ -73,6 +75,7 @@ def test_minutes_changed_after_their_rollup_show_in_every_interval_above_them(
             assert_same_bars(reader.candles(coin, interval, opened, opened + 1), want, f"{coin} {interval} at {changed}")
 
 
+@BOTH_ENGINES
 def test_a_minute_never_closed_is_in_no_bar(market: Market, minutes: pd.DataFrame, reader: MarketReader) -> None:
     assert reader.candles("SOL", "1m", STALE_FORMING_MS, STALE_FORMING_MS + MINUTE_MS).empty
     for interval in ("5m", "1h"):
@@ -166,6 +169,7 @@ def test_any_gaps_in_the_minutes_before_and_after_a_rollup_equal_a_resample(
                          f"{interval}, gaps {gaps}, rolled at minute {rolled_at}")
 
 
+@BOTH_ENGINES
 def test_the_hours_after_the_last_rollup_are_composed_from_their_minutes(
     market: Market, minutes: pd.DataFrame, reader: MarketReader
 ) -> None:
@@ -181,6 +185,7 @@ def test_the_hours_after_the_last_rollup_are_composed_from_their_minutes(
         assert_same_bars(got, want, interval)
 
 
+@BOTH_ENGINES
 def test_weekly_bars_open_on_thursday_and_daily_ones_at_midnight_utc(reader: MarketReader) -> None:
     """Epoch-aligned as Hyperliquid's own candles: 1970-01-01 was a Thursday."""
     weeks = reader.candles("BTC", "1w", START_MS - WEEK_MS, include_forming=True)

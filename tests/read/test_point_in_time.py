@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market_assets.read import MarketReader, join_informative
+from tests.read.conftest import BOTH_ENGINES
 from tests.read.seeding import COINS, HOUR_MS, MINUTE_MS, NOW_MS, START_MS, Market
 from tests.read.truth import (
     WIDTH_MS,
@@ -62,6 +63,7 @@ def test_no_bar_closes_after_as_of_unless_asked_for_the_forming_one(
                                             include_forming=True), f"{interval} as of {as_of}, forming")
 
 
+@BOTH_ENGINES
 @pytest.mark.parametrize("as_of", AS_OF)
 def test_features_as_of_are_only_those_known_by_then(market: Market, reader: MarketReader, as_of: int) -> None:
     start = as_of - 3 * HOUR_MS - 17 * MINUTE_MS
@@ -83,6 +85,7 @@ def test_a_subset_of_feature_columns_keeps_the_tables_order(market: Market, read
     assert len(got) > 50
 
 
+@BOTH_ENGINES
 @pytest.mark.parametrize("as_of", [*AS_OF, NOW_MS - 30_001, NOW_MS - 30_000])
 def test_funding_as_of_is_only_what_was_observed_by_then(market: Market, reader: MarketReader, as_of: int) -> None:
     start = as_of - 5 * HOUR_MS - 1
@@ -120,6 +123,7 @@ def test_a_frame_joins_features_and_funding_known_at_each_bars_close(market: Mar
     assert frame.funding_rate.tolist() == [funding[i][1] for i in observed]
 
 
+@BOTH_ENGINES
 def test_an_informative_1h_pair_joined_to_1m_bars_is_never_seen_before_its_close(reader: MarketReader) -> None:
     """freqtrade#4073: merging a 1h informative pair on its open time hands every 1m bar of an hour
     that hour's close, an hour early. Each 1m bar must get the latest 1h bar closed by its own close."""
