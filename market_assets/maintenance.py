@@ -196,7 +196,7 @@ def rebuild_rollups(
     """Recompute every closed rollup bucket of ``[start_ms, end_ms)`` (default: all stored minutes).
 
     For a day partition or a manual repair. One transaction per day, so the streamer's writes
-    wait at most one day's rollup (≈0.1 s for 200 coins) instead of the whole rebuild, and the
+    wait at most one day's rollup (~1 s for 200 coins: ``bench/rollups.py``) instead of the whole rebuild, and the
     WAL is bounded between days as the streamer bounds it (``retention.WalBound``): a rebuild of
     months of rollups beside a live dashboard would otherwise grow it by every page it rewrites.
 
