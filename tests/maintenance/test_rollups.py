@@ -247,3 +247,36 @@ def test_buckets_queued_before_the_hourly_queue_roll_the_same_after_migrating(tm
 
 
 HOUR = 3_600_000
+
+
+def test_rolling_leaves_the_connections_page_caches_as_they_were(tmp_path, clock: FrozenClock) -> None:
+    """SQLite rolls in a larger page cache (``rollups.ROLLING_CACHE_KIB``), the memory's and the
+    temporary database's; the connection gets its own sizes back, also when a roll fails."""
+    from market_assets.memory import connect
+    from market_assets.memory.rollups import ROLLING_CACHE_KIB, roll_pending
+
+    conn = connect(tmp_path / "m.db", clock=clock)
+    try:
+        store(conn, series("BTC", DAY0_MS, random_walk(9, 120)), clock())
+        conn.execute("PRAGMA main.cache_size = -3000")
+        seen: list[int] = []
+        conn.set_trace_callback(lambda sql: seen.append(conn.execute("PRAGMA main.cache_size").fetchone()[0])
+                                if sql.startswith("INSERT OR IGNORE INTO candle_rollups") else None)
+        assert roll_pending(conn, DAY0_MS + DAY_MS) == {"5m": 24, "1h": 2, "1d": 1}
+        conn.set_trace_callback(None)
+        assert set(seen) == {-ROLLING_CACHE_KIB}
+        caches = [conn.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] for schema in ("main", "temp")]
+        assert caches == [-3000, -2000]  # the temporary database was at SQLite's default
+
+        conn.execute("PRAGMA temp.cache_size = -4000")
+        conn.execute("DROP TABLE temp.rollup_rows")
+        conn.execute("CREATE TEMP TABLE rollup_rows (coin TEXT NOT NULL)")  # a wrong shape: the fill fails
+        store(conn, [candle("BTC", DAY0_MS + 120 * MINUTE_MS, 90.0)], clock())
+        with pytest.raises(sqlite3.OperationalError):
+            roll_pending(conn, DAY0_MS + DAY_MS)
+        caches = [conn.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] for schema in ("main", "temp")]
+        assert caches == [-3000, -4000]
+        assert len(rollups_of(conn, "BTC", "5m")) == 24  # nothing of the failed roll kept, its hour still queued
+        assert conn.execute("SELECT bucket_ms - ? FROM pending_rollups WHERE interval = '1h'", (DAY0_MS,)).fetchall() == [(2 * HOUR,)]
+    finally:
+        conn.close()
