@@ -1,11 +1,12 @@
 """The admin page's history reads: each channel's runs of the last day, and the candles'
-per-coin coverage as run-length segments, exactly as seeded."""
+per-coin coverage as run-length segments, exactly as seeded, on both engines."""
 
 from __future__ import annotations
 
-import sqlite3
+import pytest
 
 from market_assets.memory.admin_history import RunBucket, Segment, coverage, run_buckets
+from market_assets.memory.connection import MemoryConnection
 from market_assets.registry import CANDLES, FUNDING, REGISTRY
 
 from .api.picture_seeding import (
@@ -20,9 +21,18 @@ from .api.picture_seeding import (
 )
 from .conftest import FrozenClock
 from .market_data import DAY_MS, MINUTE_MS, candle, store
+from .postgres.reuse import memory_target, reused_postgres
+
+__all__ = ["memory_target", "reused_postgres"]  # the PostgreSQL memory reused, emptied per test
 
 
-def test_each_listed_coin_is_a_run_of_segments_of_its_minutes_states(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+@pytest.fixture
+def conn(memory_conn: MemoryConnection) -> MemoryConnection:
+    """The root conftest's ``memory_conn``: each test once per engine."""
+    return memory_conn
+
+
+def test_each_listed_coin_is_a_run_of_segments_of_its_minutes_states(conn: MemoryConnection, clock: FrozenClock) -> None:
     start = seed_coverage(conn, clock())
     end = start + COVERAGE_MINUTES * MINUTE_MS
     expected = {
@@ -32,7 +42,7 @@ def test_each_listed_coin_is_a_run_of_segments_of_its_minutes_states(conn: sqlit
     assert coverage(conn, "1m", MINUTE_MS, start, end) == expected
 
 
-def test_a_day_of_a_mostly_confirmed_coin_is_a_handful_of_segments(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_a_day_of_a_mostly_confirmed_coin_is_a_handful_of_segments(conn: MemoryConnection, clock: FrozenClock) -> None:
     """1,440 minutes, confirmed but two: three segments, and the holes are found by counting."""
     now = clock()
     end = now - now % MINUTE_MS
@@ -48,7 +58,7 @@ def test_a_day_of_a_mostly_confirmed_coin_is_a_handful_of_segments(conn: sqlite3
 
 
 def test_the_runs_of_the_last_day_are_tallied_per_bucket_of_their_end_without_older_running_or_backfill_runs(
-    conn: sqlite3.Connection, clock: FrozenClock
+    conn: MemoryConnection, clock: FrozenClock
 ) -> None:
     now = clock()
     seed_runs(conn, clock, now)

@@ -4,7 +4,6 @@ gate it puts on maintenance's prunes."""
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -15,15 +14,17 @@ from market_assets import archive
 from market_assets.archive import DayArchive
 from market_assets.memory import archive as stamps
 from market_assets.memory.candles import CandleRow
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import Dialect, dialect_of
 from market_assets.memory.hyperliquid import FundingRow
 from market_assets.memory.retention import database_path
 from market_assets.memory.rollups import HOUR_MS, MINUTE_MS
 
 
-def archive_finished_days(conn: sqlite3.Connection, now_ms: int, root: Path | None = None) -> list[DayArchive]:
+def archive_finished_days(conn: MemoryConnection, now_ms: int, root: Path | None = None) -> list[DayArchive]:
     """Archive every finished day of candles and funding the memory holds unstamped, as the
     archive sensor would request them, into ``root`` (default: where maintenance looks, ``archive.archive_root``)."""
-    root = root or archive.archive_root(Path(database_path(conn)))
+    root = root or archive.archive_root(conn.target if dialect_of(conn) is Dialect.POSTGRES else Path(database_path(conn)))
     return [
         archive.write_day(conn, root, dataset, day, now_ms)
         for dataset in stamps.DATASETS

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,13 +14,15 @@ from market_assets.maintenance import MaintenanceSettings, run_maintenance
 from market_assets.memory import archive as stamps
 from market_assets.memory import connect
 from market_assets.memory.candles import CandleRow
-from market_assets.memory.connection import close
+from market_assets.memory.connection import MemoryConnection, close
 from market_assets.memory.hyperliquid import upsert_funding
+from market_assets.memory.target import MemoryTarget
 from market_assets.read import MarketReader
 from market_assets.registry import CANDLES, FUNDING
 from tests.archive import archive_finished_days, funding_day, realistic_day
 from tests.conftest import FrozenClock
 from tests.market_data import DAY0_MS, DAY_MS, MINUTE_MS, store
+from tests.postgres.reuse import SQLITE_ONLY
 
 COINS = 3
 AFTER_CANDLE_RETENTION_MS = DAY0_MS + (CANDLES.retention.days + 3) * DAY_MS if CANDLES.retention else 0
@@ -46,20 +47,20 @@ def archived_values(table: object) -> list[tuple[object, ...]]:
     return [tuple(row.values()) for row in table.to_pylist()]  # type: ignore[attr-defined]
 
 
-def minutes_per_day(conn: sqlite3.Connection) -> dict[int, int]:
+def minutes_per_day(conn: MemoryConnection) -> dict[int, int]:
     rows = conn.execute(
         "SELECT (open_time_ms - ?) / ?, count(*) FROM candles WHERE interval = '1m' GROUP BY 1", (DAY0_MS, DAY_MS)
     ).fetchall()
     return dict(rows)
 
 
-def four_days(conn: sqlite3.Connection, clock: FrozenClock) -> list[CandleRow]:
+def four_days(conn: MemoryConnection, clock: FrozenClock) -> list[CandleRow]:
     rows = [row for day in range(4) for row in realistic_day(COINS, DAY0_MS + day * DAY_MS, seed=day)]
     store(conn, rows, clock())
     return sorted(rows, key=lambda r: (r.coin, r.open_time_ms))
 
 
-def test_a_day_archived_then_pruned_reads_back_identical(conn: sqlite3.Connection, clock: FrozenClock, root: Path, memory_path: Path) -> None:
+def test_a_day_archived_then_pruned_reads_back_identical(conn: MemoryConnection, clock: FrozenClock, root: Path, memory_target: MemoryTarget) -> None:
     source = four_days(conn, clock)
     clock.now_ms = AFTER_CANDLE_RETENTION_MS
     written = archive_finished_days(conn, clock(), root)
@@ -85,7 +86,7 @@ def test_a_day_archived_then_pruned_reads_back_identical(conn: sqlite3.Connectio
         [r for r in three_days if r.coin == "C002" and DAY0_MS + 30 * MINUTE_MS <= r.open_time_ms < DAY0_MS + 3 * DAY_MS - 30 * MINUTE_MS]
     )
 
-    with MarketReader(memory_path, archive=root, clock=clock) as reader:
+    with MarketReader(memory_target, archive=root, clock=clock) as reader:
         bars = reader.candles(None, "1m", DAY0_MS, DAY0_MS + 4 * DAY_MS, output="arrow")
     assert bars.num_rows == len(source)
     read_back = zip(
@@ -98,7 +99,7 @@ def test_a_day_archived_then_pruned_reads_back_identical(conn: sqlite3.Connectio
     assert open_ms == [r.open_time_ms for r in source]
 
 
-def test_rearchiving_a_pruned_day_keeps_its_partition_and_stamp(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
+def test_rearchiving_a_pruned_day_keeps_its_partition_and_stamp(conn: MemoryConnection, clock: FrozenClock, root: Path) -> None:
     four_days(conn, clock)
     clock.now_ms = AFTER_CANDLE_RETENTION_MS
     archive_finished_days(conn, clock(), root)
@@ -119,20 +120,20 @@ def test_rearchiving_a_pruned_day_keeps_its_partition_and_stamp(conn: sqlite3.Co
     assert archive.verify_day(conn, root, "candles", DAY0_MS) is None
 
 
-def test_a_day_with_no_rows_and_no_partition_writes_nothing(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
+def test_a_day_with_no_rows_and_no_partition_writes_nothing(conn: MemoryConnection, clock: FrozenClock, root: Path) -> None:
     nothing = archive.write_day(conn, root, "candles", DAY0_MS - DAY_MS, clock())
     assert nothing.outcome is Outcome.EMPTY and "nothing written" in nothing.message
     assert not root.exists() and stamps.stamp_of(conn, "candles", DAY0_MS - DAY_MS) is None
 
 
-def test_a_day_that_has_not_ended_is_refused(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
+def test_a_day_that_has_not_ended_is_refused(conn: MemoryConnection, clock: FrozenClock, root: Path) -> None:
     store(conn, realistic_day(1, DAY0_MS, minutes=10), clock())
     with pytest.raises(ArchiveError, match="candles of 2026-11-18: the day has not ended yet"):
         archive.write_day(conn, root, "candles", DAY0_MS, DAY0_MS + DAY_MS - 1)
     assert not root.exists() and stamps.stamp_of(conn, "candles", DAY0_MS) is None
 
 
-def test_a_forming_minute_is_left_out_and_its_close_archives_the_day_again(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
+def test_a_forming_minute_is_left_out_and_its_close_archives_the_day_again(conn: MemoryConnection, clock: FrozenClock, root: Path) -> None:
     rows = realistic_day(2, DAY0_MS, minutes=30)
     forming = rows[7]._replace(closed=False, confirmed=False)
     store(conn, [*rows[:7], forming, *rows[8:]], clock())
@@ -147,7 +148,7 @@ def test_a_forming_minute_is_left_out_and_its_close_archives_the_day_again(conn:
 
 
 def test_a_change_to_an_archived_day_removes_only_its_stamp_and_it_is_archived_again(
-    conn: sqlite3.Connection, clock: FrozenClock, root: Path
+    conn: MemoryConnection, clock: FrozenClock, root: Path
 ) -> None:
     source = four_days(conn, clock)
     clock.now_ms = DAY0_MS + 4 * DAY_MS
@@ -170,12 +171,13 @@ def test_a_change_to_an_archived_day_removes_only_its_stamp_and_it_is_archived_a
     assert archive.verify_day(conn, root, "candles", DAY0_MS) is None
 
 
+@SQLITE_ONLY
 def test_a_day_changed_while_it_is_written_is_never_stamped_stale(
-    conn: sqlite3.Connection, clock: FrozenClock, root: Path, memory_path: Path
+    conn: MemoryConnection, clock: FrozenClock, root: Path, memory_target: MemoryTarget
 ) -> None:
     rows = realistic_day(2, DAY0_MS, minutes=60)
     store(conn, rows, clock())
-    streamer = connect(memory_path, clock=clock)
+    streamer = connect(memory_target, clock=clock)
     revisions = iter([rows[3]._replace(close=rows[3].close * 1.02, high=rows[3].high * 1.02)])
 
     def revise_before_the_stamp(statement: str) -> None:
@@ -198,12 +200,13 @@ def test_a_day_changed_while_it_is_written_is_never_stamped_stale(
     assert stamps.stamp_of(conn, "candles", DAY0_MS) == stamps.Stamp(120, written.checksum or "", DAY0_MS + DAY_MS)
 
 
+@SQLITE_ONLY
 def test_a_day_that_keeps_changing_is_left_unstamped(
-    conn: sqlite3.Connection, clock: FrozenClock, root: Path, memory_path: Path
+    conn: MemoryConnection, clock: FrozenClock, root: Path, memory_target: MemoryTarget
 ) -> None:
     rows = realistic_day(1, DAY0_MS, minutes=10)
     store(conn, rows, clock())
-    streamer = connect(memory_path, clock=clock)
+    streamer = connect(memory_target, clock=clock)
     closes = iter(range(1, 100))
 
     def revise(statement: str) -> None:
@@ -221,7 +224,7 @@ def test_a_day_that_keeps_changing_is_left_unstamped(
     assert stamps.stamp_of(conn, "candles", DAY0_MS) is None
 
 
-def test_a_partly_pruned_day_archived_again_keeps_the_pruned_coins(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
+def test_a_partly_pruned_day_archived_again_keeps_the_pruned_coins(conn: MemoryConnection, clock: FrozenClock, root: Path) -> None:
     source = four_days(conn, clock)
     late = next(r for r in source if r.coin == "C002" and r.open_time_ms == DAY0_MS + 500 * MINUTE_MS)
     clock.now_ms = AFTER_CANDLE_RETENTION_MS
@@ -242,7 +245,7 @@ def test_a_partly_pruned_day_archived_again_keeps_the_pruned_coins(conn: sqlite3
     assert archive.verify_day(conn, root, "candles", DAY0_MS) is None
 
 
-def test_funding_hours_are_archived_and_pruned_only_once_archived(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
+def test_funding_hours_are_archived_and_pruned_only_once_archived(conn: MemoryConnection, clock: FrozenClock, root: Path) -> None:
     assert FUNDING.retention is not None
     hours = funding_day(["BTC", "ETH"], DAY0_MS) + funding_day(["BTC", "ETH"], DAY0_MS + DAY_MS, seed=1)
     upsert_funding(conn, hours, clock())
@@ -270,7 +273,7 @@ def test_funding_hours_are_archived_and_pruned_only_once_archived(conn: sqlite3.
     assert conn.execute("SELECT count(*), min(hour_ms) FROM funding").fetchone() == (48, DAY0_MS + DAY_MS)
 
 
-def test_a_revised_funding_hour_removes_its_days_stamp(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
+def test_a_revised_funding_hour_removes_its_days_stamp(conn: MemoryConnection, clock: FrozenClock, root: Path) -> None:
     hours = funding_day(["BTC"], DAY0_MS)
     estimate = hours[5]._replace(settled=False)
     upsert_funding(conn, [*hours[:5], estimate, *hours[6:]], clock())
@@ -289,7 +292,7 @@ def test_the_archive_folder_is_market_archive_or_beside_the_memory(tmp_path: Pat
     assert archive.partition_path(tmp_path, "funding", DAY0_MS) == tmp_path / "funding" / "day=2026-11-18" / "part-0.parquet"
 
 
-def test_a_partition_carries_its_row_count_and_checksum(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
+def test_a_partition_carries_its_row_count_and_checksum(conn: MemoryConnection, clock: FrozenClock, root: Path) -> None:
     rows = realistic_day(2, DAY0_MS, minutes=120)
     store(conn, rows, clock())
     written = archive.write_day(conn, root, "candles", DAY0_MS, DAY0_MS + DAY_MS)
@@ -309,7 +312,7 @@ def test_reading_a_missing_partition_names_it(root: Path) -> None:
         archive.read_candles(root, [DAY0_MS], None, DAY0_MS, DAY0_MS + DAY_MS)
 
 
-def test_the_row_count_and_checksum_tell_a_file_from_another(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> None:
+def test_the_row_count_and_checksum_tell_a_file_from_another(conn: MemoryConnection, clock: FrozenClock, root: Path) -> None:
     store(conn, realistic_day(1, DAY0_MS, minutes=30) + realistic_day(1, DAY0_MS + DAY_MS, minutes=30, seed=1), clock())
     for day in (DAY0_MS, DAY0_MS + DAY_MS):
         archive.write_day(conn, root, "candles", day, DAY0_MS + 2 * DAY_MS)

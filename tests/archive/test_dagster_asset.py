@@ -3,7 +3,6 @@ asks for the finished days that have rows and no stamp."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +25,9 @@ from market_assets.ledger import Ledger
 from market_assets.maintenance import run_maintenance
 from market_assets.memory import archive as stamps
 from market_assets.memory import connect
-from market_assets.memory.connection import close
+from market_assets.memory.connection import MemoryConnection, close
 from market_assets.memory.hyperliquid import upsert_funding
+from market_assets.memory.target import MemoryTarget
 from market_assets.registry import CANDLES
 from tests.archive import funding_day, realistic_day
 from tests.conftest import FrozenClock
@@ -44,7 +44,7 @@ def archive_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def memory(conn: sqlite3.Connection, memory_path: Path) -> MarketMemory:
+def memory(conn: MemoryConnection, memory_path: Path) -> MarketMemory:
     return MarketMemory(db_path=str(memory_path))
 
 
@@ -59,7 +59,7 @@ def materialize(memory: MarketMemory, day: str, instance: dg.DagsterInstance) ->
 
 
 def test_the_asset_writes_a_days_partitions_and_reports_them(
-    conn: sqlite3.Connection, clock: FrozenClock, memory: MarketMemory, archive_root: Path, instance: dg.DagsterInstance
+    conn: MemoryConnection, clock: FrozenClock, memory: MarketMemory, archive_root: Path, instance: dg.DagsterInstance
 ) -> None:
     rows = realistic_day(3, DAY0_MS, seed=2)
     store(conn, rows, clock())
@@ -87,7 +87,7 @@ def test_the_asset_writes_a_days_partitions_and_reports_them(
 
 
 def test_materializing_a_pruned_day_again_keeps_its_partition(
-    conn: sqlite3.Connection, clock: FrozenClock, memory: MarketMemory, archive_root: Path, instance: dg.DagsterInstance
+    conn: MemoryConnection, clock: FrozenClock, memory: MarketMemory, archive_root: Path, instance: dg.DagsterInstance
 ) -> None:
     assert CANDLES.retention is not None
     store(conn, realistic_day(2, DAY0_MS), clock())
@@ -118,7 +118,7 @@ def sensor_tick(memory: MarketMemory, instance: dg.DagsterInstance, now_ms: int)
 
 
 def test_the_sensor_asks_for_finished_unstamped_days_and_again_once_a_change_unstamps_one(
-    conn: sqlite3.Connection, clock: FrozenClock, memory: MarketMemory, archive_root: Path, instance: dg.DagsterInstance
+    conn: MemoryConnection, clock: FrozenClock, memory: MarketMemory, archive_root: Path, instance: dg.DagsterInstance
 ) -> None:
     rows = [row for day in range(3) for row in realistic_day(1, DAY0_MS + day * DAY_MS, seed=day)]
     store(conn, rows, clock())
@@ -139,7 +139,7 @@ def test_the_sensor_asks_for_finished_unstamped_days_and_again_once_a_change_uns
 
 
 def test_the_sensor_skips_days_in_flight_and_requests_a_few_per_tick(
-    conn: sqlite3.Connection, clock: FrozenClock, memory: MarketMemory, instance: dg.DagsterInstance
+    conn: MemoryConnection, clock: FrozenClock, memory: MarketMemory, instance: dg.DagsterInstance
 ) -> None:
     days = DAYS_PER_TICK + 2
     store(conn, [row for day in range(days) for row in realistic_day(1, DAY0_MS + day * DAY_MS, minutes=5)], clock())
@@ -185,3 +185,9 @@ def test_a_fresh_memory_file_is_stamped_by_the_asset(tmp_path: Path, archive_roo
         assert set(stamps.stamped_days(reader, "candles", DAY0_MS, DAY0_MS + DAY_MS)) == {DAY0_MS}
     finally:
         reader.close()
+
+
+@pytest.fixture
+def memory_target(memory_path: Path) -> MemoryTarget:
+    """SQLite only: a Dagster materialization costs seconds; the asset calls the archive's functions, tested on both engines in test_archive."""
+    return memory_path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,18 +15,20 @@ from market_assets.maintenance import MaintenanceSettings, run_maintenance
 from market_assets.memory import archive as stamps
 from market_assets.memory import connect
 from market_assets.memory.candles import CandleRow
-from market_assets.memory.connection import close
+from market_assets.memory.connection import MemoryConnection, close
 from market_assets.memory.runs import runs_of
+from market_assets.memory.target import MemoryTarget
 from market_assets.registry import CANDLES, MAINTENANCE
 from tests.archive import archive_finished_days, realistic_day
 from tests.conftest import FrozenClock
 from tests.market_data import DAY0_MS, DAY_MS, store
+from tests.postgres.reuse import SQLITE_ONLY
 
 AFTER_RETENTION_MS = DAY0_MS + (CANDLES.retention.days + 3) * DAY_MS if CANDLES.retention else 0
 """Days 0, 1 and 2 from DAY0 are past the 1-minute retention, day 3 not."""
 
 
-def three_archived_days(conn: sqlite3.Connection, clock: FrozenClock, root: Path) -> list[CandleRow]:
+def three_archived_days(conn: MemoryConnection, clock: FrozenClock, root: Path) -> list[CandleRow]:
     rows = [row for day in range(4) for row in realistic_day(2, DAY0_MS + day * DAY_MS, seed=day)]
     store(conn, rows, clock())
     clock.now_ms = AFTER_RETENTION_MS
@@ -35,7 +36,7 @@ def three_archived_days(conn: sqlite3.Connection, clock: FrozenClock, root: Path
     return rows
 
 
-def stored(conn: sqlite3.Connection, day: int) -> list[tuple[object, ...]]:
+def stored(conn: MemoryConnection, day: int) -> list[tuple[object, ...]]:
     return conn.execute(
         "SELECT coin, open_time_ms, open, high, low, close, volume, trades, confirmed FROM candles "
         "WHERE interval = '1m' AND open_time_ms >= ? AND open_time_ms < ? ORDER BY coin, open_time_ms",
@@ -60,7 +61,7 @@ def source_of(rows: list[CandleRow], day: int) -> list[tuple[object, ...]]:
     ],
 )
 def test_a_damaged_or_missing_partition_blocks_its_days_prune_and_says_so(
-    conn: sqlite3.Connection, clock: FrozenClock, tmp_path: Path, damage: str, reason: str, caplog: pytest.LogCaptureFixture
+    conn: MemoryConnection, clock: FrozenClock, tmp_path: Path, damage: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = tmp_path / "archive"
     rows = three_archived_days(conn, clock, root)
@@ -88,7 +89,7 @@ def test_a_damaged_or_missing_partition_blocks_its_days_prune_and_says_so(
     assert f"candles of 2026-11-19 kept past retention: {blocked['2026-11-19']}" in caplog.text
 
 
-def test_a_partition_repaired_by_archiving_the_day_again_unblocks_it(conn: sqlite3.Connection, clock: FrozenClock, tmp_path: Path) -> None:
+def test_a_partition_repaired_by_archiving_the_day_again_unblocks_it(conn: MemoryConnection, clock: FrozenClock, tmp_path: Path) -> None:
     root = tmp_path / "archive"
     rows = three_archived_days(conn, clock, root)
     path = archive.partition_path(root, "candles", DAY0_MS)
@@ -107,15 +108,16 @@ def test_a_partition_repaired_by_archiving_the_day_again_unblocks_it(conn: sqlit
     ]
 
 
+@SQLITE_ONLY
 def test_a_change_between_the_verification_and_the_prune_keeps_the_day(
-    conn: sqlite3.Connection, clock: FrozenClock, tmp_path: Path, memory_path: Path
+    conn: MemoryConnection, clock: FrozenClock, tmp_path: Path, memory_target: MemoryTarget
 ) -> None:
     """The stamp verified is re-checked inside the prune's own transaction: a minute confirmed in
     between deletes it (trigger), and the day stays whole rather than losing the confirmation."""
     root = tmp_path / "archive"
     rows = three_archived_days(conn, clock, root)
     unverified = next(r for r in rows if r.open_time_ms < DAY0_MS + DAY_MS and not r.confirmed)
-    streamer = connect(memory_path, clock=clock)
+    streamer = connect(memory_target, clock=clock)
     verified_day0 = False
 
     def confirm_after_verifying(statement: str) -> None:
@@ -139,7 +141,7 @@ def test_a_change_between_the_verification_and_the_prune_keeps_the_day(
     assert stamps.stamp_of(conn, "candles", DAY0_MS) is None
 
 
-def test_without_any_archive_nothing_is_pruned(conn: sqlite3.Connection, clock: FrozenClock, tmp_path: Path) -> None:
+def test_without_any_archive_nothing_is_pruned(conn: MemoryConnection, clock: FrozenClock, tmp_path: Path) -> None:
     rows = [row for day in range(4) for row in realistic_day(1, DAY0_MS + day * DAY_MS, seed=day)]
     store(conn, rows, clock())
     clock.now_ms = AFTER_RETENTION_MS

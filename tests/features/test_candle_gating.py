@@ -3,12 +3,10 @@ failing coin is named, the others proceed, and it is computed once its candle is
 
 from __future__ import annotations
 
-import sqlite3
-
 from market_assets.dashboard import partial_run_warning
 from market_assets.indicators import run_features
 from market_assets.ledger import Ledger
-from market_assets.memory.connection import write_transaction
+from market_assets.memory.connection import MemoryConnection, write_transaction
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.registry import FEATURES
 from tests.conftest import FrozenClock
@@ -18,19 +16,19 @@ COINS = {"BTC": 95_000.0, "ETH": 3_000.0, "SOL": 150.0}
 BARS = 400
 
 
-def seed(conn: sqlite3.Connection, clock: FrozenClock, start_ms: int, bars: int) -> None:
+def seed(conn: MemoryConnection, clock: FrozenClock, start_ms: int, bars: int) -> None:
     for i, (coin, price) in enumerate(COINS.items()):
         closes = random_walk(i + 1, (start_ms - DAY0_MS) // MINUTE_MS + bars, price)[-bars:]
         store(conn, series(coin, start_ms, closes, seed=i), clock())
 
 
-def feature_rows(conn: sqlite3.Connection) -> dict[str, int]:
+def feature_rows(conn: MemoryConnection) -> dict[str, int]:
     counted = dict(conn.execute("SELECT coin, count(*) FROM features GROUP BY coin").fetchall())
     return {coin: counted.get(coin, 0) for coin in COINS}
 
 
 def test_a_coin_with_low_above_high_is_held_back_and_named_while_the_others_proceed(
-    conn: sqlite3.Connection, clock: FrozenClock
+    conn: MemoryConnection, clock: FrozenClock
 ) -> None:
     seed(conn, clock, DAY0_MS, BARS)
     bad_minute = DAY0_MS + 123 * MINUTE_MS

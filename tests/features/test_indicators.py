@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 import pytest
 import talib
@@ -17,6 +15,7 @@ from market_assets.indicators import (
 )
 from market_assets.ledger import Ledger
 from market_assets.memory import features as features_sql
+from market_assets.memory.connection import MemoryConnection
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.registry import FEATURES
 from tests.conftest import FrozenClock
@@ -32,7 +31,7 @@ COLUMNS = INDICATORS.columns
 RUNNING_SUMS = {c for c in COLUMNS if c.startswith(("sma_", "bb_"))}
 
 
-def stored_features(conn: sqlite3.Connection, coin: str) -> tuple[list[int], np.ndarray]:
+def stored_features(conn: MemoryConnection, coin: str) -> tuple[list[int], np.ndarray]:
     rows = features_sql.features_of(conn, coin, "1m", COLUMNS)
     values = np.array([[np.nan if v is None else v for v in row[1:]] for row in rows], dtype=np.float64)
     return [int(row[0]) for row in rows], values
@@ -62,7 +61,7 @@ def assert_matches_batch(stored: np.ndarray, batch: np.ndarray, closes: list[flo
 
 
 def test_each_indicator_matches_talib_batch_after_incremental_runs_of_random_sizes(
-    conn: sqlite3.Connection, clock: FrozenClock
+    conn: MemoryConnection, clock: FrozenClock
 ) -> None:
     rng = np.random.default_rng(2026)
     coins = {"BTC": random_walk(1, 9_000, 95_000.0), "ETH": random_walk(2, 9_000, 3_000.0), "kPEPE": random_walk(3, 9_000, 0.012)}
@@ -100,7 +99,7 @@ def test_the_tail_is_long_enough_for_bit_identical_values_at_any_price_level() -
 
 
 def test_a_new_minute_reads_only_itself_whatever_the_history_the_tail_is_kept(
-    conn: sqlite3.Connection, clock: FrozenClock
+    conn: MemoryConnection, clock: FrozenClock
 ) -> None:
     closes = random_walk(4, 12_000)
     store(conn, series("SOL", DAY0_MS, closes[:11_999]), clock())
@@ -114,7 +113,7 @@ def test_a_new_minute_reads_only_itself_whatever_the_history_the_tail_is_kept(
 
 
 def test_a_closed_minute_revised_inside_the_kept_tail_recomputes_from_the_candles(
-    conn: sqlite3.Connection, clock: FrozenClock
+    conn: MemoryConnection, clock: FrozenClock
 ) -> None:
     closes = random_walk(11, 6_000)
     rows = series("SOL", DAY0_MS, closes)
@@ -132,7 +131,7 @@ def test_a_closed_minute_revised_inside_the_kept_tail_recomputes_from_the_candle
     assert_matches_batch(stored_features(conn, "SOL")[1], talib_batch(closes), closes)
 
 
-def test_forming_bucket_is_ignored_until_closed(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_forming_bucket_is_ignored_until_closed(conn: MemoryConnection, clock: FrozenClock) -> None:
     closes = random_walk(5, 300)
     store(conn, series("BTC", DAY0_MS, closes[:299]), clock())
     forming_at = DAY0_MS + 299 * MINUTE_MS
@@ -153,7 +152,7 @@ def test_forming_bucket_is_ignored_until_closed(conn: sqlite3.Connection, clock:
     assert_matches_batch(stored, talib_batch(closes), closes)
 
 
-def test_a_gap_joins_the_bars_on_both_sides_until_a_backfill_fills_it(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_a_gap_joins_the_bars_on_both_sides_until_a_backfill_fills_it(conn: MemoryConnection, clock: FrozenClock) -> None:
     closes = random_walk(6, 400)
     missing = range(150, 160)
     rows = series("ETH", DAY0_MS, closes)
@@ -176,7 +175,7 @@ def test_a_gap_joins_the_bars_on_both_sides_until_a_backfill_fills_it(conn: sqli
     assert_matches_batch(stored, talib_batch(closes), closes)
 
 
-def test_a_run_with_nothing_new_writes_nothing_and_says_so_in_the_ledger(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_a_run_with_nothing_new_writes_nothing_and_says_so_in_the_ledger(conn: MemoryConnection, clock: FrozenClock) -> None:
     store(conn, series("BTC", DAY0_MS, random_walk(8, 50)), clock())
     ledger = Ledger(conn, clock)
     run_features(conn, ledger)
@@ -190,7 +189,7 @@ def test_a_run_with_nothing_new_writes_nothing_and_says_so_in_the_ledger(conn: s
     assert runs[0].metadata == {"coins": 1, "rows_written": 50, "candles_read": 50, "tail_bars": INDICATORS.tail_bars}
 
 
-def test_warm_up_bars_are_stored_as_null_not_as_numbers(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_warm_up_bars_are_stored_as_null_not_as_numbers(conn: MemoryConnection, clock: FrozenClock) -> None:
     store(conn, series("BTC", DAY0_MS, random_walk(9, 30)), clock())
     run_features(conn, Ledger(conn, clock))
     rows = features_sql.features_of(conn, "BTC", "1m", ("rsi_14", "sma_20", "ema_200", "macd"))
@@ -199,7 +198,7 @@ def test_warm_up_bars_are_stored_as_null_not_as_numbers(conn: sqlite3.Connection
     assert all(row[3] is None and row[4] is None for row in rows)  # 30 bars: no EMA200, no MACD yet
 
 
-def test_a_period_without_a_column_is_refused_before_anything_is_written(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_a_period_without_a_column_is_refused_before_anything_is_written(conn: MemoryConnection, clock: FrozenClock) -> None:
     store(conn, series("BTC", DAY0_MS, random_walk(10, 40)), clock())
     with pytest.raises(FeatureSchemaError, match="no column sma_100; a new period needs a migration"):
         run_features(conn, Ledger(conn, clock), config=IndicatorConfig(sma_periods=(20, 100)))

@@ -4,7 +4,6 @@ with their minutes, Polymarket markets untracked once closed or not found, then 
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -12,6 +11,8 @@ import pytest
 from market_assets.ledger import Ledger
 from market_assets.maintenance import run_maintenance
 from market_assets.memory import polymarket
+from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.dialect import pick
 from market_assets.memory.polymarket import MarketSummary, TrackedMarket, Untracked
 from market_assets.memory.rollups import LEVELS, rollups_of
 from market_assets.registry import (
@@ -26,13 +27,22 @@ from market_assets.registry import (
 from tests.archive import archive_finished_days
 from tests.conftest import FrozenClock
 from tests.market_data import DAY0_MS, DAY_MS, MINUTE_MS, random_walk, series, store
+from tests.postgres.reuse import memory_target, reused_postgres
+
+__all__ = ["memory_target", "reused_postgres"]  # the PostgreSQL memory reused, emptied per test
+
+
+@pytest.fixture
+def conn(memory_conn: MemoryConnection) -> MemoryConnection:
+    """The root conftest's ``memory_conn``: each test once per engine."""
+    return memory_conn
 
 FIVE_DAYS = ROLLUP_RETENTION["5m"].days if ROLLUP_RETENTION["5m"] else 0
 AFTER_5M_RETENTION_MS = DAY0_MS + (FIVE_DAYS + 3) * DAY_MS
 """A clock at which days 0, 1 and 2 from DAY0 are past the 5m rollups' retention, day 3 not."""
 
 
-def rows_per_coin_day(conn: sqlite3.Connection, interval: str) -> dict[tuple[str, int], int]:
+def rows_per_coin_day(conn: MemoryConnection, interval: str) -> dict[tuple[str, int], int]:
     rows = conn.execute(
         "SELECT coin, (open_time_ms - ?) / ?, count(*) FROM candle_rollups WHERE interval = ? GROUP BY 1, 2",
         (DAY0_MS, DAY_MS, interval),
@@ -40,7 +50,7 @@ def rows_per_coin_day(conn: sqlite3.Connection, interval: str) -> dict[tuple[str
     return {(coin, day): count for coin, day, count in rows}
 
 
-def four_rolled_days(conn: sqlite3.Connection, clock: FrozenClock, coins: tuple[str, ...]) -> Ledger:
+def four_rolled_days(conn: MemoryConnection, clock: FrozenClock, coins: tuple[str, ...]) -> Ledger:
     for i, coin in enumerate(coins):
         store(conn, series(coin, DAY0_MS, random_walk(i, 4 * 1440), seed=i), clock())
     clock.now_ms = DAY0_MS + 4 * DAY_MS
@@ -50,10 +60,10 @@ def four_rolled_days(conn: sqlite3.Connection, clock: FrozenClock, coins: tuple[
     return ledger
 
 
-def test_every_table_of_the_schema_declares_how_it_is_bounded(conn: sqlite3.Connection) -> None:
-    tables = {
-        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-    }
+def test_every_table_of_the_schema_declares_how_it_is_bounded(conn: MemoryConnection) -> None:
+    listed = pick(conn, sqlite="SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                  postgres="SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    tables = {name for (name,) in conn.execute(listed)}
     assert tables == set(BOUNDED_TABLES)
 
 
@@ -73,7 +83,7 @@ def test_rollups_are_never_kept_shorter_than_what_they_are_rolled_from() -> None
 
 
 def test_5m_rollups_past_their_retention_are_pruned_whole_days_and_1h_1d_kept(
-    conn: sqlite3.Connection, clock: FrozenClock
+    conn: MemoryConnection, clock: FrozenClock
 ) -> None:
     ledger = four_rolled_days(conn, clock, ("BTC", "ETH"))
     hours = {coin: rollups_of(conn, coin, "1h") for coin in ("BTC", "ETH")}
@@ -95,7 +105,7 @@ def test_5m_rollups_past_their_retention_are_pruned_whole_days_and_1h_1d_kept(
 
 
 def test_5m_rollups_the_hours_do_not_hold_or_whose_minutes_remain_are_kept(
-    conn: sqlite3.Connection, clock: FrozenClock
+    conn: MemoryConnection, clock: FrozenClock
 ) -> None:
     four_days = 4 * 1440
     for i, coin in enumerate(("BTC", "ETH")):
@@ -122,7 +132,7 @@ def test_5m_rollups_the_hours_do_not_hold_or_whose_minutes_remain_are_kept(
     assert result.rows_pruned["candle_rollups/5m"] == sum(before.values()) - sum(kept.values())
 
 
-def test_gap_and_repair_rows_go_with_their_minutes(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_gap_and_repair_rows_go_with_their_minutes(conn: MemoryConnection, clock: FrozenClock) -> None:
     assert GAP_RETENTION == CANDLES.retention and GAP_RETENTION is not None
     btc = series("BTC", DAY0_MS, random_walk(1, 1440))
     btc[100] = btc[100]._replace(closed=False)  # never closed: the day never rolls up, its minutes stay
@@ -162,7 +172,7 @@ def summary(market_id: str, *, closed: bool) -> MarketSummary:
                          None, None, None, not closed, closed)
 
 
-def test_markets_closed_or_not_found_are_untracked_and_keep_their_history(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_markets_closed_or_not_found_are_untracked_and_keep_their_history(conn: MemoryConnection, clock: FrozenClock) -> None:
     polymarket.track_markets(conn, [TrackedMarket("closed", "fed"), TrackedMarket("gone", "fed"), TrackedMarket("quiet", "etf")], T0)
     polymarket.upsert_market_summaries(conn, [summary("closed", closed=True), summary("gone", closed=False)], T0)
     later = T0 + UNSEEN_MS - DAY_MS
@@ -191,14 +201,14 @@ def test_markets_closed_or_not_found_are_untracked_and_keep_their_history(conn: 
     assert conn.execute("SELECT first_seen_at_ms FROM polymarket_tracked_markets WHERE market_id = 'gone'").fetchone() == (T0,)
 
 
-def test_a_discovery_outage_untracks_nothing(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_a_discovery_outage_untracks_nothing(conn: MemoryConnection, clock: FrozenClock) -> None:
     polymarket.track_markets(conn, [TrackedMarket("a", "fed"), TrackedMarket("b", "etf")], T0)
     clock.now_ms = T0 + 10 * UNSEEN_MS  # discovery found nothing since: the source is down, not the markets
     assert run_maintenance(conn, Ledger(conn, clock)).markets_untracked == Untracked(0, 0)
     assert polymarket.tracked_market_ids(conn) == ["a", "b"]
 
 
-def test_untracked_markets_are_pruned_after_their_retention(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_untracked_markets_are_pruned_after_their_retention(conn: MemoryConnection, clock: FrozenClock) -> None:
     polymarket.track_markets(conn, [TrackedMarket("old", "fed"), TrackedMarket("new", "fed"), TrackedMarket("live", "etf")], T0)
     polymarket.upsert_market_summaries(
         conn, [summary("old", closed=True), summary("new", closed=False), summary("live", closed=False)], T0

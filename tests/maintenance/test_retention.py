@@ -14,7 +14,7 @@ from market_assets.indicators import run_features
 from market_assets.ledger import Ledger
 from market_assets.maintenance import run_maintenance
 from market_assets.memory import connect, retention
-from market_assets.memory.connection import close
+from market_assets.memory.connection import MemoryConnection, close
 from market_assets.memory.rollups import rollups_of
 from market_assets.memory.runs import RunStatus, runs_of
 from market_assets.registry import (
@@ -34,25 +34,34 @@ from tests.market_data import (
     series,
     store,
 )
+from tests.postgres.reuse import SQLITE_ONLY, memory_target, reused_postgres
+
+__all__ = ["memory_target", "reused_postgres"]  # the PostgreSQL memory reused, emptied per test
+
+
+@pytest.fixture
+def conn(memory_conn: MemoryConnection) -> MemoryConnection:
+    """The root conftest's ``memory_conn``: each test once per engine."""
+    return memory_conn
 
 RETENTION_DAYS = CANDLES.retention.days if CANDLES.retention else 0
 AFTER_RETENTION_MS = DAY0_MS + (RETENTION_DAYS + 3) * DAY_MS
 """A clock at which days 0, 1 and 2 from DAY0 have passed the candles' retention, day 3 not."""
 
 
-def minutes_per_coin_day(conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
+def minutes_per_coin_day(conn: MemoryConnection) -> dict[tuple[str, int], int]:
     rows = conn.execute(
         "SELECT coin, (open_time_ms - ?) / ?, count(*) FROM candles WHERE interval = '1m' GROUP BY 1, 2", (DAY0_MS, DAY_MS)
     ).fetchall()
     return {(coin, day): count for coin, day, count in rows}
 
 
-def four_days(conn: sqlite3.Connection, clock: FrozenClock, coins: tuple[str, ...] = ("BTC", "ETH")) -> None:
+def four_days(conn: MemoryConnection, clock: FrozenClock, coins: tuple[str, ...] = ("BTC", "ETH")) -> None:
     for i, coin in enumerate(coins):
         store(conn, series(coin, DAY0_MS, random_walk(i, 4 * 1440), seed=i), clock())
 
 
-def test_minutes_past_retention_are_pruned_whole_days_after_their_rollups(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_minutes_past_retention_are_pruned_whole_days_after_their_rollups(conn: MemoryConnection, clock: FrozenClock) -> None:
     four_days(conn, clock)
     clock.now_ms = AFTER_RETENTION_MS
     archive_finished_days(conn, clock())  # the gate: only archived days are pruned
@@ -64,7 +73,7 @@ def test_minutes_past_retention_are_pruned_whole_days_after_their_rollups(conn: 
         assert len(rollups_of(conn, coin, "5m")) == 4 * 288
 
 
-def test_a_prune_never_removes_a_minute_whose_rollups_are_missing(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_a_prune_never_removes_a_minute_whose_rollups_are_missing(conn: MemoryConnection, clock: FrozenClock) -> None:
     four_days(conn, clock, ("BTC", "ETH"))
     sol = series("SOL", DAY0_MS, random_walk(3, 4 * 1440))
     sol[1440 + 7] = sol[1440 + 7]._replace(closed=False)  # day 1: a minute the streamer never closed
@@ -84,7 +93,7 @@ def test_a_prune_never_removes_a_minute_whose_rollups_are_missing(conn: sqlite3.
     assert result.candle_rows_pruned == 9 * 1440 - 2 * 1440
 
 
-def test_features_funding_and_old_ledger_runs_are_pruned_on_their_own_policies(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+def test_features_funding_and_old_ledger_runs_are_pruned_on_their_own_policies(conn: MemoryConnection, clock: FrozenClock) -> None:
     four_days(conn, clock, ("BTC",))
     ledger = Ledger(conn, clock)
     run_features(conn, ledger)  # one run, started at DAY0 + 0.46 d (the conftest clock)
@@ -112,7 +121,8 @@ def test_features_funding_and_old_ledger_runs_are_pruned_on_their_own_policies(c
     assert result.ledger_runs_pruned == 1
 
 
-def test_a_fault_inside_a_day_prune_keeps_that_day_whole_and_fails_the_run(conn: sqlite3.Connection, clock: FrozenClock) -> None:
+@SQLITE_ONLY
+def test_a_fault_inside_a_day_prune_keeps_that_day_whole_and_fails_the_run(conn: MemoryConnection, clock: FrozenClock) -> None:
     four_days(conn, clock)
     conn.execute(  # the disk "fails" on the first deletion of day 1
         f"""CREATE TRIGGER fail_day_1 BEFORE DELETE ON candles WHEN OLD.open_time_ms >= {DAY0_MS + DAY_MS}
@@ -133,8 +143,9 @@ def test_a_fault_inside_a_day_prune_keeps_that_day_whole_and_fails_the_run(conn:
     assert minutes_per_coin_day(conn) == {("BTC", 3): 1440, ("ETH", 3): 1440}
 
 
+@SQLITE_ONLY
 def test_a_run_killed_mid_prune_leaves_no_half_pruned_day_and_the_ledger_shows_it_running(
-    conn: sqlite3.Connection, clock: FrozenClock, memory_path: Path
+    conn: MemoryConnection, clock: FrozenClock, memory_path: Path
 ) -> None:
     four_days(conn, clock)
     archive_finished_days(conn, AFTER_RETENTION_MS)
@@ -153,8 +164,9 @@ def test_a_run_killed_mid_prune_leaves_no_half_pruned_day_and_the_ledger_shows_i
     assert minutes_per_coin_day(conn) == {("BTC", 3): 1440, ("ETH", 3): 1440}
 
 
+@SQLITE_ONLY
 def test_planner_statistics_are_refreshed_though_the_streamer_commits_while_they_are(
-    conn: sqlite3.Connection, clock: FrozenClock, memory_path: Path
+    conn: MemoryConnection, clock: FrozenClock, memory_path: Path
 ) -> None:
     """``PRAGMA optimize`` reads before its ANALYZE writes; a commit in between used to fail the
     maintenance run with ``database is locked`` at once (bench/wal.py)."""

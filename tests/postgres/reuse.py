@@ -31,13 +31,20 @@ def reused_postgres(postgres_server: PostgresServer) -> Iterator[PostgresUrl]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def memory_target(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryTarget:
-    """The root conftest's ``memory_target``, its PostgreSQL memory the reused one, emptied."""
+def memory_target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MemoryTarget:
+    """The root conftest's ``memory_target``, its PostgreSQL memory the reused one, emptied. This
+    host's folder (``MARKET_HOME``: the archive by default, beside a PostgreSQL memory) is the test's."""
     if request.param == "sqlite":
         return tmp_path / "memory" / "market.db"
+    monkeypatch.setenv("MARKET_HOME", str(tmp_path / "home"))
     url: PostgresUrl = request.getfixturevalue("reused_postgres")
     empty(url)
     return url
+
+
+SQLITE_ONLY = pytest.mark.parametrize("memory_target", ["sqlite"], indirect=True)
+"""For a test whose fault is injected through a hook only sqlite3 has (``set_trace_callback``:
+a statement seen, another connection writes before the next one)."""
 
 
 def empty(url: PostgresUrl) -> None:
