@@ -19,6 +19,7 @@ One run, in this order (SPEC §10: roll up before pruning):
    each channel's latest.
 3. **Hygiene**: ``PRAGMA optimize`` after the bulk changes, then a checkpoint that truncates the
    WAL but waits for readers at most ``checkpoint_wait_ms`` (``memory.retention.checkpoint``).
+   On PostgreSQL: ``ANALYZE``, and no checkpoint (the server manages its WAL).
 
 Every step is idempotent: a second run with nothing new queued writes and deletes nothing.
 """
