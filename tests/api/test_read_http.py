@@ -18,6 +18,8 @@ from litestar.testing import TestClient
 from api import create_app
 from market_assets.read import CANDLE_SCHEMA, INTERVALS, MarketReader
 from market_assets.settings import Settings
+from tests.postgres.memory_copy import on_postgres
+from tests.postgres_server import PostgresServer
 
 from .read_rows import csv_rows, json_rows, python_rows
 from .read_seeding import COINS, Seeded, seed_read_memory
@@ -131,8 +133,43 @@ def arrow_table(response: httpx.Response) -> pa.Table:
 # ---- the same rows as the Python API ----
 
 
+@pytest.fixture(scope="module")
+def on_postgresql(seeded: Seeded, postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory,
+                  ) -> Iterator[tuple[str, MarketReader]]:
+    """The seeded memory's rows in PostgreSQL: ``market --db postgresql://… api`` and a reader of it."""
+    home = tmp_path_factory.mktemp("read-http-home")
+    with on_postgres(seeded.path, postgres_server) as url, \
+            served_api(url, {"MARKET_HOME": str(home), "MARKET_ARCHIVE": str(seeded.path.parent / "archive")}) as served, \
+            MarketReader(url, archive=seeded.path.parent / "archive") as opened:
+        yield served, opened
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_json_arrow_and_csv_hold_the_python_readers_rows_value_by_value(base: str, reader: MarketReader, case: str) -> None:
+    assert_every_format_holds_the_readers_rows(base, reader, case)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_on_postgresql_json_arrow_and_csv_hold_the_python_readers_rows_value_by_value(
+    on_postgresql: tuple[str, MarketReader], reader: MarketReader, case: str
+) -> None:
+    """The API over a PostgreSQL memory: the same rows as its Python reader, which reads what SQLite's does."""
+    served, postgres_reader = on_postgresql
+    read = CASES[case][2]
+    assert python_rows(read(postgres_reader)) == python_rows(read(reader))
+    assert_every_format_holds_the_readers_rows(served, postgres_reader, case)
+
+
+@pytest.mark.parametrize("case", ["candles_15m_across_the_gap", "features"])
+def test_on_postgresql_pages_add_up_to_the_whole_read(on_postgresql: tuple[str, MarketReader], case: str) -> None:
+    served, postgres_reader = on_postgresql
+    route, query, limit, read = PAGED[case]
+    want = python_rows(read(postgres_reader))
+    pages = _pages(served, route, query, limit, arrow=True)
+    assert len(pages) > 1 and python_rows(pa.concat_tables(pages)) == want  # type: ignore[arg-type]
+
+
+def assert_every_format_holds_the_readers_rows(base: str, reader: MarketReader, case: str) -> None:
     route, query, read = CASES[case]
     want = read(reader)
     assert want.num_rows > 0, "a case that reads nothing proves nothing"

@@ -9,12 +9,15 @@ engines are read over exactly the same rows and every read must return exactly t
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
 from market_assets.memory import connect
 from market_assets.memory.target import PostgresUrl
+from tests.postgres_server import PostgresServer
 
 _IDENTITY = {"ingestion_runs": "run_id", "pending_features": "change_id"}
 """The rowid aliases, identity columns on PostgreSQL: their sequences resume after the copied ids."""
@@ -44,3 +47,14 @@ def copy_memory(source: Path, target: PostgresUrl) -> None:
     finally:
         sqlite.close()
         raw.close()
+
+
+@contextmanager
+def on_postgres(path: Path, server: PostgresServer) -> Iterator[PostgresUrl]:
+    """The SQLite memory at ``path`` copied into a fresh PostgreSQL database, dropped after."""
+    url = server.create_database()
+    try:
+        copy_memory(path, url)
+        yield url
+    finally:
+        server.drop_database(url)

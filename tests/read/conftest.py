@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,7 +8,7 @@ import pytest
 from market_assets.memory.target import MemoryTarget, PostgresUrl
 from market_assets.read import MarketReader
 from tests.conftest import FrozenClock
-from tests.postgres.memory_copy import copy_memory
+from tests.postgres.memory_copy import on_postgres
 from tests.postgres_server import PostgresServer
 from tests.read.seeding import Market, seed_market
 from tests.read.truth import minutes_frame
@@ -48,14 +46,3 @@ def reader(request: pytest.FixtureRequest, market: Market) -> Iterator[MarketRea
         target = request.getfixturevalue("market_on_postgres")
     with MarketReader(target, archive=market.path.parent / "archive", clock=FrozenClock(market.now_ms)) as opened:
         yield opened
-
-
-@contextmanager
-def on_postgres(path: Path, server: PostgresServer) -> Iterator[PostgresUrl]:
-    """The SQLite memory at ``path`` copied into a fresh PostgreSQL database, dropped after."""
-    url = server.create_database()
-    try:
-        copy_memory(path, url)
-        yield url
-    finally:
-        server.drop_database(url)

@@ -22,8 +22,8 @@ from market_assets.memory.target import PostgresUrl
 from market_assets.read import INTERVALS, MarketReader
 from tests.conftest import FrozenClock
 from tests.market_data import store
+from tests.postgres.memory_copy import on_postgres
 from tests.postgres_server import PostgresServer
-from tests.read.conftest import on_postgres
 from tests.read.seeding import (
     DAY_MS,
     HOUR_MS,
