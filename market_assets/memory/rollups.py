@@ -76,11 +76,9 @@ _FILL_STEPS = ("INSERT INTO rollup_steps (step) VALUES " + ", ".join(f"({i})" fo
 """The twelve 5-minute buckets of an hour, as a table: walked by rowid, they keep the rows of
 (coin, hour, step) in key order, so the 5m GROUP BY streams instead of sorting the minutes."""
 
-_ROWS = {
-    Dialect.SQLITE: """CREATE TEMP TABLE IF NOT EXISTS rollup_rows (coin TEXT NOT NULL, interval TEXT NOT NULL,
-        open_time_ms INTEGER NOT NULL, open REAL, high REAL, low REAL, close REAL, volume REAL, trades INTEGER,
-        minutes INTEGER, complete INTEGER, confirmed_minutes INTEGER)""",
-}
+_ROWS = """CREATE TEMP TABLE IF NOT EXISTS rollup_rows (coin TEXT NOT NULL, interval TEXT NOT NULL,
+    open_time_ms INTEGER NOT NULL, open REAL, high REAL, low REAL, close REAL, volume REAL, trades INTEGER,
+    minutes INTEGER, complete INTEGER, confirmed_minutes INTEGER)"""
 """SQLite: one level's buckets as computed, in key order (the rowid), before they are written."""
 
 SUBJECTS_OF = """WITH RECURSIVE subjects (subject) AS (
@@ -308,7 +306,7 @@ def _prepare(conn: MemoryConnection) -> None:
     conn.execute(_STEPS)
     conn.execute(_FILL_STEPS)
     if dialect_of(conn) is Dialect.SQLITE:
-        conn.execute(_ROWS[Dialect.SQLITE])
+        conn.execute(_ROWS)
 
 
 @contextmanager
