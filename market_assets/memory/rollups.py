@@ -141,6 +141,25 @@ _READY = {
 it has ended and none of its hours is still queued."""
 
 
+# PostgreSQL has no loop order to force: without planner statistics (a fresh memory) it joined
+# each queued hour to all of its coin's minutes and filtered them per step (11,520 minutes: 6 s).
+# So its 5m buckets come from one index range per queued hour, [from_ms, stop) in whole buckets as
+# SQLite's steps take them, grouped by bucket, the first open and last close by ordered array_agg.
+_FIVE_POSTGRES = f"""WITH {_FORMING[Dialect.POSTGRES]}
+    SELECT g.coin, '5m', g.bucket_ms, g.open, g.high, g.low, g.close, g.volume, g.trades, g.minutes,
+        CASE WHEN g.minutes = {FIVE_MS // MINUTE_MS} THEN 1 ELSE 0 END, g.confirmed_minutes
+    FROM (SELECT p.coin, s.open_time_ms - s.open_time_ms % {FIVE_MS} AS bucket_ms,
+            (array_agg(s.open ORDER BY s.open_time_ms))[1] AS open, max(s.high) AS high, min(s.low) AS low,
+            (array_agg(s.close ORDER BY s.open_time_ms DESC))[1] AS close, {_VOLUME[Dialect.POSTGRES]} AS volume,
+            sum(s.trades) AS trades, count(*) AS minutes, sum(s.confirmed) AS confirmed_minutes
+        FROM pending_rollups AS p
+        CROSS JOIN LATERAL (SELECT {_stop(Dialect.POSTGRES)} AS stop_ms) AS t
+        JOIN candles AS s ON s.coin = p.coin AND s.interval = '1m'
+            AND s.open_time_ms >= p.from_ms - p.from_ms % {FIVE_MS} AND s.open_time_ms < t.stop_ms - t.stop_ms % {FIVE_MS}
+            AND s.open_time_ms >= p.bucket_ms AND s.open_time_ms < p.bucket_ms + {HOUR_MS}
+        WHERE p.interval = '1h' AND s.closed = 1
+        GROUP BY p.coin, s.open_time_ms - s.open_time_ms % {FIVE_MS}) AS g"""
+
 def _ready(level: RollupLevel) -> str:
     return _READY[level.interval].format(width=level.width_ms, source=level.source_interval)
 
@@ -149,6 +168,8 @@ def _buckets(level: RollupLevel, dialect: Dialect) -> str:
     """The ready buckets of ``level``: 5m from the minutes of each queued hour's ready steps, the
     levels above from the sub-bucket rows of each ready queued bucket."""
     join = ORDERED_JOIN[dialect]
+    if level.interval == "5m" and dialect is Dialect.POSTGRES:
+        return _FIVE_POSTGRES
     if level.interval == "5m":
         # Every queued hour (walked in key order), each of its ready steps (a rowid range), each
         # step's minutes (a primary-key range). All three loops are in key order, so the GROUP BY
