@@ -15,9 +15,10 @@ it through the same statements, so the two cannot disagree. Per level, one state
 the ready buckets and one writes them (SQLite: into a temporary table, then into the rollups), then
 the queue moves on.
 
-Both engines run the same aggregation text; where they differ (``min(a, b)`` vs ``LEAST``, a
-forced join order, how a write keeps the bucket that holds more minutes) the two texts are built
-side by side from it.
+The 1h and 1d buckets are one aggregation text on both engines (``min(a, b)`` vs ``LEAST``, the
+forced join order, the volume's order written per engine); the 5m buckets are computed each
+engine's own way (SQLite: steps walked in key order, no sorter; PostgreSQL: one index range per
+hour, grouped), and so are the writes that keep the bucket holding more minutes.
 """
 
 from __future__ import annotations
@@ -71,9 +72,8 @@ _DEFAULT_CACHE = -2000
 """SQLite's default page cache size (SQLITE_DEFAULT_CACHE_SIZE, KiB when negative)."""
 
 _STEPS = "CREATE TEMP TABLE IF NOT EXISTS rollup_steps (step INTEGER PRIMARY KEY)"
-_FILL_STEPS = ("INSERT INTO rollup_steps (step) VALUES " + ", ".join(f"({i})" for i in range(HOUR_MS // FIVE_MS))
-               + " ON CONFLICT DO NOTHING")
-"""The twelve 5-minute buckets of an hour, as a table: walked by rowid, they keep the rows of
+_FILL_STEPS = "INSERT OR IGNORE INTO rollup_steps (step) VALUES " + ", ".join(f"({i})" for i in range(HOUR_MS // FIVE_MS))
+"""SQLite: the twelve 5-minute buckets of an hour, as a table: walked by rowid, they keep the rows of
 (coin, hour, step) in key order, so the 5m GROUP BY streams instead of sorting the minutes."""
 
 _ROWS = """CREATE TEMP TABLE IF NOT EXISTS rollup_rows (coin TEXT NOT NULL, interval TEXT NOT NULL,
@@ -324,9 +324,9 @@ _QUEUE_RANGE = SUBJECTS_OF.format(table="candle_rollups", column="coin") + f""",
 
 
 def _prepare(conn: MemoryConnection) -> None:
-    conn.execute(_STEPS)
-    conn.execute(_FILL_STEPS)
     if dialect_of(conn) is Dialect.SQLITE:
+        conn.execute(_STEPS)
+        conn.execute(_FILL_STEPS)
         conn.execute(_ROWS)
 
 
