@@ -227,12 +227,10 @@ class MarketReader:
         with self._snapshot() as conn:
             wanted = None if coins is None else self._coins(conn, coins)
             to = min(_ceil(span.end, MINUTE_MS), _floor(span.cut, MINUTE_MS) - MINUTE_MS + 1)
-            rows = reads.feature_rows(conn, wanted, chosen, _ceil(span.start, MINUTE_MS), to)
-        arrays = _columns(rows, 2 + len(chosen))
-        opens = np.asarray(arrays[1], dtype=np.int64)
+            names, opens, values = reads.feature_arrays(conn, wanted, chosen, _ceil(span.start, MINUTE_MS), to)
         table = pa.Table.from_arrays(
-            [pa.array(arrays[0], pa.string()), _times(opens), _times(opens + MINUTE_MS),
-             *(pa.array(np.asarray(values, dtype=np.float64)) for values in arrays[2:])],
+            [pa.array(names, pa.string()), _times(opens), _times(opens + MINUTE_MS),
+             *(pa.array(np.ascontiguousarray(values[:, index])) for index in range(len(chosen)))],
             schema=feature_schema(chosen),
         )
         return _out(table, output)

@@ -47,12 +47,12 @@ def _units_select(columns: Sequence[str]) -> str:
     return ", ".join(f"{column} AS u{index}" for index, column in enumerate(columns))
 
 
-def _packed(units: str) -> str:
+def _packed(units: str, width: int = len(UNIT_COLUMNS)) -> str:
     """PostgreSQL's text of a unit statement: each column as one bytea of big-endian float8s
     (``float8send``), in the same row order in every column (each aggregate is fed the rows in
     one sequence). A plain aggregate streams the rows as they are joined: grouped by range and
     day, the rows were sorted first (on disk at 864,000 rows: 6 s instead of 2)."""
-    columns = ", ".join(f"string_agg(float8send(CAST(u{i} AS float8)), ''::bytea)" for i in range(len(UNIT_COLUMNS)))
+    columns = ", ".join(f"string_agg(float8send(CAST(u{i} AS float8)), ''::bytea)" for i in range(width))
     return f"SELECT {columns} FROM ({units}) AS units"
 
 
@@ -130,7 +130,7 @@ PACKED_RANGES = 20
 ends, so at most 20 coins' 30 days of minutes (~70 MB) at a time."""
 
 
-def _packed_matrix(conn: MemoryConnection, sql: str, params: dict[str, object]) -> np.ndarray:
+def _packed_matrix(conn: MemoryConnection, sql: str, params: dict[str, object], width: int = len(UNIT_COLUMNS)) -> np.ndarray:
     """The columns of a :func:`_packed` statement as one float64 matrix, a ``numpy.frombuffer``
     each, read in binary (bytea as it is sent, not hex text to decode)."""
     # Imported here: psycopg is loaded by the processes that open a PostgreSQL memory only.
@@ -139,7 +139,7 @@ def _packed_matrix(conn: MemoryConnection, sql: str, params: dict[str, object]) 
     with conn.raw.cursor(binary=True) as cursor:  # type: ignore[attr-defined]
         packed = cursor.execute(translate(sql), params).fetchone()
     if packed[0] is None:  # no row: every aggregate is NULL
-        return np.empty((0, len(UNIT_COLUMNS)))
+        return np.empty((0, width))
     return np.column_stack([np.frombuffer(column, dtype=">f8") for column in packed]).astype(np.float64)
 
 
@@ -179,6 +179,39 @@ def feature_rows(
         f"AND open_time_ms >= ? AND open_time_ms < ?{where} ORDER BY coin, open_time_ms",
         [from_ms, to_ms, *params],
     ).fetchall()
+
+
+def feature_arrays(
+    conn: MemoryConnection, coins: Sequence[str] | None, columns: Sequence[str], from_ms: int, to_ms: int
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The 1-minute features of ``coins`` (``None``: every coin) opening in ``[from_ms, to_ms)``,
+    by coin then time: each row's coin, the open times (int64), and the ``columns``' values as one
+    float64 matrix (NULL, a warm-up bar, as NaN).
+
+    On PostgreSQL packed as the units are (:func:`_packed`: no Python row), ``coins`` at a time
+    (:data:`PACKED_RANGES`), and sorted here: an aggregate's input order is not the answer's."""
+    if dialect_of(conn) is not Dialect.POSTGRES:
+        rows = feature_rows(conn, coins, columns, from_ms, to_ms)
+        if not rows:
+            return [], np.empty(0, dtype=np.int64), np.empty((0, len(columns)))
+        names, opens, *values = zip(*rows)
+        return list(names), np.asarray(opens, dtype=np.int64), np.asarray(values, dtype=np.float64).T.reshape(-1, len(columns))
+    wanted = known_coins(conn) if coins is None else list(coins)
+    parts = []
+    for first in range(0, len(wanted), PACKED_RANGES):
+        chunk = wanted[first:first + PACKED_RANGES]
+        selected = ", ".join(
+            ["array_position(CAST(:coins AS text[]), coin) - 1 + :first AS u0", "open_time_ms AS u1",
+             *(f"coalesce({column}, 'NaN') AS u{index + 2}" for index, column in enumerate(columns))]
+        )
+        sql = _packed(f"SELECT {selected} FROM features WHERE interval = '1m' AND coin = ANY(CAST(:coins AS text[])) "
+                      "AND open_time_ms >= :start AND open_time_ms < :end", width=2 + len(columns))
+        parts.append(_packed_matrix(conn, sql, {"coins": chunk, "first": first, "start": from_ms, "end": to_ms},
+                                    width=2 + len(columns)))
+    matrix = np.concatenate(parts) if parts else np.empty((0, 2 + len(columns)))
+    codes, opens = matrix[:, 0].astype(np.int64), matrix[:, 1].astype(np.int64)
+    order = np.lexsort((opens, codes))
+    return [wanted[code] for code in codes[order].tolist()], opens[order], matrix[order, 2:]
 
 
 FUNDING_COLUMNS = ("coin", "hour_ms", "funding_rate", "premium", "settled", "source_time_ms")
