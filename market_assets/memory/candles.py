@@ -19,6 +19,7 @@ from typing import NamedTuple
 from market_assets.memory.connection import (
     MemoryConnection,
     is_refused_value,
+    pipelined,
     write_transaction,
 )
 from market_assets.memory.dialect import Dialect, dialect_of
@@ -159,20 +160,23 @@ def write_candles(
     refused: list[RefusedRow] = []
     with write_transaction(conn):
         # Under a savepoint: a refused row aborts a PostgreSQL transaction, and on either engine
-        # the batch's rows before it (and what their triggers queued) are undone with it.
-        conn.execute("SAVEPOINT candle_batch")
+        # the batch's rows before it (and what their triggers queued) are undone with it. On
+        # PostgreSQL each block's statements go in one round trip (their errors surface as it ends).
         try:
-            upsert_candles(conn, rows, now_ms)
+            with pipelined(conn):
+                conn.execute("SAVEPOINT candle_batch")
+                upsert_candles(conn, rows, now_ms)
             written = len(rows)
         except Exception as exc:
             if not is_refused_value(exc):
                 raise
             conn.execute("ROLLBACK TO candle_batch")
             written = _upsert_one_by_one(conn, rows, now_ms, refused)
-        conn.execute("RELEASE candle_batch")
-        queue_repairs(conn, interval, [*repairs, *((r.row.coin, r.row.open_time_ms, RepairReason.REJECTED) for r in refused)], now_ms)
-        _close_older(conn, interval, newest_open_by_coin)
-        _close_ended(conn, interval, close_ended_before_ms)
+        with pipelined(conn):
+            conn.execute("RELEASE candle_batch")
+            queue_repairs(conn, interval, [*repairs, *((r.row.coin, r.row.open_time_ms, RepairReason.REJECTED) for r in refused)], now_ms)
+            _close_older(conn, interval, newest_open_by_coin)
+            _close_ended(conn, interval, close_ended_before_ms)
     return written, refused
 
 

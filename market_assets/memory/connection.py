@@ -329,6 +329,18 @@ def snapshot(conn: Any) -> Iterator[Any]:
 
 
 @contextmanager
+def pipelined(conn: MemoryConnection) -> Iterator[None]:
+    """On PostgreSQL, the statements of the block are sent without waiting for each answer
+    (psycopg's pipeline mode: one round trip), and an error of any of them is raised as the block
+    ends; on SQLite, in process, nothing to save: the block runs as it is."""
+    if dialect_of(conn) is Dialect.POSTGRES:
+        with cast("PostgresConnection", conn).raw.pipeline():
+            yield
+    else:
+        yield
+
+
+@contextmanager
 def write_transaction(conn: Any) -> Iterator[Any]:
     """One short write transaction: everything inside commits together or not at all, and no
     other writer runs meanwhile (SQLite's write lock; PostgreSQL's advisory write lock)."""

@@ -44,6 +44,8 @@ WRITE_LOCK_KEY = 0x6D61726B6574  # "market"
 
 CONNECT_TIMEOUT_SEC = 10
 
+_BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|--[^\n]*|\?|(?<![:\w]):([A-Za-z_]\w*)|%")
 
 
@@ -130,9 +132,8 @@ class PostgresConnection:
 
     def begin_write(self) -> None:
         """Open a write transaction holding the memory's write lock (waits up to the lock timeout)."""
-        self.execute("BEGIN")
         try:
-            self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+            self.raw.execute(_BEGIN_WRITE)  # one round trip: no parameters, so one simple query
         except BaseException:
             self.execute("ROLLBACK")  # a lock waited for in vain leaves no transaction behind
             raise
