@@ -6,6 +6,10 @@ databases). Otherwise Debian's ``postgresql`` binaries (``/usr/lib/postgresql/<v
 temporary folder and ``pg_ctl start`` on a free loopback port, without fsync (nothing in it
 needs to survive a crash), stopped when the session ends. PostgreSQL refuses to run as root,
 and CI runs as root, so there the cluster runs as the ``postgres`` user the package creates.
+
+``pg_ctl`` detaches the server, so a test process killed outright (a timeout, SIGKILL) could not
+stop it: a small keeper process holds the read end of a pipe from the test process and, at end of
+file — the test process finished or died — stops the server and deletes its folder.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -47,13 +51,23 @@ def binaries() -> Path:
     return found[-1].parent
 
 
+KEEPER = """
+import shutil, subprocess, sys
+pg_ctl, data, folder, *as_user = sys.argv[1:]
+sys.stdin.read()  # returns at end of file: the test process closed the pipe, or died
+argv = [pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"]
+subprocess.run((["runuser", "-u", as_user[0], "--"] if as_user else []) + argv, capture_output=True, timeout=60)
+shutil.rmtree(folder, ignore_errors=True)
+"""
+"""Stops a cluster of ours once the test process that started it is gone, however it went."""
+
+
 @dataclass
 class PostgresServer:
     """A server tests may create databases on: ``admin_url`` connects to its ``postgres`` database."""
 
     admin_url: str
-    _folder: Path | None = None
-    _as_user: str | None = None
+    _keeper: subprocess.Popen[bytes] | None = None
 
     def create_database(self) -> PostgresUrl:
         """A new empty database; its URL."""
@@ -68,12 +82,14 @@ class PostgresServer:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
-        """Stop our own cluster (a named server is left alone) and delete its folder."""
-        if self._folder is None:
+        """Stop our own cluster (a named server is left alone) and delete its folder: the keeper
+        does it once its pipe closes."""
+        if self._keeper is None:
             return
-        _run([str(binaries() / "pg_ctl"), "-D", str(self._folder / "data"), "-m", "immediate", "-w", "stop"], self._as_user, check=False)
-        shutil.rmtree(self._folder, ignore_errors=True)
-        self._folder = None
+        assert self._keeper.stdin is not None
+        self._keeper.stdin.close()
+        self._keeper.wait(timeout=START_TIMEOUT_SEC)
+        self._keeper = None
 
 
 def _with_database(url: str, name: str) -> str:
@@ -102,6 +118,10 @@ def start_server() -> PostgresServer:
     bin_dir = binaries()
     as_user = SERVER_USER if os.geteuid() == 0 else None
     folder = Path(tempfile.mkdtemp(prefix="market-pg-"))
+    keeper = subprocess.Popen(
+        [sys.executable, "-c", KEEPER, str(bin_dir / "pg_ctl"), str(folder / "data"), str(folder), *([as_user] if as_user else [])],
+        stdin=subprocess.PIPE, start_new_session=True,  # a Ctrl-C meant for pytest must not stop it early
+    )
     try:
         if as_user is not None:
             account = pwd.getpwnam(as_user)
@@ -121,9 +141,9 @@ def start_server() -> PostgresServer:
             log = (folder / "server.log").read_text(errors="replace") if (folder / "server.log").exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()} {log[-2000:]}")
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        PostgresServer("", keeper).stop()
         raise
-    return PostgresServer(admin_url=f"postgresql://market@127.0.0.1:{port}/postgres", _folder=folder, _as_user=as_user)
+    return PostgresServer(admin_url=f"postgresql://market@127.0.0.1:{port}/postgres", _keeper=keeper)
 
 
 @contextlib.contextmanager
