@@ -67,10 +67,6 @@ OWN_RUNS_OF: dict[Dialect, str] = {
 """The condition of a channel's own runs (not backfills), per engine; read on the rows the index
 seek yields, in practice the first one."""
 
-OWN_RUNS = OWN_RUNS_OF[Dialect.SQLITE]
-"""SQLite's :data:`OWN_RUNS_OF` text (``own_runs(conn)`` picks the connection's)."""
-
-
 def own_runs(conn: MemoryConnection) -> str:
     """:data:`OWN_RUNS_OF` for the engine holding ``conn``."""
     return OWN_RUNS_OF[dialect_of(conn)]
@@ -84,6 +80,7 @@ LATEST_RUN_SQL_OF: dict[Dialect, str] = {
 """The latest own run of one channel: the most recently started (ties: the later insert)."""
 
 LATEST_RUN_SQL = LATEST_RUN_SQL_OF[Dialect.SQLITE]
+"""SQLite's text (its plan is checked by ``tests/test_memory.py``; ``bench/health.py`` times it)."""
 
 
 PROCESS_KEY = "process"
