@@ -12,6 +12,7 @@ from market_assets.quality.features import features_match_talib, sampled_coins
 from market_assets.registry import FEATURES
 from tests.conftest import FrozenClock
 from tests.market_data import MINUTE_MS, random_walk, series, store
+from tests.postgres.reuse import SQLITE_ONLY
 from tests.quality.conftest import SeedCandles
 
 COINS = ("ADA", "BTC", "ETH", "SOL")
@@ -86,6 +87,7 @@ def test_rows_queued_for_recomputation_are_not_compared(
     assert features_match_talib(conn, now_ms).passed
 
 
+@SQLITE_ONLY  # TA-Lib's arithmetic at any run size; the features' writes and queue on PostgreSQL: tests/features
 def test_features_at_bitcoin_prices_computed_in_runs_of_random_sizes_pass(
     conn: MemoryConnection, clock: FrozenClock, now_ms: int
 ) -> None:
