@@ -27,11 +27,8 @@ Both figures go through ``figures.report`` for ``make bench``'s summary table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,25 +39,17 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from figures import report  # noqa: E402  (bench/ is on sys.path: this file runs as a script)
+from served import latencies_ms, percentile, seed_ledger, start  # noqa: E402
 
 from market_assets.clock import wall_clock_ms  # noqa: E402
 from market_assets.memory import connect, write_transaction  # noqa: E402
 from market_assets.memory.connection import close  # noqa: E402
-from market_assets.memory.hyperliquid import UniverseRow, upsert_universe  # noqa: E402
-from market_assets.registry import CANDLES, REGISTRY  # noqa: E402
 
-# Bench-only seeding statements: the product writes candles through the streamer's writer and
-# runs one at a time through the ledger API.
+# Bench-only seeding statement: the product writes candles through the streamer's writer.
 CANDLE_SQL = (
     "INSERT INTO candles (coin, interval, open_time_ms, close_time_ms, open, high, low, close, "
     "volume, trades, closed, confirmed, ingested_at_ms) VALUES (?, '1m', ?, ?, 100.0, 101.0, 99.0, 100.5, 12.5, 7, 1, ?, ?)"
 )
-RUN_SQL = (
-    "INSERT INTO ingestion_runs (source, channel, started_at_ms, finished_at_ms, status, rows_written, "
-    "retries, throttles, metadata) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)"
-)
-# What the features and rollups jobs would have consumed by now (the insert triggers queue every candle).
-DRAIN_SQL = ("DELETE FROM pending_features", "DELETE FROM pending_rollups")
 MINUTE_MS = 60_000
 BATCH = 1_000
 
@@ -71,7 +60,6 @@ def seed(path: Path, coins: int, minutes: int, now_ms: int, *, unconfirmed: bool
     start = end - minutes * MINUTE_MS
     newest = end - MINUTE_MS
     names = [f"C{i:03d}" for i in range(coins)]
-    upsert_universe(conn, [UniverseRow(name, "", i, 2, 20, False) for i, name in enumerate(names)], now_ms)
     begun = time.perf_counter()
     for name in names:  # coin-major: each batch appends to the end of one coin's key range
         for first in range(0, minutes, BATCH):
@@ -81,81 +69,14 @@ def seed(path: Path, coins: int, minutes: int, now_ms: int, *, unconfirmed: bool
             ]
             with write_transaction(conn):
                 conn.executemany(CANDLE_SQL, rows)
-    with write_transaction(conn):
-        for statement in DRAIN_SQL:
-            conn.execute(statement)
     seeded = time.perf_counter() - begun
-    window = json.dumps({"reconnects": 0, "parse_errors": 0, "gaps_detected": 0, "queue_depth": 1, "coins": coins})
-    runs = [
-        (CANDLES.source, CANDLES.name, end - i * MINUTE_MS, end - i * MINUTE_MS + MINUTE_MS, "succeeded", coins, window)
-        for i in range(1, 1441)
-    ]
-    for channel in REGISTRY:
-        if channel is not CANDLES:
-            cadence_ms = channel.expected_cadence_sec * 1000
-            runs += [
-                (channel.source, channel.name, end - i * cadence_ms, end - i * cadence_ms + 2_000, "succeeded", 50, "{}")
-                for i in range(1, 86_400_000 // cadence_ms + 1)
-            ]
-    with write_transaction(conn):
-        conn.executemany(RUN_SQL, runs)
+    runs = seed_ledger(conn, names, end, now_ms)
     begun_analyze = time.perf_counter()
     conn.execute("ANALYZE")
     print(f"seeded {coins * minutes:,} candles in {seeded:.1f} s ({coins * minutes / seeded:,.0f} rows/s), "
-          f"{len(runs):,} runs; ANALYZE {time.perf_counter() - begun_analyze:.1f} s; "
+          f"{runs:,} runs; ANALYZE {time.perf_counter() - begun_analyze:.1f} s; "
           f"file {path.stat().st_size / 1e6:,.0f} MB")
     close(conn)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def serve(kind: str, db: Path, port: int) -> None:
-    """Child process: uvicorn serving the market app or a hello-world Litestar app."""
-    import uvicorn
-    from litestar import Litestar, get
-
-    if kind == "market":
-        from api import create_app
-        from market_assets.settings import Settings
-
-        app = create_app(Settings(db_path=db))
-    else:
-
-        @get("/hello", sync_to_thread=False)
-        def hello() -> dict[str, str]:
-            return {"hello": "world"}
-
-        app = Litestar(route_handlers=[hello])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-
-
-def start(kind: str, db: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    child = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--db", str(db), "--port", str(port)])
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(base + ("/livez" if kind == "market" else "/hello"), timeout=1)
-            return child, base
-        except httpx.TransportError:
-            if child.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the {kind} server did not start")
-            time.sleep(0.1)
-
-
-def latencies_ms(client: httpx.Client, url: str, count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        begun = time.perf_counter()
-        response = client.get(url)
-        samples.append((time.perf_counter() - begun) * 1000)
-        response.raise_for_status()
-    return samples
 
 
 def rate(client: httpx.Client, url: str, seconds: float, headers: dict[str, str], server: int) -> tuple[float, float]:
@@ -174,11 +95,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--coins", type=int, default=200)
@@ -187,13 +103,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--unconfirmed", action="store_true")
-    parser.add_argument("--serve", choices=["market", "hello"])
-    parser.add_argument("--db", type=Path)
-    parser.add_argument("--port", type=int)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.db, args.port)
-        return
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as scratch:
         db = Path(scratch) / "market.db"
