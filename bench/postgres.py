@@ -153,7 +153,7 @@ GENERATE = """INSERT INTO candles (coin, interval, open_time_ms, close_time_ms, 
         trades, closed, confirmed, ingested_at_ms)
     SELECT 'COIN' || c, '1m', %(start)s + m * 60000, %(start)s + m * 60000 + 59999,
         100 + (m %% 97), 101 + (m %% 97), 99 + (m %% 97), 100.5 + (m %% 97), (c * m) %% 5000 + 0.25, m %% 300, 1, 1, %(start)s
-    FROM generate_series(0, %(minutes)s - 1) AS m, generate_series(0, %(coins)s - 1) AS c
+    FROM generate_series(0::bigint, %(minutes)s - 1) AS m, generate_series(0, %(coins)s - 1) AS c
     ORDER BY m, c"""
 LAST_500 = """SELECT open_time_ms, open, high, low, close, volume, trades, confirmed FROM candles
     WHERE coin = %s AND interval = '1m' ORDER BY open_time_ms DESC LIMIT 500"""
