@@ -79,6 +79,25 @@ def _upsert_of(count: int) -> str:
     return _UPSERT.replace(f"VALUES {_ROW_PLACES}", "VALUES " + ", ".join([_ROW_PLACES] * count))
 
 
+_COLUMN_KINDS = ("text", "text", "int", "int", "float", "float", "float", "float", "float", "int", "int", "int")
+"""How each ``CandleRow`` field is written into its array literal (flags as 0/1)."""
+
+
+def _array_literal(values: Sequence[object], kind: str) -> str:
+    """A column as PostgreSQL's array text (``{1.5,2.25}``), joined by C-level ``str``/``repr``:
+    psycopg dumps a list element by element in Python, which took two thirds of the streamer's
+    flush time on PostgreSQL (1,000 rows of 13 columns: 36 ms as lists, 13 ms as literals, the
+    server's work included). ``repr`` keeps every double exactly; an infinity goes as ``inf``
+    and is stored, as SQLite stores it; a NaN goes as ``nan`` and the columns' ``<> 'NaN'``
+    check refuses the batch, whose rows are then written one by one, the NaN refused as on
+    SQLite. Text is quoted and escaped."""
+    if kind == "float":
+        return "{" + ",".join(map(repr, map(float, values))) + "}"  # type: ignore[arg-type]
+    if kind == "int":
+        return "{" + ",".join(map(str, map(int, values))) + "}"  # type: ignore[call-overload]
+    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
 def upsert_candles(conn: MemoryConnection, rows: Sequence[CandleRow], now_ms: int) -> None:
     """Upsert ``rows`` inside the caller's transaction (a row only replaces one as final or less).
 
@@ -98,8 +117,9 @@ def upsert_candles(conn: MemoryConnection, rows: Sequence[CandleRow], now_ms: in
         if len({(row.coin, row.interval, row.open_time_ms) for row in rows}) < len(rows):
             conn.executemany(_UPSERT, [row + (now_ms,) for row in rows])
         elif rows:
-            columns = [list(column) for column in zip(*rows)]
-            conn.execute(_UPSERT_COLUMNS, [*columns, [now_ms] * len(rows)])
+            columns = list(zip(*rows))
+            texts = [_array_literal(column, kind) for column, kind in zip(columns, _COLUMN_KINDS, strict=True)]
+            conn.execute(_UPSERT_COLUMNS, [*texts, "{" + ",".join([str(now_ms)] * len(rows)) + "}"])
         return
     stamp = (now_ms,)
     start = 0
