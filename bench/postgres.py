@@ -48,21 +48,14 @@ from stream_throughput import (  # noqa: E402
     BENCH_COINS,
     T0_MS,
     TRANSACTION_ROWS,
-    bench_frames,
-    replay_process,
-    running,
+    bench_rows,
+    streamer_rate,
 )
 
 from market_assets.clock import wall_clock_ms  # noqa: E402
 from market_assets.memory import connect, write_transaction  # noqa: E402
 from market_assets.memory.candles import upsert_candles  # noqa: E402  (the streamer's own statement)
 from market_assets.memory.target import PostgresUrl  # noqa: E402
-from market_assets.sources.hyperliquid_ws import CandleFrame, parse_frame  # noqa: E402
-from market_assets.sources.timing import SystemClock  # noqa: E402
-from streamer.buckets import row_of  # noqa: E402
-from streamer.config import StreamerConfig  # noqa: E402
-from streamer.connection import ConnectionState  # noqa: E402
-from streamer.service import Streamer  # noqa: E402
 from tests.postgres_server import URL_ENV, PostgresServer, running_server  # noqa: E402
 
 MINUTE_MS = 60_000
@@ -91,28 +84,8 @@ def database(pg: PostgresServer) -> Iterator[PostgresUrl]:
 # Throughput ----------------------------------------------------------------------------------
 
 
-async def streamer_rate(frames: int, target: PostgresUrl, home: Path) -> float:
-    async with replay_process(1, 0.02, enforce_weight=False) as replay:
-        config = StreamerConfig(max_coins=1)
-        os.environ["MARKET_HOME"] = str(home)  # the host's weight ledger, beside nothing of the user's
-        async with running(Streamer(target, replay.endpoints, config, SystemClock())) as streamer:
-            while streamer.pool.connections[0].state is not ConnectionState.LIVE:
-                await asyncio.sleep(0.01)
-            received = streamer.counters.candle_frames
-            injected_at = await replay.inject(frames)
-            while streamer.counters.candle_frames < received + frames:
-                await asyncio.sleep(0.005)
-            await streamer.writer.barrier()
-            committed_at = time.time()
-    return frames / (committed_at - injected_at)
-
-
 def postgres_ceiling(frames: int, target: PostgresUrl) -> float:
-    rows = []
-    for text in bench_frames(frames):
-        frame = parse_frame(text)
-        assert isinstance(frame, CandleFrame)
-        rows.append(row_of(frame.candle, True))
+    rows = bench_rows(frames)
     conn = connect(target)
     try:
         started = time.perf_counter()
@@ -130,7 +103,8 @@ def throughput(pg: PostgresServer, frames: int, rounds: int) -> None:
     stream, ceiling = [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as home, database(pg) as streamed, database(pg) as batched:
-            stream.append(asyncio.run(streamer_rate(frames, streamed, Path(home))))
+            os.environ["MARKET_HOME"] = home  # the host's weight ledger, beside nothing of the user's
+            stream.append(asyncio.run(streamer_rate(frames, streamed)))
             ceiling.append(postgres_ceiling(frames, batched))
     print(f"throughput on PostgreSQL: {frames:,} frames, each a new (coin, minute) row; best of {rounds}")
     print(f"  streamer, replay socket -> committed rows   {max(stream):10,.0f} frames/s   (all: {_list(stream)})")

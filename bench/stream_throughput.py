@@ -35,9 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from figures import report  # noqa: E402
+
 from market_assets.memory import connect  # noqa: E402
-from market_assets.memory.candles import _UPSERT, upsert_params  # noqa: E402  (the streamer's own statement)
+from market_assets.memory.candles import _UPSERT, CandleRow, upsert_params  # noqa: E402  (the streamer's own statement)
 from market_assets.memory.connection import close  # noqa: E402
+from market_assets.memory.target import MemoryTarget  # noqa: E402
 from market_assets.replay import ReplayConfig, ReplayServers  # noqa: E402
 from market_assets.sources.hyperliquid_ws import CandleFrame, parse_frame  # noqa: E402
 from market_assets.sources.ratelimit import HYPERLIQUID_WEIGHT_PER_MINUTE, info_weight  # noqa: E402
@@ -47,8 +50,6 @@ from streamer.buckets import row_of  # noqa: E402
 from streamer.config import StreamerConfig  # noqa: E402
 from streamer.connection import ConnectionState  # noqa: E402
 from streamer.service import Endpoints, Streamer  # noqa: E402
-
-from figures import report  # noqa: E402
 
 T0_MS = 1_795_000_000_000
 MINUTE_MS = 60_000
@@ -138,10 +139,12 @@ async def running(streamer: Streamer) -> AsyncIterator[Streamer]:
 # Throughput ----------------------------------------------------------------------------------
 
 
-async def streamer_rate(frames: int, folder: Path) -> float:
+async def streamer_rate(frames: int, target: MemoryTarget) -> float:
+    """Frames/s from the replay's hand-over of ``frames`` new (coin, minute) frames to the last
+    commit of a streamer writing the memory at ``target`` (a file, or a PostgreSQL database)."""
     async with replay_process(1, 0.02, enforce_weight=False) as replay:
         config = StreamerConfig(max_coins=1)
-        async with running(Streamer(folder / "stream.db", replay.endpoints, config, SystemClock())) as streamer:
+        async with running(Streamer(target, replay.endpoints, config, SystemClock())) as streamer:
             while streamer.pool.connections[0].state is not ConnectionState.LIVE:
                 await asyncio.sleep(0.01)
             received = streamer.counters.candle_frames
@@ -153,13 +156,18 @@ async def streamer_rate(frames: int, folder: Path) -> float:
     return frames / (committed_at - injected_at)
 
 
-def sqlite_ceiling(frames: int, folder: Path) -> float:
+def bench_rows(frames: int) -> list[CandleRow]:
+    """The rows the streamer stores from ``bench_frames(frames)``, each closed: a ceiling's input."""
     rows = []
     for text in bench_frames(frames):
         frame = parse_frame(text)
         assert isinstance(frame, CandleFrame)
         rows.append(row_of(frame.candle, True))
-    params = [upsert_params(row, T0_MS) for row in rows]
+    return rows
+
+
+def sqlite_ceiling(frames: int, folder: Path) -> float:
+    params = [upsert_params(row, T0_MS) for row in bench_rows(frames)]
     conn = connect(folder / "ceiling.db")
     try:
         started = time.perf_counter()
@@ -178,7 +186,7 @@ def throughput(frames: int, rounds: int) -> None:
     stream, ceiling = [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as folder:
-            stream.append(asyncio.run(streamer_rate(frames, Path(folder))))
+            stream.append(asyncio.run(streamer_rate(frames, Path(folder) / "stream.db")))
             ceiling.append(sqlite_ceiling(frames, Path(folder)))
     print(f"throughput: {frames:,} frames, each a new (coin, minute) row; best of {rounds}")
     print(f"  streamer, replay socket -> committed rows   {max(stream):10,.0f} frames/s   (all: {_list(stream)})")
