@@ -103,10 +103,9 @@ class PostgresConnection:
 
     dialect = "postgres"
 
-    def __init__(self, raw: psycopg.Connection[Any], target: PostgresUrl, *, readonly: bool) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], target: PostgresUrl) -> None:
         self.raw = raw
         self.target = target
-        self.readonly = readonly
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> psycopg.Cursor[Any]:
         if not params:  # sent as written: psycopg reads placeholders (and %%) only with parameters
@@ -160,7 +159,7 @@ def connect_postgres(target: PostgresUrl, *, readonly: bool = False, any_thread:
     raw.adapters.register_dumper(bool, _BoolAsInteger)
     raw.adapters.register_dumper(float, _NaNAsNull)
     raw.adapters.register_loader("numeric", _NumericAsNumber)
-    return PostgresConnection(raw, target, readonly=readonly)
+    return PostgresConnection(raw, target)
 
 
 def first_line(exc: BaseException) -> str:
