@@ -108,3 +108,23 @@ def test_the_change_queues_take_each_changed_closed_minute_once_and_nothing_else
     drain(conn, day)
     write(conn, [], before_ms=BASE + 3 * MINUTE)  # minute 2's close time passed: it closes
     assert queues(conn)[0] == [("BTC", 2 * MINUTE)] and queues(conn)[2] == []
+
+
+def test_a_flush_larger_than_one_statement_keeps_every_value_and_refuses_only_the_nan(conn: MemoryConnection) -> None:
+    """A streamer flush after a stall holds tens of thousands of rows: PostgreSQL takes them in
+    several statements (one transaction). Names with quotes, backslashes, commas and braces go
+    through the array text as they are, and a NaN in a late part refuses that row alone."""
+    coins = ['A"B', "C\\D", "E,F", "{G}", "NULL", "H I"]
+    rows = [
+        CandleRow(coin, "1m", BASE + m * MINUTE, BASE + m * MINUTE + MINUTE - 1, 1.0 + m / 7, 2.0 + m / 3, 0.5,
+                  1.0 + m / 11, m * 0.1, m, True, m % 2 == 0)
+        for m in range(900) for coin in coins
+    ]  # 5,400 rows: three statements at 2,048 a statement
+    nan_row = rows[-7]._replace(volume=float("nan"))
+    rows[-7] = nan_row
+    written, refused = write_candles(conn, rows, newest_open_by_coin={}, interval="1m", close_ended_before_ms=0,
+                                     now_ms=T0_MS)
+    assert (written, [r.row for r in refused]) == (len(rows) - 1, [nan_row])
+    for coin in coins:
+        expected = sorted((r for r in rows if r.coin == coin and r is not nan_row), key=lambda r: r.open_time_ms)
+        assert candles_of(conn, coin, "1m") == expected

@@ -94,8 +94,17 @@ def _array_literal(values: Sequence[object], kind: str) -> str:
     if kind == "float":
         return "{" + ",".join(map(repr, map(float, values))) + "}"  # type: ignore[arg-type]
     if kind == "int":
-        return "{" + ",".join(map(str, map(int, values))) + "}"  # type: ignore[call-overload]
-    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+        return "{" + ",".join(map(str, map(int, values))) + "}"  # type: ignore[call-overload,arg-type]
+    joined = '","'.join(map(str, values))
+    if '"' in joined or "\\" in joined:  # a quote or backslash to escape: never a coin or an interval seen yet
+        joined = '","'.join(str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return '{"' + joined + '"}' if values else "{}"
+
+
+_ROWS_PER_ARRAY_STATEMENT = 2048
+"""PostgreSQL: rows per ``unnest`` statement. In a pipeline (the streamer's flush) the server
+upserts one part while this process writes the next one's arrays, instead of idling through the
+whole batch's text first (a 37,000-row flush beside a busy socket thread: ``bench/postgres.py``)."""
 
 
 def upsert_candles(conn: MemoryConnection, rows: Sequence[CandleRow], now_ms: int) -> None:
@@ -106,8 +115,8 @@ def upsert_candles(conn: MemoryConnection, rows: Sequence[CandleRow], now_ms: in
     streamer's socket thread is busy that wait is up to the interpreter's switch interval (5 ms)
     a row: ``executemany`` fell from 26,000 to 204 rows/s beside a busy thread, a 1,024-row
     statement held 26,000-42,000. Statements come in power-of-two sizes, so a few stay prepared.
-    On PostgreSQL, one statement over the batch's columns as arrays (``unnest``), so the
-    candles' statement-level triggers queue the batch set-based: 5,000 closed minutes at
+    On PostgreSQL, one statement per :data:`_ROWS_PER_ARRAY_STATEMENT` rows over their columns
+    as arrays (``unnest``), so the candles' statement-level triggers queue the batch set-based: 5,000 closed minutes at
     8,000-11,700 rows/s here, ~3x psycopg's pipelined ``executemany`` (2,200-3,800) and on a
     par with ``COPY`` into a temporary table then ``INSERT … SELECT`` (6,700-9,800), for one
     round trip. One statement may not touch a row twice, so a batch holding a key twice (the
@@ -116,10 +125,11 @@ def upsert_candles(conn: MemoryConnection, rows: Sequence[CandleRow], now_ms: in
     if dialect_of(conn) is Dialect.POSTGRES:
         if len({(row.coin, row.interval, row.open_time_ms) for row in rows}) < len(rows):
             conn.executemany(_UPSERT, [row + (now_ms,) for row in rows])
-        elif rows:
-            columns = list(zip(*rows))
-            texts = [_array_literal(column, kind) for column, kind in zip(columns, _COLUMN_KINDS, strict=True)]
-            conn.execute(_UPSERT_COLUMNS, [*texts, "{" + ",".join([str(now_ms)] * len(rows)) + "}"])
+        else:
+            for start in range(0, len(rows), _ROWS_PER_ARRAY_STATEMENT):
+                columns = list(zip(*rows[start : start + _ROWS_PER_ARRAY_STATEMENT]))
+                texts = [_array_literal(column, kind) for column, kind in zip(columns, _COLUMN_KINDS, strict=True)]
+                conn.execute(_UPSERT_COLUMNS, [*texts, "{" + ",".join([str(now_ms)] * len(columns[0])) + "}"])
         return
     stamp = (now_ms,)
     start = 0
