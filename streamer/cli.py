@@ -64,7 +64,8 @@ def run_stream(
         return EXIT_BAD_SHARD
     config = replace(config or StreamerConfig.from_settings(settings), shard=chosen)
     return _locked(
-        settings, chosen, lambda: asyncio.run(_stream(settings, config, clock, duration_ms=None, out=sys.stdout))
+        settings, chosen,
+        lambda lock: asyncio.run(_stream(settings, config, clock, lock, duration_ms=None, out=sys.stdout)),
     )
 
 
@@ -82,12 +83,12 @@ def run_probe(
     return _locked(
         settings,
         shard,
-        lambda: asyncio.run(_stream(settings, config, clock, duration_ms=duration_ms, out=out or sys.stdout)),
+        lambda lock: asyncio.run(_stream(settings, config, clock, lock, duration_ms=duration_ms, out=out or sys.stdout)),
     )
 
 
-def _locked(settings: Settings, shard: Shard | None, run: Callable[[], int]) -> int:
-    """``run()`` holding the memory's (or the shard's) streamer lock, or exit 1 with one line
+def _locked(settings: Settings, shard: Shard | None, run: Callable[[StreamerLock], int]) -> int:
+    """``run(lock)`` holding the memory's (or the shard's) streamer lock, or exit 1 with one line
     while another streamer holds it; checked before logging is set up, so that line is all
     stderr gets."""
     try:
@@ -97,13 +98,14 @@ def _locked(settings: Settings, shard: Shard | None, run: Callable[[], int]) -> 
         return EXIT_MEMORY_UNUSABLE
     with lock:
         _log_to_stderr()
-        return run()
+        return run(lock)
 
 
 async def _stream(
     settings: Settings,
     config: StreamerConfig | None,
     clock: AsyncClock | None,
+    lock: StreamerLock,
     *,
     duration_ms: int | None,
     out: TextIO,
@@ -121,6 +123,7 @@ async def _stream(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     timer = asyncio.create_task(_stop_after(clock, duration_ms, stop)) if duration_ms is not None else None
+    lock.watch(lambda _: loop.call_soon_threadsafe(stop.set))  # another streamer took it: stop as SIGTERM stops
     started_ms = clock.now_ms()
     try:
         await streamer.run(stop)
@@ -132,6 +135,9 @@ async def _stream(
             timer.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    if lock.lost is not None:
+        print(f"market stream: {lock.lost}", file=sys.stderr)
+        return EXIT_MEMORY_UNUSABLE
     if duration_ms is None:
         return EXIT_OK
     _summary(streamer, settings, clock.now_ms() - started_ms, out)

@@ -15,7 +15,10 @@ the process ends, however it ends, so a ``kill -9`` leaves nothing to clean up b
   pid). The files stay; deleting one on exit would let a starter that opened the old file and one
   that created a new file both win.
 * PostgreSQL (many hosts share no file): session advisory locks on a connection of the lock's
-  own (``memory.shards``), named so a refusal can say who holds it.
+  own (``memory.shards``), named so a refusal can say who holds it. A session ends with its
+  connection, so a server restart or a cut network releases the locks of a streamer that is
+  still running: :meth:`StreamerLock.watch` checks the session every :data:`KEEP_EVERY_S`, takes
+  the locks again on a new one, and stops the streamer if another took them meanwhile.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from market_assets.memory.connection import is_lost
 from market_assets.memory.errors import MarketMemoryError
 from market_assets.memory.shards import (
     LAYOUT_LOCK,
@@ -48,6 +53,11 @@ class StreamerLockError(RuntimeError):
     """Another streamer holds the memory (or the shard), or the lock cannot be taken; one line."""
 
 
+KEEP_EVERY_S = 5.0
+"""How often a PostgreSQL lock's session is checked: the longest a streamer whose locks the server
+dropped writes before it has them again, or stops because another streamer took them."""
+
+
 def lock_path(db_path: Path, shard: Shard | None = None) -> Path:
     """``market.db`` -> ``market.db.streamer.lock``; shard 2/3 -> ``market.db.streamer.2of3.lock``."""
     middle = "" if shard is None else f".{shard.index}of{shard.count}"
@@ -62,9 +72,17 @@ class StreamerLock:
     """The lock of the memory at ``target`` for ``shard``, held from :meth:`acquire` until
     :meth:`release` (or the end of the process)."""
 
-    def __init__(self, fds: list[int], session: PostgresConnection | None = None) -> None:
+    def __init__(self, fds: list[int], session: PostgresConnection | None = None,
+                 taken: tuple[PostgresUrl, Shard | None] | None = None) -> None:
         self._fds = fds
         self._session = session
+        self._taken = taken
+        """PostgreSQL: what to take again on a new session when the server dropped this one."""
+        self._using_session = threading.Lock()
+        self._released = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.lost: str | None = None
+        """Why the lock was lost to another streamer, once it was (:meth:`watch`)."""
 
     @classmethod
     def acquire(cls, target: MemoryTarget, shard: Shard | None = None) -> StreamerLock:
@@ -93,35 +111,60 @@ class StreamerLock:
 
     @classmethod
     def _acquire_postgres(cls, target: PostgresUrl, shard: Shard | None) -> StreamerLock:
-        from market_assets.memory.postgres import connect_postgres
-
         try:
-            session = connect_postgres(target)
+            return cls([], _take_postgres(target, shard), (target, shard))
         except MarketMemoryError as exc:
             raise StreamerLockError(str(exc)) from exc
-        try:
-            hold_session(session, f"market {_what(shard)} pid {os.getpid()} on {socket.gethostname()}")
-            if not try_streamer_lock(session, LAYOUT_LOCK, shared=shard is not None):
-                raise StreamerLockError(_held_text(session, target, LAYOUT_LOCK, None))
-            if shard is not None:
-                if not try_streamer_lock(session, shard_lock_key(shard)):
-                    raise StreamerLockError(_held_text(session, target, shard_lock_key(shard), shard))
-                holders = streamer_lock_holders(session)
-                others = sorted({shard_of_lock_key(key) for key, _ in holders if key != LAYOUT_LOCK} - {shard})
-                if others := [held for held in others if held.count != shard.count]:
-                    raise StreamerLockError(_other_layout(others, shard, target.redacted))
-        except BaseException:
-            session.close()  # ends the session: the server releases whatever it took
-            raise
-        return cls([], session)
+
+    def watch(self, on_lost: Callable[[str], object], every_s: float = KEEP_EVERY_S) -> None:
+        """PostgreSQL: check the lock's session every ``every_s`` on a thread of its own until
+        :meth:`release`. A session the server dropped is replaced and the locks taken again
+        (while the server is unreachable, the next check tries again: the streamer cannot write
+        either); if another streamer took them meanwhile, :attr:`lost` says who and
+        ``on_lost(why)`` is called, once. SQLite: nothing to watch, the kernel's locks last as
+        long as the process."""
+        if self._taken is None:
+            return
+        self._watcher = threading.Thread(target=self._keep, args=(on_lost, every_s), name="market-streamer-lock",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _keep(self, on_lost: Callable[[str], object], every_s: float) -> None:
+        assert self._taken is not None
+        while not self._released.wait(every_s):
+            with self._using_session:
+                if self._released.is_set():
+                    return
+                if self._session is not None:
+                    try:
+                        self._session.execute("SELECT 1")
+                        continue
+                    except Exception as exc:  # noqa: BLE001 -- lost or not is the question, whatever was raised
+                        if not is_lost(self._session, exc):
+                            continue  # the session is still there, and with it the locks
+                    self._session.close()
+                    self._session = None
+                try:
+                    self._session = _take_postgres(*self._taken)
+                    continue
+                except StreamerLockError as exc:
+                    self.lost = f"the server dropped this streamer's lock and {exc}"
+                except MarketMemoryError:
+                    continue  # the server is still unreachable: so is the memory, nothing is written
+            on_lost(self.lost)
+            return
 
     def release(self) -> None:
         for fd in self._fds:
             os.close(fd)
         self._fds = []
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        self._released.set()
+        with self._using_session:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=10)
 
     def __enter__(self) -> Self:
         return self
@@ -232,6 +275,30 @@ def _pid_in(fd: int) -> int | None:
 def _held(pid: int | None, target: Path, shard: Shard | None) -> str:
     who = f"another {_what(shard)}" + (f" (pid {pid})" if pid is not None else "")
     return f"{who} is already writing {target}"
+
+
+def _take_postgres(target: PostgresUrl, shard: Shard | None) -> PostgresConnection:
+    """A new session holding the locks of ``shard`` (``None``: unsharded). Raises
+    :class:`StreamerLockError` when another streamer holds them, :class:`MarketMemoryError` when
+    the server cannot be reached."""
+    from market_assets.memory.postgres import connect_postgres
+
+    session = connect_postgres(target)
+    try:
+        hold_session(session, f"market {_what(shard)} pid {os.getpid()} on {socket.gethostname()}")
+        if not try_streamer_lock(session, LAYOUT_LOCK, shared=shard is not None):
+            raise StreamerLockError(_held_text(session, target, LAYOUT_LOCK, None))
+        if shard is not None:
+            if not try_streamer_lock(session, shard_lock_key(shard)):
+                raise StreamerLockError(_held_text(session, target, shard_lock_key(shard), shard))
+            holders = streamer_lock_holders(session)
+            others = sorted({shard_of_lock_key(key) for key, _ in holders if key != LAYOUT_LOCK} - {shard})
+            if others := [held for held in others if held.count != shard.count]:
+                raise StreamerLockError(_other_layout(others, shard, target.redacted))
+    except BaseException:
+        session.close()  # ends the session: the server releases whatever it took
+        raise
+    return session
 
 
 def _held_text(session: PostgresConnection, target: PostgresUrl, key: int, shard: Shard | None) -> str:

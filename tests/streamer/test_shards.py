@@ -24,12 +24,19 @@ from market_assets.memory import open_memory
 from market_assets.memory.candles import candles_of
 from market_assets.memory.repairs import backlog
 from market_assets.memory.runs import RunRecord, runs_of
-from market_assets.memory.shards import Shard
+from market_assets.memory.shards import (
+    LAYOUT_LOCK,
+    STREAMER_LOCK_CLASS,
+    Shard,
+    hold_session,
+    shard_lock_key,
+)
 from market_assets.memory.target import MemoryTarget, PostgresUrl
 from market_assets.registry import CANDLES
 from market_assets.replay import ReplayServers
 from market_assets.replay.catalog import Catalog
 from market_assets.sources.hyperliquid import parse_meta_and_asset_ctxs
+from streamer.lock import KEEP_EVERY_S
 from streamer.universe import universe_of
 from streamer.windows import ENDED_UNCLOSED
 
@@ -41,7 +48,7 @@ from .conftest import (
     wait_settled,
     wait_simulated,
 )
-from .processes import poll, replay_now, standalone_replay, stop
+from .processes import STOP_DEADLINE_S, poll, replay_now, standalone_replay, stop
 
 pytestmark = pytest.mark.anyio
 
@@ -224,3 +231,66 @@ def test_on_postgresql_a_second_streamer_of_a_shard_is_refused_by_the_server_s_l
                 assert first.poll() is None and other.poll() is None
             assert stop(other) == 0
         assert stop(first) == 0
+
+
+def own_coin(shard: Shard) -> str:
+    """The first of the local profile's coins that ``shard`` follows."""
+    return universe_of([RECORDED], 5).share(shard).coins[0]
+
+
+def _lock_session(url: PostgresUrl, name: str) -> int | None:
+    """The server pid of the session named ``name`` holding a streamer lock, if one does."""
+    with open_memory(url) as conn:
+        backends = {backend for key, backend in conn.execute(
+            "SELECT l.objid::bigint, a.pid FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = ? AND a.application_name = ?",
+            (STREAMER_LOCK_CLASS, name[:63])).fetchall() if key == shard_lock_key(FIRST)}
+    return backends.pop() if len(backends) == 1 else None
+
+
+def test_on_postgresql_a_shard_whose_lock_session_the_server_dropped_takes_its_lock_again(
+    tmp_path: Path, postgres_url: PostgresUrl
+) -> None:
+    """A server restart or a cut network ends the lock's session, and with it the lock, while the
+    streamer runs on: it takes the lock again on a new session and streams on."""
+    with standalone_replay(SPEED) as replay:
+        first = start_shard(replay, postgres_url, FIRST, tmp_path / "shard1.log")
+        with running(first):
+            poll(lambda: bool(shard_windows(postgres_url, FIRST)), 60, "a window of the shard")
+            name = f"market streamer of shard 1/2 pid {first.pid} on {socket.gethostname()}"
+            dropped = _lock_session(postgres_url, name)
+            assert dropped is not None
+            with open_memory(postgres_url) as conn:
+                assert conn.execute("SELECT pg_terminate_backend(?)", (dropped,)).fetchone()[0]
+            poll(lambda: _lock_session(postgres_url, name) not in (None, dropped), 3 * KEEP_EVERY_S,
+                 "the lock held again by a new session of the same streamer")
+            written = newest_minute(postgres_url, own_coin(FIRST))
+            poll(lambda: (newest_minute(postgres_url, own_coin(FIRST)) or 0) > (written or 0), 60,
+                 "minutes written after the lock was taken again")
+            assert first.poll() is None
+        assert stop(first) == 0
+
+
+def test_on_postgresql_a_shard_whose_lock_another_streamer_took_meanwhile_stops_and_says_who(
+    tmp_path: Path, postgres_url: PostgresUrl
+) -> None:
+    """Between the session's end and the next check another streamer of the shard took the lock:
+    the first stops within one check (:data:`KEEP_EVERY_S`), exit 1, naming the holder."""
+    with standalone_replay(SPEED) as replay:
+        first = start_shard(replay, postgres_url, FIRST, tmp_path / "shard1.log")
+        with running(first):
+            poll(lambda: bool(shard_windows(postgres_url, FIRST)), 60, "a window of the shard")
+            name = f"market streamer of shard 1/2 pid {first.pid} on {socket.gethostname()}"
+            dropped = _lock_session(postgres_url, name)
+            rival = f"market streamer of shard 1/2 pid {os.getpid()} on {socket.gethostname()}"
+            with open_memory(postgres_url) as conn:
+                hold_session(conn, rival)
+                conn.execute("SELECT pg_terminate_backend(?)", (dropped,))
+                # Blocking, not try: queued before the dropped session ends, granted as it ends,
+                # before the streamer can even notice.
+                conn.execute("SELECT pg_advisory_lock_shared(?, ?)", (STREAMER_LOCK_CLASS, LAYOUT_LOCK))
+                conn.execute("SELECT pg_advisory_lock(?, ?)", (STREAMER_LOCK_CLASS, shard_lock_key(FIRST)))
+                assert first.wait(timeout=3 * KEEP_EVERY_S + STOP_DEADLINE_S) == 1
+        said = (tmp_path / "shard1.log").read_text().splitlines()
+        assert said[-1] == (f"market stream: the server dropped this streamer's lock and {rival} is already writing "
+                            f"{postgres_url.redacted}")
