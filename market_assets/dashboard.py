@@ -59,7 +59,7 @@ from market_assets.memory.dashboard import (
     WindowTallies,
 )
 from market_assets.memory.repairs import Fidelity, fidelity
-from market_assets.memory.runs import RunRecord, RunStatus, latest_run
+from market_assets.memory.runs import RunQuery, RunRecord, RunStatus
 from market_assets.memory.shards import Shard
 from market_assets.registry import (
     REGISTRY,
@@ -537,9 +537,12 @@ def read_dashboard(
     if volumes is None:
         volumes = count_volumes(conn, now_ms, registry)
     with snapshot(conn):
-        latest = runs.latest_runs(conn, ((c.source, c.name) for c in registry))
+        asked = {c: _run_queries(c, now_ms) for c in registry}
+        answers = iter(runs.latest_runs_of(conn, [q for queries in asked.values() for q in queries]))
+        found = {c: tuple(next(answers) for _ in queries) for c, queries in asked.items()}
+        latest = {(c.source, c.name): run for c, (run, *_) in found.items() if run is not None}
         checks = _checks_by_channel(latest_results(conn))
-        facts = {c: _facts(conn, c, now_ms, volumes[c], max_coins, checks) for c in registry}
+        facts = {c: _facts(conn, c, now_ms, volumes[c], max_coins, checks, found[c][1:]) for c in registry}
         shard_windows = read_shard_windows(conn, latest, now_ms)
     return evaluate_dashboard(registry, facts, latest, now_ms, shard_windows)
 
@@ -551,6 +554,19 @@ def _checks_by_channel(results: Sequence[CheckResult]) -> dict[tuple[str, str], 
     return {key: tuple(found) for key, found in grouped.items()}
 
 
+def _run_queries(channel: Channel, now_ms: int) -> tuple[RunQuery, RunQuery, RunQuery, RunQuery]:
+    """The runs the dashboard shows of ``channel``: its latest, then what :func:`_facts` takes.
+    A streamer window in flight is skipped by the second: the last run that ended says what
+    was written."""
+    since = now_ms - channel.warnings.recent_window_sec * 1000
+    return (
+        RunQuery(channel.source, channel.name),
+        RunQuery(channel.source, channel.name, ENDED),
+        RunQuery(channel.source, channel.name, (RunStatus.SUCCEEDED,)),
+        RunQuery(channel.source, channel.name, (RunStatus.FAILED,), since),
+    )
+
+
 def _facts(
     conn: MemoryConnection,
     channel: Channel,
@@ -558,7 +574,10 @@ def _facts(
     volumes: VolumeCounts,
     max_coins: int | None,
     checks: Mapping[tuple[str, str], tuple[CheckResult, ...]],
+    found: Sequence[RunRecord | None],
 ) -> ChannelFacts:
+    """``found``: the last finished, last successful and last failed runs (:func:`_run_queries`)."""
+    last_finished, last_success, last_failure = found
     expected = None
     if channel.expected_subjects is not None:
         expected = sql.expected_subjects(conn, channel.expected_subjects)
@@ -575,11 +594,10 @@ def _facts(
         live=sql.recent_counts(conn, channel.data, volumes.settled_before_ms, now_ms - HOUR_MS),
         volumes=volumes,
         expected_subjects=expected,
-        # A streamer window in flight is skipped: the last run that ended says what was written.
-        last_finished=latest_run(conn, channel.source, channel.name, statuses=ENDED),
-        last_success=latest_run(conn, channel.source, channel.name, statuses=(RunStatus.SUCCEEDED,)),
+        last_finished=last_finished,
+        last_success=last_success,
         recent=sql.recent_runs(conn, channel.source, channel.name, since),
-        last_failure=latest_run(conn, channel.source, channel.name, statuses=(RunStatus.FAILED,), since_ms=since),
+        last_failure=last_failure,
         fidelity=faithful,
         checks=checks.get((channel.source, channel.name), ()),
     )

@@ -15,7 +15,16 @@ from market_assets.ingest.history import backfill_metadata
 from market_assets.ledger import DATA_LATEST_LOOKBACK_MS, MAX_ERROR_CHARS, Ledger
 from market_assets.memory import RunStatus, connect, open_memory
 from market_assets.memory.connection import MemoryConnection
-from market_assets.memory.runs import RunRecord, get_run, newest_data_ms, runs_of
+from market_assets.memory.runs import (
+    RunQuery,
+    RunRecord,
+    get_run,
+    latest_run,
+    latest_runs,
+    latest_runs_of,
+    newest_data_ms,
+    runs_of,
+)
 from market_assets.memory.target import MemoryTarget
 from market_assets.registry import CANDLES, DEFILLAMA_MACRO, FUNDING
 from streamer.windows import WindowRecorder
@@ -108,6 +117,43 @@ def test_health_reads_the_latest_run_of_each_channel(conn: MemoryConnection, clo
     report = read_health(conn, clock.now_ms)
     funding = next(c for c in report.channels if c.channel is FUNDING)
     assert (funding.status, funding.row().rows_written) == (Status.OK, 5)
+
+
+def test_the_dashboard_s_batched_lookups_answer_as_one_lookup_each(conn: MemoryConnection, clock: FrozenClock) -> None:
+    """``latest_runs_of`` (one statement on PostgreSQL) finds what ``latest_run`` finds for every
+    query: statuses, a window's start, a run still going, backfills passed over, none at all."""
+    ledger = Ledger(conn, clock)
+    with pytest.raises(RuntimeError), ledger.run(FUNDING):
+        raise RuntimeError("failed first")
+    clock.advance(seconds=60)
+    with ledger.run(FUNDING) as run:
+        run.add_rows(3)
+    clock.advance(seconds=60)
+    with ledger.run(CANDLES):
+        pass
+    clock.advance(seconds=60)
+    with ledger.run(CANDLES, metadata=backfill_metadata(clock() - DAY_MS, clock())):  # not the channel's own
+        pass
+    clock.advance(seconds=60)
+    ledger.start(CANDLES)  # a window in flight
+    now = clock()
+    queries = [
+        RunQuery(channel.source, channel.name, statuses, since)
+        for channel in (FUNDING, CANDLES, DEFILLAMA_MACRO)
+        for statuses in (tuple(RunStatus), (RunStatus.SUCCEEDED, RunStatus.FAILED), (RunStatus.SUCCEEDED,),
+                         (RunStatus.FAILED,), (RunStatus.RUNNING,))
+        for since in (None, now - 150_000, now + 1)
+    ]
+    expected = [latest_run(conn, q.source, q.channel, statuses=q.statuses, since_ms=q.since_ms) for q in queries]
+    assert sum(run is not None for run in expected) >= 10  # the ledger above answers most of them
+    assert latest_runs_of(conn, queries) == expected
+    assert latest_runs_of(conn, []) == []
+    channels = [(c.source, c.name) for c in (FUNDING, CANDLES, DEFILLAMA_MACRO)]
+    assert latest_runs(conn, channels) == {
+        key: run for key, run in zip(channels, latest_runs_of(conn, [RunQuery(*key) for key in channels]), strict=True)
+        if run is not None
+    }
+    assert latest_runs(conn, channels)[(CANDLES.source, CANDLES.name)].status is RunStatus.RUNNING
 
 
 def test_two_processes_writing_runs_at_once_lose_nothing(memory_target: MemoryTarget) -> None:
