@@ -105,13 +105,19 @@ def volume_counts(
 
 def recent_counts(conn: MemoryConnection, data: DataLocation, settled_before_ms: int, hour_start_ms: int) -> RecentCounts:
     """The rows a count left to be read live (at or after ``settled_before_ms``) and those of the
-    last hour: one range on the time column, ~an hour long while counts are recounted each minute."""
+    last hour: one range on the time column, ~an hour long while counts are recounted each minute.
+
+    Counted per subject, then summed: two ``count(DISTINCT …)`` sorted the range twice (PostgreSQL
+    has no hashed DISTINCT aggregate; SQLite built a temporary B-tree each). 18,000 minutes of 200
+    coins: PostgreSQL 21.8 -> 12.3 ms, SQLite 16.4 -> 13.6 ms, whose skip-scan of the primary key
+    yields the rows grouped already."""
     table, time, subject, scope, args = _parts(data)
     row = conn.execute(
-        f"SELECT count({time} >= ? OR NULL), count(DISTINCT CASE WHEN {time} >= ? THEN {subject} END), "
-        f"count({time} >= ? OR NULL), count(DISTINCT CASE WHEN {time} >= ? THEN {subject} END), "
-        f"max({time}) FROM {table} WHERE {scope}{time} >= ?",
-        (settled_before_ms, settled_before_ms, hour_start_ms, hour_start_ms, *args, min(settled_before_ms, hour_start_ms)),
+        "SELECT coalesce(sum(per.settled), 0), count(per.subject) FILTER (WHERE per.settled > 0), "
+        "coalesce(sum(per.hour), 0), count(per.subject) FILTER (WHERE per.hour > 0), max(per.latest) "
+        f"FROM (SELECT {subject} AS subject, count({time} >= ? OR NULL) AS settled, count({time} >= ? OR NULL) AS hour, "
+        f"max({time}) AS latest FROM {table} WHERE {scope}{time} >= ? GROUP BY {subject}) AS per",
+        (settled_before_ms, hour_start_ms, *args, min(settled_before_ms, hour_start_ms)),
     ).fetchone()
     latest = row[4]
     hour_latest = latest if latest is not None and latest >= hour_start_ms else None
