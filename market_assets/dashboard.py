@@ -541,8 +541,10 @@ def read_dashboard(
         answers = iter(runs.latest_runs_of(conn, [q for queries in asked.values() for q in queries]))
         found = {c: tuple(next(answers) for _ in queries) for c, queries in asked.items()}
         latest = {(c.source, c.name): run for c, (run, *_) in found.items() if run is not None}
+        recent = dict(zip(registry, sql.recent_runs_of(conn, [(c.source, c.name, _since(c, now_ms)) for c in registry]),
+                          strict=True))
         checks = _checks_by_channel(latest_results(conn))
-        facts = {c: _facts(conn, c, now_ms, volumes[c], max_coins, checks, found[c][1:]) for c in registry}
+        facts = {c: _facts(conn, c, now_ms, volumes[c], max_coins, checks, found[c][1:], recent[c]) for c in registry}
         shard_windows = read_shard_windows(conn, latest, now_ms)
     return evaluate_dashboard(registry, facts, latest, now_ms, shard_windows)
 
@@ -558,13 +560,17 @@ def _run_queries(channel: Channel, now_ms: int) -> tuple[RunQuery, RunQuery, Run
     """The runs the dashboard shows of ``channel``: its latest, then what :func:`_facts` takes.
     A streamer window in flight is skipped by the second: the last run that ended says what
     was written."""
-    since = now_ms - channel.warnings.recent_window_sec * 1000
     return (
         RunQuery(channel.source, channel.name),
         RunQuery(channel.source, channel.name, ENDED),
         RunQuery(channel.source, channel.name, (RunStatus.SUCCEEDED,)),
-        RunQuery(channel.source, channel.name, (RunStatus.FAILED,), since),
+        RunQuery(channel.source, channel.name, (RunStatus.FAILED,), _since(channel, now_ms)),
     )
+
+
+def _since(channel: Channel, now_ms: int) -> int:
+    """The start of the channel's recent window (its failures and retries are counted since)."""
+    return now_ms - channel.warnings.recent_window_sec * 1000
 
 
 def _facts(
@@ -575,15 +581,16 @@ def _facts(
     max_coins: int | None,
     checks: Mapping[tuple[str, str], tuple[CheckResult, ...]],
     found: Sequence[RunRecord | None],
+    recent: sql.RecentRuns,
 ) -> ChannelFacts:
-    """``found``: the last finished, last successful and last failed runs (:func:`_run_queries`)."""
+    """``found``: the last finished, last successful and last failed runs (:func:`_run_queries`);
+    ``recent``: the runs of the recent window, both read for every channel at once."""
     last_finished, last_success, last_failure = found
     expected = None
     if channel.expected_subjects is not None:
         expected = sql.expected_subjects(conn, channel.expected_subjects)
         if channel.expected_subjects is ExpectedSubjects.PERP_UNIVERSE and max_coins is not None:
             expected = min(expected, max_coins)
-    since = now_ms - channel.warnings.recent_window_sec * 1000
     faithful = None
     if channel.warnings.unverified_after_sec is not None:
         faithful = FidelityFacts(
@@ -596,7 +603,7 @@ def _facts(
         expected_subjects=expected,
         last_finished=last_finished,
         last_success=last_success,
-        recent=sql.recent_runs(conn, channel.source, channel.name, since),
+        recent=recent,
         last_failure=last_failure,
         fidelity=faithful,
         checks=checks.get((channel.source, channel.name), ()),

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import pytest
 
+from market_assets.ledger import Ledger
 from market_assets.memory.connection import MemoryConnection
-from market_assets.memory.dashboard import RecentCounts, WindowCounts, recent_counts
-from market_assets.registry import CANDLES
+from market_assets.memory.dashboard import (
+    RecentCounts,
+    RecentRuns,
+    WindowCounts,
+    recent_counts,
+    recent_runs_of,
+)
+from market_assets.memory.runs import RunStatus, runs_of
+from market_assets.registry import CANDLES, FUNDING
 
-from .conftest import T0_MS
+from .conftest import T0_MS, FrozenClock
 from .market_data import MINUTE_MS, candle, store
 
 NOW = T0_MS - T0_MS % MINUTE_MS
@@ -49,3 +57,26 @@ def test_the_live_counts_equal_a_count_of_the_rows_written(
 def test_no_row_since_either_window_counts_nothing(conn: MemoryConnection) -> None:
     store(conn, [candle("BTC", NOW - 5 * HOUR_MS, 10.0)], NOW)
     assert recent_counts(conn, CANDLES.data, NOW - HOUR_MS, NOW - HOUR_MS) == RecentCounts(0, 0, None, WindowCounts(0, 0, None))
+
+
+def test_the_recent_runs_of_every_channel_read_at_once_equal_a_count_of_the_ledger(
+    conn: MemoryConnection, clock: FrozenClock
+) -> None:
+    ledger = Ledger(conn, clock)
+    for i in range(6):
+        try:
+            with ledger.run(FUNDING if i % 2 else CANDLES) as run:
+                run.add_retries(i)
+                if i % 3 == 0:
+                    raise RuntimeError("refused")
+        except RuntimeError:
+            pass
+        clock.advance(seconds=600)
+    windows = [(c.source, c.name, since) for c in (CANDLES, FUNDING) for since in (0, clock() - 2_000_000, clock())]
+    expected = []
+    for source, channel, since in windows:
+        runs = [r for r in runs_of(conn, source, channel) if r.started_at_ms >= since]
+        expected.append(RecentRuns(len(runs), sum(r.status is RunStatus.FAILED for r in runs),
+                                   sum(r.retries for r in runs), sum(r.throttles for r in runs)))
+    assert [r.runs for r in expected] == [3, 1, 0, 3, 2, 0]  # the ledger above, as the windows cut it
+    assert recent_runs_of(conn, windows) == expected

@@ -11,9 +11,10 @@ scan: it answers from each table's time index (``memory.schema_postgres``), neve
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
-from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.connection import MemoryConnection, pipelined
 from market_assets.memory.dialect import pick
 from market_assets.registry import DataLocation, ExpectedSubjects
 
@@ -133,14 +134,18 @@ def expected_subjects(conn: MemoryConnection, expectation: ExpectedSubjects) -> 
     return int(conn.execute(sql).fetchone()[0])
 
 
-def recent_runs(conn: MemoryConnection, source: str, channel: str, since_ms: int) -> RecentRuns:
-    row = conn.execute(
-        "SELECT count(*), count(status = 'failed' OR NULL), coalesce(sum(retries), 0), "
-        "coalesce(sum(throttles), 0) FROM ingestion_runs "
-        "WHERE source = ? AND channel = ? AND started_at_ms >= ?",
-        (source, channel, since_ms),
-    ).fetchone()
-    return RecentRuns(*row)
+_RECENT_RUNS = (
+    "SELECT count(*), count(status = 'failed' OR NULL), coalesce(sum(retries), 0), "
+    "coalesce(sum(throttles), 0) FROM ingestion_runs WHERE source = ? AND channel = ? AND started_at_ms >= ?"
+)
+
+
+def recent_runs_of(conn: MemoryConnection, windows: Sequence[tuple[str, str, int]]) -> list[RecentRuns]:
+    """The runs of each ``(source, channel)`` started at or after its ``since_ms``, in order; on
+    PostgreSQL in one round trip (pipelined), as ``runs.latest_runs_of``."""
+    with pipelined(conn):
+        cursors = [conn.execute(_RECENT_RUNS, window) for window in windows]
+    return [RecentRuns(*cursor.fetchone()) for cursor in cursors]
 
 
 def window_tallies(conn: MemoryConnection, source: str, channel: str, since_ms: int) -> WindowTallies:
