@@ -76,15 +76,13 @@ def own_runs(conn: MemoryConnection) -> str:
     return OWN_RUNS_OF[dialect_of(conn)]
 
 
-LATEST_RUN_SQL_OF: dict[Dialect, str] = {
-    dialect: f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? AND {own} "
+LATEST_RUN_SQL = (
+    f"SELECT {_COLUMNS} FROM ingestion_runs WHERE source = ? AND channel = ? AND {OWN_RUNS_OF[Dialect.SQLITE]} "
     "ORDER BY started_at_ms DESC, run_id DESC LIMIT 1"
-    for dialect, own in OWN_RUNS_OF.items()
-}
-"""The latest own run of one channel: the most recently started (ties: the later insert)."""
-
-LATEST_RUN_SQL = LATEST_RUN_SQL_OF[Dialect.SQLITE]
-"""SQLite's text (its plan is checked by ``tests/test_memory.py``; ``bench/health.py`` times it)."""
+)
+"""The latest own run of one channel on SQLite: the most recently started (ties: the later insert).
+Its plan is checked by ``tests/test_memory.py``; ``bench/health.py`` times it. PostgreSQL asks
+:func:`latest_runs_of` (one round trip for every channel)."""
 
 
 PROCESS_KEY = "process"
@@ -351,7 +349,7 @@ def latest_run(
     since_ms: int | None = None,
 ) -> RunRecord | None:
     """The most recently started run of one channel with one of ``statuses``, started at or
-    after ``since_ms``; the same index seek as :data:`LATEST_RUN_SQL_OF`."""
+    after ``since_ms``; the same index seek as :data:`LATEST_RUN_SQL`."""
     return _first_record(_latest_run_cursor(conn, RunQuery(source, channel, tuple(statuses), since_ms)))
 
 
