@@ -21,13 +21,13 @@ up: $(STAMP)
 # The admin page is tested in Debian's Chromium, driven by Playwright (which never downloads a browser);
 # the systemd units of deploy/ by systemd-analyze (Debian's systemd package); the PostgreSQL memory
 # against a throw-away cluster of Debian's postgresql (tests/postgres_server.py), or $$MARKET_TEST_POSTGRES_URL.
-# Two pytest-xdist workers: the real-speed tests (3+ minutes, mostly waiting) on one, every other
-# test in turn on the other, so timing-sensitive tests never share the machine with each other.
+# Three pytest-xdist workers on two cores, work-stealing: the stack and real-speed tests spend most
+# of their time waiting (Dagster's daemon ticks, the replay's clock), so a third worker fills it.
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	@command -v systemd-analyze >/dev/null || (apt-get update && apt-get install -y systemd)
 	@test -n "$$MARKET_TEST_POSTGRES_URL" || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 3 --dist worksteal
 
 # Every benchmark, then one table: each figure, its goal, its same-run baseline, pass or fall short.
 bench: $(STAMP)

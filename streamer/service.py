@@ -97,7 +97,9 @@ class Streamer:
         """Set once the universe is placed on the sockets."""
         self._universe_error: str | None = None
         """Why the latest universe read failed; ``None`` while the first one is still in flight."""
-        self._created_ms = clock.now_ms()
+        self._first_window_ms: int | None = None
+        """The start of the first window reported: the one the streamer started in (opening the
+        memory may take it past the window it was created in)."""
 
     @property
     def repaired(self) -> bool:
@@ -256,8 +258,10 @@ class Streamer:
         metadata["sockets_live"] = sum(1 for conn in self.pool.connections if conn.down_since_ms is None)
         if window_start_ms is None:
             return metadata, None
+        if self._first_window_ms is None:
+            self._first_window_ms = window_start_ms
         if not self.started.is_set():
-            if self._universe_error is None and window_start_ms <= self._created_ms:
+            if self._universe_error is None and window_start_ms == self._first_window_ms:
                 return metadata, None  # the window it started in: still starting, nothing failed yet
             return metadata, f"cannot stream: no perp universe ({self._universe_error or 'the first read is still in flight'})"
         return metadata, self.pool.outage(window_start_ms)

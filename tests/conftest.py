@@ -113,23 +113,3 @@ def close_memory(connection: MemoryConnection) -> None:
         close(connection)
     else:
         connection.close()
-
-
-TIMING_SENSITIVE = ("tests/streamer/", "tests/e2e/", "tests/stack/")
-"""Tests whose processes race an accelerated or real clock: they stay on the ``main`` worker, in turn."""
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With ``-n 2 --dist loadgroup`` (``make test``): the ``realtime`` tests (minutes of mostly
-    waiting) share one worker, and so do the PostgreSQL variants that race no clock, which
-    would otherwise leave that worker idle while the other ran them in turn; every other test runs
-    in turn on the other worker, as it would in one process. (xdist hands the largest group out
-    first, one per worker, and the next to the first worker with almost nothing left.)"""
-    for item in items:
-        if item.get_closest_marker("realtime"):
-            group = "realtime"
-        elif "postgres" in item.nodeid.lower() and not item.nodeid.startswith(TIMING_SENSITIVE):
-            group = "postgres"
-        else:
-            group = "main"
-        item.add_marker(pytest.mark.xdist_group(group))

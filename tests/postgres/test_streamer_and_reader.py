@@ -34,7 +34,7 @@ SERIES = Catalog.load().series
 MINUTE_MS = 60_000
 
 
-@pytest.mark.realtime  # mostly waiting on the replay's clock: beside the rest in make test
+@pytest.mark.realtime  # mostly waiting on the replay's clock
 def test_a_reader_on_another_host_sees_only_whole_committed_minutes_equal_to_the_replay(
     tmp_path: Path, postgres_url: PostgresUrl
 ) -> None:

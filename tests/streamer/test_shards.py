@@ -248,26 +248,34 @@ def _lock_session(url: PostgresUrl, name: str) -> int | None:
     return backends.pop() if len(backends) == 1 else None
 
 
+@contextmanager
+def _first_shard_streaming(tmp_path: Path, url: PostgresUrl) -> Iterator[tuple[subprocess.Popen[bytes], str, int]]:
+    """Shard 1 of 2 streaming on ``url`` from its own replay: the process, its session's name and
+    the server pid of the session holding its lock. The process is stopped after the block."""
+    with standalone_replay(SPEED) as replay:
+        first = start_shard(replay, url, FIRST, tmp_path / "shard1.log")
+        with running(first):
+            poll(lambda: bool(shard_windows(url, FIRST)), 60, "a window of the shard")
+            name = f"market streamer of shard 1/2 pid {first.pid} on {socket.gethostname()}"
+            session = _lock_session(url, name)
+            assert session is not None
+            yield first, name, session
+
+
 def test_on_postgresql_a_shard_whose_lock_session_the_server_dropped_takes_its_lock_again(
     tmp_path: Path, postgres_url: PostgresUrl
 ) -> None:
     """A server restart or a cut network ends the lock's session, and with it the lock, while the
     streamer runs on: it takes the lock again on a new session and streams on."""
-    with standalone_replay(SPEED) as replay:
-        first = start_shard(replay, postgres_url, FIRST, tmp_path / "shard1.log")
-        with running(first):
-            poll(lambda: bool(shard_windows(postgres_url, FIRST)), 60, "a window of the shard")
-            name = f"market streamer of shard 1/2 pid {first.pid} on {socket.gethostname()}"
-            dropped = _lock_session(postgres_url, name)
-            assert dropped is not None
-            with open_memory(postgres_url) as conn:
-                assert conn.execute("SELECT pg_terminate_backend(?)", (dropped,)).fetchone()[0]
-            poll(lambda: _lock_session(postgres_url, name) not in (None, dropped), 3 * KEEP_EVERY_S,
-                 "the lock held again by a new session of the same streamer")
-            written = newest_minute(postgres_url, own_coin(FIRST))
-            poll(lambda: (newest_minute(postgres_url, own_coin(FIRST)) or 0) > (written or 0), 60,
-                 "minutes written after the lock was taken again")
-            assert first.poll() is None
+    with _first_shard_streaming(tmp_path, postgres_url) as (first, name, dropped):
+        with open_memory(postgres_url) as conn:
+            assert conn.execute("SELECT pg_terminate_backend(?)", (dropped,)).fetchone()[0]
+        poll(lambda: _lock_session(postgres_url, name) not in (None, dropped), 3 * KEEP_EVERY_S,
+             "the lock held again by a new session of the same streamer")
+        written = newest_minute(postgres_url, own_coin(FIRST))
+        poll(lambda: (newest_minute(postgres_url, own_coin(FIRST)) or 0) > (written or 0), 60,
+             "minutes written after the lock was taken again")
+        assert first.poll() is None
         assert stop(first) == 0
 
 
@@ -276,21 +284,16 @@ def test_on_postgresql_a_shard_whose_lock_another_streamer_took_meanwhile_stops_
 ) -> None:
     """Between the session's end and the next check another streamer of the shard took the lock:
     the first stops within one check (:data:`KEEP_EVERY_S`), exit 1, naming the holder."""
-    with standalone_replay(SPEED) as replay:
-        first = start_shard(replay, postgres_url, FIRST, tmp_path / "shard1.log")
-        with running(first):
-            poll(lambda: bool(shard_windows(postgres_url, FIRST)), 60, "a window of the shard")
-            name = f"market streamer of shard 1/2 pid {first.pid} on {socket.gethostname()}"
-            dropped = _lock_session(postgres_url, name)
-            rival = f"market streamer of shard 1/2 pid {os.getpid()} on {socket.gethostname()}"
-            with open_memory(postgres_url) as conn:
-                hold_session(conn, rival)
-                conn.execute("SELECT pg_terminate_backend(?)", (dropped,))
-                # Blocking, not try: queued before the dropped session ends, granted as it ends,
-                # before the streamer can even notice.
-                conn.execute("SELECT pg_advisory_lock_shared(?, ?)", (STREAMER_LOCK_CLASS, LAYOUT_LOCK))
-                conn.execute("SELECT pg_advisory_lock(?, ?)", (STREAMER_LOCK_CLASS, shard_lock_key(FIRST)))
-                assert first.wait(timeout=3 * KEEP_EVERY_S + STOP_DEADLINE_S) == 1
+    rival = f"market streamer of shard 1/2 pid {os.getpid()} on {socket.gethostname()}"
+    with _first_shard_streaming(tmp_path, postgres_url) as (first, _, dropped):
+        with open_memory(postgres_url) as conn:
+            hold_session(conn, rival)
+            conn.execute("SELECT pg_terminate_backend(?)", (dropped,))
+            # Blocking, not try: queued before the dropped session ends, granted as it ends,
+            # before the streamer can even notice.
+            conn.execute("SELECT pg_advisory_lock_shared(?, ?)", (STREAMER_LOCK_CLASS, LAYOUT_LOCK))
+            conn.execute("SELECT pg_advisory_lock(?, ?)", (STREAMER_LOCK_CLASS, shard_lock_key(FIRST)))
+            assert first.wait(timeout=3 * KEEP_EVERY_S + STOP_DEADLINE_S) == 1
         said = (tmp_path / "shard1.log").read_text().splitlines()
         assert said[-1] == (f"market stream: the server dropped this streamer's lock and {rival} is already writing "
                             f"{postgres_url.redacted}")
