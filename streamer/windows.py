@@ -11,8 +11,9 @@ window opened is also stored as the memory's open window (:mod:`market_assets.me
 and a clean stop removes it. The first roll of the next process finds a window left open and
 records it ``failed`` (:data:`ENDED_UNCLOSED`), finished when the window would have ended or at
 the restart if sooner: health reads ``failed`` until this process's first window completes. The
-marker is stored before the window just closed is recorded, and removed before the last one is:
-a kill between the two loses one window's record rather than recording it both ways.
+marker is stored (or removed) in the transaction that records the windows just closed, so a kill
+never leaves a window recorded twice (reaped as abandoned, and failed again from the marker) nor
+one that ended recorded by nobody.
 
 A window ``succeeded`` with the rows written in it, or ``failed`` when in it the memory refused
 a flush that no later flush of the window made good ("cannot write"), or a socket carrying coins
@@ -35,8 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from market_assets.clock import Clock
-from market_assets.ledger import Ledger, Run
-from market_assets.memory.connection import MemoryConnection
+from market_assets.ledger import Ledger
+from market_assets.memory.connection import MemoryConnection, write_transaction
 from market_assets.memory.open_window import (
     clear_open_window,
     mark_open_window,
@@ -67,8 +68,6 @@ class _Window:
     error: str | None = None
     data_latest_ms: int | None = None
     """The newest open time this process had written when the window closed."""
-    run: Run | None = None
-    """Set once started in the ledger, so a finish that failed is retried on the same run."""
 
 
 class WindowRecorder:
@@ -116,23 +115,30 @@ class WindowRecorder:
             return
         self._close(now_ms, metadata, failure)
         self.open = _Window(self.window_of(now_ms))
-        if not self._took_over:
-            self._take_over(conn, now_ms)
-        if self.shard is None:
-            mark_open_window(conn, self.open.started_at_ms)
-        else:
-            mark_shard_open_window(conn, self.shard, self.open.started_at_ms)
-        self._record(conn)
+        # One transaction: a process killed amid it leaves either the closed windows recorded and
+        # the new one marked open, or neither (a window started in the ledger but never finished
+        # was reaped as abandoned, and its successor's marker recorded it failed a second time).
+        with write_transaction(conn):
+            if not self._took_over:
+                self._take_over(conn, now_ms)
+            if self.shard is None:
+                mark_open_window(conn, self.open.started_at_ms)
+            else:
+                mark_shard_open_window(conn, self.shard, self.open.started_at_ms)
+            recorded = self._record(conn)
+        self._recorded(recorded)
 
     def finish(self, conn: MemoryConnection, now_ms: int, metadata: dict[str, Any]) -> None:
         """At shutdown: record the open window as it stands."""
         self._close(now_ms, metadata, None)
-        if self._took_over:
-            if self.shard is None:
-                clear_open_window(conn)
-            else:
-                clear_shard_open_window(conn, self.shard)
-        self._record(conn)
+        with write_transaction(conn):
+            if self._took_over:
+                if self.shard is None:
+                    clear_open_window(conn)
+                else:
+                    clear_shard_open_window(conn, self.shard)
+            recorded = self._record(conn)
+        self._recorded(recorded)
 
     def _take_over(self, conn: MemoryConnection, now_ms: int) -> None:
         """Queue the window a previous process left open as failed; before this process's own
@@ -167,20 +173,24 @@ class WindowRecorder:
             self._stats_at_window = (retries, throttles, budget_waits)
         self._unrecorded.append(window)
 
-    def _record(self, conn: MemoryConnection) -> None:
+    def _record(self, conn: MemoryConnection) -> list[int]:
+        """Record every closed window not recorded yet as one finished run, in the caller's
+        transaction; their run ids (:meth:`_recorded` once it has committed)."""
         ledger = Ledger(conn, self.clock)
-        while self._unrecorded:
-            window = self._unrecorded[0]
-            if window.run is None:
-                window.run = ledger.start(CANDLES, started_at_ms=window.started_at_ms, metadata=window.metadata)
-                window.run.add_rows(window.rows)
-                window.run.add_retries(window.retries)
-                window.run.add_throttles(window.throttles)
-                window.run.data_latest_ms = window.data_latest_ms
-            run = window.run
+        recorded = []
+        for window in self._unrecorded:
+            run = ledger.start(CANDLES, started_at_ms=window.started_at_ms, metadata=window.metadata)
+            run.add_rows(window.rows)
+            run.add_retries(window.retries)
+            run.add_throttles(window.throttles)
+            run.data_latest_ms = window.data_latest_ms
             if window.error is None:
                 run.succeed(finished_at_ms=window.finished_at_ms)
             else:
                 run.fail(window.error, finished_at_ms=window.finished_at_ms)
-            self._unrecorded.pop(0)
-            self.recorded.append(run.run_id)
+            recorded.append(run.run_id)
+        return recorded
+
+    def _recorded(self, run_ids: list[int]) -> None:
+        del self._unrecorded[: len(run_ids)]
+        self.recorded.extend(run_ids)

@@ -15,6 +15,7 @@ from market_assets.ingest.history import backfill_metadata
 from market_assets.ledger import DATA_LATEST_LOOKBACK_MS, MAX_ERROR_CHARS, Ledger
 from market_assets.memory import RunStatus, connect, open_memory
 from market_assets.memory.connection import MemoryConnection
+from market_assets.memory.open_window import open_window_ms
 from market_assets.memory.runs import (
     RunQuery,
     RunRecord,
@@ -245,6 +246,43 @@ def test_each_streamer_window_records_the_newest_minute_written_when_it_closed(m
         recorder.roll(conn, start + 3 * MINUTE_MS, {}, None)
         windows = runs_of(conn, "hyperliquid", "candles")
     assert [w.data_latest_ms for w in windows] == [start - 9 * MINUTE_MS, start, start]
+
+
+_REFUSE_FINISHES = {
+    "sqlite": ["""CREATE TRIGGER refuse_finish BEFORE UPDATE ON ingestion_runs
+        BEGIN SELECT RAISE(ABORT, 'the disk is gone'); END"""],
+    "postgres": [
+        """CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN RAISE EXCEPTION 'the disk is gone'; END $$""",
+        "CREATE TRIGGER refuse_finish BEFORE UPDATE ON ingestion_runs FOR EACH ROW EXECUTE FUNCTION refuse_finish()",
+    ],
+}
+
+
+def test_a_window_roll_that_fails_midway_leaves_neither_a_started_window_nor_a_moved_marker(
+    memory_target: MemoryTarget,
+) -> None:
+    """What a kill amid a roll leaves: the closed window started in the ledger but not finished
+    would be reaped as abandoned, and the marker already naming the next window would have the
+    restart record that one failed too. The roll is one transaction: all of it, or nothing."""
+    start = T0_MS - T0_MS % MINUTE_MS
+    recorder = WindowRecorder(MINUTE_MS, lambda: start)
+    engine = "sqlite" if isinstance(memory_target, Path) else "postgres"
+    with open_memory(memory_target) as conn:
+        recorder.roll(conn, start, {}, None)
+        for statement in _REFUSE_FINISHES[engine]:
+            conn.execute(statement)
+        with pytest.raises(Exception, match="the disk is gone"):
+            recorder.roll(conn, start + MINUTE_MS, {}, None)
+        assert runs_of(conn, "hyperliquid", "candles") == []
+        assert open_window_ms(conn) == start
+        conn.execute("DROP TRIGGER refuse_finish" + ("" if engine == "sqlite" else " ON ingestion_runs"))
+        recorder.roll(conn, start + 2 * MINUTE_MS, {}, None)  # the next roll records what the failed one held
+        windows = runs_of(conn, "hyperliquid", "candles")
+        marked = open_window_ms(conn)
+    assert [(w.started_at_ms, w.status) for w in windows] == [
+        (start, RunStatus.SUCCEEDED), (start + MINUTE_MS, RunStatus.SUCCEEDED)]
+    assert marked == start + 2 * MINUTE_MS
 
 
 def _recorded(conn: MemoryConnection, run_id: int) -> RunRecord:

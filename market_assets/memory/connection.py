@@ -340,19 +340,33 @@ def pipelined(conn: MemoryConnection) -> Iterator[None]:
         yield
 
 
+_WRITING: set[int] = set()
+"""The connections (``id``) inside a write transaction, while it is open."""
+
+
 @contextmanager
 def write_transaction(conn: Any) -> Iterator[Any]:
     """One short write transaction: everything inside commits together or not at all, and no
-    other writer runs meanwhile (SQLite's write lock; PostgreSQL's advisory write lock)."""
+    other writer runs meanwhile (SQLite's write lock; PostgreSQL's advisory write lock).
+
+    Begun inside another on the same connection, it joins that one: its changes commit or roll
+    back with the enclosing transaction's (so a caller can make several writes one, as the
+    streamer does with a ledger window and the marker of the next)."""
+    if id(conn) in _WRITING:
+        yield conn
+        return
     if dialect_of(conn) is Dialect.POSTGRES:
         conn.begin_write()
     else:
         conn.execute("BEGIN IMMEDIATE")
+    _WRITING.add(id(conn))
     try:
         yield conn
     except BaseException:
+        _WRITING.discard(id(conn))
         conn.execute("ROLLBACK")
         raise
+    _WRITING.discard(id(conn))
     conn.execute("COMMIT")
 
 
