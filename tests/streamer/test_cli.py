@@ -30,7 +30,9 @@ def test_the_probe_streams_for_its_duration_writes_rows_and_windows_and_prints_a
     with open_memory(settings.db_path) as conn:
         windows = runs_of(conn, "hyperliquid", "candles")
         closed = dict(conn.execute("SELECT coin, count(*) FROM candles WHERE closed = 1 GROUP BY coin").fetchall())
-    assert len(windows) >= 3 and {w.status for w in windows} == {RunStatus.SUCCEEDED}
+    # 130 s from 40 s into a minute: three windows, or two when a loaded machine takes the first
+    # flush (which opens the first window) past the minute's end.
+    assert len(windows) >= 2 and {w.status for w in windows} == {RunStatus.SUCCEEDED}
     assert len(closed) == 5 and min(closed.values()) >= 1  # 130 s hold at least one whole minute
 
 
